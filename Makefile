@@ -1,0 +1,9 @@
+.PHONY: demo test bench lint
+demo:  ## the whole hub against the sandbox, with a referral story
+	./dev demo
+test:  ## the test suite
+	./dev test
+bench:  ## the standard benchmark (R=10000; set R=500 for a smoke run)
+	./dev bench --referrers $${R:-10000}
+lint:
+	.venv/bin/python -m ruff check hub connectors mappings sandbox tests benchmarks

@@ -1,0 +1,215 @@
+"""The small base every connector builds on: session, auth, timeouts, throttling, error mapping.
+
+A connector turns rendered contacts (`ContactUpdate`) into its vendor's real API calls. It knows
+nothing of Flask, Redis keys or the hub: the hub hands it settings, an optional shared
+`RateLimiter`, and batches no larger than `max_batch`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+import requests
+
+from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
+from .ratelimit import Limit, RateLimiter
+
+MARKETING = "marketing"
+TRANSACTIONAL = "transactional"
+
+
+@dataclass
+class ContactUpdate:
+    """One contact as the mapping rendered it, plus what the hub last pushed for it.
+
+    fields: vendor field name -> value, already transformed by the mapping.
+    lists: list id -> MARKETING or TRANSACTIONAL, the lists the contact belongs in now.
+    marketing_consent: True / False when the hub knows it, None when it does not.
+    previous_lists / previous_consent: what the last successful push sent (None: never pushed),
+    so a connector adds only new memberships and withdraws consent only where it gave it.
+    """
+
+    email: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    lists: dict[str, str] = field(default_factory=dict)
+    marketing_consent: bool | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
+    previous_lists: dict[str, str] | None = None
+    previous_consent: bool | None = None
+
+    def lists_of(self, kind: str) -> list[str]:
+        return sorted(i for i, k in self.lists.items() if k == kind)
+
+    def new_lists(self, kind: str | None = None) -> list[str]:
+        """Lists the contact must join that the last push did not already join."""
+        before = self.previous_lists or {}
+        return sorted(i for i, k in self.lists.items() if i not in before and (kind is None or k == kind))
+
+    def dropped_lists(self, kind: str | None = None) -> list[str]:
+        """Lists the last push joined that the contact no longer belongs in."""
+        before = self.previous_lists or {}
+        return sorted(i for i, k in before.items() if i not in self.lists and (kind is None or k == kind))
+
+    @property
+    def consent_granted(self) -> bool:
+        """Consent is true now and was not already sent as true."""
+        return self.marketing_consent is True and self.previous_consent is not True
+
+    @property
+    def consent_withdrawn(self) -> bool:
+        """Consent is false now and the hub had sent it as true before."""
+        return self.marketing_consent is False and self.previous_consent is True
+
+
+@dataclass
+class PushResult:
+    """Per-contact outcome of a push or erase: every email not in `failed` succeeded."""
+
+    failed: dict[str, VendorError] = field(default_factory=dict)
+    calls: int = 0
+
+    def fail(self, email: str, error: VendorError) -> None:
+        self.failed.setdefault(email, error)
+
+    def fail_all(self, emails: Iterable[str], error: VendorError) -> None:
+        for email in emails:
+            self.fail(email, error)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class Connector:
+    """Base class: subclasses set `name`, `settings_fields`, `secret_settings` and implement
+    `auth_headers`, `push`, `erase`, `check`, `fields`; they override `error_from_response` for
+    the vendor's error shape and `limits_for` for its published rate limits."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    max_batch: ClassVar[int] = 100
+    secret_settings: ClassVar[tuple[str, ...]] = ()
+    required_settings: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str] = ""
+    timeout: ClassVar[tuple[float, float]] = (3.05, 20.0)
+    # Waits up to this long in-process for a rate-limit slot or a short Retry-After;
+    # anything longer goes back to the queue as RateLimited.
+    max_inline_wait: ClassVar[float] = 5.0
+    # Attempts for one call on 5xx / connection errors before giving up to the queue.
+    attempts: ClassVar[int] = 3
+    backoff: ClassVar[float] = 0.5
+
+    def __init__(self, settings: dict[str, Any], *, session: requests.Session | None = None,
+                 limiter: RateLimiter | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = dict(settings)
+        self.base_url = (self.settings.get("base_url") or self.default_base_url).rstrip("/")
+        self.session = session or requests.Session()
+        self.limiter = limiter
+        self.sleep = sleep
+        self.calls = 0
+
+    # -- what subclasses provide -------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def limits_for(self, method: str, path: str) -> tuple[str, Sequence[Limit]]:
+        """The rate-limit bucket and its (count, seconds) limits for one call."""
+        return "default", ()
+
+    def push(self, updates: list[ContactUpdate]) -> PushResult:
+        raise NotImplementedError
+
+    def erase(self, emails: list[str]) -> PushResult:
+        raise NotImplementedError
+
+    def check(self) -> dict[str, Any]:
+        """Prove the credentials work; raise AuthError if they do not."""
+        raise NotImplementedError
+
+    def fields(self) -> list[dict[str, Any]]:
+        """The custom fields the account has: [{"name", "id", "type"}]."""
+        raise NotImplementedError
+
+    def error_from_response(self, response: requests.Response) -> VendorError:
+        """Translate a failed response into the error tree (vendors override for their shape)."""
+        return self.classify(response, str(response.status_code), self.describe(response))
+
+    # -- shared machinery --------------------------------------------------------------------
+    @staticmethod
+    def describe(response: requests.Response) -> str:
+        text = response.text or ""
+        return text[:300] if text else response.reason or f"HTTP {response.status_code}"
+
+    @staticmethod
+    def retry_after(response: requests.Response) -> float | None:
+        value = response.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+
+    def classify(self, response: requests.Response, code: str | None, message: str) -> VendorError:
+        """Status-to-error translation shared by every vendor."""
+        status = response.status_code
+        if status == 429:
+            return RateLimited(message, status=status, code=code, retry_after=self.retry_after(response))
+        if status >= 500 or status == 408:
+            return RetriableVendorError(message, status=status, code=code, retry_after=self.retry_after(response))
+        if status in (401, 403):
+            return AuthError(message, status=status, code=code)
+        return FatalVendorError(message, status=status, code=code)
+
+    def throttle(self, method: str, path: str) -> None:
+        if self.limiter is None:
+            return
+        bucket, limits = self.limits_for(method, path)
+        while True:
+            wait = self.limiter.acquire(f"{self.name}:{bucket}", limits)
+            if wait <= 0:
+                return
+            if wait > self.max_inline_wait:
+                raise RateLimited(f"{self.name} rate limit budget exhausted for {bucket}",
+                                  status=None, code="local_rate_limit", retry_after=wait)
+            self.sleep(wait)
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base_url}{path}"
+
+    def request(self, method: str, path: str, *, ok: Sequence[int] = (), **kwargs: Any) -> requests.Response:
+        """One vendor call: throttle, authenticate, send, and translate failures.
+
+        5xx and connection errors are retried `attempts` times with a short back-off; a 429 whose
+        Retry-After fits in `max_inline_wait` is waited out here; anything else is raised.
+        `ok` lists extra statuses the caller handles itself (e.g. Splio's 207).
+        """
+        last: VendorError | None = None
+        extra_headers = kwargs.pop("headers", {})
+        for attempt in range(self.attempts):
+            self.throttle(method, path)
+            headers = {**self.auth_headers(), **extra_headers}
+            try:
+                self.calls += 1
+                response = self.session.request(method, self.url(path), headers=headers,
+                                                timeout=self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = RetriableVendorError(f"{type(exc).__name__} talking to {self.name}", code="network")
+            else:
+                if response.ok or response.status_code in ok:
+                    return response
+                last = self.error_from_response(response)
+                if not last.retriable:
+                    raise last
+                if isinstance(last, RateLimited):
+                    wait = last.retry_after if last.retry_after is not None else self.max_inline_wait + 1
+                    if wait > self.max_inline_wait:
+                        raise last
+                    self.sleep(wait)
+                    continue
+            if attempt + 1 < self.attempts:
+                self.sleep(self.backoff * (2 ** attempt))
+        assert last is not None
+        raise last

@@ -1,0 +1,55 @@
+"""A sliding-window rate limiter shared through Redis, so every worker respects one budget.
+
+Each bucket holds one or more (count, period) limits, e.g. Klaviyo's burst 75/s and steady
+750/min. A request is admitted only when every limit has room in its last `period` seconds, so
+no fixed window a vendor may count in can ever see more than `count` requests.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Sequence
+
+_ACQUIRE = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local count = tonumber(ARGV[2 * i - 1])
+  local period = tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', t - period)
+  if redis.call('ZCARD', key) >= count then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local w = tonumber(oldest[2]) + period - t
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return tostring(wait) end
+local member = ARGV[#ARGV]
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, t, member)
+  redis.call('EXPIRE', key, math.ceil(tonumber(ARGV[2 * i])) + 1)
+end
+return '0'
+"""
+
+Limit = tuple[int, float]
+
+
+class RateLimiter:
+    """Admits calls per named bucket; `acquire` returns 0 or the seconds to wait."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._script = redis.register_script(_ACQUIRE)
+
+    def acquire(self, bucket: str, limits: Sequence[Limit]) -> float:
+        """Take one slot in every limit of `bucket`, or return how long until one frees up."""
+        if not limits:
+            return 0.0
+        keys = [f"{self.prefix}:{bucket}:{count}/{period}" for count, period in limits]
+        args: list[Any] = []
+        for count, period in limits:
+            args += [count, period]
+        args.append(uuid.uuid4().hex)
+        return float(self._script(keys=keys, args=args))

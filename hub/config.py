@@ -1,0 +1,62 @@
+"""Settings: HUB_-prefixed environment variables over defaults, under a test dict."""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+DEFAULTS: dict[str, Any] = {
+    "REDIS_URL": "",                 # empty: start the embedded server (hub.store)
+    "DATA_DIR": "var",
+    "INGEST_SECRETS": "",            # whsec_... secrets, comma or space separated (rotation)
+    "INGEST_TOKENS": "",             # bearer tokens for the event API
+    "ADMIN_TOKENS": "",              # bearer tokens with the admin role
+    "OPS_TOKENS": "",                # bearer tokens with the ops role
+    "SIGNATURE_TOLERANCE": 300,      # seconds either way
+    "MAX_EVENTS": 500,
+    "MAX_BODY": 1024 * 1024,
+    "DEDUPE_DAYS": 30,
+    "EVENT_LOG_MAXLEN": 100_000,
+    "CURRENCY": "GBP",               # the programme currency preferred for turnover fields
+    "FLUSH_WINDOW": 0.2,             # seconds a flush waits so bursts coalesce into one write
+    "FLUSH_BUDGET": 30.0,            # seconds one flush job works before handing over
+    "RETRY_SCHEDULE": "10,60,300,1800,7200,18000,36000,36000",
+    "RETRY_JITTER": 0.2,
+    "FAILURE_TTL": 30 * 86400,
+    "WORKER_TTL": 60,
+    "MAINTENANCE_INTERVAL": 30,
+}
+INTEGERS = {"SIGNATURE_TOLERANCE", "MAX_EVENTS", "MAX_BODY", "DEDUPE_DAYS", "EVENT_LOG_MAXLEN",
+            "FAILURE_TTL", "WORKER_TTL", "MAINTENANCE_INTERVAL"}
+FLOATS = {"FLUSH_WINDOW", "FLUSH_BUDGET", "RETRY_JITTER"}
+
+
+def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Defaults, then HUB_* from the environment, then `overrides` (tests)."""
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    for key, value in environ.items():
+        if key.startswith("HUB_"):
+            config[key[4:]] = value
+    config.update(overrides or {})
+    for key in INTEGERS:
+        config[key] = int(config[key])
+    for key in FLOATS:
+        config[key] = float(config[key])
+    return config
+
+
+def split(value: str | list[str] | None) -> list[str]:
+    if isinstance(value, list):
+        return value
+    return [part for part in (value or "").replace(",", " ").split() if part]
+
+
+def connector_settings(config: Mapping[str, Any], name: str) -> dict[str, str]:
+    """HUB_<CONNECTOR>_<SETTING> entries as {"setting": value}."""
+    prefix = f"{name.upper()}_"
+    return {key[len(prefix):].lower(): str(value) for key, value in config.items()
+            if key.startswith(prefix) and value not in (None, "")}
+
+
+def retry_schedule(config: Mapping[str, Any]) -> list[float]:
+    return [float(x) for x in split(str(config["RETRY_SCHEDULE"]))]

@@ -1,0 +1,167 @@
+"""`hub demo`: an embedded Redis, the sandbox, the hub and a worker pool, a referral story posted
+over signed HTTP, and what every platform now holds."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .auth import sign
+
+SECRET = "whsec_ZGVtby1zZWNyZXQtZm9yLXJlZmVycmFsLXN5bmMtaHVi"
+ANNA = {"email": "anna@example.com", "first_name": "Anna", "referrer_id": "ref-anna",
+        "share_url": "https://shop.example/r/anna"}
+BEN = {"email": "ben@example.com", "first_name": "Ben", "referrer_id": "ref-ben",
+       "share_url": "https://shop.example/r/ben"}
+
+
+def event(n: int, kind: str, **parts: Any) -> dict[str, Any]:
+    return {"id": f"evt_{n:03d}", "type": kind, "occurred_at": f"2026-11-21T10:{n // 60:02d}:{n % 60:02d}Z", **parts}
+
+
+def story() -> list[dict[str, Any]]:
+    """Two referrers; Anna's friend Cleo opts in and buys, Dan does not opt in; Ben's friend Eve
+    opts in and buys in EUR; Anna earns a reward. In time order."""
+    anna, ben = {"email": ANNA["email"]}, {"email": BEN["email"]}
+    return [
+        event(1, "referrer.enrolled", referrer=ANNA),
+        event(2, "referrer.enrolled", referrer=BEN),
+        event(3, "referral.invited", referrer=anna),
+        event(4, "referral.invited", referrer=anna),
+        event(5, "referral.invited", referrer=ben),
+        event(6, "friend.registered", referrer=anna,
+              friend={"email": "cleo@example.com", "first_name": "Cleo", "marketing_opt_in": True, "promo_code": "ANNA-20"}),
+        event(7, "friend.registered", referrer=anna,
+              friend={"email": "dan@example.com", "first_name": "Dan", "marketing_opt_in": False, "promo_code": "ANNA-21"}),
+        event(8, "friend.converted", referrer=anna, friend={"email": "cleo@example.com"},
+              order={"id": "ord_1", "total": "59.90", "currency": "GBP", "coupon_code": "ANNA-20"}),
+        event(9, "friend.registered", referrer=ben,
+              friend={"email": "eve@example.com", "first_name": "Eve", "marketing_opt_in": True, "promo_code": "BEN-10"}),
+        event(10, "friend.converted", referrer=ben, friend={"email": "eve@example.com"},
+              order={"id": "ord_2", "total": "120.00", "currency": "EUR"}),
+        event(11, "reward.granted", referrer=anna,
+              reward={"recipient": "referrer", "kind": "coupon", "value": "10.00", "currency": "GBP", "code": "THANKS-10"}),
+    ]
+
+
+def as_delivered(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The story as a sender really delivers it: Cleo's conversion before her registration, a
+    client retry of the first event (same id), and the conversion sent again with a new id."""
+    out = list(events)
+    i, j = next(k for k, e in enumerate(out) if e["id"] == "evt_006"), next(k for k, e in enumerate(out) if e["id"] == "evt_008")
+    out[i], out[j] = out[j], out[i]
+    return out + [dict(out[0]), {**events[j], "id": "evt_108"}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def post(hub: str, events: list[dict[str, Any]], msg_id: str) -> dict[str, Any]:
+    body = json.dumps({"events": events}).encode()
+    stamp = int(time.time())
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": sign(SECRET, msg_id, stamp, body),
+               "Content-Type": "application/json"}
+    response = requests.post(f"{hub}/v1/events", data=body, headers=headers, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def settled(redis: Any, connectors: list[str]) -> bool:
+    keys = [f"hub:dirty:{c}" for c in connectors] + [f"hub:erase:{c}" for c in connectors]
+    return not any(redis.zcard(k) for k in keys)
+
+
+def show(sandbox: str, vendors: list[str], emails: list[str]) -> None:
+    for email in emails:
+        print(f"\n{email}")
+        for vendor in vendors:
+            response = requests.get(f"{sandbox}/_sandbox/{vendor}/contacts/{email}", timeout=5)
+            if not response.ok:
+                print(f"  {vendor:<11} (not held)")
+                continue
+            held = response.json()
+            fields = ", ".join(f"{k}={v}" for k, v in sorted(held["fields"].items()))
+            print(f"  {vendor:<11} consent={held['marketing_consent']} lists={held['lists'] or '-'}"
+                  f"{' DELETED' if held['deleted'] else ''}\n              {fields or '(no fields)'}")
+
+
+def run(keep: bool = False) -> None:
+    from sandbox import DEMO_SETTINGS
+
+    from .store import connect, start_embedded
+
+    data = Path("var/demo")
+    shutil.rmtree(data, ignore_errors=True)
+    server = start_embedded(data)
+    sandbox_port, hub_port = free_port(), free_port()
+    sandbox, hub = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{hub_port}"
+    env = {**os.environ, "HUB_REDIS_URL": server.url, "HUB_INGEST_SECRETS": SECRET, "HUB_FLUSH_WINDOW": "0.2"}
+    for vendor, settings in DEMO_SETTINGS.items():
+        env.update({f"HUB_{vendor.upper()}_{k.upper()}": v for k, v in settings.items()})
+        env[f"HUB_{vendor.upper()}_BASE_URL"] = f"{sandbox}/{vendor}"
+    logs = data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for name, args in (("sandbox", ["sandbox", "--port", str(sandbox_port)]),
+                       ("hub", ["serve", "--port", str(hub_port)]), ("worker", ["worker"])):
+        with open(logs / f"{name}.log", "ab") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "hub", *args], env=env, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        wait_http(f"{sandbox}/_sandbox/stats")
+        wait_http(f"{hub}/readyz")
+        print(f"Hub {hub}  sandbox {sandbox}  Redis {server.url} (embedded, AOF)  logs {logs}/")
+        delivered = as_delivered(story())
+        print(f"\nPosting {len(delivered)} signed events in 3 batches (one out of order, one retried, one order sent twice):")
+        for n, start in enumerate(range(0, len(delivered), 5)):
+            print(f"  batch {n + 1}: {post(hub, delivered[start:start + 5], f'demo-{n}')}")
+        redis = connect(server.url)
+        vendors = list(DEMO_SETTINGS)
+        deadline = time.monotonic() + 60
+        time.sleep(0.5)
+        while not settled(redis, vendors) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        print("\nWhat each platform now holds:")
+        show(sandbox, vendors, ["anna@example.com", "ben@example.com", "cleo@example.com", "dan@example.com",
+                                "eve@example.com"])
+        calls = requests.get(f"{sandbox}/_sandbox/stats", timeout=5).json()
+        print("\nVendor calls: " + ", ".join(f"{v} {calls.get(f'{v} total', 0)}" for v in vendors))
+        if keep:
+            print("\nEverything keeps running; Ctrl-C to stop.")
+            signal.pause()
+    finally:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        server.stop()

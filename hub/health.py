@@ -1,0 +1,22 @@
+"""Liveness and readiness."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from .errors import error_response
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():  # type: ignore[no-untyped-def]
+    try:
+        current_app.extensions["redis"].ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return error_response(503, "not_ready", f"redis unreachable: {type(exc).__name__}")
+    return jsonify({"status": "ready", "connectors": current_app.extensions["queues"].connectors})

@@ -1,0 +1,66 @@
+"""POST /v1/events: authenticate, validate all or nothing, apply, queue the flushes."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .auth import authenticate_ingest
+from .errors import APIError
+from .ledger import get_ledger
+from .queue import get_queues
+from .schemas import load_events
+
+bp = Blueprint("ingest", __name__)
+
+
+def parse_body() -> tuple[bytes, Any]:
+    config = current_app.config["HUB"]
+    if request.content_length is not None and request.content_length > config["MAX_BODY"]:
+        raise APIError(413, "payload_too_large", f"the body is larger than {config['MAX_BODY']} bytes")
+    body = request.get_data(cache=True)
+    if len(body) > config["MAX_BODY"]:
+        raise APIError(413, "payload_too_large", f"the body is larger than {config['MAX_BODY']} bytes")
+    return body, None
+
+
+def decode(body: bytes) -> Any:
+    if request.mimetype != "application/json":
+        raise APIError(415, "unsupported_media_type", "send Content-Type: application/json")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise APIError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+def accept(items: list[Any]) -> tuple[int, int]:
+    """Validate every event, then apply them and queue one flush per connector."""
+    config = current_app.config["HUB"]
+    if len(items) > config["MAX_EVENTS"]:
+        raise APIError(413, "too_many_events", f"at most {config['MAX_EVENTS']} events per request, got {len(items)}")
+    events, errors = load_events(items)
+    if errors:
+        raise APIError(422, "invalid_events", f"{len({e['index'] for e in errors})} of {len(items)} events are invalid; nothing was accepted", errors)
+    queues = get_queues()
+    accepted, duplicates = get_ledger().apply(events, queues.connectors)
+    if accepted:
+        queues.kick()
+    return accepted, duplicates
+
+
+@bp.post("/v1/events")
+def post_events():  # type: ignore[no-untyped-def]
+    body, _ = parse_body()
+    authenticate_ingest(body)
+    payload = decode(body)
+    if isinstance(payload, dict) and "events" in payload:
+        items = payload["events"]
+        if not isinstance(items, list):
+            raise APIError(422, "invalid_events", "events must be a list", [{"index": None, "field": "events", "message": "must be a list"}])
+        if not items:
+            raise APIError(422, "invalid_events", "events is empty", [{"index": None, "field": "events", "message": "at least one event"}])
+    else:
+        items = [payload]
+    accepted, duplicates = accept(items)
+    return jsonify({"accepted": accepted, "duplicates": duplicates}), 202

@@ -1,0 +1,163 @@
+-- Apply ONE canonical event atomically: dedupe, update the referrer's and friend's state,
+-- append to the event log, mark touched contacts dirty for every enabled connector.
+-- ARGV[1]: the operation (JSON, built by hub/ledger.py); ARGV[2]: the event as logged.
+-- Returns 1 when applied, 0 for a duplicate event id.
+local P = 'hub:'
+local op = cjson.decode(ARGV[1])
+local ts = op.ts
+local null = cjson.null
+
+if not redis.call('SET', P .. 'seen:' .. op.id, '1', 'NX', 'EX', op.ttl) then
+  return 0
+end
+
+local touched = {}
+
+local function present(v) return (type(v) == 'string' and v ~= '') or type(v) == 'number' end
+local function key(email) return P .. 'c:' .. email end
+local function erased(email) return redis.call('EXISTS', P .. 'erased:' .. email) == 1 end
+
+-- last writer wins by occurred_at; ties broken by value so arrival order never matters
+local function lww(email, values)
+  local k = key(email)
+  for f, v in pairs(values) do
+    if present(v) then
+      v = tostring(v)
+      local cur = redis.call('HGET', k, f .. '@')
+      if (not cur) or ts > cur or (ts == cur and v > (redis.call('HGET', k, f) or '')) then
+        redis.call('HSET', k, f, v, f .. '@', ts)
+      end
+    end
+  end
+end
+
+-- the earliest (or latest) timestamp wins, whatever the arrival order
+local function keep_min(email, field, value)
+  local cur = redis.call('HGET', key(email), field)
+  if (not cur) or value < cur then redis.call('HSET', key(email), field, value) end
+end
+local function keep_max(email, field, value)
+  local cur = redis.call('HGET', key(email), field)
+  if (not cur) or value > cur then redis.call('HSET', key(email), field, value) end
+end
+
+local function touch(email)
+  if present(email) and not erased(email) then
+    touched[email] = true
+    keep_max(email, 'last_activity_at', ts)
+    return true
+  end
+  return false
+end
+
+local function as_referrer(r)
+  local k = key(r)
+  redis.call('HSET', k, 'email', r, 'is_referrer', '1')
+  redis.call('HSETNX', k, 'invites_sent', 0)
+  redis.call('HSETNX', k, 'friends_registered', 0)
+  redis.call('HSETNX', k, 'friends_converted', 0)
+end
+
+-- Credit referrer r with everything friend f has done so far. Sets make it idempotent, so
+-- it runs on every friend event and out-of-order arrival ends in the same state.
+local function credit(r, f)
+  if not present(r) or erased(r) or r == f then return end
+  touch(r)
+  as_referrer(r)
+  local member = redis.sha1hex(f)
+  local k = key(r)
+  if redis.call('SADD', k .. ':reg', member) == 1 then
+    redis.call('HINCRBY', k, 'friends_registered', 1)
+  end
+  if redis.call('HEXISTS', key(f), 'converted_at') == 1 then
+    if redis.call('SADD', k .. ':conv', member) == 1 then
+      redis.call('HINCRBY', k, 'friends_converted', 1)
+    end
+  end
+  local orders = redis.call('HGETALL', key(f) .. ':orders')
+  for i = 1, #orders, 2 do
+    if redis.call('SADD', k .. ':credited', orders[i]) == 1 then
+      local amount, currency = string.match(orders[i + 1], '^(%d+)|(%u+)$')
+      redis.call('HINCRBY', k, 'turnover:' .. currency, amount)
+    end
+  end
+end
+
+local function befriend(f, r)
+  local k = key(f)
+  redis.call('HSET', k, 'email', f, 'is_friend', '1')
+  if present(r) and r ~= f then
+    -- the earliest claim on a friend wins
+    local cur = redis.call('HGET', k, 'referred_by@')
+    if (not cur) or ts < cur then redis.call('HSET', k, 'referred_by', r, 'referred_by@', ts) end
+  end
+end
+
+local t = op.type
+if t == 'contact.erased' then
+  local e = op.contact
+  local k = key(e)
+  redis.call('DEL', k, k .. ':reg', k .. ':conv', k .. ':orders', k .. ':credited')
+  redis.call('SET', P .. 'erased:' .. e, ts)
+  redis.call('HINCRBY', P .. 'ver', e, 1)
+  local now = redis.call('TIME')
+  for _, c in ipairs(op.conns) do
+    redis.call('ZREM', P .. 'dirty:' .. c, e)
+    redis.call('ZADD', P .. 'erase:' .. c, 'NX', now[1], e)
+  end
+elseif t == 'contact.updated' then
+  if touch(op.contact) then
+    redis.call('HSET', key(op.contact), 'email', op.contact)
+    lww(op.contact, op.contact_set)
+  end
+else
+  local r, f = op.referrer, op.friend
+  if present(r) and touch(r) then
+    as_referrer(r)
+    lww(r, op.referrer_set)
+  end
+  if present(f) and touch(f) then
+    befriend(f, r)
+    lww(f, op.friend_set)
+    if not present(r) then r = redis.call('HGET', key(f), 'referred_by') end
+  end
+  if t == 'referrer.enrolled' and present(r) and not erased(r) then
+    keep_min(r, 'enrolled_at', ts)
+  elseif t == 'referral.invited' and present(r) and not erased(r) then
+    redis.call('HINCRBY', key(r), 'invites_sent', 1)
+  elseif t == 'friend.registered' and present(f) and not erased(f) then
+    keep_min(f, 'registered_at', ts)
+    credit(r, f)
+  elseif t == 'friend.converted' and present(f) and not erased(f) then
+    keep_min(f, 'registered_at', ts)
+    keep_min(f, 'converted_at', ts)
+    local o = op.order
+    if o ~= nil and o ~= null and redis.call('SET', P .. 'order:' .. o.id, '1', 'NX') then
+      redis.call('HSET', key(f) .. ':orders', o.id, o.amount .. '|' .. o.currency)
+      local cur = redis.call('HGET', key(f), 'first_order_at')
+      if (not cur) or ts < cur then
+        redis.call('HSET', key(f), 'first_order_at', ts, 'first_order_id', o.id,
+          'first_order_total', o.amount, 'first_order_currency', o.currency)
+      end
+    end
+    credit(r, f)
+  elseif t == 'reward.granted' then
+    local w = op.reward
+    local holder = (w.recipient == 'referrer') and r or f
+    if present(holder) and not erased(holder) then
+      redis.call('HINCRBY', key(holder), 'rewards_earned', 1)
+      if present(w.value) then redis.call('HINCRBY', key(holder), 'reward_value:' .. w.currency, w.value) end
+      if present(w.code) then lww(holder, {reward_code = w.code}) end
+    end
+  end
+end
+
+local now = redis.call('TIME')
+for e, _ in pairs(touched) do
+  redis.call('HINCRBY', P .. 'ver', e, 1)
+  for _, c in ipairs(op.conns) do
+    redis.call('ZADD', P .. 'dirty:' .. c, 'NX', now[1] + now[2] / 1000000, e)
+  end
+end
+redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id', op.id, 'type', t, 'event', ARGV[2])
+return 1

@@ -1,0 +1,155 @@
+"""The ledger: each event applied in one atomic Redis step (hub/ledger.lua), and contact state
+read back as the plain dict the mappings render."""
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Iterable
+
+from flask import Flask, current_app
+
+PREFIX = "hub:"
+SCALE = Decimal(10_000)          # money is stored as integer ten-thousandths: exact in Redis
+COUNTERS = ("invites_sent", "friends_registered", "friends_converted", "rewards_earned")
+PARTY_FIELDS = ("first_name", "last_name", "customer_id", "locale")
+
+
+def key(email: str) -> str:
+    return f"{PREFIX}c:{email}"
+
+
+def dirty_key(connector: str) -> str:
+    return f"{PREFIX}dirty:{connector}"
+
+
+def erase_key(connector: str) -> str:
+    return f"{PREFIX}erase:{connector}"
+
+
+def scaled(amount: Decimal) -> str:
+    return str(int((amount * SCALE).to_integral_value()))
+
+
+def unscaled(value: str | bytes) -> Decimal:
+    """Scaled integer back to Decimal, with at least two places ("59.90", "0.1234")."""
+    amount = Decimal(int(value)) / SCALE
+    cents = amount.quantize(Decimal("0.01"))
+    return cents if cents == amount else amount.normalize()
+
+
+def _values(part: dict[str, Any] | None, names: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in names:
+        value = (part or {}).get(name)
+        if value is None:
+            continue
+        out[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return out
+
+
+def operation(event: dict[str, Any], connectors: list[str], config: dict[str, Any]) -> dict[str, Any]:
+    """The JSON the Lua step reads: emails, the scalar fields to set, money as scaled ints."""
+    referrer, friend, contact = event.get("referrer"), event.get("friend"), event.get("contact")
+    op: dict[str, Any] = {
+        "id": event["id"], "type": event["type"], "ts": event["occurred_at"], "conns": connectors,
+        "ttl": config["DEDUPE_DAYS"] * 86400, "maxlen": config["EVENT_LOG_MAXLEN"],
+        "referrer": (referrer or {}).get("email"), "friend": (friend or {}).get("email"),
+        "contact": (contact or {}).get("email"),
+        "referrer_set": _values(referrer, PARTY_FIELDS + ("referrer_id", "share_url")) or {"_": None},
+        "friend_set": _values(friend, PARTY_FIELDS + ("marketing_opt_in", "promo_code")) or {"_": None},
+        "contact_set": _values(contact, PARTY_FIELDS + ("marketing_opt_in",)) or {"_": None},
+    }
+    if event.get("order"):
+        order = event["order"]
+        op["order"] = {"id": order["id"], "amount": scaled(order["total"]), "currency": order["currency"]}
+    if event.get("reward"):
+        reward = event["reward"]
+        op["reward"] = {"recipient": reward["recipient"], "code": reward.get("code"),
+                        "value": scaled(reward["value"]) if reward.get("value") is not None else None,
+                        "currency": reward.get("currency")}
+    return {k: v for k, v in op.items() if v is not None}
+
+
+class Ledger:
+    """Applies events and reads state; one per app, in app.extensions["ledger"]."""
+
+    def __init__(self, redis: Any, config: dict[str, Any]) -> None:
+        self.redis = redis
+        self.config = config
+        self.script = redis.register_script(resources.files("hub").joinpath("ledger.lua").read_text())
+
+    def apply(self, events: list[dict[str, Any]], connectors: list[str]) -> tuple[int, int]:
+        """Apply events in order, each atomically; returns (accepted, duplicates)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            logged = json.dumps(event, default=str, separators=(",", ":"))
+            self.script(args=[json.dumps(operation(event, connectors, self.config), default=str), logged],
+                        client=pipe)
+        results = pipe.execute()
+        accepted = sum(1 for r in results if r == 1)
+        return accepted, len(results) - accepted
+
+    def raw(self, emails: list[str]) -> list[dict[str, str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for email in emails:
+            pipe.hgetall(key(email))
+        return [{k.decode(): v.decode() for k, v in row.items()} for row in pipe.execute()]
+
+    def states(self, emails: list[str]) -> dict[str, dict[str, Any] | None]:
+        """email -> state (the dict mappings read), None for unknown or erased contacts."""
+        return {email: (state_of(email, row, self.config["CURRENCY"]) if row else None)
+                for email, row in zip(emails, self.raw(emails))}
+
+    def state(self, email: str) -> dict[str, Any] | None:
+        return self.states([email])[email]
+
+    def is_erased(self, email: str) -> bool:
+        return bool(self.redis.exists(f"{PREFIX}erased:{email}"))
+
+    def versions(self, emails: list[str]) -> list[int]:
+        if not emails:
+            return []
+        return [int(v or 0) for v in self.redis.hmget(f"{PREFIX}ver", emails)]
+
+
+def contact_id(email: str) -> str:
+    """A stable id that carries no personal data, for vendors that forbid PII in ids."""
+    return "rsh_" + hashlib.sha256(email.encode()).hexdigest()[:24]
+
+
+def state_of(email: str, row: dict[str, str], currency: str) -> dict[str, Any]:
+    """The stored hash as the contact state: counters as ints, money as Decimal per currency."""
+    state: dict[str, Any] = {k: v for k, v in row.items() if not k.endswith("@") and ":" not in k}
+    state["email"] = email
+    state["contact_id"] = contact_id(email)
+    for name in COUNTERS:
+        if name in state:
+            state[name] = int(state[name])
+    for flag in ("is_referrer", "is_friend"):
+        state[flag] = state.get(flag) == "1"
+    if "marketing_opt_in" in state:
+        state["marketing_opt_in"] = state["marketing_opt_in"] == "1"
+    turnover = {k.split(":", 1)[1]: unscaled(v) for k, v in row.items() if k.startswith("turnover:")}
+    state["turnover"] = turnover
+    if turnover:
+        main = currency if currency in turnover else sorted(turnover)[0]
+        state["turnover_amount"], state["turnover_currency"] = turnover[main], main
+    elif state["is_referrer"]:
+        state["turnover_amount"], state["turnover_currency"] = Decimal("0.00"), currency
+    rewards = {k.split(":", 1)[1]: unscaled(v) for k, v in row.items() if k.startswith("reward_value:")}
+    if rewards:
+        state["reward_value"] = rewards
+    if "first_order_total" in state:
+        state["first_order_total"] = unscaled(state["first_order_total"])
+    state.pop("first_order_at", None)
+    return state
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["ledger"] = Ledger(app.extensions["redis"], app.config["HUB"])
+
+
+def get_ledger() -> Ledger:
+    return current_app.extensions["ledger"]

@@ -1,0 +1,65 @@
+"""RQ queues, one per connector, and the coalesced flush trigger."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+from connectors import CONNECTORS
+
+from .config import connector_settings
+
+FLAG = "hub:flushq:{}"
+FLAG_TTL = 120
+
+
+def queue_name(connector: str) -> str:
+    return f"sync-{connector}"
+
+
+def enabled_connectors(config: dict[str, Any]) -> list[str]:
+    """A connector is enabled when all its required settings are present."""
+    names = []
+    for name, cls in CONNECTORS.items():
+        settings = connector_settings(config, name)
+        if cls.required_settings and all(settings.get(s) for s in cls.required_settings):
+            names.append(name)
+    return names
+
+
+class Queues:
+    def __init__(self, redis: Any, connectors: list[str]) -> None:
+        self.redis = redis
+        self.connectors = connectors
+        self.queues = {c: Queue(queue_name(c), connection=redis, serializer=JSONSerializer) for c in connectors}
+
+    def get(self, connector: str) -> Queue:
+        return self.queues[connector]
+
+    def kick(self, connectors: list[str] | None = None) -> int:
+        """Make sure one flush job per connector is queued; concurrent kicks coalesce on a flag."""
+        names = self.connectors if connectors is None else connectors
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.set(FLAG.format(name), "1", nx=True, ex=FLAG_TTL)
+        queued = 0
+        for name, fresh in zip(names, pipe.execute()):
+            if fresh:
+                # Retry covers a worker killed mid-flush: RQ re-runs the abandoned job, and a flush
+                # run twice pushes the same absolute state twice.
+                self.get(name).enqueue("hub.sync.flush", name, job_timeout=300, result_ttl=60,
+                                       retry=Retry(max=3, interval=[10, 30, 60]),
+                                       failure_ttl=current_app.config["HUB"]["FAILURE_TTL"],
+                                       description=f"flush {name}")
+                queued += 1
+        return queued
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["queues"] = Queues(app.extensions["redis"], enabled_connectors(app.config["HUB"]))
+
+
+def get_queues() -> Queues:
+    return current_app.extensions["queues"]

@@ -1,0 +1,81 @@
+"""A local stand-in for the vendor APIs the connectors call, for the demo, tests and benchmarks.
+
+Nothing here imports the hub: the sandbox only knows the vendors' wire formats.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from . import klaviyo, ometria, splio
+from .core import Fault, Store
+
+VENDORS = {"klaviyo": klaviyo, "ometria": ometria, "splio": splio}
+# The credentials each emulated vendor accepts, as connector settings (README documents them).
+DEMO_SETTINGS = {
+    "klaviyo": {"api_key": klaviyo.API_KEY},
+    "ometria": {"api_key": ometria.API_KEY},
+    "splio": {"api_key": splio.API_KEY},
+}
+
+
+def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
+    """The sandbox app: every vendor's routes, plus /_sandbox/ to inspect and steer it."""
+    app = Flask("sandbox")
+    app.extensions["sandbox"] = Store(latency=latency, fault_rate=fault_rate)
+    for module in VENDORS.values():
+        app.register_blueprint(module.bp, url_prefix=f"/{module.VENDOR}")
+
+    def sandbox() -> Store:
+        return app.extensions["sandbox"]
+
+    @app.get("/_sandbox/<vendor>/contacts/<path:email>")
+    def contact(vendor: str, email: str) -> Any:
+        person = sandbox().find(vendor, email)
+        if vendor not in VENDORS or person is None:
+            return jsonify({"error": {"code": "not_found", "message": f"{vendor} never heard of {email}"}}), 404
+        return jsonify(person.view(email.strip().lower()))
+
+    @app.get("/_sandbox/<vendor>/contacts")
+    def contacts(vendor: str) -> Any:
+        with sandbox().lock:
+            return jsonify({e: p.view(e) for e, p in sandbox().people[vendor].items()})
+
+    @app.get("/_sandbox/stats")
+    def stats() -> Any:
+        return jsonify(dict(sandbox().stats))
+
+    @app.post("/_sandbox/faults")
+    def add_fault() -> Any:
+        spec = request.get_json(force=True)
+        sandbox().faults[spec["vendor"]].append(Fault(
+            status=int(spec["status"]), count=int(spec.get("count", 1_000_000)), body=spec.get("body"),
+            headers={k: str(v) for k, v in (spec.get("headers") or {}).items()}, path=spec.get("path", "")))
+        return jsonify({"ok": True}), 201
+
+    @app.delete("/_sandbox/faults")
+    def clear_faults() -> Any:
+        vendor = request.args.get("vendor")
+        with sandbox().lock:
+            if vendor:
+                sandbox().faults.pop(vendor, None)
+            else:
+                sandbox().faults.clear()
+        return Response(status=204)
+
+    @app.post("/_sandbox/knobs")
+    def knobs() -> Any:
+        spec = request.get_json(force=True)
+        if "latency" in spec:
+            sandbox().latency = float(spec["latency"])
+        if "fault_rate" in spec:
+            sandbox().fault_rate = float(spec["fault_rate"])
+        return jsonify({"latency": sandbox().latency, "fault_rate": sandbox().fault_rate})
+
+    @app.post("/_sandbox/reset")
+    def reset() -> Any:
+        app.extensions["sandbox"] = Store(latency=sandbox().latency, fault_rate=sandbox().fault_rate)
+        return Response(status=204)
+
+    return app

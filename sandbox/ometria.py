@@ -1,0 +1,138 @@
+"""Ometria emulation: the push endpoint, lists and consent on the record, GDPR deletion requests."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from .core import Person, count_call, fault_response, pause, store
+
+VENDOR = "ometria"
+API_KEY = "om_sandbox_demo"
+LISTS = {"8400": "Referral friends - marketing", "8401": "Referral friends - customers"}
+PUSH_MAX = 100
+RECORD_BYTES = 60 * 1024
+QUEUE_CAP = 50_000
+# Published per-account limits: push 8/s, data API 4/s, GDPR 6/min.
+LIMITS = {"push": ((8, 1.0),), "data": ((4, 1.0),), "gdpr": ((6, 60.0),)}
+CONTACT_KEYS = {"id", "@collection", "customer_id", "firstname", "lastname", "middlename", "prefix",
+                "phone_number", "date_of_birth", "country_id", "timezone", "gender", "store_ids",
+                "timestamp_acquired", "timestamp_subscribed", "timestamp_unsubscribed"}
+OPTIN = {"EXPLICITLY_OPTEDIN": True, "EXPLICITLY_OPTEDOUT": False}
+
+bp = Blueprint("ometria", __name__)
+
+
+def error(status: int, message: str) -> Response:
+    # Ometria's error body is not documented; a plain message is the plausible shape.
+    response = jsonify({"status": status, "message": message})
+    response.status_code = status
+    return response
+
+
+def bucket_of(path: str) -> str:
+    """`path` is the full request path, mount prefix included."""
+    if "/v2/push" in path:
+        return "push"
+    if "/v2/data-deletion-requests" in path:
+        return "gdpr"
+    return "data"
+
+
+@bp.before_request
+def guard() -> Response | None:
+    bucket = bucket_of(request.path)
+    count_call(VENDOR, f"{request.method} {bucket}")
+    pause()
+    fault = store().take_fault(VENDOR, request.path)
+    if fault:
+        return fault_response(fault)
+    if request.headers.get("X-Ometria-Auth") != API_KEY:
+        # 403: the key is not authorised for the resource (docs.ometria.com data_api_v2).
+        return error(403, "Forbidden: API key not authorised for this resource")
+    if store().over_limit(f"{VENDOR}:{bucket}", LIMITS[bucket]) is not None:
+        # Ometria sends no Retry-After (as far as its docs say): a bare 429.
+        return error(429, "Too many requests")
+    return None
+
+
+def reject_reason(record: Any) -> str | None:
+    if len(json.dumps(record).encode()) > RECORD_BYTES:
+        return "Payload invalid: Record is too large."
+    if not record.get("id"):
+        return "Payload invalid: id is required."
+    email = str(record.get("email") or "").strip().lower()
+    if "@" not in email or email.startswith("reject-"):
+        # Deterministic per-record failure: a local part starting "reject-" is an invalid email.
+        return f"Payload invalid: invalid email address {email!r}."
+    unknown = [i for i in record.get("@add_to_lists", []) + record.get("@remove_from_lists", []) if str(i) not in LISTS]
+    if unknown:
+        return f"Payload invalid: list {unknown[0]} does not exist."
+    return None
+
+
+def apply(record: dict[str, Any]) -> None:
+    person: Person = store().person(VENDOR, record["email"])
+    for key, value in record.items():
+        if key in CONTACT_KEYS:
+            person.fields[key] = value
+    person.fields.update(record.get("properties") or {})
+    # One source here (the API), so the latest explicit value stands. Real Ometria resolves
+    # conflicting sources by priority with opt-out winning unless "@force_optin" is set.
+    if record.get("marketing_optin") in OPTIN:
+        person.marketing_consent = OPTIN[record["marketing_optin"]]
+    person.lists.update(str(i) for i in record.get("@add_to_lists", []))
+    person.lists.difference_update(str(i) for i in record.get("@remove_from_lists", []))
+
+
+@bp.post("/v2/push")
+def push() -> Response:
+    records = request.get_json(force=True, silent=True)
+    if not isinstance(records, list) or not records:
+        return error(400, "Payload invalid: expected a non-empty JSON array of records.")
+    if len(records) > PUSH_MAX:
+        return error(400, f"Payload invalid: at most {PUSH_MAX} records per request.")
+    if any(not isinstance(r, dict) or r.get("@type") != "contact" for r in records):
+        return error(400, "Payload invalid: all records must be of one type (contact).")
+    errors = []
+    with store().lock:
+        for index, record in enumerate(records):
+            reason = reject_reason(record)
+            if reason:
+                errors.append({"index": index, "message": reason})
+            else:
+                apply(record)
+    response = jsonify({"success": True, "accepted": len(records) - len(errors), "rejected": len(errors),
+                        "errors": errors})
+    response.status_code = 202
+    response.headers.update({"X-QueueSize-Limit": str(QUEUE_CAP), "X-QueueSize-Remaining": str(QUEUE_CAP)})
+    return response
+
+
+@bp.post("/v2/data-deletion-requests")
+def deletion_request() -> Response:
+    body = request.get_json(force=True, silent=True)
+    email = str((body or {}).get("email") or "").strip().lower() if isinstance(body, dict) else ""
+    if "@" not in email:
+        return error(400, "An email address is required.")
+    # Real Ometria anonymises the person within 14 days of the request; the sandbox marks them
+    # deleted at once so a test can see the outcome.
+    with store().lock:
+        store().delete(VENDOR, email)
+        request_id = store().next_id("odr")
+        store().jobs[request_id] = {
+            "id": request_id, "action": "delete", "identities": [{"type": "email", "value": email}],
+            "summary": {"status": "accepted"},
+            "timestamp_created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        answer = store().jobs[request_id]
+    response = jsonify(answer)
+    response.status_code = 202
+    return response
+
+
+@bp.get("/v2/data-deletion-requests")
+def deletion_requests() -> Response:
+    with store().lock:
+        return jsonify([job for key, job in store().jobs.items() if key.startswith("odr")])

@@ -1,0 +1,110 @@
+"""The real thing for end-to-end tests: the hub served by gunicorn, a worker pool, the sandbox,
+each its own process, talking over real HTTP and a real Redis."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from tests.conftest import INGEST_SECRET, ROOT, TOKENS, signed_headers
+
+DEMO_CREDENTIALS = {
+    "KLAVIYO_API_KEY": "pk_sandbox_demo",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, redis_url: str, logs: Path, connectors: dict[str, dict[str, str]] | None = None,
+                 latency: float = 0.0, env: dict[str, str] | None = None) -> None:
+        self.logs = logs
+        self.sandbox_port, self.hub_port = free_port(), free_port()
+        self.sandbox = f"http://127.0.0.1:{self.sandbox_port}"
+        self.hub = f"http://127.0.0.1:{self.hub_port}"
+        self.env = {**os.environ, "HUB_REDIS_URL": redis_url, "HUB_INGEST_SECRETS": INGEST_SECRET,
+                    "HUB_FLUSH_WINDOW": "0.1", "PYTHONPATH": str(ROOT)}
+        self.env.update({f"HUB_{k}": v for k, v in TOKENS.items()})
+        for name, settings in (connectors or {"klaviyo": {"API_KEY": "pk_sandbox_demo"}}).items():
+            self.env[f"HUB_{name.upper()}_BASE_URL"] = f"{self.sandbox}/{name}"
+            self.env.update({f"HUB_{name.upper()}_{k}": v for k, v in settings.items()})
+        self.env.update(env or {})
+        self.procs: dict[str, subprocess.Popen[Any]] = {}
+        self.start("sandbox", "sandbox", "--port", str(self.sandbox_port), "--latency", str(latency))
+        self.start("hub", "serve", "--port", str(self.hub_port), "--workers", "2")
+        self.start_worker()
+        self.wait_http(f"{self.sandbox}/_sandbox/stats")
+        self.wait_http(f"{self.hub}/readyz")
+
+    def start(self, name: str, *args: str) -> None:
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "hub", *args], env=self.env, cwd=ROOT,
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_worker(self) -> None:
+        self.start("worker", "worker")
+
+    def kill_worker(self) -> None:
+        """SIGKILL the whole worker pool: supervisor, workers and any job in flight."""
+        os.killpg(self.procs["worker"].pid, signal.SIGKILL)
+        self.procs["worker"].wait(10)
+
+    def wait_http(self, url: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{url} did not come up; logs in {self.logs}")
+
+    def post(self, events: list[dict[str, Any]], msg_id: str = "msg") -> requests.Response:
+        body = json.dumps({"events": events}).encode()
+        return requests.post(f"{self.hub}/v1/events", data=body, headers=signed_headers(body, msg_id=msg_id), timeout=10)
+
+    def holds(self, vendor: str, email: str) -> dict[str, Any] | None:
+        response = requests.get(f"{self.sandbox}/_sandbox/{vendor}/contacts/{email}", timeout=5)
+        return response.json() if response.ok else None
+
+    def stats(self) -> dict[str, int]:
+        return requests.get(f"{self.sandbox}/_sandbox/stats", timeout=5).json()
+
+    def fault(self, vendor: str, status: int, **spec: Any) -> None:
+        requests.post(f"{self.sandbox}/_sandbox/faults", json={"vendor": vendor, "status": status, **spec}, timeout=5)
+
+    def wait_for(self, check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = check()
+            if last:
+                return last
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; logs in {self.logs}")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

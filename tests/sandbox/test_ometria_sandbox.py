@@ -1,0 +1,109 @@
+"""The Ometria connector against the Ometria sandbox over real HTTP."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from connectors.base import MARKETING, TRANSACTIONAL, ContactUpdate
+from connectors.errors import AuthError
+from connectors.ometria import OmetriaConnector
+from connectors.ratelimit import RateLimiter
+from sandbox import VENDORS, create_sandbox
+from sandbox import ometria as emulation
+from tests.conftest import LiveServer
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    # Until sandbox/__init__.py lists Ometria, add it for this test: create_sandbox() then mounts
+    # the blueprint at /ometria and /_sandbox/ometria/... answers for it.
+    if "ometria" not in VENDORS:
+        monkeypatch.setitem(VENDORS, "ometria", emulation)
+    live = LiveServer(create_sandbox())
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def connector(server: LiveServer, redis_client) -> OmetriaConnector:  # type: ignore[no-untyped-def]
+    return OmetriaConnector({"api_key": emulation.API_KEY, "base_url": f"{server.url}/ometria"},
+                            limiter=RateLimiter(redis_client, "sandbox-test"))
+
+
+def held(server: LiveServer, email: str) -> dict[str, Any]:
+    response = requests.get(f"{server.url}/_sandbox/ometria/contacts/{email}", timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def batch() -> list[ContactUpdate]:
+    return [
+        ContactUpdate(email="anna@example.com", identity={"id": "c-anna"},
+                      fields={"firstname": "Anna", "friends_invited": 2, "friends_converted": 1,
+                              "referral_turnover": 59.9}),
+        ContactUpdate(email="bob@example.com", identity={"id": "c-bob"}, fields={"referred_by": "c-anna"},
+                      lists={"8400": MARKETING}, marketing_consent=True),
+        ContactUpdate(email="cat@example.com", identity={"id": "c-cat"}, fields={"promo_code": "ANNA-20"},
+                      lists={"8401": TRANSACTIONAL}, marketing_consent=False),
+    ]
+
+
+def test_push_withdraw_and_erase_round_trip(server: LiveServer, connector: OmetriaConnector) -> None:
+    assert connector.push(batch()).failed == {}
+
+    anna = held(server, "anna@example.com")
+    assert anna["fields"] == {"id": "c-anna", "@collection": "referral_hub", "firstname": "Anna",
+                              "friends_invited": 2, "friends_converted": 1, "referral_turnover": 59.9}
+    assert anna["lists"] == [] and anna["marketing_consent"] is None
+    bob = held(server, "bob@example.com")
+    assert bob["lists"] == ["8400"] and bob["marketing_consent"] is True
+    assert bob["fields"]["timestamp_subscribed"]
+    cat = held(server, "cat@example.com")
+    assert cat["lists"] == ["8401"] and cat["marketing_consent"] is None
+    assert cat["fields"]["promo_code"] == "ANNA-20"
+
+    withdrawn = ContactUpdate(email="bob@example.com", identity={"id": "c-bob"}, marketing_consent=False,
+                              previous_lists={"8400": MARKETING}, previous_consent=True)
+    assert connector.push([withdrawn]).failed == {}
+    bob = held(server, "bob@example.com")
+    assert bob["lists"] == [] and bob["marketing_consent"] is False
+
+    assert connector.erase(["anna@example.com", "bob@example.com"]).failed == {}
+    assert held(server, "anna@example.com")["deleted"] is True
+    assert held(server, "bob@example.com")["deleted"] is True
+    assert held(server, "cat@example.com")["deleted"] is False
+
+
+def test_rejected_record_fails_alone(server: LiveServer, connector: OmetriaConnector) -> None:
+    bad = ContactUpdate(email="reject-me@example.com", identity={"id": "c-bad"})
+    result = connector.push([*batch(), bad])
+    assert list(result.failed) == ["reject-me@example.com"]
+    assert "invalid email" in result.failed["reject-me@example.com"].message
+    assert requests.get(f"{server.url}/_sandbox/ometria/contacts/reject-me@example.com", timeout=5).status_code == 404
+    assert held(server, "anna@example.com")["deleted"] is False
+
+
+def test_wrong_key_is_refused_with_403(server: LiveServer) -> None:
+    wrong = OmetriaConnector({"api_key": "not-the-key", "base_url": f"{server.url}/ometria"})
+    with pytest.raises(AuthError) as info:
+        wrong.check()
+    assert info.value.status == 403 and "not-the-key" not in str(info.value)
+
+
+def test_check_passes_with_the_demo_key(connector: OmetriaConnector) -> None:
+    assert connector.check()["ok"] is True
+
+
+def test_sandbox_limits_batch_size_and_gdpr_rate(server: LiveServer) -> None:
+    http = requests.Session()
+    http.headers["X-Ometria-Auth"] = emulation.API_KEY
+    records = [{"@type": "contact", "id": f"c{i}", "email": f"p{i}@example.com"} for i in range(101)]
+    assert http.post(f"{server.url}/ometria/v2/push", json=records, timeout=5).status_code == 400
+    # 6/min in fixed windows: 13 calls inside two windows must meet at least one 429.
+    answers = [http.post(f"{server.url}/ometria/v2/data-deletion-requests", json={"email": "x@example.com"},
+                         timeout=5) for _ in range(13)]
+    http.close()
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused and all("Retry-After" not in a.headers for a in refused)
