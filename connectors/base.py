@@ -110,6 +110,11 @@ class Connector:
         self.sleep = sleep
         self.calls = 0
 
+    @classmethod
+    def configured(cls, settings: dict[str, Any]) -> bool:
+        """Enabled when every required setting (the credentials) is present."""
+        return bool(cls.required_settings) and all(settings.get(k) for k in cls.required_settings)
+
     # -- what subclasses provide -------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
         return {}

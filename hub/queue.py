@@ -20,13 +20,8 @@ def queue_name(connector: str) -> str:
 
 
 def enabled_connectors(config: dict[str, Any]) -> list[str]:
-    """A connector is enabled when all its required settings are present."""
-    names = []
-    for name, cls in CONNECTORS.items():
-        settings = connector_settings(config, name)
-        if cls.required_settings and all(settings.get(s) for s in cls.required_settings):
-            names.append(name)
-    return names
+    """A connector is enabled when its credentials are set."""
+    return [name for name, cls in CONNECTORS.items() if cls.configured(connector_settings(config, name))]
 
 
 class Queues:

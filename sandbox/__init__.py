@@ -8,13 +8,16 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from . import klaviyo, ometria, splio
+from . import emarsys, klaviyo, ometria, salesforce, splio
 from .core import Fault, Store
 
-VENDORS = {"klaviyo": klaviyo, "ometria": ometria, "splio": splio}
+VENDORS = {"klaviyo": klaviyo, "emarsys": emarsys, "salesforce": salesforce, "ometria": ometria, "splio": splio}
 # The credentials each emulated vendor accepts, as connector settings (README documents them).
 DEMO_SETTINGS = {
     "klaviyo": {"api_key": klaviyo.API_KEY},
+    "emarsys": {"username": emarsys.USERNAME, "secret": emarsys.SECRET},
+    "salesforce": {"client_id": salesforce.CLIENT_ID, "client_secret": salesforce.CLIENT_SECRET,
+                   "refresh_token": salesforce.REFRESH_TOKEN},
     "ometria": {"api_key": ometria.API_KEY},
     "splio": {"api_key": splio.API_KEY},
 }

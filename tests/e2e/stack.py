@@ -16,11 +16,6 @@ import requests
 
 from tests.conftest import INGEST_SECRET, ROOT, TOKENS, signed_headers
 
-DEMO_CREDENTIALS = {
-    "KLAVIYO_API_KEY": "pk_sandbox_demo",
-}
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,6 +80,9 @@ class Stack:
 
     def fault(self, vendor: str, status: int, **spec: Any) -> None:
         requests.post(f"{self.sandbox}/_sandbox/faults", json={"vendor": vendor, "status": status, **spec}, timeout=5)
+
+    def clear_faults(self, vendor: str) -> None:
+        requests.delete(f"{self.sandbox}/_sandbox/faults", params={"vendor": vendor}, timeout=5)
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,312 @@
+"""Salesforce core REST: Contact upsert by an external-id field, CampaignMember for lists, erasure.
+
+OAuth2 (refresh token, JWT bearer or client credentials) against the login URL; the data calls go
+to the `instance_url` the token answer names, on a pinned API version
+(https://developer.salesforce.com/docs/platform/api-rest/guide/intro_oauth_and_connected_apps.html).
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable, Sequence
+
+import jwt
+import requests
+
+from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, PushResult, chunks
+from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
+
+LOGIN_URL = "https://login.salesforce.com"
+API_VERSION = "62.0"                 # sObject Collections upsert needs v46+
+EXTERNAL_ID = "Referral_Hub_Email__c"
+COLLECTION_MAX = 200                 # records (or ids) per sObject Collections call
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Contact.LastName is required on create; used when the mapping gives no value.
+PLACEHOLDER_LAST_NAME = "[not provided]"
+# Sforce-Limit-Info reports the rolling 24 h allocation; we stop short of it so the org's other
+# integrations keep some headroom, and wait as for REQUEST_LIMIT_EXCEEDED.
+USAGE_CEILING = 0.95
+ALLOCATION_WAIT = 3600.0             # 24 h allocation spent: come back much later
+CONCURRENCY_WAIT = 60.0              # too many concurrent long calls: a short while
+ALREADY_GONE = ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
+USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def encode(value: Any) -> Any:
+    """JSON numbers for Decimal (currency, double fields), ISO 8601 for dates."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+class SalesforceConnector(Connector):
+    name = "salesforce"
+    label = "Salesforce"
+    max_batch = COLLECTION_MAX
+    secret_settings = ("client_secret", "refresh_token", "private_key")
+    required_settings = ("client_id",)
+    default_base_url = LOGIN_URL
+
+    def __init__(self, settings: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.clock: Callable[[], float] = time.time
+        self.login_url = (self.settings.get("login_url") or self.base_url).rstrip("/")
+        version = str(self.settings.get("api_version") or API_VERSION).lstrip("vV")
+        self.api = f"/services/data/v{version}"
+        self.external_id = str(self.settings.get("external_id_field") or EXTERNAL_ID)
+        self._token: str | None = None
+        self.instance_url = ""
+        self.usage: tuple[int, int] | None = None
+
+    # -- auth ----------------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token()}", "Accept": "application/json"}
+
+    def access_token(self) -> str:
+        if self._token is None:
+            self.login()
+        assert self._token is not None
+        return self._token
+
+    def token_request(self) -> tuple[dict[str, str], tuple[str, str] | None]:
+        """The form body (and Basic auth) of the configured grant."""
+        grant = self.settings.get("grant") or "refresh_token"
+        client_id = self.settings.get("client_id") or ""
+        if grant == "refresh_token":
+            return {"grant_type": "refresh_token", "refresh_token": self.settings.get("refresh_token") or "",
+                    "client_id": client_id, "client_secret": self.settings.get("client_secret") or ""}, None
+        if grant == "jwt":
+            return {"grant_type": JWT_GRANT, "assertion": self.assertion()}, None
+        if grant == "client_credentials":
+            # Must go to the org's My Domain URL, not login/test; the connected app needs a run-as
+            # user (that requirement is UNVERIFIED; Salesforce answers invalid_grant without one).
+            return {"grant_type": "client_credentials"}, (client_id, self.settings.get("client_secret") or "")
+        raise FatalVendorError(f"unknown Salesforce grant {grant!r}", code="bad_setting")
+
+    def assertion(self) -> str:
+        """RS256 JWT: iss = consumer key, sub = username, aud = the login host, exp ~3 minutes out."""
+        audience = "https://test.salesforce.com" if ("test.salesforce.com" in self.login_url
+                                                     or ".sandbox.my.salesforce.com" in self.login_url) \
+            else "https://login.salesforce.com"
+        key = str(self.settings.get("private_key") or "").replace("\\n", "\n")  # env vars flatten newlines
+        claims = {"iss": self.settings.get("client_id"), "sub": self.settings.get("username"),
+                  "aud": audience, "exp": int(self.clock()) + 180}
+        try:
+            return jwt.encode(claims, key, algorithm="RS256")
+        except (ValueError, TypeError, jwt.PyJWTError):
+            raise AuthError("the Salesforce private_key is not a usable RSA PEM key", code="bad_private_key") from None
+
+    def login(self) -> None:
+        data, basic = self.token_request()
+        try:
+            self.calls += 1
+            response = self.session.post(f"{self.login_url}/services/oauth2/token", data=data, auth=basic,
+                                         headers={"Accept": "application/json"}, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RetriableVendorError(f"{type(exc).__name__} logging in to Salesforce", code="network")
+        if not response.ok:
+            raise self.token_error(response)
+        body = response.json()
+        self._token, self.instance_url = body["access_token"], body["instance_url"].rstrip("/")
+
+    def token_error(self, response: requests.Response) -> VendorError:
+        """Token errors are OAuth-shaped: {"error": "invalid_grant", "error_description": "..."}."""
+        try:
+            body = response.json()
+            code, message = body.get("error"), f"{body.get('error')}: {body.get('error_description')}"
+        except (ValueError, AttributeError):
+            code, message = None, self.describe(response)
+        if response.status_code >= 500 or "already being processed" in message:
+            # Concurrent refreshes of one token can collide; the next attempt succeeds.
+            return RetriableVendorError(f"token endpoint: {message}", status=response.status_code, code=code)
+        return AuthError(f"token endpoint: {message}", status=response.status_code, code=code)
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.instance_url}{path}"
+
+    def request(self, method: str, path: str, *, ok: Sequence[int] = (), **kwargs: Any) -> requests.Response:
+        self.guard_allocation()
+        try:
+            response = super().request(method, path, ok=ok, **kwargs)
+        except AuthError as exc:
+            if exc.code != "INVALID_SESSION_ID":
+                raise
+            self._token = None       # the session expired: log in again and retry once
+            response = super().request(method, path, ok=ok, **kwargs)
+        self.track(response)
+        return response
+
+    def send(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
+        return self.request(method, path, data=json.dumps(body, separators=(",", ":"), default=encode),
+                            headers={"Content-Type": "application/json"})
+
+    # -- limits and errors ---------------------------------------------------------------------
+    def limits_for(self, method: str, path: str) -> tuple[str, Sequence[tuple[int, float]]]:
+        # No per-second limit on the core REST API: the 24 h allocation is watched through
+        # Sforce-Limit-Info (`guard_allocation`) and REQUEST_LIMIT_EXCEEDED.
+        return "api", ()
+
+    def track(self, response: requests.Response) -> None:
+        """Remember `Sforce-Limit-Info: api-usage=18/5000` (sent on every answer)."""
+        match = USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if match:
+            self.usage = (int(match.group(1)), int(match.group(2)))
+
+    def guard_allocation(self) -> None:
+        if self.usage and self.usage[1] and self.usage[0] >= USAGE_CEILING * self.usage[1]:
+            raise RateLimited(f"Salesforce API usage {self.usage[0]}/{self.usage[1]} is at the hub's ceiling",
+                              code="api_usage", retry_after=ALLOCATION_WAIT)
+
+    def error_from_response(self, response: requests.Response) -> VendorError:
+        """Errors are a JSON array: [{"message": "...", "errorCode": "MALFORMED_ID", "fields": [...]}]."""
+        self.track(response)
+        code, message = None, self.describe(response)
+        try:
+            first = response.json()[0]
+            code, message = first.get("errorCode"), f"{first.get('errorCode')}: {first.get('message')}"
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            pass
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            # 403, not 429: the 24 h allocation or the concurrent long-call limit is spent.
+            wait = CONCURRENCY_WAIT if "Concurrent" in message else ALLOCATION_WAIT
+            return RateLimited(message, status=response.status_code, code=code, retry_after=wait)
+        if "UNABLE_TO_LOCK_ROW" in message:
+            return RetriableVendorError(message, status=response.status_code, code=code)
+        return self.classify(response, code, message)
+
+    @staticmethod
+    def record_error(item: dict[str, Any]) -> VendorError:
+        """A collection item with success false: errors = [{"statusCode", "message", "fields"}]."""
+        first = (item.get("errors") or [{}])[0]
+        code, message = first.get("statusCode"), f"{first.get('statusCode')}: {first.get('message')}"
+        if code == "UNABLE_TO_LOCK_ROW":
+            return RetriableVendorError(message, status=200, code=code)
+        return FatalVendorError(message, status=200, code=code)
+
+    # -- bodies --------------------------------------------------------------------------------
+    def key_of(self, update: ContactUpdate) -> tuple[str, Any]:
+        if update.identity:
+            return next(iter(update.identity.items()))
+        return self.external_id, update.email
+
+    def record(self, update: ContactUpdate) -> dict[str, Any]:
+        # https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-upsert.html
+        field, key = self.key_of(update)
+        record: dict[str, Any] = {"attributes": {"type": "Contact"}, **update.fields, field: key}
+        if not record.get("LastName"):
+            record["LastName"] = PLACEHOLDER_LAST_NAME
+        # Consent is written only when the hub's consent changes, so an opt-out recorded in
+        # Salesforce is never undone by a later stats update.
+        if update.consent_granted:
+            record.setdefault("HasOptedOutOfEmail", False)
+        elif update.consent_withdrawn:
+            record.setdefault("HasOptedOutOfEmail", True)
+        return record
+
+    @staticmethod
+    def campaign_member(campaign_id: str, contact_id: str) -> dict[str, Any]:
+        # https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-create.html
+        # Status is left to the campaign's default member status.
+        return {"attributes": {"type": "CampaignMember"}, "CampaignId": campaign_id, "ContactId": contact_id}
+
+    # -- push ----------------------------------------------------------------------------------
+    def push(self, updates: list[ContactUpdate]) -> PushResult:
+        result = PushResult()
+        groups: dict[str, list[ContactUpdate]] = {}
+        for update in updates:
+            groups.setdefault(self.key_of(update)[0], []).append(update)
+        ids: dict[str, str] = {}
+        for field, group in groups.items():
+            for batch in chunks(group, COLLECTION_MAX):
+                ids.update(self.upsert(field, batch, result))
+        self.join_campaigns([u for u in updates if u.email in ids], ids, result)
+        result.calls = self.calls
+        return result
+
+    def upsert(self, field: str, batch: Sequence[ContactUpdate], result: PushResult) -> dict[str, str]:
+        """Upsert by the external id (allOrNone false); returns email -> Contact id for those that landed."""
+        if not IDENTIFIER.match(field):
+            raise FatalVendorError(f"bad external id field name {field!r}", code="bad_mapping")
+        body = {"allOrNone": False, "records": [self.record(u) for u in batch]}
+        items = self.send("PATCH", f"{self.api}/composite/sobjects/Contact/{field}", body).json()
+        ids: dict[str, str] = {}
+        for update, item in zip(batch, items):
+            if item.get("success"):
+                ids[update.email] = item["id"]
+            else:
+                result.fail(update.email, self.record_error(item))
+        return ids
+
+    @staticmethod
+    def joins(update: ContactUpdate) -> list[str]:
+        """New customer campaigns; marketing campaigns only with consent (all of them when just given)."""
+        marketing: list[str] = []
+        if update.consent_granted:
+            marketing = update.lists_of(MARKETING)
+        elif update.marketing_consent is True:
+            marketing = update.new_lists(MARKETING)
+        return update.new_lists(TRANSACTIONAL) + marketing
+
+    def join_campaigns(self, updates: list[ContactUpdate], ids: dict[str, str], result: PushResult) -> None:
+        """CampaignMember inserts; a second insert of the same pair fails with DUPLICATE_VALUE, which
+        means the contact is already a member (exact message UNVERIFIED, the code is what we check)."""
+        members = [(u.email, self.campaign_member(c, ids[u.email])) for u in updates for c in self.joins(u)]
+        for batch in chunks(members, COLLECTION_MAX):
+            body = {"allOrNone": False, "records": [record for _, record in batch]}
+            items = self.send("POST", f"{self.api}/composite/sobjects", body).json()
+            for (email, _), item in zip(batch, items):
+                if not item.get("success"):
+                    error = self.record_error(item)
+                    if error.code != "DUPLICATE_VALUE":
+                        result.fail(email, error)
+
+    # -- erase, check, fields ------------------------------------------------------------------
+    def erase(self, emails: list[str]) -> PushResult:
+        """Find the Contacts by the external id, then delete them (to the Recycle Bin) 200 at a time."""
+        result = PushResult()
+        for batch in chunks(list(emails), COLLECTION_MAX):
+            found = self.lookup(batch)
+            if not found:
+                continue
+            # https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-delete.html
+            items = self.request("DELETE", f"{self.api}/composite/sobjects",
+                                 params={"ids": ",".join(found), "allOrNone": "false"}).json()
+            for contact_id, item in zip(found, items):
+                if not item.get("success"):
+                    error = self.record_error(item)
+                    if error.code not in ALREADY_GONE:
+                        result.fail(found[contact_id], error)
+        result.calls = self.calls
+        return result
+
+    def lookup(self, emails: Sequence[str]) -> dict[str, str]:
+        """Contact id -> email for the emails Salesforce holds under the external id field."""
+        if not IDENTIFIER.match(self.external_id):
+            raise FatalVendorError(f"bad external id field name {self.external_id!r}", code="bad_setting")
+        quoted = ",".join("'" + e.replace("\\", "\\\\").replace("'", "\\'") + "'" for e in emails)
+        soql = f"SELECT Id, {self.external_id} FROM Contact WHERE {self.external_id} IN ({quoted})"
+        body = self.request("GET", f"{self.api}/query", params={"q": soql}).json()
+        found: dict[str, str] = {}
+        while True:
+            for record in body.get("records") or []:
+                found[record["Id"]] = str(record[self.external_id]).lower()
+            if body.get("done", True) or not body.get("nextRecordsUrl"):
+                return found
+            body = self.request("GET", body["nextRecordsUrl"]).json()
+
+    def check(self) -> dict[str, Any]:
+        limits = self.request("GET", f"{self.api}/limits").json()
+        daily = limits.get("DailyApiRequests") or {}
+        return {"ok": True, "instance_url": self.instance_url, "api_version": self.api.rsplit("/v", 1)[1],
+                "daily_api_requests": {"max": daily.get("Max"), "remaining": daily.get("Remaining")}}
+
+    def fields(self) -> list[dict[str, Any]]:
+        describe = self.request("GET", f"{self.api}/sobjects/Contact/describe").json()
+        return [{"name": f["name"], "id": f["name"], "type": f["type"]}
+                for f in describe.get("fields") or [] if f["name"].endswith("__c")]

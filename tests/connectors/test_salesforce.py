@@ -1,0 +1,233 @@
+"""Salesforce connector: the token flows, the exact collection calls, and how it reads every answer."""
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+import responses
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from responses import matchers
+
+from connectors.base import MARKETING, TRANSACTIONAL, ContactUpdate
+from connectors.errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError
+from connectors.salesforce import JWT_GRANT, PLACEHOLDER_LAST_NAME, SalesforceConnector
+
+LOGIN = "https://login.salesforce.com/services/oauth2/token"
+INSTANCE = "https://acme.my.salesforce.com"
+API = f"{INSTANCE}/services/data/v62.0"
+UPSERT = f"{API}/composite/sobjects/Contact/Referral_Hub_Email__c"
+COLLECTION = f"{API}/composite/sobjects"
+SECRET = "cs-very-secret"
+REFRESH = "rt-very-secret"
+NOW = 1_790_000_000.0
+SETTINGS = {"client_id": "cid", "client_secret": SECRET, "refresh_token": REFRESH}
+MKT, TXN = "701Rf000000Mkt1AAA", "701Rf000000Txn1AAA"
+
+
+def token_answer(token: str = "00D!tok-1") -> dict[str, str]:
+    return {"access_token": token, "instance_url": INSTANCE, "token_type": "Bearer",
+            "id": "https://login.salesforce.com/id/00D/005", "issued_at": "1790000000000", "signature": "x"}
+
+
+def connector(waits: list[float] | None = None, **settings: str) -> SalesforceConnector:
+    sink = waits if waits is not None else []
+    c = SalesforceConnector({**SETTINGS, **settings}, sleep=sink.append)
+    c.clock = lambda: NOW
+    return c
+
+
+def login(token: str = "00D!tok-1") -> responses.BaseResponse:
+    return responses.post(LOGIN, json=token_answer(token))
+
+
+def referrer() -> ContactUpdate:
+    return ContactUpdate(email="anna@example.com", identity={"Referral_Hub_Email__c": "anna@example.com"},
+                         fields={"Email": "anna@example.com", "LastName": "Smith",
+                                 "Referral_Friends_Invited__c": 2, "Referral_Turnover__c": Decimal("59.90")})
+
+
+def friend(email: str = "bob@example.com", **kw) -> ContactUpdate:  # type: ignore[no-untyped-def]
+    return ContactUpdate(email=email, identity={"Referral_Hub_Email__c": email},
+                         fields={"Email": email, "LastName": None, "Referral_Promo_Code__c": "ANNA-20"},
+                         lists={MKT: MARKETING, TXN: TRANSACTIONAL}, marketing_consent=True, **kw)
+
+
+def ok(*ids: str) -> list[dict]:
+    return [{"id": i, "success": True, "errors": [], "created": True} for i in ids]
+
+
+def failed(code: str, message: str) -> dict:
+    return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": []}]}
+
+
+@responses.activate
+def test_push_logs_in_upserts_then_adds_campaign_members_with_exact_bodies() -> None:
+    token = responses.post(LOGIN, json=token_answer(), match=[matchers.urlencoded_params_matcher({
+        "grant_type": "refresh_token", "refresh_token": REFRESH, "client_id": "cid", "client_secret": SECRET})])
+    bearer = matchers.header_matcher({"Authorization": "Bearer 00D!tok-1", "Content-Type": "application/json"})
+    upsert = responses.patch(UPSERT, json=ok("003A", "003B"), match=[bearer])
+    members = responses.post(COLLECTION, json=ok("00vA", "00vB"), match=[bearer])
+    result = connector().push([referrer(), friend()])
+    assert result.failed == {} and token.call_count == 1 and result.calls == 3
+    assert json.loads(upsert.calls[0].request.body) == {"allOrNone": False, "records": [
+        {"attributes": {"type": "Contact"}, "Email": "anna@example.com", "LastName": "Smith",
+         "Referral_Friends_Invited__c": 2, "Referral_Turnover__c": 59.9, "Referral_Hub_Email__c": "anna@example.com"},
+        {"attributes": {"type": "Contact"}, "Email": "bob@example.com", "LastName": PLACEHOLDER_LAST_NAME,
+         "Referral_Promo_Code__c": "ANNA-20", "Referral_Hub_Email__c": "bob@example.com",
+         "HasOptedOutOfEmail": False}]}
+    assert json.loads(members.calls[0].request.body) == {"allOrNone": False, "records": [
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": TXN, "ContactId": "003B"},
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": MKT, "ContactId": "003B"}]}
+
+
+@responses.activate
+def test_withdrawn_consent_sets_has_opted_out_and_joins_nothing() -> None:
+    login()
+    upsert = responses.patch(UPSERT, json=ok("003B"))
+    gone = ContactUpdate(email="bob@example.com", identity={"Referral_Hub_Email__c": "bob@example.com"},
+                         fields={"LastName": "Jones"}, marketing_consent=False,
+                         previous_lists={MKT: MARKETING}, previous_consent=True)
+    assert connector().push([gone]).failed == {}
+    assert json.loads(upsert.calls[0].request.body)["records"][0]["HasOptedOutOfEmail"] is True
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_jwt_bearer_assertion_is_rs256_with_the_right_claims() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    token = login()
+    responses.get(f"{API}/limits", json={"DailyApiRequests": {"Max": 15000, "Remaining": 14990}})
+    c = connector(grant="jwt", username="int@acme.example", private_key=pem.replace("\n", "\\n"))
+    assert c.check()["daily_api_requests"] == {"max": 15000, "remaining": 14990}
+    form = parse_qs(token.calls[0].request.body)
+    assert form["grant_type"] == [JWT_GRANT] and "client_secret" not in form
+    assert jwt.get_unverified_header(form["assertion"][0])["alg"] == "RS256"
+    claims = jwt.decode(form["assertion"][0], key.public_key(), algorithms=["RS256"],
+                        audience="https://login.salesforce.com", options={"verify_exp": False})
+    assert claims == {"iss": "cid", "sub": "int@acme.example", "aud": "https://login.salesforce.com",
+                      "exp": int(NOW) + 180}
+
+
+@responses.activate
+def test_client_credentials_posts_basic_auth_to_my_domain() -> None:
+    basic = "Basic " + base64.b64encode(f"cid:{SECRET}".encode()).decode()
+    token = responses.post("https://acme.my.salesforce.com/services/oauth2/token", json=token_answer(), match=[
+        matchers.urlencoded_params_matcher({"grant_type": "client_credentials"}),
+        matchers.header_matcher({"Authorization": basic})])
+    responses.get(f"{API}/limits", json={})
+    connector(grant="client_credentials", login_url="https://acme.my.salesforce.com").check()
+    assert token.call_count == 1
+
+
+@responses.activate
+def test_invalid_session_logs_in_again_once_and_retries() -> None:
+    first, second = login("00D!old"), login("00D!new")
+    expired = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+    responses.patch(UPSERT, status=401, json=expired,
+                    match=[matchers.header_matcher({"Authorization": "Bearer 00D!old"})])
+    retried = responses.patch(UPSERT, json=ok("003A"),
+                              match=[matchers.header_matcher({"Authorization": "Bearer 00D!new"})])
+    assert connector().push([referrer()]).failed == {}
+    assert first.call_count + second.call_count == 2 and retried.call_count == 1
+
+
+@responses.activate
+def test_request_limit_exceeded_goes_back_to_the_queue_for_long_then_succeeds() -> None:
+    login()
+    responses.patch(UPSERT, status=403, json=[{"message": "TotalRequests Limit exceeded.",
+                                               "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    responses.patch(UPSERT, json=ok("003A"))
+    waits: list[float] = []
+    c = connector(waits)
+    with pytest.raises(RateLimited) as raised:
+        c.push([referrer()])
+    assert raised.value.retry_after == 3600.0 and raised.value.code == "REQUEST_LIMIT_EXCEEDED" and waits == []
+    assert c.push([referrer()]).failed == {}          # the hub's retry, after the wait
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_sforce_limit_info_near_the_allocation_stops_before_calling() -> None:
+    login()
+    responses.patch(UPSERT, json=ok("003A"), headers={"Sforce-Limit-Info": "api-usage=4990/5000"})
+    c = connector()
+    c.push([referrer()])
+    assert c.usage == (4990, 5000)
+    with pytest.raises(RateLimited) as raised:
+        c.push([referrer()])
+    assert raised.value.retry_after == 3600.0 and len(responses.calls) == 2
+
+
+@responses.activate
+def test_fatal_4xx_reads_the_error_array() -> None:
+    login()
+    responses.patch(UPSERT, status=400, json=[{"message": "No such column 'Nope__c' on sobject of type Contact",
+                                               "errorCode": "INVALID_FIELD"}])
+    with pytest.raises(FatalVendorError) as raised:
+        connector().push([referrer()])
+    assert raised.value.code == "INVALID_FIELD" and raised.value.status == 400 and not raised.value.retriable
+    assert "Nope__c" in raised.value.message and len(responses.calls) == 2
+
+
+@responses.activate
+def test_rejected_client_is_an_auth_error_without_secrets() -> None:
+    responses.post(LOGIN, status=400,
+                   json={"error": "invalid_client", "error_description": "invalid client credentials"})
+    with pytest.raises(AuthError) as raised:
+        connector().push([referrer()])
+    assert raised.value.code == "invalid_client"
+    assert SECRET not in str(raised.value) and REFRESH not in str(raised.value)
+
+
+@responses.activate
+def test_5xx_is_retried_then_raised_as_retriable() -> None:
+    login()
+    responses.patch(UPSERT, status=503, json=[{"message": "Server unavailable", "errorCode": "SERVER_UNAVAILABLE"}])
+    waits: list[float] = []
+    with pytest.raises(RetriableVendorError) as raised:
+        connector(waits).push([referrer()])
+    assert raised.value.code == "SERVER_UNAVAILABLE" and waits == [0.5, 1.0] and len(responses.calls) == 4
+
+
+@responses.activate
+def test_per_record_failures_fail_alone_and_duplicate_membership_is_success() -> None:
+    login()
+    responses.patch(UPSERT, json=[
+        failed("INVALID_EMAIL_ADDRESS", "Email: invalid email address: reject-dan@example.com"),
+        {"id": "003B", "success": True, "errors": [], "created": False},
+        failed("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")])
+    members = responses.post(COLLECTION, json=[failed("DUPLICATE_VALUE", "Already a campaign member."), *ok("00v")])
+    result = connector().push([friend("reject-dan@example.com"), friend(), friend("eve@example.com")])
+    assert set(result.failed) == {"reject-dan@example.com", "eve@example.com"}
+    assert result.failed["reject-dan@example.com"].code == "INVALID_EMAIL_ADDRESS"
+    assert not result.failed["reject-dan@example.com"].retriable and result.failed["eve@example.com"].retriable
+    assert [r["ContactId"] for r in json.loads(members.calls[0].request.body)["records"]] == ["003B", "003B"]
+
+
+@responses.activate
+def test_erase_finds_ids_by_external_id_then_deletes_them() -> None:
+    login()
+    query = responses.get(f"{API}/query", json={"totalSize": 1, "done": True, "records": [
+        {"attributes": {"type": "Contact"}, "Id": "003A", "Referral_Hub_Email__c": "anna@example.com"}]})
+    delete = responses.delete(COLLECTION, json=[{"id": "003A", "success": True, "errors": []}])
+    assert connector().erase(["anna@example.com", "o'neil@example.com"]).failed == {}
+    assert parse_qs(urlsplit(query.calls[0].request.url).query)["q"] == [
+        "SELECT Id, Referral_Hub_Email__c FROM Contact WHERE Referral_Hub_Email__c "
+        "IN ('anna@example.com','o\\'neil@example.com')"]
+    assert parse_qs(urlsplit(delete.calls[0].request.url).query) == {"ids": ["003A"], "allOrNone": ["false"]}
+
+
+@responses.activate
+def test_fields_are_the_custom_ones_from_describe() -> None:
+    login()
+    responses.get(f"{API}/sobjects/Contact/describe", json={"name": "Contact", "fields": [
+        {"name": "LastName", "type": "string"}, {"name": "Referral_Friends_Invited__c", "type": "double"}]})
+    assert connector().fields() == [{"name": "Referral_Friends_Invited__c", "id": "Referral_Friends_Invited__c",
+                                     "type": "double"}]
