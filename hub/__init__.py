@@ -9,7 +9,7 @@ from flask import Flask
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults."""
-    from . import config, errors, health, ingest, ledger, queue, store
+    from . import admin, config, errors, health, ingest, ledger, queue, store, webhooks
 
     app = Flask(__name__)
     settings = config.load(overrides)
@@ -25,4 +25,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(ingest.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(admin.bp)
     return app

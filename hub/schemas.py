@@ -105,7 +105,9 @@ NEEDS = {
     "referrer.enrolled": ("referrer",),
     "referral.invited": ("referrer",),
     "friend.registered": ("friend",),
-    "friend.converted": ("friend", "order"),
+    # Some platforms report a conversion without the order (SaaSquatch): the friend counts as
+    # converted and the turnover is unchanged.
+    "friend.converted": ("friend",),
     "reward.granted": ("reward",),
     "contact.updated": ("contact",),
     "contact.erased": ("contact",),
