@@ -2,7 +2,6 @@
 must not hold the others back."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
