@@ -3,134 +3,287 @@ normalised to canonical events, resolved to emails, and applied through the same
 
 A platform that gets errors retries and, in the end, disables the endpoint; so anything the hub
 cannot use (an unknown type, an event it cannot validate, a person it cannot name yet) is
-acknowledged with 2xx, counted, and kept where ops can see it. Only a bad signature (401), a body
-that is not the platform's shape (400) or an unreachable Redis (503) is refused.
+acknowledged with 2xx, counted, and kept where ops can see it (GET /v1/webhooks/parked and
+/v1/webhooks/rejected). Only an unknown or unconfigured source (404), a bad signature (401), a
+body that is not the platform's shape (400; never for Friendbuy, see FRIENDBUY_NEVER_400) or an
+unreachable store (503) is refused. No vendor is called inside the request.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .auth import require
 from .errors import APIError
 from .ingest import parse_body
 from .ledger import get_ledger
 from .queue import get_queues
 from .schemas import load_events
-from .sources import SOURCES, PayloadError, SignatureError
+from .sources import SOURCES, PayloadError, SettingsError, SignatureError
 
 bp = Blueprint("webhooks", __name__)
 
-IDENT = "hub:ident:{}"                 # hash: platform person id -> email
-PARKED = "hub:parked:{}:{}"            # list: events waiting for that id's email
-PARKED_INDEX = "hub:parked"            # zset: "<source>:<id>" -> first parked at
-REJECTED = "hub:webhooks:rejected"     # stream: events the hub could not validate
-STATS = "hub:webhooks:stats"           # hash: "<source>:<outcome>[:<type>]" -> count
+IDENT = "hub:ident:{}"                 # hash: platform person id -> email, per source
+CODES = "hub:ident:code"               # hash: PROMO CODE -> email (or AMBIGUOUS), all sources
+PARKED = "hub:parked:{}"               # hash per handle: event id -> event JSON, waiting for an email
+PARKED_INDEX = "hub:parked"            # zset: handle "<source>:id:<id>" / "<source>:code:<CODE>" -> first parked at
+REJECTED = "hub:webhooks:rejected"     # stream: events the hub could not validate, bodies it could not read
+STATS = "hub:webhooks:stats"           # hash: "<source>:<outcome>:<type>" -> count
 PARTIES = ("referrer", "friend", "contact")
+AMBIGUOUS = "*"
+MAX_KEPT = 4000                        # characters of an event or body kept in the rejected stream
+# A friend's registration or conversion carries the link to the referrer: when only the referrer is
+# still unknown the friend's part is applied now and a copy waits to credit the referrer later
+# (the ledger's credit step is idempotent, and an order id is counted once, so nothing doubles).
+CREDITING = ("friend.registered", "friend.converted")
+# Friendbuy's reward-validation callback reads 200 as "approve", 400 as "reject the reward" and
+# anything else as "retry" (for 72 hours). So Friendbuy never gets a 400 for a body the hub cannot
+# read (it would cancel a friend's reward over a hub-side problem), and callbacks get 200, not 202.
+FRIENDBUY_NEVER_400 = "friendbuy"
+
+# Learn a promo code -> email pair unless the code already names someone else, in which case the
+# code is shared (a referrer's referral code that several friends used) and resolves nobody.
+LEARN_CODE = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+if cur ~= ARGV[2] and cur ~= ARGV[3] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 0
+"""
+
+
+def redis() -> Any:
+    return current_app.extensions["redis"]
 
 
 def settings_for(name: str) -> dict[str, Any]:
+    """The source's HUB_SOURCE_* settings, read once per app; SettingsError when unusable."""
     cache = current_app.extensions.setdefault("source_settings", {})
     if name not in cache:
         environ = {f"HUB_{k}": str(v) for k, v in current_app.config["HUB"].items()}
-        cache[name] = SOURCES[name].settings_from_env(environ)
-    return cache[name]
+        try:
+            cache[name] = SOURCES[name].settings_from_env(environ)
+        except SettingsError as exc:
+            cache[name] = exc
+    if isinstance(cache[name], SettingsError):
+        raise cache[name]
+    return cache[name]  # type: ignore[no-any-return]
 
 
-def resolve(source: str, event: dict[str, Any]) -> str | None:
-    """Fill in emails from what the platform taught earlier; the first unknown id, if any."""
-    redis = current_app.extensions["redis"]
-    for part in PARTIES:
-        party = event.get(part)
-        if isinstance(party, dict) and not party.get("email") and party.get("source_id"):
-            email = redis.hget(IDENT.format(source), str(party["source_id"]))
-            if email is None:
-                return str(party["source_id"])
-            party["email"] = email.decode()
-    return None
+# --- identities -------------------------------------------------------------------------------
+
+def code_key(code: Any) -> str | None:
+    """Promo codes are compared case-insensitively, as shops take them."""
+    return str(code).strip().upper() or None if code is not None else None
 
 
-def learn(source: str, identities: list[dict[str, Any]]) -> list[str]:
-    """Remember id -> email pairs; return the ids that now unlock parked events."""
-    redis = current_app.extensions["redis"]
-    pairs = {str(i["source_id"]): i["email"] for i in identities if i.get("source_id") and i.get("email")}
-    if not pairs:
-        return []
-    redis.hset(IDENT.format(source), mapping=pairs)
-    return [sid for sid in pairs if redis.zscore(PARKED_INDEX, f"{source}:{sid}") is not None]
+def handle_of(source: str, person: dict[str, Any]) -> str | None:
+    """What a party without an email can be found by: its platform id, else its promo code."""
+    if person.get("source_id"):
+        return f"{source}:id:{person['source_id']}"
+    code = code_key(person.get("promo_code"))
+    return f"{source}:code:{code}" if code else None
 
 
-def park(source: str, source_id: str, event: dict[str, Any]) -> None:
-    redis = current_app.extensions["redis"]
-    pipe = redis.pipeline()
-    pipe.rpush(PARKED.format(source, source_id), json.dumps(event))
-    pipe.zadd(PARKED_INDEX, {f"{source}:{source_id}": time.time()}, nx=True)
+def lookup(handle: str) -> str | None:
+    """The email a handle names, AMBIGUOUS for a shared code, None while unknown."""
+    source, kind, value = handle.split(":", 2)
+    raw = redis().hget(IDENT.format(source), value) if kind == "id" else redis().hget(CODES, value)
+    return raw.decode() if raw is not None else None
+
+
+def learn(source: str, identities: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]:
+    """Remember id -> email and promo code -> email pairs; return the handles that now unlock
+    parked events."""
+    ids = {str(i["source_id"]): i["email"] for i in identities if i.get("source_id") and i.get("email")}
+    codes = {}
+    for event in events:
+        friend = event.get("friend")
+        if str(event.get("type", "")).startswith("contact.") or not isinstance(friend, dict):
+            continue
+        code = code_key(friend.get("promo_code"))
+        if code and friend.get("email"):
+            codes[code] = str(friend["email"]).strip().lower()
+    if ids:
+        redis().hset(IDENT.format(source), mapping=ids)
+    script = current_app.extensions.get("learn_code_script")
+    if script is None:
+        script = current_app.extensions["learn_code_script"] = redis().register_script(LEARN_CODE)
+    for code, address in codes.items():
+        script(keys=[CODES], args=[code, address, AMBIGUOUS])
+    handles = [f"{source}:id:{sid}" for sid in ids]
+    # A code may unlock events parked by any source (an in-store Mention Me redemption waits for
+    # the code another delivery, or another platform, taught).
+    handles += [f"{name}:code:{code}" for code in codes for name in SOURCES]
+    pipe = redis().pipeline(transaction=False)
+    for handle in handles:
+        pipe.zscore(PARKED_INDEX, handle)
+    return [h for h, score in zip(handles, pipe.execute()) if score is not None]
+
+
+def forget(source: str, contact: dict[str, Any]) -> None:
+    """After an erasure: the hub keeps no id or code that still names the person."""
+    address = contact.get("email")
+    if contact.get("source_id"):
+        redis().hdel(IDENT.format(source), str(contact["source_id"]))
+    if not address:
+        return
+    for key in (IDENT.format(source), CODES):
+        stale = [k for k, v in redis().hscan_iter(key) if v.decode() == address]
+        if stale:
+            redis().hdel(key, *stale)
+
+
+# --- parking ----------------------------------------------------------------------------------
+
+def park(handle: str, event: dict[str, Any]) -> None:
+    """Keep the event until its handle is known; keyed by event id, so a retried delivery of a
+    parked event waits once."""
+    pipe = redis().pipeline()
+    pipe.hset(PARKED.format(handle), event["id"], json.dumps(event, default=str))
+    pipe.zadd(PARKED_INDEX, {handle: time.time()}, nx=True)
     pipe.execute()
 
 
-def unpark(source: str, source_ids: list[str]) -> list[dict[str, Any]]:
-    """Take the parked events of ids the hub can now name (applying twice is harmless: the
-    ledger dedupes on event id)."""
-    redis = current_app.extensions["redis"]
+def unpark(handles: list[str]) -> list[dict[str, Any]]:
+    """Take the parked events of handles the hub can now name, oldest first (taking them twice is
+    harmless: the ledger dedupes on event id)."""
     events = []
-    for sid in source_ids:
-        key = PARKED.format(source, sid)
-        pipe = redis.pipeline()
-        pipe.lrange(key, 0, -1)
-        pipe.delete(key)
-        pipe.zrem(PARKED_INDEX, f"{source}:{sid}")
-        events += [json.loads(raw) for raw in pipe.execute()[0]]
-    return events
+    for handle in handles:
+        pipe = redis().pipeline()
+        pipe.hgetall(PARKED.format(handle))
+        pipe.delete(PARKED.format(handle))
+        pipe.zrem(PARKED_INDEX, handle)
+        events += [json.loads(raw) for raw in pipe.execute()[0].values()]
+    return sorted(events, key=lambda e: str(e.get("occurred_at")))
 
 
-def reject(source: str, items: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
-    redis = current_app.extensions["redis"]
-    for index in sorted({e["index"] for e in errors}):
-        reasons = [f"{e['field']}: {e['message']}" for e in errors if e["index"] == index]
-        redis.xadd(REJECTED, {"source": source, "event_id": str(items[index].get("id")),
-                              "type": str(items[index].get("type")), "reasons": "; ".join(reasons)},
-                   maxlen=10_000, approximate=True)
+def required_role(event: dict[str, Any]) -> str | None:
+    kind = str(event.get("type", ""))
+    if kind == "reward.granted":
+        reward = event.get("reward")
+        return reward.get("recipient") if isinstance(reward, dict) else None
+    if kind.startswith("contact."):
+        return "contact"
+    return "friend" if kind.startswith("friend.") else "referrer" if kind.startswith("referr") else None
+
+
+def derived_id(event_id: str, role: str) -> str:
+    full = f"{event_id}~{role}"
+    if len(full) <= 128:
+        return full
+    return f"{event_id.split(':', 1)[0][:40]}:{hashlib.sha256(full.encode()).hexdigest()}"
+
+
+def place(source: str, event: dict[str, Any]) -> tuple[dict[str, Any] | None, list[tuple[str, dict[str, Any]]], str | None]:
+    """(event to apply now, [(handle, event to park)], reason to refuse) for one event."""
+    event = copy.deepcopy(event)
+    waiting: dict[str, str] = {}
+    required = required_role(event)
+    for role in PARTIES:
+        person = event.get(role)
+        if not isinstance(person, dict) or person.get("email"):
+            continue
+        handle = handle_of(source, person)
+        if handle is None:
+            if role != required:
+                event.pop(role)  # an optional party nobody can name: the rest of the event stands
+            continue  # a required one: validation says what is missing
+        found = lookup(handle)
+        if found == AMBIGUOUS:
+            if role == required:
+                return None, [], f"{role}: promo code {handle.split(':', 2)[2]} is shared by several people"
+            event.pop(role)
+        elif found:
+            person["email"] = found
+        else:
+            waiting[role] = handle
+    if required in waiting:
+        return None, [(waiting[required], event)], None
+    parked = []
+    if "referrer" in waiting and event.get("type") in CREDITING:
+        parked.append((waiting["referrer"], {**copy.deepcopy(event), "id": derived_id(event["id"], "referrer")}))
+    return {k: v for k, v in event.items() if k not in waiting}, parked, None
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+def record(source: str, reasons: str, event: dict[str, Any] | None = None, body: bytes | None = None) -> None:
+    fields = {"source": source, "event_id": str((event or {}).get("id") or ""),
+              "type": str((event or {}).get("type") or ""), "reasons": reasons[:MAX_KEPT]}
+    if event is not None:
+        fields["event"] = json.dumps(event, default=str)[:MAX_KEPT]
+    if body is not None:
+        fields["body"] = body[:MAX_KEPT].decode("utf-8", "replace")
+    redis().xadd(REJECTED, fields, maxlen=10_000, approximate=True)
 
 
 def count(source: str, outcome: str, kinds: list[str]) -> None:
     if kinds:
-        pipe = current_app.extensions["redis"].pipeline(transaction=False)
+        pipe = redis().pipeline(transaction=False)
         for kind in kinds:
             pipe.hincrby(STATS, f"{source}:{outcome}:{kind}", 1)
         pipe.execute()
 
 
-def apply(source: str, items: list[dict[str, Any]]) -> dict[str, int]:
-    """Resolve, park what cannot be resolved yet, validate, apply what is valid."""
-    ready, parked = [], 0
-    for event in items:
-        missing = resolve(source, event)
-        if missing is None:
-            ready.append(event)
-        else:
-            park(source, missing, event)
-            parked += 1
-            if resolve(source, json.loads(json.dumps(event))) is None:   # taught meanwhile
-                ready += unpark(source, [missing])
-    # Drop the platform-only keys the canonical schema does not know, then validate each alone
-    # so one bad event never blocks the rest of the delivery.
-    valid, invalid = [], []
+def take(source: str, items: list[dict[str, Any]]) -> dict[str, int]:
+    """Resolve, park what cannot be resolved yet, validate each event alone, apply what is valid."""
+    queue, ready, parked, refused = list(items), [], [], []
+    while queue:
+        event = queue.pop(0)
+        now, waits, problem = place(source, event)
+        if problem:
+            refused.append((event, problem))
+            continue
+        if now is not None:
+            ready.append(now)
+        for handle, waiting in waits:
+            park(handle, waiting)
+            if lookup(handle) is None:
+                parked.append(str(waiting.get("type")))
+            else:  # another delivery taught the handle meanwhile: do not leave the event behind
+                queue += unpark([handle])
+    valid, raw = [], []
     for event in ready:
         loaded, errors = load_events([event])
-        (valid.extend(loaded) if not errors else invalid.append((event, errors)))
-    for event, errors in invalid:
-        reject(source, [event], [{**e, "index": 0} for e in errors])
+        if errors:
+            refused.append((event, "; ".join(f"{e['field']}: {e['message']}" for e in errors)))
+        else:
+            valid += loaded
+            raw.append(event)
+    for event, reasons in refused:
+        record(source, reasons, event)
     accepted = duplicates = 0
     if valid:
         queues = get_queues()
         accepted, duplicates = get_ledger().apply(valid, queues.connectors)
         if accepted:
             queues.kick()
+    for event in raw:
+        if event.get("type") == "contact.erased" and isinstance(event.get("contact"), dict):
+            forget(source, event["contact"])
     count(source, "accepted", [e["type"] for e in valid])
-    count(source, "rejected", [str(e.get("type")) for e, _ in invalid])
-    return {"accepted": accepted, "duplicates": duplicates, "parked": parked, "rejected": len(invalid)}
+    count(source, "parked", parked)
+    count(source, "rejected", [str(e.get("type")) for e, _ in refused])
+    return {"accepted": accepted, "duplicates": duplicates, "parked": len(parked), "rejected": len(refused)}
+
+
+def unreadable(source: str, body: bytes, reason: str, refuse: bool = True) -> Any:
+    """A body the adapter cannot read, kept for ops: 400 when it is not the platform's shape
+    (refuse), else acknowledged; Friendbuy always gets 200 (see FRIENDBUY_NEVER_400)."""
+    count(source, "rejected", ["unreadable"])
+    record(source, reason, body=body)
+    if refuse and source != FRIENDBUY_NEVER_400:
+        raise APIError(400, "invalid_payload", reason)
+    status = 200 if source == FRIENDBUY_NEVER_400 else 202
+    return jsonify({"accepted": 0, "duplicates": 0, "parked": 0, "rejected": 1, "ignored": 0}), status
 
 
 @bp.post("/v1/webhooks/<source>")
@@ -138,21 +291,105 @@ def receive(source: str):  # type: ignore[no-untyped-def]
     adapter = SOURCES.get(source)
     if adapter is None:
         raise APIError(404, "unknown_source", f"no webhook source called {source}; one of: {', '.join(SOURCES)}")
-    settings = settings_for(source)
+    try:
+        settings = settings_for(source)
+    except SettingsError as exc:  # the message names the variable, never its value
+        current_app.logger.error("webhook source misconfigured", extra={"source": source})
+        raise APIError(503, "source_misconfigured", str(exc), headers={"Retry-After": "60"}) from None
     if not adapter.configured(settings):
         raise APIError(404, "source_not_configured", f"set HUB_SOURCE_{source.upper()}_* to receive {adapter.label} webhooks")
     body, _ = parse_body()
+    headers = dict(request.headers)  # werkzeug's Headers is no Mapping[str, str] to a type checker
     try:
-        adapter.verify(request.headers, body, settings, time.time())
+        adapter.verify(headers, body, settings, time.time())
     except SignatureError as exc:
         count(source, "unauthorized", ["-"])
         raise APIError(401, "unauthorized", exc.reason) from None
     try:
-        result = adapter.normalise(adapter.parse(body), request.headers, settings)
+        payload = adapter.parse(body)
+        result = adapter.normalise(payload, headers, settings)
     except PayloadError as exc:
-        raise APIError(400, "invalid_payload", exc.reason) from None
-    unlocked = learn(source, result.identities)
-    items = result.events + unpark(source, unlocked)
-    outcome = apply(source, items) if items else {"accepted": 0, "duplicates": 0, "parked": 0, "rejected": 0}
+        return unreadable(source, body, exc.reason)
+    except Exception:  # an adapter bug must not make the platform retry (and disable us): keep the body
+        current_app.logger.exception("webhook adapter failed", extra={"source": source})
+        return unreadable(source, body, "the adapter could not read this body (see the hub log)", refuse=False)
+    unlocked = learn(source, result.identities, result.events)
+    items = result.events + unpark(unlocked)
+    outcome = take(source, items) if items else {"accepted": 0, "duplicates": 0, "parked": 0, "rejected": 0}
     count(source, "ignored", result.ignored)
-    return jsonify({**outcome, "ignored": len(result.ignored)}), 202
+    callback = source == FRIENDBUY_NEVER_400 and isinstance(payload, dict) and "eventType" in payload
+    return jsonify({**outcome, "ignored": len(result.ignored)}), 200 if callback else 202
+
+
+# --- ops --------------------------------------------------------------------------------------
+
+def limit_arg() -> int:
+    try:
+        return max(1, min(int(request.args.get("limit", 100)), 1000))
+    except ValueError:
+        raise APIError(422, "invalid_limit", "limit must be a whole number") from None
+
+
+def why(handle: str) -> str:
+    source, kind, value = handle.split(":", 2)
+    label = SOURCES[source].label if source in SOURCES else source
+    if kind == "code":
+        return f"no email known yet for promo code {value}; waiting for an event that carries both"
+    return f"no email known yet for {label} id {value}; waiting for an event that carries both"
+
+
+@bp.get("/v1/webhooks/parked")
+@require("ops")
+def list_parked():  # type: ignore[no-untyped-def]
+    """What is waiting for an identity, oldest first, and why."""
+    wanted, limit = request.args.get("source"), limit_arg()
+    out = []
+    for member, since in redis().zscan_iter(PARKED_INDEX):
+        handle = member.decode()
+        if wanted and not handle.startswith(f"{wanted}:"):
+            continue
+        out.append((since, handle))
+    out.sort()
+    entries = []
+    for since, handle in out[:limit]:
+        events = [json.loads(raw) for raw in redis().hvals(PARKED.format(handle))]
+        source, kind, value = handle.split(":", 2)
+        entries.append({"source": source, "waiting_for": {"kind": kind, "value": value}, "reason": why(handle),
+                        "parked_at": since, "events": sorted(
+                            ({"id": e.get("id"), "type": e.get("type"), "occurred_at": e.get("occurred_at")}
+                             for e in events), key=lambda e: str(e["occurred_at"]))})
+    return jsonify({"total": len(out), "parked": entries})
+
+
+@bp.get("/v1/webhooks/rejected")
+@require("ops")
+def list_rejected():  # type: ignore[no-untyped-def]
+    """What the hub acknowledged but could not use, newest first, with the reasons."""
+    wanted, limit = request.args.get("source"), limit_arg()
+    entries = []
+    for entry_id, fields in redis().xrevrange(REJECTED, count=10_000 if wanted else limit):
+        item = {k.decode(): v.decode() for k, v in fields.items()}
+        if wanted and item.get("source") != wanted:
+            continue
+        item["at"] = int(entry_id.decode().split("-")[0]) / 1000
+        for name in ("event",):
+            if name in item:
+                try:
+                    item[name] = json.loads(item[name])
+                except ValueError:
+                    pass  # truncated: shown as kept
+        entries.append(item)
+        if len(entries) >= limit:
+            break
+    return jsonify({"total": redis().xlen(REJECTED), "rejected": entries})
+
+
+@bp.get("/v1/webhooks/stats")
+@require("ops")
+def stats():  # type: ignore[no-untyped-def]
+    """Counts per source and outcome (accepted, parked, rejected, ignored, unauthorized) and type."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for field, value in redis().hgetall(STATS).items():
+        source, outcome, kind = field.decode().split(":", 2)
+        out.setdefault(source, {}).setdefault(outcome, {})[kind] = int(value)
+    return jsonify(out)

@@ -73,9 +73,9 @@ def test_422_names_the_event_index_and_field_path(make_app) -> None:
 
 def test_type_specific_parts_are_required(make_app) -> None:
     client = make_app().test_client()
-    response = post(client, {"events": [event(1, "friend.converted", friend={"email": "a@b.co"})]})
+    response = post(client, {"events": [event(1, "reward.granted", referrer={"email": "a@b.co"})]})
     assert response.status_code == 422
-    assert response.json["error"]["details"] == [{"index": 0, "field": "order", "message": "required for friend.converted events"}]
+    assert response.json["error"]["details"] == [{"index": 0, "field": "reward", "message": "required for reward.granted events"}]
 
 
 def test_size_type_and_json_errors(make_app) -> None:
