@@ -94,3 +94,9 @@ def demo(keep: bool) -> None:
     from .demo import run
 
     run(keep=keep)
+
+
+from .admin_cli import connectors, mappings  # noqa: E402 - commands defined beside their API
+
+main.add_command(mappings)
+main.add_command(connectors)

@@ -4,6 +4,7 @@ Nothing here imports the hub: the sandbox only knows the vendors' wire formats.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -23,6 +24,10 @@ DEMO_SETTINGS = {
 }
 
 
+# Recorded vendor requests kept for /_sandbox/requests (the newest; bodies can be large).
+REQUESTS_KEPT = 200
+
+
 def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
     """The sandbox app: every vendor's routes, plus /_sandbox/ to inspect and steer it."""
     app = Flask("sandbox")
@@ -32,6 +37,36 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
 
     def sandbox() -> Store:
         return app.extensions["sandbox"]
+
+    @app.before_request
+    def record_request() -> None:
+        # What each vendor was sent (method, path, body), so a test can compare it to a preview.
+        # Bodies are kept raw and parsed only when asked for: recording costs nothing under load.
+        if request.path.startswith("/_sandbox/"):
+            return
+        with sandbox().lock:
+            sandbox().requests.append({"method": request.method, "path": request.path,
+                                       "query": request.args.to_dict(), "body": request.get_data(cache=True)})
+            del sandbox().requests[:-REQUESTS_KEPT]
+
+    def parsed(raw: bytes) -> Any:
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return raw.decode("utf-8", "replace")
+
+    @app.get("/_sandbox/requests")
+    def recorded() -> Any:
+        vendor = request.args.get("vendor")
+        with sandbox().lock:
+            rows = [dict(r) for r in sandbox().requests if not vendor or r["path"].startswith(f"/{vendor}/")]
+        return jsonify({"requests": [{**r, "body": parsed(r["body"])} for r in rows]})
+
+    @app.delete("/_sandbox/requests")
+    def forget_requests() -> Any:
+        with sandbox().lock:
+            sandbox().requests.clear()
+        return Response(status=204)
 
     @app.get("/_sandbox/<vendor>/contacts/<path:email>")
     def contact(vendor: str, email: str) -> Any:
