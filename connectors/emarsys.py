@@ -72,6 +72,9 @@ class EmarsysConnector(Connector):
     name = "emarsys"
     label = "SAP Emarsys"
     max_batch = CONTACTS_MAX
+    # A flush costs 1 upsert + 1 call per list touched against ~190 calls/min: pace partial batches.
+    coalesce_seconds = 1.0
+    flush_interval = 1.5
     secret_settings = ("secret", "client_secret")
     # WSSE credentials; OAuth-only setups (client_id + client_secret) are covered by `configured`.
     required_settings = ("username", "secret")

@@ -40,7 +40,11 @@ LIST_MAX = 1_000             # profile ids per list add/remove
 class KlaviyoConnector(Connector):
     name = "klaviyo"
     label = "Klaviyo"
-    max_batch = 1_000
+    # One bulk import job takes up to 10,000 profiles; jobs are scarce (10/s, 150/min, the status
+    # read counted too), so flushes carry as many as are due and come at most every 2 s.
+    max_batch = BULK_MAX
+    coalesce_seconds = 1.0
+    flush_interval = 2.0
     secret_settings = ("api_key",)
     required_settings = ("api_key",)
     default_base_url = "https://a.klaviyo.com"

@@ -49,6 +49,9 @@ class SalesforceConnector(Connector):
     name = "salesforce"
     label = "Salesforce"
     max_batch = COLLECTION_MAX
+    # No per-second limit, but every call counts against the 24 h allocation: fill collections.
+    coalesce_seconds = 1.0
+    flush_interval = 1.0
     secret_settings = ("client_secret", "refresh_token", "private_key")
     required_settings = ("client_id",)
     default_base_url = LOGIN_URL

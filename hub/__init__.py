@@ -10,6 +10,7 @@ from flask import Flask
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults."""
     from . import admin, config, errors, health, ingest, ledger, queue, store, webhooks
+    from . import contacts, logs, metrics, ops
 
     app = Flask(__name__)
     settings = config.load(overrides)
@@ -23,8 +24,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     ledger.init_app(app)
     queue.init_app(app)
     errors.init_app(app)
+    logs.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(contacts.bp)
+    app.register_blueprint(metrics.bp)
     return app

@@ -96,7 +96,22 @@ def demo(keep: bool) -> None:
     run(keep=keep)
 
 
-from .admin_cli import connectors, mappings  # noqa: E402 - commands defined beside their API
+@main.group()
+def connectors() -> None:
+    """Connectors: pause, resume and status of each enabled connector."""
+
+
+from .contacts import contacts_cli  # noqa: E402 - commands defined beside their API
+from .ops import connectors_pause, connectors_resume, connectors_status, failed_cli  # noqa: E402
+
+connectors.add_command(connectors_pause)
+connectors.add_command(connectors_resume)
+connectors.add_command(connectors_status)
+main.add_command(failed_cli)
+main.add_command(contacts_cli)
+
+from .admin_cli import CONNECTOR_COMMANDS, mappings  # noqa: E402
 
 main.add_command(mappings)
-main.add_command(connectors)
+for _command in CONNECTOR_COMMANDS:
+    connectors.add_command(_command)

@@ -152,11 +152,26 @@ else
   end
 end
 
+-- Mark touched contacts dirty. The score is when the contact is due: `win` seconds after its
+-- LAST touch (so a burst of events for one person becomes one vendor write), but never later
+-- than `cap` seconds after it first became dirty (so a busy contact is never deferred forever).
 local now = redis.call('TIME')
+local t = now[1] + now[2] / 1000000
 for e, _ in pairs(touched) do
   redis.call('HINCRBY', P .. 'ver', e, 1)
-  for _, c in ipairs(op.conns) do
-    redis.call('ZADD', P .. 'dirty:' .. c, 'NX', now[1] + now[2] / 1000000, e)
+  local k = key(e)
+  for i, c in ipairs(op.conns) do
+    local dk = P .. 'dirty:' .. c
+    local win = (op.wins and op.wins[i]) or 0
+    if win <= 0 then
+      redis.call('ZADD', dk, 'NX', t, e)
+    elseif redis.call('ZSCORE', dk, e) then
+      local since = tonumber(redis.call('HGET', k, c .. ':since') or t)
+      redis.call('ZADD', dk, 'GT', math.min(t + win, since + op.cap), e)
+    else
+      redis.call('HSET', k, c .. ':since', t)
+      redis.call('ZADD', dk, t + win, e)
+    end
   end
 end
 redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id', op.id, 'type', t, 'event', ARGV[2])

@@ -14,6 +14,7 @@ PREFIX = "hub:"
 SCALE = Decimal(10_000)          # money is stored as integer ten-thousandths: exact in Redis
 COUNTERS = ("invites_sent", "friends_registered", "friends_converted", "rewards_earned")
 PARTY_FIELDS = ("first_name", "last_name", "customer_id", "locale")
+MAX_DEFER = 60.0                 # a dirty contact is pushed at most this long after it became dirty
 
 
 def key(email: str) -> str:
@@ -80,13 +81,32 @@ class Ledger:
         self.config = config
         self.script = redis.register_script(resources.files("hub").joinpath("ledger.lua").read_text())
 
+    def windows(self, connectors: list[str]) -> list[float]:
+        """Seconds each connector lets a contact rest after its last touch before pushing it:
+        HUB_FLUSH_WINDOW_<CONNECTOR>, else the connector's own `coalesce_seconds` (vendors whose
+        updates cost one call per record wait longer), else HUB_FLUSH_WINDOW; none when
+        HUB_FLUSH_WINDOW is 0."""
+        from connectors import CONNECTORS
+
+        if not self.config["FLUSH_WINDOW"]:
+            return [0.0] * len(connectors)      # HUB_FLUSH_WINDOW=0: push at once (tests)
+        out = []
+        for name in connectors:
+            value = self.config.get(f"FLUSH_WINDOW_{name.upper()}")
+            if value in (None, ""):
+                value = getattr(CONNECTORS.get(name), "coalesce_seconds", None)
+            out.append(float(self.config["FLUSH_WINDOW"] if value is None else value))
+        return out
+
     def apply(self, events: list[dict[str, Any]], connectors: list[str]) -> tuple[int, int]:
         """Apply events in order, each atomically; returns (accepted, duplicates)."""
         pipe = self.redis.pipeline(transaction=False)
+        wins, cap = self.windows(connectors), float(self.config.get("FLUSH_MAX_DEFER") or MAX_DEFER)
         for event in events:
             logged = json.dumps(event, default=str, separators=(",", ":"))
-            self.script(args=[json.dumps(operation(event, connectors, self.config), default=str), logged],
-                        client=pipe)
+            op = operation(event, connectors, self.config)
+            op["wins"], op["cap"] = wins, cap
+            self.script(args=[json.dumps(op, default=str), logged], client=pipe)
         results = pipe.execute()
         accepted = sum(1 for r in results if r == 1)
         return accepted, len(results) - accepted

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app
 from rq import get_current_job
 from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from connectors import CONNECTORS, Connector, ContactUpdate
@@ -23,6 +25,7 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
+from . import metrics
 from .config import connector_settings, retry_schedule
 from .ledger import dirty_key, erase_key, get_ledger
 from .mappingstore import current_mapping
@@ -61,7 +64,39 @@ def redis() -> Any:
 
 def build_connector(name: str) -> Connector:
     settings = connector_settings(current_app.config["HUB"], name)
-    return CONNECTORS[name](settings, limiter=RateLimiter(redis(), "hub:rl"))
+    return CONNECTORS[name](settings, limiter=RateLimiter(redis(), "hub:rl"),
+                            session=metrics.CountingSession(redis(), name))
+
+
+SECRETISH = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+
+
+def scrub_secrets(text: str) -> str:
+    """Vendors sometimes echo the credential they rejected; no configured secret may reach a
+    failed job, a log line or an API answer."""
+    config = current_app.config["HUB"]
+    for key, value in config.items():
+        if isinstance(value, str) and len(value) >= 6 and any(word in key for word in SECRETISH):
+            for secret in value.replace(",", " ").split():
+                if len(secret) >= 6:
+                    text = text.replace(secret, "***")
+    return text
+
+
+def redirty(connector: str, emails: list[str]) -> None:
+    """Put contacts back in the connector's dirty set (keeping an older first-dirty time)."""
+    if emails:
+        redis().zadd(dirty_key(connector), {e: time.time() for e in emails}, nx=True)
+
+
+def note_outcome(connector: str, emails: list[str], ok: bool, error: VendorError | None = None) -> None:
+    """Remember per contact when the connector was last tried and how it went (contact view)."""
+    if not emails:
+        return
+    outcome: dict[str, Any] = {"at": time.time(), "ok": ok}
+    if error is not None:
+        outcome.update({"status": error.status, "code": error.code})
+    redis().hset(LAST.format(connector), mapping={e: json.dumps(outcome) for e in emails})
 
 
 def fingerprint(rendered: dict[str, Any]) -> str:
@@ -80,9 +115,11 @@ def record_failure(connector: str, emails: list[str], error: VendorError, *, fun
                    attempts: int = 1, first: str | None = None) -> str:
     """File a failed sync: an RQ failed job that, requeued, pushes the contacts' CURRENT state."""
     config = current_app.config["HUB"]
+    emails = sorted(emails)
+    message = scrub_secrets(error.message).strip()
     meta = {"connector": connector, "contacts": emails, "status": error.status, "code": error.code,
-            "message": error.message, "retriable": error.retriable, "attempts": attempts,
-            "first_attempt": first or now_iso(), "last_attempt": now_iso()}
+            "message": message, "retriable": error.retriable, "attempts": attempts,
+            "first_attempt": first or now_iso(), "last_attempt": now_iso(), "retries": 0}
     job = Job.create(func, args=[connector, emails], connection=redis(), origin=queue_name(connector),
                      meta=meta, failure_ttl=config["FAILURE_TTL"], serializer=JSONSerializer,
                      description=f"{func.rsplit('.', 1)[1]} {connector}: {len(emails)} contact(s)")
@@ -90,10 +127,26 @@ def record_failure(connector: str, emails: list[str], error: VendorError, *, fun
     job.ended_at = datetime.now(timezone.utc)
     job.save()
     registry = FailedJobRegistry(queue=get_queues().get(connector))
-    registry.add(job, ttl=config["FAILURE_TTL"], exc_string=f"{error.code or error.status}: {error.message}")
+    reason = f"{type(error).__name__}: HTTP {error.status or '-'}{f' {error.code}' if error.code else ''}: {message}"
+    registry.add(job, ttl=config["FAILURE_TTL"], exc_string=reason)
+    # What `rq info -v`, rq-dashboard and job.latest_result() show as the failure.
+    Result.create_failure(job, config["FAILURE_TTL"], reason, worker_name="hub")
+    note_outcome(connector, emails, False, error)
     current_app.logger.warning("sync failed", extra={"connector": connector, "contacts": len(emails),
-                                                     "status": error.status, "code": error.code})
+                                                     "status": error.status, "code": error.code,
+                                                     "failed_job": job.id, "attempts": attempts})
     return job.id
+
+
+def record_failures(connector: str, failures: dict[str, VendorError]) -> list[str]:
+    """File per-contact failures, one failed sync per distinct vendor error."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    errors: dict[tuple[Any, ...], VendorError] = {}
+    for email, error in failures.items():
+        key = (error.status, error.code, error.message)
+        groups.setdefault(key, []).append(email)
+        errors.setdefault(key, error)
+    return [record_failure(connector, sorted(emails), errors[key]) for key, emails in groups.items()]
 
 
 def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate], dict[str, str], list[str], dict[str, VendorError]]:
@@ -101,7 +154,10 @@ def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate],
     states = get_ledger().states(emails)
     mapping = current_mapping(redis(), connector)
     previous = redis().hmget(PUSHED.format(connector), emails) if emails else []
-    updates, prints, skip, failed = [], {}, [], {}
+    updates: list[ContactUpdate] = []
+    prints: dict[str, str] = {}
+    skip: list[str] = []
+    failed: dict[str, VendorError] = {}
     for email, before in zip(emails, previous):
         state = states[email]
         if state is None:
@@ -128,17 +184,20 @@ def push(connector: str, client: Connector, emails: list[str]) -> dict[str, Vend
     """Push the contacts' current state; record what landed; return the per-contact failures."""
     versions = get_ledger().versions(emails)
     updates, prints, skip, failed = updates_for(connector, emails)
-    started = time.time()
     if updates:
+        started = time.perf_counter()
         result = client.push(updates)
+        seconds = time.perf_counter() - started
         failed.update(result.failed)
+        metrics.observe_push(redis(), connector, seconds, len(updates) - len(result.failed), len(result.failed))
     landed = [u for u in updates if u.email not in failed]
     pipe = redis().pipeline(transaction=False)
     for update in landed:
         pipe.hset(PUSHED.format(connector), update.email, json.dumps(
             {"fp": prints[update.email], "lists": update.lists, "consent": update.marketing_consent}))
-    pipe.hset(LAST.format(connector), mapping={u.email: json.dumps({"at": started, "ok": True}) for u in landed}
-              or {"_": "{}"})
+    if landed:
+        pipe.hset(LAST.format(connector), mapping={u.email: json.dumps({"at": time.time(), "ok": True})
+                                                   for u in landed})
     pipe.execute()
     done = [e for e in emails if e not in failed]
     clear_dirty(connector, done, [v for e, v in zip(emails, versions) if e not in failed])
@@ -165,13 +224,41 @@ def paused(connector: str) -> dict[str, Any] | None:
     return json.loads(value) if value else None
 
 
-def pause(connector: str, reason: str, by: str = "ops") -> None:
-    redis().set(PAUSED.format(connector), json.dumps({"reason": reason, "by": by, "at": now_iso()}))
+def pause(connector: str, reason: str, by: str = "ops") -> dict[str, Any]:
+    """Stop pushing to a connector; its contacts stay dirty and wait for `resume`."""
+    state = {"reason": scrub_secrets(reason), "by": by, "at": now_iso()}
+    redis().set(PAUSED.format(connector), json.dumps(state))
+    current_app.logger.warning("connector paused", extra={"connector": connector, "reason": state["reason"], "by": by})
+    return state
 
 
 def resume(connector: str) -> None:
-    redis().delete(PAUSED.format(connector), BACKOFF.format(connector), ATTEMPTS.format(connector))
+    """Lift a pause and any back-off, reset the attempt counter, and flush what waited."""
+    r = redis()
+    r.delete(PAUSED.format(connector), BACKOFF.format(connector), ATTEMPTS.format(connector),
+             f"{ATTEMPTS.format(connector)}:first")
     get_queues().kick([connector])
+    current_app.logger.warning("connector resumed", extra={"connector": connector})
+
+
+def status(connector: str) -> dict[str, Any]:
+    """What ops need at a glance: pause (and why), back-off, attempts, backlog."""
+    r = redis()
+    until = r.get(BACKOFF.format(connector))
+    backing_off = float(until) if until and float(until) > time.time() else None
+    return {"connector": connector, "paused": paused(connector),
+            "backing_off_until": datetime.fromtimestamp(backing_off, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if backing_off else None,
+            "attempt": int(r.get(ATTEMPTS.format(connector)) or 0),
+            "dirty": r.zcard(dirty_key(connector)), "erase_pending": r.zcard(erase_key(connector)),
+            "queued": get_queues().get(connector).count,
+            "failed": FailedJobRegistry(queue=get_queues().get(connector)).count}
+
+
+def pause_for_auth(connector: str, error: VendorError) -> dict[str, Any]:
+    """Credentials rejected: retrying cannot help and may lock the account, so pause and say why."""
+    reason = f"credentials rejected by the vendor: HTTP {error.status} {error.code or ''} {error.message}"
+    return pause(connector, " ".join(reason.split())[:300], by="hub")
 
 
 def flush(connector: str) -> dict[str, Any]:
@@ -182,6 +269,8 @@ def flush(connector: str) -> dict[str, Any]:
         return {"paused": True}
     until = r.get(BACKOFF.format(connector))
     if until and float(until) > time.time():
+        if not ScheduledJobRegistry(queue=get_queues().get(connector)).count:
+            schedule_flush(connector, float(until))  # the retry was lost (e.g. Redis restored): re-arm it
         return {"backing_off_until": float(until)}
     if config["FLUSH_WINDOW"]:
         time.sleep(config["FLUSH_WINDOW"])
@@ -190,43 +279,71 @@ def flush(connector: str) -> dict[str, Any]:
     emails: list[str] = []
     pushed = failed = 0
     try:
-        while True:
+        while not paused(connector):
             if time.monotonic() > deadline:
                 get_queues().kick([connector])
                 break
             erased = erase_pending(connector, client)
-            emails = [e.decode() for e in r.zrange(dirty_key(connector), 0, client.max_batch - 1)]
+            # Only contacts that are due (the ledger scores each with the end of its coalescing
+            # window); when none is due yet, wait for the first one instead of ending the job.
+            emails = [e.decode() for e in r.zrangebyscore(dirty_key(connector), "-inf", time.time(),
+                                                          start=0, num=client.max_batch)]
             if not emails and not erased:
-                break
+                first = r.zrange(dirty_key(connector), 0, 0, withscores=True)
+                if not first:
+                    break
+                time.sleep(min(max(first[0][1] - time.time(), 0.01), 1.0))
+                continue
             if emails:
                 failures = push(connector, client, emails)
-                for email, error in failures.items():
-                    record_failure(connector, [email], error)
-                if failures:
-                    r.zrem(dirty_key(connector), *failures)
+                retriable = {e: x for e, x in failures.items() if x.retriable}
+                fatal = {e: x for e, x in failures.items() if not x.retriable}
+                record_failures(connector, fatal)
+                if fatal:
+                    r.zrem(dirty_key(connector), *fatal)
                 pushed += len(emails) - len(failures)
-                failed += len(failures)
+                failed += len(fatal)
+                if len(emails) < client.max_batch and config["FLUSH_WINDOW"]:
+                    # A partial batch: let more contacts come due so the next call carries more
+                    # (vendors whose calls are scarce set `flush_interval`).
+                    time.sleep(getattr(client, "flush_interval", 0.0))
+                if retriable:
+                    # Items the vendor refused for now (e.g. Splio per-item 5xx): they stay dirty
+                    # and the connector backs off as if the whole call had failed.
+                    emails = sorted(retriable)
+                    raise next(iter(retriable.values()))
+    except AuthError as exc:
+        return {"paused": pause_for_auth(connector, exc)}
     except RetriableVendorError as exc:
         return back_off(connector, exc, emails)
     except FatalVendorError as exc:
         record_failure(connector, emails, exc)
         if emails:
             r.zrem(dirty_key(connector), *emails)
-        if isinstance(exc, AuthError):
-            pause(connector, f"credentials rejected: {exc.status} {exc.code or ''} {exc.message}".strip(), by="hub")
         return {"fatal": exc.as_dict()}
     r.delete(ATTEMPTS.format(connector), f"{ATTEMPTS.format(connector)}:first")
     return {"pushed": pushed, "failed": failed, "calls": client.calls}
 
 
+def delay_for(attempt: int, error: RetriableVendorError, schedule: list[float], jitter: float) -> float:
+    """The schedule's step for this attempt, jittered, and never shorter than the vendor's wait
+    (Retry-After, or the reset header the connector read into `retry_after`)."""
+    step = schedule[min(max(attempt - 1, 0), len(schedule) - 1)] if schedule else 1.0
+    delay = step * random.uniform(1 - jitter, 1 + jitter)
+    return max(delay, error.retry_after or 0.0, 0.5)
+
+
 def back_off(connector: str, error: RetriableVendorError, emails: list[str]) -> dict[str, Any]:
     """Wait per the schedule (with jitter, never less than Retry-After); after the last step the
-    batch becomes a failed sync and the connector moves on. Rate limits do not use up attempts."""
+    batch becomes a failed sync and the connector moves on. Rate limits do not use up attempts:
+    the vendor told us when to come back, so waiting is the plan, not a failure."""
     r, config = redis(), current_app.config["HUB"]
     schedule = retry_schedule(config)
     key = ATTEMPTS.format(connector)
-    attempt = int(r.get(key) or 0) if isinstance(error, RateLimited) else int(r.incr(key))
+    limited = isinstance(error, RateLimited)
+    attempt = int(r.get(key) or 0) if limited else int(r.incr(key))
     r.set(f"{key}:first", now_iso(), nx=True)
+    metrics.count_backoff(r, connector, "rate_limited" if limited else "retriable")
     if attempt > len(schedule):
         first = (r.get(f"{key}:first") or b"").decode() or None
         record_failure(connector, emails, error, attempts=attempt, first=first)
@@ -235,31 +352,54 @@ def back_off(connector: str, error: RetriableVendorError, emails: list[str]) -> 
         r.delete(key, f"{key}:first")
         get_queues().kick([connector])
         return {"exhausted": True, "error": error.as_dict()}
-    step = schedule[max(attempt - 1, 0)] if schedule else 1.0
-    delay = step * random.uniform(1 - config["RETRY_JITTER"], 1 + config["RETRY_JITTER"])
-    delay = max(delay, error.retry_after or 0.0, 0.5)
-    r.set(BACKOFF.format(connector), str(time.time() + delay), ex=int(delay) + 60)
-    get_queues().get(connector).enqueue_in(timedelta(seconds=delay), "hub.sync.flush", connector,
-                                           job_timeout=300, result_ttl=60, description=f"flush {connector} (retry)")
+    delay = delay_for(attempt, error, schedule, config["RETRY_JITTER"])
+    due = time.time() + delay
+    r.set(BACKOFF.format(connector), str(due), ex=int(delay) + 60)
+    schedule_flush(connector, due)
+    current_app.logger.warning("sync backing off", extra={
+        "connector": connector, "attempt": attempt, "delay_s": round(delay, 2), "status": error.status,
+        "code": error.code, "contacts": len(emails)})
     return {"retry_in": delay, "attempt": attempt, "error": error.as_dict()}
 
 
+def schedule_flush(connector: str, due: float) -> None:
+    """A flush at `due` or just after. RQ keeps whole seconds (it truncates), so round up: a
+    retry that woke before the back-off ended would find it still running and stop."""
+    when = datetime.fromtimestamp(math.ceil(due), timezone.utc)
+    get_queues().get(connector).enqueue_at(when, "hub.sync.flush", connector, job_timeout=300, result_ttl=60,
+                                           description=f"flush {connector} (retry)")
+
+
 def sync_contacts(connector: str, emails: list[str]) -> dict[str, Any]:
-    """Ops retry of a failed sync: push the contacts' CURRENT state once more."""
+    """Ops retry of a failed sync: push the contacts' CURRENT state once more.
+
+    While the connector is paused the contacts go back to its dirty set and wait for the resume
+    flush; rejected credentials pause the connector the same way. Any other failure fails the
+    job again, with its meta brought up to date."""
+    if paused(connector):
+        redirty(connector, emails)
+        return {"deferred": "paused", "contacts": len(emails)}
     job = get_current_job()
     client = build_connector(connector)
     try:
         failures = push(connector, client, emails) if emails else {}
+    except AuthError as exc:
+        pause_for_auth(connector, exc)
+        redirty(connector, emails)
+        return {"deferred": "paused", "contacts": len(emails)}
     except VendorError as exc:
         failures = {e: exc for e in emails}
     if failures:
         first = next(iter(failures.values()))
+        message = scrub_secrets(first.message).strip()
+        note_outcome(connector, sorted(failures), False, first)
         if job is not None:
             job.meta.update({"attempts": int(job.meta.get("attempts", 0)) + 1, "last_attempt": now_iso(),
-                             "status": first.status, "code": first.code, "message": first.message,
-                             "contacts": sorted(failures)})
+                             "status": first.status, "code": first.code, "message": message,
+                             "retriable": first.retriable, "contacts": sorted(failures)})
             job.save_meta()
-        raise SyncFailed(f"{len(failures)} contact(s) failed at {connector}: {first.code or first.status} {first.message}")
+        raise SyncFailed(f"{len(failures)} contact(s) failed at {connector}: HTTP {first.status or '-'}"
+                         f"{f' {first.code}' if first.code else ''}: {message}")
     return {"pushed": len(emails)}
 
 
@@ -268,6 +408,6 @@ def erase_contacts(connector: str, emails: list[str]) -> dict[str, Any]:
     result = build_connector(connector).erase(emails)
     if result.failed:
         first = next(iter(result.failed.values()))
-        raise SyncFailed(f"erasure failed at {connector}: {first.code or first.status} {first.message}")
+        raise SyncFailed(f"erasure failed at {connector}: {first.code or first.status} {scrub_secrets(first.message)}")
     redis().hdel(PUSHED.format(connector), *emails)
     return {"erased": len(emails)}

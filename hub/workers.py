@@ -22,7 +22,7 @@ log = logging.getLogger("hub.workers")
 
 def run_one(queue: str, burst: bool = False) -> None:
     """Run a single RQ worker on `queue` inside an app context."""
-    from . import create_app
+    from . import create_app, logs
     from .ledger import dirty_key, erase_key
     from .queue import get_queues
 
@@ -34,6 +34,7 @@ def run_one(queue: str, burst: bool = False) -> None:
             r.delete(f"hub:flushq:{connector}")
             get_queues().kick([connector])
         config = app.config["HUB"]
+        logs.setup(names=("hub", "rq"))  # RQ's own lines as JSON too, with the job id
         worker = Worker([get_queues().get(connector)], connection=r, serializer=JSONSerializer,
                         worker_ttl=config["WORKER_TTL"], maintenance_interval=config["MAINTENANCE_INTERVAL"],
                         job_monitoring_interval=10)

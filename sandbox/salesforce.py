@@ -207,7 +207,16 @@ def new_id(prefix: str) -> str:
     return f"{prefix}Rf{store().next_id('')}AAA"[:18]
 
 
+def ids() -> dict[str, str]:
+    """Contact id -> email, kept by upsert_one, so a lookup is not a scan of every contact."""
+    return store().jobs.setdefault(f"{VENDOR}:ids", {})
+
+
 def by_id(record_id: str) -> tuple[str, Person] | None:
+    email = ids().get(record_id)
+    person = store().people[VENDOR].get(email) if email is not None else None
+    if person is not None and person.vendor_id == record_id:
+        return email, person  # type: ignore[return-value]
     for email, person in store().people[VENDOR].items():
         if person.vendor_id == record_id:
             return email, person
@@ -256,6 +265,7 @@ def upsert_one(record: dict[str, Any], field: str) -> dict[str, Any]:
     person = store().person(VENDOR, key)
     if created:
         person.vendor_id = new_id("003")
+        ids()[person.vendor_id] = key
     for name, value in record.items():
         if name in ("attributes", "Id"):
             continue

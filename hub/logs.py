@@ -1,0 +1,128 @@
+"""JSON logs, one object a line, that carry a request id (or RQ job id) and never secrets or emails.
+
+Every HTTP answer gets an `X-Request-ID` (the caller's, when it is a sane token, else a new one)
+and one access line naming the route *template* (`/v1/contacts/<email>`, never the address
+itself). Email addresses that reach a message are replaced by the contact id the hub uses
+with vendors (`rsh_...`, a hash), so ops can still correlate lines with `hub contacts show`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from flask import Flask, g, has_request_context, request
+
+HEADER = "X-Request-ID"
+SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+SECRET_NAMES = re.compile(r"key|token|secret|password|authorization|signature|cookie", re.I)
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+HANDLER_NAME = "hub-json"
+
+
+def pseudonym(match: re.Match[str]) -> str:
+    from .ledger import contact_id
+
+    return contact_id(match.group(0).strip().lower())
+
+
+def scrub(value: Any) -> Any:
+    """Emails become contact ids; nested lists and dicts are scrubbed too."""
+    if isinstance(value, str):
+        return EMAIL.sub(pseudonym, value)
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: ("***" if SECRET_NAMES.search(str(k)) else scrub(v)) for k, v in value.items()}
+    return value
+
+
+def context_ids() -> dict[str, str]:
+    ids: dict[str, str] = {}
+    if has_request_context() and "request_id" in g:
+        ids["request_id"] = g.request_id
+    try:
+        from rq import get_current_job
+
+        job = get_current_job()
+    except Exception:  # noqa: BLE001 - outside a worker there is no job
+        job = None
+    if job is not None:
+        ids["job_id"] = job.id
+    return ids
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ts, level, logger, msg, request/job id, then the extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name, "msg": scrub(record.getMessage())}
+        doc.update(context_ids())
+        for key, value in vars(record).items():
+            if key in STANDARD or key.startswith("_"):
+                continue
+            doc[key] = "***" if SECRET_NAMES.search(key) else scrub(value)
+        if record.exc_info:
+            doc["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            doc["exc"] = scrub(str(record.exc_info[1]))[:500]
+        return json.dumps(doc, default=str, separators=(",", ":"))
+
+
+def setup(level: str | int | None = None, stream: IO[str] | None = None,
+          names: tuple[str, ...] = ("hub",)) -> logging.Handler:
+    """Give the named loggers one JSON handler (idempotent: a second call replaces it)."""
+    level = level or os.environ.get("HUB_LOG_LEVEL", "INFO")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(JsonFormatter())
+    for name in names:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() == HANDLER_NAME]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(level.upper() if isinstance(level, str) else level)
+        logger.propagate = False
+    return handler
+
+
+def note(**fields: Any) -> None:
+    """Add fields (event ids, counts) to this request's access line."""
+    if has_request_context():
+        g.setdefault("log_fields", {}).update(fields)
+
+
+def init_app(app: Flask) -> None:
+    """Request ids in and out, one access line per request."""
+    from flask.logging import default_handler
+
+    if not any(h.get_name() == HANDLER_NAME for h in logging.getLogger("hub").handlers):
+        setup()
+    logging.getLogger("hub").removeHandler(default_handler)
+
+    @app.before_request
+    def start() -> None:
+        offered = request.headers.get(HEADER, "")
+        g.request_id = offered if SAFE_ID.match(offered) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish(response: Any) -> Any:
+        response.headers[HEADER] = g.get("request_id", "")
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        fields = {"method": request.method, "route": route, "status": response.status_code,
+                  "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
+                  **g.get("log_fields", {})}
+        level = logging.WARNING if response.status_code >= 500 else logging.INFO
+        if route not in ("/healthz", "/readyz", "/metrics"):
+            app.logger.log(level, "request", extra=fields)
+        return response
