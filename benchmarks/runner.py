@@ -40,7 +40,7 @@ COUNTERS = ("invites_sent", "friends_registered", "friends_converted")
 class Options:
     referrers: int = 10_000
     seed: int = 42
-    hub_workers: int = 3
+    hub_workers: int = 2
     hub_threads: int = 1
     latency: float = 0.03
     drain_timeout: float = 0.0          # 0: derived from the floor

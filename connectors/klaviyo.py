@@ -44,7 +44,7 @@ class KlaviyoConnector(Connector):
     # read counted too), so flushes carry as many as are due and come at most every 2 s.
     max_batch = BULK_MAX
     coalesce_seconds = 1.0
-    flush_interval = 2.0
+    flush_interval = 1.0
     secret_settings = ("api_key",)
     required_settings = ("api_key",)
     default_base_url = "https://a.klaviyo.com"

@@ -40,7 +40,7 @@ class OmetriaConnector(Connector):
     max_batch = PUSH_MAX
     # Push is 100 records a call at 8 calls/s: a record pushed before its story settles is a
     # second record later, so let contacts rest a little longer.
-    coalesce_seconds = 2.0
+    coalesce_seconds = 1.5
     secret_settings = ("api_key",)
     required_settings = ("api_key",)
     default_base_url = "https://api.ometria.com"

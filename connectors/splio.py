@@ -35,7 +35,7 @@ class SplioConnector(Connector):
     max_batch = BULK_MAX
     # Creating is 1,000 contacts a call but every later update is one PATCH at 20/s: wait until
     # a contact's burst of events is over, so it is usually created once with its final state.
-    coalesce_seconds = 2.5
+    coalesce_seconds = 1.5
     flush_interval = 1.0
     secret_settings = ("api_key",)
     required_settings = ("api_key",)

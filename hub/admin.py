@@ -254,7 +254,7 @@ def preview(connector: str, *, emails: list[str] | None = None, event: Any = Non
             raise APIError(422, "invalid_request", "send {\"email\": ...}, {\"emails\": [...]} or {\"event\": {...}}")
         wanted = [e.strip().lower() for e in emails]
         states = get_ledger().states(wanted)
-    updates, contacts = build_updates(redis(), connector, mapping, states, force=force)
+    updates, contacts = build_updates(connector, mapping, states, force=force)
     settings = connector_settings(current_app.config["HUB"], connector)
     calls, failed = record_push(connector, settings, updates)
     answer: dict[str, Any] = {"connector": connector, "mapping": source, "sent": False, "contacts": contacts,

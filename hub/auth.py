@@ -81,6 +81,7 @@ def require(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 raise unauthorized(f"a bearer token with the {role} role is required")
             g.role = role
             return view(*args, **kwargs)
+        wrapped.hub_role = role  # type: ignore[attr-defined]  # read by the OpenAPI document
         return wrapped
     return decorator
 

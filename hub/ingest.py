@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from . import logs, metrics
 from .auth import authenticate_ingest
 from .errors import APIError
 from .ledger import get_ledger
@@ -41,12 +42,16 @@ def accept(items: list[Any]) -> tuple[int, int]:
         raise APIError(413, "too_many_events", f"at most {config['MAX_EVENTS']} events per request, got {len(items)}")
     events, errors = load_events(items)
     if errors:
+        metrics.count_rejected(current_app.extensions["redis"], "api", len(items))
         raise APIError(422, "invalid_events", f"{len({e['index'] for e in errors})} of {len(items)} events are invalid; nothing was accepted", errors)
     queues = get_queues()
-    accepted, duplicates = get_ledger().apply(events, queues.connectors)
+    outcomes = get_ledger().apply_each(events, queues.connectors)
+    metrics.count_events(current_app.extensions["redis"], "api", events, outcomes)
+    logs.note(event_ids=[e["id"] for e in events])
+    accepted = sum(outcomes)
     if accepted:
         queues.kick()
-    return accepted, duplicates
+    return accepted, len(outcomes) - accepted
 
 
 @bp.post("/v1/events")

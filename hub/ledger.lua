@@ -1,17 +1,12 @@
--- Apply ONE canonical event atomically: dedupe, update the referrer's and friend's state,
--- append to the event log, mark touched contacts dirty for every enabled connector.
--- ARGV[1]: the operation (JSON, built by hub/ledger.py); ARGV[2]: the event as logged.
--- Returns 1 when applied, 0 for a duplicate event id.
+-- Apply canonical events atomically, in order: for each, dedupe, update the referrer's and
+-- friend's state, append to the event log, mark touched contacts dirty for every enabled
+-- connector. One call takes a batch (one round trip, one script start-up), and Redis runs a
+-- script whole, so each event's step is atomic (and the batch with it).
+-- ARGV[1]: a JSON array of operations built by hub/ledger.py, each with the event as logged.
+-- Returns one 1 (applied) or 0 (a duplicate event id) per operation.
 local P = 'hub:'
-local op = cjson.decode(ARGV[1])
-local ts = op.ts
 local null = cjson.null
-
-if not redis.call('SET', P .. 'seen:' .. op.id, '1', 'NX', 'EX', op.ttl) then
-  return 0
-end
-
-local touched = {}
+local op, ts, touched
 
 local function present(v) return (type(v) == 'string' and v ~= '') or type(v) == 'number' end
 local function key(email) return P .. 'c:' .. email end
@@ -93,6 +88,11 @@ local function befriend(f, r)
   end
 end
 
+local function apply_one()
+if not redis.call('SET', P .. 'seen:' .. op.id, '1', 'NX', 'EX', op.ttl) then
+  return 0
+end
+touched = {}
 local t = op.type
 if t == 'contact.erased' then
   local e = op.contact
@@ -154,25 +154,34 @@ end
 
 -- Mark touched contacts dirty. The score is when the contact is due: `win` seconds after its
 -- LAST touch (so a burst of events for one person becomes one vendor write), but never later
--- than `cap` seconds after it first became dirty (so a busy contact is never deferred forever).
-local now = redis.call('TIME')
-local t = now[1] + now[2] / 1000000
+-- than `cap` seconds after its burst began (so a busy contact is never deferred forever).
+-- ZADD GT only ever moves a due time later, and adds a contact that is not dirty yet.
+local clock = redis.call('TIME')
+local now = clock[1] + clock[2] / 1000000
 for e, _ in pairs(touched) do
   redis.call('HINCRBY', P .. 'ver', e, 1)
   local k = key(e)
+  local since = tonumber(redis.call('HGET', k, ':since'))
+  if (not since) or now - since > (op.cap or 0) then
+    since = now
+    redis.call('HSET', k, ':since', now)
+  end
   for i, c in ipairs(op.conns) do
-    local dk = P .. 'dirty:' .. c
     local win = (op.wins and op.wins[i]) or 0
     if win <= 0 then
-      redis.call('ZADD', dk, 'NX', t, e)
-    elseif redis.call('ZSCORE', dk, e) then
-      local since = tonumber(redis.call('HGET', k, c .. ':since') or t)
-      redis.call('ZADD', dk, 'GT', math.min(t + win, since + op.cap), e)
+      redis.call('ZADD', P .. 'dirty:' .. c, 'NX', now, e)
     else
-      redis.call('HSET', k, c .. ':since', t)
-      redis.call('ZADD', dk, t + win, e)
+      redis.call('ZADD', P .. 'dirty:' .. c, 'GT', math.min(now + win, since + (op.cap or 0)), e)
     end
   end
 end
-redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id', op.id, 'type', t, 'event', ARGV[2])
+redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id', op.id, 'type', t, 'event', op.log)
 return 1
+end
+
+local results = {}
+for i, next_op in ipairs(cjson.decode(ARGV[1])) do
+  op, ts = next_op, next_op.ts
+  results[i] = apply_one()
+end
+return results

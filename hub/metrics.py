@@ -15,6 +15,8 @@ prometheus_client only renders them (a custom collector on a private registry).
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import logging
 import time
 from typing import Any, Iterable, Iterator
@@ -58,8 +60,9 @@ def _write(redis: Any, ops: Iterable[tuple[str, str, float]]) -> None:
 def count_events(redis: Any, source: str, events: list[dict[str, Any]], outcomes: list[Any]) -> None:
     """One ingest request's events by type and outcome (accepted / duplicate); `outcomes[i]`
     is truthy when event i was accepted."""
-    _write(redis, [(EVENTS, field(e.get("type", "unknown"), source, "accepted" if ok else "duplicate"), 1)
-                   for e, ok in zip(events, outcomes)])
+    counts = Counter(field(e.get("type", "unknown"), source, "accepted" if ok else "duplicate")
+                     for e, ok in zip(events, outcomes))
+    _write(redis, [(EVENTS, name, n) for name, n in counts.items()])
 
 
 def count_rejected(redis: Any, source: str, count: int, outcome: str = "invalid") -> None:

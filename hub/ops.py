@@ -65,7 +65,10 @@ def retry_one(job_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/v1/failed/retry")
 @require("ops")
 def retry_many():  # type: ignore[no-untyped-def]
-    """Body: {"ids": [...]}, a filter {"connector", "code", "since", "contact"}, or {"all": true}."""
+    """Retry failed syncs by ids, by a filter, or all.
+
+    Body: {"ids": [...]}, a filter {"connector", "code", "since", "contact"}, or {"all": true}.
+    """
     data = body()
     done = guarded(lambda: failed.retry(failed.select(data.get("ids"), bool(data.get("all")), **filters(data))))
     return jsonify({"retried": done, "count": len(done)}), 202

@@ -15,10 +15,9 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from connectors import CONNECTORS, ContactUpdate
-from mappings import render
 
 from .ledger import get_ledger, key, operation, state_of
-from .sync import PUSHED, fingerprint
+from .sync import plan
 
 MASK = "****"
 SENSITIVE_HEADERS = {"authorization", "proxy-authorization", "x-wsse", "x-ometria-auth", "x-api-key",
@@ -204,32 +203,26 @@ def record_push(connector: str, settings: dict[str, Any], updates: list[ContactU
 
 
 # -- what a sync would push --------------------------------------------------------------------
-def build_updates(redis: Any, connector: str, mapping: dict[str, Any], states: dict[str, dict[str, Any] | None],
+MESSAGES = {"unknown": "the hub holds no state for this contact",
+            "unchanged": "the vendor already holds this; a sync sends nothing"}
+
+
+def build_updates(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, Any] | None],
                   force: bool = False) -> tuple[list[ContactUpdate], list[dict[str, Any]]]:
-    """hub.sync.updates_for's rendering, for any mapping and any states: (updates, per-contact report)."""
-    emails = list(states)
-    previous = redis.hmget(PUSHED.format(connector), emails) if emails else []
+    """What hub.sync.plan says a sync would send, for any mapping and any states: (updates, report)."""
     updates: list[ContactUpdate] = []
     report: list[dict[str, Any]] = []
-    for email, before in zip(emails, previous):
-        state = states[email]
-        if state is None:
-            report.append({"email": email, "status": "unknown", "message": "the hub holds no state for this contact"})
-            continue
-        rendered = render(mapping, state)
-        entry = {"email": email, **{k: rendered[k] for k in ("identity", "fields", "lists", "marketing_consent")}}
-        if rendered["errors"]:
-            report.append(entry | {"status": "mapping_error", "message": "; ".join(rendered["errors"])})
-            continue
-        last = json.loads(before) if before else None
-        if last and last["fp"] == fingerprint(rendered) and not force:
-            report.append(entry | {"status": "unchanged", "message": "the vendor already holds this; a sync sends nothing"})
-            continue
-        report.append(entry | {"status": "would_push"})
-        updates.append(ContactUpdate(
-            email=email, fields=rendered["fields"], lists=rendered["lists"], identity=rendered["identity"],
-            marketing_consent=rendered["marketing_consent"],
-            previous_lists=last["lists"] if last else None, previous_consent=last["consent"] if last else None))
+    for entry in plan(connector, mapping, states, force=force):
+        row: dict[str, Any] = {"email": entry["email"], "status": entry["status"]}
+        if "rendered" in entry:
+            row.update({k: entry["rendered"][k] for k in ("identity", "fields", "lists", "marketing_consent")})
+        if entry["status"] == "mapping_error":
+            row["message"] = "; ".join(entry["rendered"]["errors"])
+        elif entry["status"] in MESSAGES:
+            row["message"] = MESSAGES[entry["status"]]
+        else:
+            updates.append(entry["update"])
+        report.append(row)
     return updates, report
 
 
@@ -267,7 +260,7 @@ def simulate_event(redis: Any, event: dict[str, Any], connector: str, currency: 
                 pipe.restore(f"{scratch}{name}", 120_000, blob, replace=True)
         pipe.execute()
         op = operation(event, [connector], get_ledger().config)
-        applied = redis.eval(script, 0, json.dumps(op, default=str), json.dumps(event, default=str)) == 1
+        applied = redis.eval(script, 0, json.dumps([{**op, "log": json.dumps(event, default=str)}], default=str)) == [1]
         touched = [e.decode() for e in redis.zrange(f"{scratch}dirty:{connector}", 0, -1)]
         rows = [{k.decode(): v.decode() for k, v in redis.hgetall(f"{scratch}c:{e}").items()} for e in touched]
         return applied, {e: (state_of(e, row, currency) if row else None) for e, row in zip(touched, rows)}

@@ -149,35 +149,45 @@ def record_failures(connector: str, failures: dict[str, VendorError]) -> list[st
     return [record_failure(connector, sorted(emails), errors[key]) for key, emails in groups.items()]
 
 
-def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate], dict[str, str], list[str], dict[str, VendorError]]:
-    """Render each contact; returns (updates, fingerprints, unchanged-or-gone, render failures)."""
-    states = get_ledger().states(emails)
-    mapping = current_mapping(redis(), connector)
+def plan(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, Any] | None],
+         force: bool = False) -> list[dict[str, Any]]:
+    """What a sync would do for each contact, against what the hub last pushed: a list of
+    {"email", "status", "rendered", "fingerprint", "update"} where status is "would_push",
+    "unchanged" (the vendor already holds it), "unknown" (no state: erased or never seen) or
+    "mapping_error". The sync and the admin preview both read it, so they cannot drift apart."""
+    emails = list(states)
     previous = redis().hmget(PUSHED.format(connector), emails) if emails else []
-    updates: list[ContactUpdate] = []
-    prints: dict[str, str] = {}
-    skip: list[str] = []
-    failed: dict[str, VendorError] = {}
+    out: list[dict[str, Any]] = []
     for email, before in zip(emails, previous):
         state = states[email]
         if state is None:
-            skip.append(email)
+            out.append({"email": email, "status": "unknown"})
             continue
         rendered = render(mapping, state)
+        entry: dict[str, Any] = {"email": email, "rendered": rendered}
         if rendered["errors"]:
-            failed[email] = FatalVendorError("; ".join(rendered["errors"]), code="mapping_error")
+            out.append(entry | {"status": "mapping_error"})
             continue
         print_ = fingerprint(rendered)
         last = json.loads(before) if before else None
-        if last and last["fp"] == print_:
-            skip.append(email)
+        if last and last["fp"] == print_ and not force:
+            out.append(entry | {"status": "unchanged"})
             continue
-        prints[email] = print_
-        updates.append(ContactUpdate(
+        out.append(entry | {"status": "would_push", "fingerprint": print_, "update": ContactUpdate(
             email=email, fields=rendered["fields"], lists=rendered["lists"], identity=rendered["identity"],
             marketing_consent=rendered["marketing_consent"],
-            previous_lists=last["lists"] if last else None, previous_consent=last["consent"] if last else None))
-    return updates, prints, skip, failed
+            previous_lists=last["lists"] if last else None, previous_consent=last["consent"] if last else None)})
+    return out
+
+
+def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate], dict[str, str], list[str], dict[str, VendorError]]:
+    """Render each contact; returns (updates, fingerprints, unchanged-or-gone, render failures)."""
+    entries = plan(connector, current_mapping(redis(), connector), get_ledger().states(emails))
+    pushing = [e for e in entries if e["status"] == "would_push"]
+    return ([e["update"] for e in pushing], {e["email"]: e["fingerprint"] for e in pushing},
+            [e["email"] for e in entries if e["status"] in ("unchanged", "unknown")],
+            {e["email"]: FatalVendorError("; ".join(e["rendered"]["errors"]), code="mapping_error")
+             for e in entries if e["status"] == "mapping_error"})
 
 
 def push(connector: str, client: Connector, emails: list[str]) -> dict[str, VendorError]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from . import metrics
 from .auth import require
 from .errors import APIError
 from .ingest import parse_body
@@ -263,7 +264,9 @@ def take(source: str, items: list[dict[str, Any]]) -> dict[str, int]:
     accepted = duplicates = 0
     if valid:
         queues = get_queues()
-        accepted, duplicates = get_ledger().apply(valid, queues.connectors)
+        outcomes = get_ledger().apply_each(valid, queues.connectors)
+        metrics.count_events(current_app.extensions["redis"], source, valid, outcomes)
+        accepted, duplicates = sum(outcomes), len(outcomes) - sum(outcomes)
         if accepted:
             queues.kick()
     for event in raw:

@@ -34,6 +34,9 @@ def run_one(queue: str, burst: bool = False) -> None:
             r.delete(f"hub:flushq:{connector}")
             get_queues().kick([connector])
         config = app.config["HUB"]
+        # Syncing is asynchronous, answering a sender is not: under load the ingest API gets the
+        # CPU first and the workers catch up (the dirty set keeps their work, nothing is lost).
+        os.nice(config["WORKER_NICE"])
         logs.setup(names=("hub", "rq"))  # RQ's own lines as JSON too, with the job id
         worker = Worker([get_queues().get(connector)], connection=r, serializer=JSONSerializer,
                         worker_ttl=config["WORKER_TTL"], maintenance_interval=config["MAINTENANCE_INTERVAL"],

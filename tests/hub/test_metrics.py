@@ -117,3 +117,19 @@ def test_log_lines_pseudonymise_emails_and_mask_secret_fields(app, captured) -> 
     assert line["msg"].startswith("could not push rsh_") and line["api_key"] == "***"
     assert line["contacts"][0].startswith("rsh_") and line["event_ids"] == ["evt_1"]
     assert "example.com" not in json.dumps(line)
+
+
+def test_posted_events_are_counted_by_type_source_and_outcome(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.story import story
+
+    client = app.test_client()
+    bearer = {"Authorization": "Bearer ingest-token"}
+    assert client.post("/v1/events", json={"events": story()[:3]}, headers=bearer).status_code == 202
+    assert client.post("/v1/events", json={"events": story()[:1]}, headers=bearer).status_code == 202
+    assert client.post("/v1/events", json={"events": [{"id": "x"}]}, headers=bearer).status_code == 422
+    seen = scrape(app)
+    key = lambda t, o: ("hub_events_total", (("outcome", o), ("source", "api"), ("type", t)))  # noqa: E731
+    assert seen[key("referrer.enrolled", "accepted")] == 2
+    assert seen[key("referral.invited", "accepted")] == 1
+    assert seen[key("referrer.enrolled", "duplicate")] == 1
+    assert seen[key("unknown", "invalid")] == 1
