@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,7 +17,9 @@ from typing import Any, Callable, Iterator
 
 import requests
 
+from hub import processes
 from hub.auth import sign
+from hub.processes import free_port
 
 from . import expected as expected_mod
 from . import floor as floor_mod
@@ -48,12 +47,6 @@ class Options:
     freshness: bool = True
     keep: bool = False
     env: dict[str, str] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -108,20 +101,13 @@ class Stack:
         raise RuntimeError(f"the worker pool did not come up; logs in {self.logs}")
 
     def start(self, name: str, *args: str) -> None:
-        with open(self.logs / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "hub", *args], env=self.env, cwd=ROOT,
-                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = processes.start(name, args, self.env, self.logs, cwd=ROOT)
 
     def wait_http(self, url: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url, timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{url} did not come up; logs in {self.logs}")
+        try:
+            processes.wait_http(url, timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; logs in {self.logs}") from None
 
     def backlog(self) -> dict[str, int]:
         """Contacts still waiting for a push or an erasure, per connector."""
@@ -171,18 +157,7 @@ class Stack:
         return str(self.redis.info("server").get("redis_version"))
 
     def stop(self, keep: bool = False) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        processes.stop(self.procs.values())
         self.redis_server.stop()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)

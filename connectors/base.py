@@ -51,6 +51,14 @@ class ContactUpdate:
         before = self.previous_lists or {}
         return sorted(i for i, k in before.items() if i not in self.lists and (kind is None or k == kind))
 
+    def joins(self) -> list[str]:
+        """Lists to join now: new transactional ones, and marketing ones only with consent (all
+        of them again when consent was just given, since the vendor may have dropped them)."""
+        lists = set(self.new_lists(TRANSACTIONAL))
+        if self.marketing_consent is True:
+            lists |= set(self.lists_of(MARKETING) if self.consent_granted else self.new_lists(MARKETING))
+        return sorted(lists)
+
     @property
     def consent_granted(self) -> bool:
         """Consent is true now and was not already sent as true."""

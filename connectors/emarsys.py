@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import requests
 from requests.auth import AuthBase
 
-from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, PushResult, chunks
+from .base import Connector, ContactUpdate, PushResult, chunks
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
 # UNVERIFIED against the official docs: two independent clients use this token URL, a secondary
@@ -231,7 +231,7 @@ class EmarsysConnector(Connector):
         for key_id, group in groups.items():
             for batch in chunks(group, CONTACTS_MAX):
                 self.upsert(key_id, batch, result)
-        self.change_lists("add", [u for u in updates if u.email not in result.failed], self.joins, result)
+        self.change_lists("add", [u for u in updates if u.email not in result.failed], ContactUpdate.joins, result)
         self.change_lists("delete", [u for u in updates if u.email not in result.failed],
                           lambda u: u.dropped_lists(), result)
         result.calls = self.calls
@@ -242,16 +242,6 @@ class EmarsysConnector(Connector):
         response = self.send("PUT", f"{self.api}/contact/?create_if_not_exists=1", body)
         keys = {str(self.key_of(u)[1]).strip().lower(): u.email for u in batch}
         self.record_errors(self.data(response), keys, result)
-
-    @staticmethod
-    def joins(update: ContactUpdate) -> list[str]:
-        """New transactional lists; marketing lists only with consent (all of them when just given)."""
-        marketing: list[str] = []
-        if update.consent_granted:
-            marketing = update.lists_of(MARKETING)
-        elif update.marketing_consent is True:
-            marketing = update.new_lists(MARKETING)
-        return update.new_lists(TRANSACTIONAL) + marketing
 
     def change_lists(self, action: str, updates: list[ContactUpdate],
                      lists_of: Callable[[ContactUpdate], list[str]], result: PushResult) -> None:

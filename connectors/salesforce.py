@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import jwt
 import requests
 
-from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, PushResult, chunks
+from .base import Connector, ContactUpdate, PushResult, chunks
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
 LOGIN_URL = "https://login.salesforce.com"
@@ -246,20 +246,10 @@ class SalesforceConnector(Connector):
                 result.fail(update.email, self.record_error(item))
         return ids
 
-    @staticmethod
-    def joins(update: ContactUpdate) -> list[str]:
-        """New customer campaigns; marketing campaigns only with consent (all of them when just given)."""
-        marketing: list[str] = []
-        if update.consent_granted:
-            marketing = update.lists_of(MARKETING)
-        elif update.marketing_consent is True:
-            marketing = update.new_lists(MARKETING)
-        return update.new_lists(TRANSACTIONAL) + marketing
-
     def join_campaigns(self, updates: list[ContactUpdate], ids: dict[str, str], result: PushResult) -> None:
         """CampaignMember inserts; a second insert of the same pair fails with DUPLICATE_VALUE, which
         means the contact is already a member (exact message UNVERIFIED, the code is what we check)."""
-        members = [(u.email, self.campaign_member(c, ids[u.email])) for u in updates for c in self.joins(u)]
+        members = [(u.email, self.campaign_member(c, ids[u.email])) for u in updates for c in u.joins()]
         for batch in chunks(members, COLLECTION_MAX):
             body = {"allOrNone": False, "records": [record for _, record in batch]}
             items = self.send("POST", f"{self.api}/composite/sobjects", body).json()

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import requests
 
-from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, PushResult, chunks
+from .base import MARKETING, Connector, ContactUpdate, PushResult, chunks
 from .errors import AuthError, FatalVendorError, RetriableVendorError, VendorError
 
 BULK_MAX = 1_000                    # contacts per bulk create / bulk delete
@@ -134,16 +134,6 @@ class SplioConnector(Connector):
         return body
 
     @staticmethod
-    def joins(update: ContactUpdate) -> list[str]:
-        """New memberships only. In Splio a list IS the email subscription, so both kinds of list
-        are subscriptions (a judgement: Splio has no plain membership); marketing lists are joined
-        only with consent, and all of them again when consent is granted anew."""
-        lists = set(update.new_lists(TRANSACTIONAL))
-        if update.marketing_consent is True:
-            lists |= set(update.lists_of(MARKETING) if update.consent_granted else update.new_lists(MARKETING))
-        return sorted(lists)
-
-    @staticmethod
     def leaves(update: ContactUpdate) -> list[str]:
         lists = set(update.dropped_lists())
         if update.consent_withdrawn:
@@ -156,7 +146,9 @@ class SplioConnector(Connector):
         body = {**self.attributes(update), "email": update.email}
         if self.key(update) != update.email:
             body["unique_key"] = self.key(update)
-        joins = self.joins(update)
+        # In Splio a list IS the email subscription, so both kinds of list are subscriptions (a
+        # judgement: Splio has no plain membership).
+        joins = update.joins()
         if joins:
             body["lists"] = [{"id": i} for i in list_ids(joins)]
         return body
@@ -225,7 +217,7 @@ class SplioConnector(Connector):
             if body:
                 # Never send `lists` on PATCH: it replaces every membership the contact has.
                 self.request("PATCH", path, data=self.dumps(body))
-            for action, ids in (("subscribe", self.joins(update)), ("unsubscribe", self.leaves(update))):
+            for action, ids in (("subscribe", update.joins()), ("unsubscribe", self.leaves(update))):
                 if ids:
                     # https://dev-scp.splio.com/reference/postdatacontactsbyidlistssubscribe
                     self.request("POST", f"{path}/lists/{action}", data=self.dumps({"list_ids": list_ids(ids)}))

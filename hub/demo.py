@@ -6,9 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ from typing import Any
 import requests
 
 from .auth import sign
+from .processes import free_port, start, stop, wait_http
 
 SECRET = "whsec_ZGVtby1zZWNyZXQtZm9yLXJlZmVycmFsLXN5bmMtaHVi"
 ANNA = {"email": "anna@example.com", "first_name": "Anna", "referrer_id": "ref-anna",
@@ -60,23 +58,6 @@ def as_delivered(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     i, j = next(k for k, e in enumerate(out) if e["id"] == "evt_006"), next(k for k, e in enumerate(out) if e["id"] == "evt_008")
     out[i], out[j] = out[j], out[i]
     return out + [dict(out[0]), {**events[j], "id": "evt_108"}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
 def post(hub: str, events: list[dict[str, Any]], msg_id: str) -> dict[str, Any]:
@@ -124,20 +105,17 @@ def run(keep: bool = False) -> None:
         env[f"HUB_{vendor.upper()}_BASE_URL"] = f"{sandbox}/{vendor}"
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for name, args in (("sandbox", ["sandbox", "--port", str(sandbox_port)]),
-                       ("hub", ["serve", "--port", str(hub_port)]), ("worker", ["worker"])):
-        with open(logs / f"{name}.log", "ab") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "hub", *args], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
+    procs = [start(name, args, env, logs) for name, args in (
+        ("sandbox", ["sandbox", "--port", str(sandbox_port)]),
+        ("hub", ["serve", "--port", str(hub_port)]), ("worker", ["worker"]))]
     try:
         wait_http(f"{sandbox}/_sandbox/stats")
         wait_http(f"{hub}/readyz")
         print(f"Hub {hub}  sandbox {sandbox}  Redis {server.url} (embedded, AOF)  logs {logs}/")
         delivered = as_delivered(story())
         print(f"\nPosting {len(delivered)} signed events in 3 batches (one out of order, one retried, one order sent twice):")
-        for n, start in enumerate(range(0, len(delivered), 5)):
-            print(f"  batch {n + 1}: {post(hub, delivered[start:start + 5], f'demo-{n}')}")
+        for n, first in enumerate(range(0, len(delivered), 5)):
+            print(f"  batch {n + 1}: {post(hub, delivered[first:first + 5], f'demo-{n}')}")
         redis = connect(server.url)
         vendors = list(DEMO_SETTINGS)
         deadline = time.monotonic() + 60
@@ -154,14 +132,5 @@ def run(keep: bool = False) -> None:
             print("\nEverything keeps running; Ctrl-C to stop.")
             signal.pause()
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop(procs)
         server.stop()

@@ -81,8 +81,8 @@ def test_push_logs_in_upserts_then_adds_campaign_members_with_exact_bodies() -> 
          "Referral_Promo_Code__c": "ANNA-20", "Referral_Hub_Email__c": "bob@example.com",
          "HasOptedOutOfEmail": False}]}
     assert json.loads(members.calls[0].request.body) == {"allOrNone": False, "records": [
-        {"attributes": {"type": "CampaignMember"}, "CampaignId": TXN, "ContactId": "003B"},
-        {"attributes": {"type": "CampaignMember"}, "CampaignId": MKT, "ContactId": "003B"}]}
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": MKT, "ContactId": "003B"},
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": TXN, "ContactId": "003B"}]}
 
 
 @responses.activate

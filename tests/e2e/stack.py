@@ -5,22 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import requests
 
+from hub import processes
+from hub.processes import free_port
 from tests.conftest import INGEST_SECRET, ROOT, TOKENS, signed_headers
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Stack:
     def __init__(self, redis_url: str, logs: Path, connectors: dict[str, dict[str, str]] | None = None,
@@ -44,9 +38,7 @@ class Stack:
         self.wait_http(f"{self.hub}/readyz")
 
     def start(self, name: str, *args: str) -> None:
-        with open(self.logs / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "hub", *args], env=self.env, cwd=ROOT,
-                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = processes.start(name, args, self.env, self.logs, cwd=ROOT)
 
     def start_worker(self) -> None:
         self.start("worker", "worker")
@@ -57,15 +49,10 @@ class Stack:
         self.procs["worker"].wait(10)
 
     def wait_http(self, url: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url, timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{url} did not come up; logs in {self.logs}")
+        try:
+            processes.wait_http(url, timeout)
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}; logs in {self.logs}") from None
 
     def post(self, events: list[dict[str, Any]], msg_id: str = "msg") -> requests.Response:
         body = json.dumps({"events": events}).encode()
@@ -95,14 +82,4 @@ class Stack:
         raise AssertionError(f"timed out waiting for {what}; logs in {self.logs}")
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        processes.stop(self.procs.values(), timeout=15)
