@@ -167,7 +167,7 @@ EVENT = Event()
 # marshmallow costs ~190 us an event, most of the ingest budget. Well-formed events (plain JSON
 # types, nothing unusual) are checked here with the same rules and the same validators, giving
 # the same result; anything the fast path is unsure of goes to marshmallow, which then decides
-# and words the 422 exactly as before. tests/benchmarks/test_fast_validation.py holds them equal.
+# and words the 422 exactly as before. tests/hub/test_schemas_fast_path.py holds them equal.
 
 
 class _Unsure(Exception):
