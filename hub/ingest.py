@@ -45,12 +45,11 @@ def accept(items: list[Any]) -> tuple[int, int]:
         metrics.count_rejected(current_app.extensions["redis"], "api", len(items))
         raise APIError(422, "invalid_events", f"{len({e['index'] for e in errors})} of {len(items)} events are invalid; nothing was accepted", errors)
     queues = get_queues()
-    outcomes = get_ledger().apply_each(events, queues.connectors)
-    metrics.count_events(current_app.extensions["redis"], "api", events, outcomes)
+    # One round trip: the ledger step also counts the events and sets the flush flags.
+    outcomes, fresh = get_ledger().apply_each(events, queues.connectors, "api", queues.flags())
+    queues.enqueue_flushes([queues.connectors[i] for i in fresh])
     logs.note(event_ids=[e["id"] for e in events])
     accepted = sum(outcomes)
-    if accepted:
-        queues.kick()
     return accepted, len(outcomes) - accepted
 
 

@@ -3,7 +3,7 @@
 -- connector. One call takes a batch (one round trip, one script start-up), and Redis runs a
 -- script whole, so each event's step is atomic (and the batch with it).
 -- ARGV[1]: a JSON array of operations built by hub/ledger.py, each with the event as logged.
--- Returns one 1 (applied) or 0 (a duplicate event id) per operation.
+-- Returns {one 1 (applied) or 0 (a duplicate event id) per operation, flags set (see the end)}.
 local P = 'hub:'
 local null = cjson.null
 local op, ts, touched
@@ -180,8 +180,28 @@ return 1
 end
 
 local results = {}
+local counts = {}
+local any = false
 for i, next_op in ipairs(cjson.decode(ARGV[1])) do
   op, ts = next_op, next_op.ts
   results[i] = apply_one()
+  any = any or results[i] == 1
+  if op.metric then
+    local f = op.metric .. (results[i] == 1 and 'accepted' or 'duplicate')
+    counts[f] = (counts[f] or 0) + 1
+  end
 end
-return results
+-- ARGV[2] (optional): where to count events for /metrics, and each connector's flush flag.
+-- Setting a flag here saves the request a round trip; the caller queues a flush job for every
+-- flag this call set (the flag was absent: no flush is queued or running for that connector).
+local fresh = {}
+if ARGV[2] then
+  local meta = cjson.decode(ARGV[2])
+  for f, n in pairs(counts) do redis.call('HINCRBY', meta.metrics, f, n) end
+  if any then
+    for i, flag in ipairs(meta.flags) do
+      if redis.call('SET', flag, '1', 'NX', 'EX', meta.ttl) then fresh[#fresh + 1] = i end
+    end
+  end
+end
+return {results, fresh}

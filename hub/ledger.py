@@ -10,6 +10,8 @@ from typing import Any, Iterable
 
 from flask import Flask, current_app
 
+from .queue import FLAG_TTL
+
 PREFIX = "hub:"
 SCALE = Decimal(10_000)          # money is stored as integer ten-thousandths: exact in Redis
 COUNTERS = ("invites_sent", "friends_registered", "friends_converted", "rewards_earned")
@@ -99,23 +101,32 @@ class Ledger:
             out.append(float(self.config["FLUSH_WINDOW"] if value is None else value))
         return out
 
-    def apply_each(self, events: list[dict[str, Any]], connectors: list[str]) -> list[bool]:
-        """Apply events in order, each atomically; True where applied, False for a duplicate."""
+    def apply_each(self, events: list[dict[str, Any]], connectors: list[str], source: str = "api",
+                   flags: list[str] | None = None) -> tuple[list[bool], list[int]]:
+        """Apply events in order, each atomically; (True where applied / False for a duplicate,
+        the indexes of the `flags` this call set). Events are counted for /metrics by type,
+        `source` and outcome in the same call."""
+        from .metrics import EVENTS, SEP
+
         wins, cap = self.windows(connectors), float(self.config.get("FLUSH_MAX_DEFER") or MAX_DEFER)
         ops = []
         for event in events:
             op = operation(event, connectors, self.config)
-            op["wins"], op["cap"] = wins, cap
+            op["wins"], op["cap"], op["metric"] = wins, cap, f"{event['type']}{SEP}{source}{SEP}"
             op["log"] = json.dumps(event, default=str, separators=(",", ":"))
             ops.append(op)
+        meta = json.dumps({"metrics": EVENTS, "flags": flags or [], "ttl": FLAG_TTL})
         results: list[int] = []
+        fresh: set[int] = set()
         for start in range(0, len(ops), SCRIPT_BATCH):
-            results += self.script(args=[json.dumps(ops[start:start + SCRIPT_BATCH], default=str)])
-        return [r == 1 for r in results]
+            done, flagged = self.script(args=[json.dumps(ops[start:start + SCRIPT_BATCH], default=str), meta])
+            results += done
+            fresh.update(i - 1 for i in flagged)
+        return [r == 1 for r in results], sorted(fresh)
 
     def apply(self, events: list[dict[str, Any]], connectors: list[str]) -> tuple[int, int]:
         """Apply events in order, each atomically; returns (accepted, duplicates)."""
-        outcomes = self.apply_each(events, connectors)
+        outcomes, _ = self.apply_each(events, connectors)
         accepted = sum(outcomes)
         return accepted, len(outcomes) - accepted
 

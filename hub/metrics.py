@@ -15,7 +15,6 @@ prometheus_client only renders them (a custom collector on a private registry).
 """
 from __future__ import annotations
 
-from collections import Counter
 
 import logging
 import time
@@ -30,7 +29,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger("hub.metrics")
 bp = Blueprint("metrics", __name__)
 
-EVENTS = "hub:m:events"          # type, source, outcome -> count
+EVENTS = "hub:m:events"          # type, source, outcome -> count (written by the ledger's script)
 CALLS = "hub:m:calls"            # connector, status -> count
 CONTACTS = "hub:m:contacts"      # connector, outcome -> count
 BACKOFFS = "hub:m:backoffs"      # connector, reason -> count
@@ -55,14 +54,6 @@ def _write(redis: Any, ops: Iterable[tuple[str, str, float]]) -> None:
         pipe.execute()
     except RedisError as exc:
         log.warning("metrics not recorded: %s", type(exc).__name__)
-
-
-def count_events(redis: Any, source: str, events: list[dict[str, Any]], outcomes: list[Any]) -> None:
-    """One ingest request's events by type and outcome (accepted / duplicate); `outcomes[i]`
-    is truthy when event i was accepted."""
-    counts = Counter(field(e.get("type", "unknown"), source, "accepted" if ok else "duplicate")
-                     for e, ok in zip(events, outcomes))
-    _write(redis, [(EVENTS, name, n) for name, n in counts.items()])
 
 
 def count_rejected(redis: Any, source: str, count: int, outcome: str = "invalid") -> None:

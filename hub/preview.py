@@ -260,7 +260,7 @@ def simulate_event(redis: Any, event: dict[str, Any], connector: str, currency: 
                 pipe.restore(f"{scratch}{name}", 120_000, blob, replace=True)
         pipe.execute()
         op = operation(event, [connector], get_ledger().config)
-        applied = redis.eval(script, 0, json.dumps([{**op, "log": json.dumps(event, default=str)}], default=str)) == [1]
+        applied = redis.eval(script, 0, json.dumps([{**op, "log": json.dumps(event, default=str)}], default=str))[0] == [1]
         touched = [e.decode() for e in redis.zrange(f"{scratch}dirty:{connector}", 0, -1)]
         rows = [{k.decode(): v.decode() for k, v in redis.hgetall(f"{scratch}c:{e}").items()} for e in touched]
         return applied, {e: (state_of(e, row, currency) if row else None) for e, row in zip(touched, rows)}

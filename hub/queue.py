@@ -33,23 +33,28 @@ class Queues:
     def get(self, connector: str) -> Queue:
         return self.queues[connector]
 
+    def flags(self) -> list[str]:
+        return [FLAG.format(name) for name in self.connectors]
+
     def kick(self, connectors: list[str] | None = None) -> int:
         """Make sure one flush job per connector is queued; concurrent kicks coalesce on a flag."""
         names = self.connectors if connectors is None else connectors
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.set(FLAG.format(name), "1", nx=True, ex=FLAG_TTL)
-        queued = 0
-        for name, fresh in zip(names, pipe.execute()):
-            if fresh:
-                # Retry covers a worker killed mid-flush: RQ re-runs the abandoned job, and a flush
-                # run twice pushes the same absolute state twice.
-                self.get(name).enqueue("hub.sync.flush", name, job_timeout=300, result_ttl=60,
-                                       retry=Retry(max=3, interval=[10, 30, 60]),
-                                       failure_ttl=current_app.config["HUB"]["FAILURE_TTL"],
-                                       description=f"flush {name}")
-                queued += 1
-        return queued
+        fresh = [name for name, set_now in zip(names, pipe.execute()) if set_now]
+        return self.enqueue_flushes(fresh)
+
+    def enqueue_flushes(self, names: list[str]) -> int:
+        """Queue a flush for each connector whose flag the caller has just set."""
+        for name in names:
+            # Retry covers a worker killed mid-flush: RQ re-runs the abandoned job, and a flush
+            # run twice pushes the same absolute state twice.
+            self.get(name).enqueue("hub.sync.flush", name, job_timeout=300, result_ttl=60,
+                                   retry=Retry(max=3, interval=[10, 30, 60]),
+                                   failure_ttl=current_app.config["HUB"]["FAILURE_TTL"],
+                                   description=f"flush {name}")
+        return len(names)
 
 
 def init_app(app: Flask) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import metrics
 from .auth import require
 from .errors import APIError
 from .ingest import parse_body
@@ -264,11 +263,9 @@ def take(source: str, items: list[dict[str, Any]]) -> dict[str, int]:
     accepted = duplicates = 0
     if valid:
         queues = get_queues()
-        outcomes = get_ledger().apply_each(valid, queues.connectors)
-        metrics.count_events(current_app.extensions["redis"], source, valid, outcomes)
+        outcomes, fresh = get_ledger().apply_each(valid, queues.connectors, source, queues.flags())
+        queues.enqueue_flushes([queues.connectors[i] for i in fresh])
         accepted, duplicates = sum(outcomes), len(outcomes) - sum(outcomes)
-        if accepted:
-            queues.kick()
     for event in raw:
         if event.get("type") == "contact.erased" and isinstance(event.get("contact"), dict):
             forget(source, event["contact"])
