@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, jsonify, request
 
 
 @dataclass
@@ -129,3 +129,12 @@ def fault_response(fault: Fault) -> Response:
 def pause() -> None:
     if store().latency:
         time.sleep(store().latency)
+
+
+def admit(vendor: str, endpoint: str, path: str) -> Response | None:
+    """What every emulated call goes through first: count it, wait the latency knob, and answer
+    a scripted fault if one is due (None: go on to the vendor's own checks)."""
+    count_call(vendor, f"{request.method} {endpoint}")
+    pause()
+    fault = store().take_fault(vendor, path)
+    return fault_response(fault) if fault else None

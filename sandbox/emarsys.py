@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from .core import Person, count_call, fault_response, pause, store
+from .core import Person, admit, store
 
 VENDOR = "emarsys"
 USERNAME = "referral_demo001"
@@ -91,11 +91,9 @@ def endpoint_of(path: str) -> str:
 
 @bp.before_request
 def guard() -> Response | None:
-    count_call(VENDOR, f"{request.method} {endpoint_of(request.path)}")
-    pause()
-    fault = store().take_fault(VENDOR, request.path)
-    if fault:
-        return fault_response(fault)
+    answer = admit(VENDOR, endpoint_of(request.path), request.path)
+    if answer is not None:
+        return answer
     if request.path.endswith("/oauth2/token"):
         return None
     if "/api/v3/" in request.path:

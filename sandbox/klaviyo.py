@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from .core import Person, count_call, fault_response, pause, store
+from .core import Person, admit, store
 
 VENDOR = "klaviyo"
 API_KEY = "pk_sandbox_demo"
@@ -61,11 +61,9 @@ def endpoint_of(path: str, method: str) -> str:
 def guard() -> Response | None:
     path = request.path.removeprefix(f"/{VENDOR}")
     endpoint = endpoint_of(path, request.method)
-    count_call(VENDOR, f"{request.method} {endpoint}")
-    pause()
-    fault = store().take_fault(VENDOR, path)
-    if fault:
-        return fault_response(fault)
+    answer = admit(VENDOR, endpoint, path)
+    if answer is not None:
+        return answer
     auth = request.headers.get("Authorization", "")
     if auth != f"Klaviyo-API-Key {API_KEY}":
         return error(401, "not_authenticated", "Authentication credentials were not provided.",

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from .core import Person, count_call, fault_response, pause, store
+from .core import Person, admit, store
 
 VENDOR = "ometria"
 API_KEY = "om_sandbox_demo"
@@ -44,11 +44,9 @@ def bucket_of(path: str) -> str:
 @bp.before_request
 def guard() -> Response | None:
     bucket = bucket_of(request.path)
-    count_call(VENDOR, f"{request.method} {bucket}")
-    pause()
-    fault = store().take_fault(VENDOR, request.path)
-    if fault:
-        return fault_response(fault)
+    answer = admit(VENDOR, bucket, request.path)
+    if answer is not None:
+        return answer
     if request.headers.get("X-Ometria-Auth") != API_KEY:
         # 403: the key is not authorised for the resource (docs.ometria.com data_api_v2).
         return error(403, "Forbidden: API key not authorised for this resource")

@@ -13,7 +13,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from flask import Blueprint, Response, jsonify, request
 
-from .core import Person, count_call, fault_response, pause, store
+from .core import Person, admit, store
 
 VENDOR = "salesforce"
 CLIENT_ID = "3MVG9Rf.referral.demo.consumer.key"
@@ -124,11 +124,9 @@ def api_usage() -> int:
 
 @bp.before_request
 def guard() -> Response | None:
-    count_call(VENDOR, f"{request.method} {endpoint_of(request.path)}")
-    pause()
-    fault = store().take_fault(VENDOR, request.path)
-    if fault:
-        return fault_response(fault)
+    answer = admit(VENDOR, endpoint_of(request.path), request.path)
+    if answer is not None:
+        return answer
     if request.path.endswith("/services/oauth2/token"):
         return None
     token = request.headers.get("Authorization", "").removeprefix("Bearer ")

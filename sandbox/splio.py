@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 from flask import Blueprint, Response, jsonify, request
 
-from .core import Person, count_call, fault_response, pause, store
+from .core import Person, admit, store
 
 VENDOR = "splio"
 API_KEY = "splio_sandbox_demo"
@@ -65,11 +65,9 @@ def throttled(limit: int, wait: float) -> Response:
 @bp.before_request
 def guard() -> Response | None:
     bucket = "contacts" if "/data/contacts" in request.path else "default"
-    count_call(VENDOR, f"{request.method} {bucket}")
-    pause()
-    fault = store().take_fault(VENDOR, request.path)
-    if fault:
-        return fault_response(fault)
+    answer = admit(VENDOR, bucket, request.path)
+    if answer is not None:
+        return answer
     wait = store().over_limit(f"{VENDOR}:{request.remote_addr}:{bucket}", ((LIMITS[bucket], 1.0),))
     if wait is not None:
         return throttled(LIMITS[bucket], wait)
