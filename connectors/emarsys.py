@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import requests
 from requests.auth import AuthBase
@@ -190,7 +190,7 @@ class EmarsysConnector(Connector):
 
     @staticmethod
     def record_errors(data: dict[str, Any], emails: dict[str, str], result: PushResult,
-                      ignore: Iterable[str] = ()) -> None:
+                      ignore: Collection[str] = ()) -> None:
         """data.errors = {"<key value>": {"<replyCode>": "<text>"}}: each key's contact failed alone."""
         for key, codes in (data.get("errors") or {}).items():
             code, text = next(iter(codes.items())) if isinstance(codes, dict) and codes else (None, str(codes))

@@ -213,7 +213,8 @@ class KlaviyoConnector(Connector):
         groups: dict[str | None, list[str]] = {}
         for update in updates:
             if update.consent_withdrawn:
-                for list_id in (update.dropped_lists(MARKETING) or [None]):
+                dropped: list[str | None] = list(update.dropped_lists(MARKETING)) or [None]
+                for list_id in dropped:
                     groups.setdefault(list_id, []).append(update.email)
         for list_id, emails in groups.items():
             for batch in chunks(emails, UNSUBSCRIBE_MAX):

@@ -25,7 +25,7 @@ class Email(fields.Email):
 class Money(fields.String):
     """A decimal amount as a string ("59.90"); numbers are accepted and read exactly."""
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:  # type: ignore[override]
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise ValidationError("must be a decimal amount such as \"59.90\"")
         try:
@@ -42,7 +42,7 @@ class Money(fields.String):
 class Timestamp(fields.DateTime):
     """ISO 8601; naive times are taken as UTC; stored as YYYY-MM-DDTHH:MM:SS.ffffffZ."""
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:  # type: ignore[override]
         if isinstance(value, str) and value.endswith("Z"):
             value = value[:-1] + "+00:00"
         moment: datetime = super()._deserialize(value, attr, data, **kwargs)
@@ -303,8 +303,8 @@ def fast_load(item: dict[str, Any]) -> dict[str, Any] | None:
                     out[name] = part
     except _Unsure:
         return None
-    for part in NEEDS[kind]:
-        if not out.get(part):
+    for needed in NEEDS[kind]:
+        if not out.get(needed):
             return None
     if kind == "reward.granted" and not out.get(out["reward"]["recipient"]):
         return None

@@ -58,7 +58,8 @@ class Identity(Schema):
 class MappingSchema(Schema):
     connector = f.String(required=True)
     identity = f.Nested(Identity, required=True)
-    fields = f.List(f.Nested(FieldRule), required=True)
+    # "fields" would shadow Schema.fields, so the attribute has another name.
+    field_rules = f.List(f.Nested(FieldRule), required=True, data_key="fields", attribute="fields")
     lists = f.List(f.Nested(ListRule), load_default=list)
     consent = f.Boolean(load_default=True)
     description = f.String()

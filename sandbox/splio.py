@@ -111,7 +111,7 @@ def custom_values(items: Any) -> dict[str, Any]:
         if field is None:
             raise Invalid(400, "custom_fields", f"Custom field {item.get('name') or item.get('id')} does not exist.")
         try:
-            values[field["name"]] = CASTS[field["data_type"]](item.get("value"))
+            values[str(field["name"])] = CASTS[str(field["data_type"])](item.get("value"))
         except (TypeError, ValueError):
             raise Invalid(400, f"custom_fields.{field['name']}",
                           f"Value {item.get('value')!r} is not a valid {field['data_type']}.") from None

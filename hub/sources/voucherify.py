@@ -96,8 +96,8 @@ def unwrap(payload: dict[str, Any]) -> tuple[str, dict[str, Any], str | None, st
         sent_at = from_text(event.get("created_at")) or from_text(payload.get("created_at"))
         return kind, payload["data"], delivery, sent_at
     explicit = text(payload.get("type"))
-    kind = explicit if explicit in KNOWN_TYPES else infer(payload)
-    return kind or "unknown", payload, None, from_text(payload.get("created_at"))
+    found = explicit if explicit in KNOWN_TYPES else infer(payload)
+    return found or "unknown", payload, None, from_text(payload.get("created_at"))
 
 
 def infer(data: dict[str, Any]) -> str | None:
