@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable
 
+from connectors.salesforce import PLACEHOLDER_LAST_NAME
 from mappings import default_mapping, render
 
+# Values a vendor requires that the connector fills in where the hub knows nothing (Salesforce
+# creates no Contact without a LastName).
+VENDOR_FILLERS = {("salesforce", "LastName"): (PLACEHOLDER_LAST_NAME,)}
 CURRENCY = "GBP"      # the programme currency preferred for the turnover fields (HUB_CURRENCY)
 
 
@@ -212,7 +216,7 @@ def differences(vendor: str, want: dict[str, Any], held: dict[str, Any] | None, 
         elif normalise(fields[name]) != normalise(value):
             problems.append(f"field {name}: {fields[name]!r} != {value!r}")
     for name in targets - set(want["fields"]):
-        if fields.get(name) not in (None, ""):
+        if fields.get(name) not in (None, "", *VENDOR_FILLERS.get((vendor, name), ())):
             problems.append(f"field {name}: unexpected {fields[name]!r}")
     for name, value in want["identity"].items():
         # Identity keys land in fields (Emarsys "3", Salesforce external id, Ometria "id") except

@@ -24,7 +24,8 @@ API_VERSION = "62.0"                 # sObject Collections upsert needs v46+
 EXTERNAL_ID = "Referral_Hub_Email__c"
 COLLECTION_MAX = 200                 # records (or ids) per sObject Collections call
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-# Contact.LastName is required on create; used when the mapping gives no value.
+# Contact.LastName is required on create. When the hub knows no last name it sends this, but only
+# where the Contact is being created: never over a name someone typed into Salesforce.
 PLACEHOLDER_LAST_NAME = "[not provided]"
 # Sforce-Limit-Info reports the rolling 24 h allocation; we stop short of it so the org's other
 # integrations keep some headroom, and wait as for REQUEST_LIMIT_EXCEEDED.
@@ -198,12 +199,16 @@ class SalesforceConnector(Connector):
             return next(iter(update.identity.items()))
         return self.external_id, update.email
 
-    def record(self, update: ContactUpdate) -> dict[str, Any]:
+    def record(self, update: ContactUpdate, placeholder: bool | None = None) -> dict[str, Any]:
         # https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-upsert.html
         field, key = self.key_of(update)
         record: dict[str, Any] = {"attributes": {"type": "Contact"}, **update.fields, field: key}
+        if placeholder is None:
+            placeholder = update.previous_lists is None      # never pushed: the upsert will create it
         if not record.get("LastName"):
-            record["LastName"] = PLACEHOLDER_LAST_NAME
+            record.pop("LastName", None)
+            if placeholder:
+                record["LastName"] = PLACEHOLDER_LAST_NAME
         # Consent is written only when the hub's consent changes, so an opt-out recorded in
         # Salesforce is never undone by a later stats update.
         if update.consent_granted:
@@ -236,15 +241,30 @@ class SalesforceConnector(Connector):
         """Upsert by the external id (allOrNone false); returns email -> Contact id for those that landed."""
         if not IDENTIFIER.match(field):
             raise FatalVendorError(f"bad external id field name {field!r}", code="bad_mapping")
-        body = {"allOrNone": False, "records": [self.record(u) for u in batch]}
-        items = self.send("PATCH", f"{self.api}/composite/sobjects/Contact/{field}", body).json()
         ids: dict[str, str] = {}
-        for update, item in zip(batch, items):
+        missing = self.upsert_records(field, [(u, self.record(u)) for u in batch], ids, result)
+        # A Contact the hub had pushed but that is gone from Salesforce is being created again and
+        # needs a LastName: those, and only those, are sent once more with the placeholder.
+        if missing:
+            self.upsert_records(field, [(u, self.record(u, placeholder=True)) for u in missing], ids, result)
+        return ids
+
+    def upsert_records(self, field: str, pairs: list[tuple[ContactUpdate, dict[str, Any]]], ids: dict[str, str],
+                       result: PushResult) -> list[ContactUpdate]:
+        """One collection upsert; returns the updates refused only for a missing LastName."""
+        body = {"allOrNone": False, "records": [record for _, record in pairs]}
+        items = self.send("PATCH", f"{self.api}/composite/sobjects/Contact/{field}", body).json()
+        missing: list[ContactUpdate] = []
+        for (update, record), item in zip(pairs, items):
             if item.get("success"):
                 ids[update.email] = item["id"]
+                continue
+            error = self.record_error(item)
+            if error.code == "REQUIRED_FIELD_MISSING" and "LastName" in error.message and "LastName" not in record:
+                missing.append(update)
             else:
-                result.fail(update.email, self.record_error(item))
-        return ids
+                result.fail(update.email, error)
+        return missing
 
     def join_campaigns(self, updates: list[ContactUpdate], ids: dict[str, str], result: PushResult) -> None:
         """CampaignMember inserts; a second insert of the same pair fails with DUPLICATE_VALUE, which

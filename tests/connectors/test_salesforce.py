@@ -231,3 +231,27 @@ def test_fields_are_the_custom_ones_from_describe() -> None:
         {"name": "LastName", "type": "string"}, {"name": "Referral_Friends_Invited__c", "type": "double"}]})
     assert connector().fields() == [{"name": "Referral_Friends_Invited__c", "id": "Referral_Friends_Invited__c",
                                      "type": "double"}]
+
+
+@responses.activate
+def test_a_known_contact_never_gets_the_last_name_placeholder() -> None:
+    login()
+    upsert = responses.patch(UPSERT, json=ok("003B"))
+    responses.post(COLLECTION, json=ok())
+    pushed_before = friend(previous_lists={MKT: MARKETING, TXN: TRANSACTIONAL}, previous_consent=True)
+    assert connector().push([pushed_before]).failed == {}
+    record = json.loads(upsert.calls[0].request.body)["records"][0]
+    assert "LastName" not in record, "a LastName typed into Salesforce must survive the hub's updates"
+    assert record["Referral_Promo_Code__c"] == "ANNA-20"
+
+
+@responses.activate
+def test_a_known_contact_deleted_in_salesforce_is_recreated_with_the_placeholder() -> None:
+    login()
+    responses.patch(UPSERT, json=[failed("REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]")])
+    responses.patch(UPSERT, json=ok("003C"))
+    responses.post(COLLECTION, json=ok())
+    gone = friend(previous_lists={MKT: MARKETING, TXN: TRANSACTIONAL}, previous_consent=True)
+    assert connector().push([gone]).failed == {}
+    first, second = (json.loads(c.request.body)["records"][0] for c in responses.calls if c.request.url == UPSERT)
+    assert "LastName" not in first and second["LastName"] == PLACEHOLDER_LAST_NAME
