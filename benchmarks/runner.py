@@ -79,13 +79,17 @@ class Stack:
         env.update(options.env)
         self.env = env
         self.procs: dict[str, subprocess.Popen[Any]] = {}
-        self.start("sandbox", "sandbox", "--port", str(sandbox_port), "--latency", str(options.latency))
-        self.start("hub", "serve", "--port", str(hub_port), "--workers", str(options.hub_workers),
-                   "--threads", str(options.hub_threads))
-        self.start("worker", "worker")
-        self.wait_http(f"{self.sandbox}/_sandbox/stats")
-        self.wait_http(f"{self.hub}/readyz")
-        self.wait_workers()
+        try:
+            self.start("sandbox", "sandbox", "--port", str(sandbox_port), "--latency", str(options.latency))
+            self.start("hub", "serve", "--port", str(hub_port), "--workers", str(options.hub_workers),
+                       "--threads", str(options.hub_threads))
+            self.start("worker", "worker")
+            self.wait_http(f"{self.sandbox}/_sandbox/stats")
+            self.wait_http(f"{self.hub}/readyz")
+            self.wait_workers()
+        except BaseException:
+            self.stop(keep=True)     # a stack that did not come up leaves no process behind
+            raise
 
     def wait_workers(self, timeout: float = 60) -> None:
         """Every connector queue has an RQ worker listening (they take seconds to import)."""

@@ -31,11 +31,15 @@ class Stack:
             self.env.update({f"HUB_{name.upper()}_{k}": v for k, v in settings.items()})
         self.env.update(env or {})
         self.procs: dict[str, subprocess.Popen[Any]] = {}
-        self.start("sandbox", "sandbox", "--port", str(self.sandbox_port), "--latency", str(latency))
-        self.start("hub", "serve", "--port", str(self.hub_port), "--workers", "2")
-        self.start_worker()
-        self.wait_http(f"{self.sandbox}/_sandbox/stats")
-        self.wait_http(f"{self.hub}/readyz")
+        try:
+            self.start("sandbox", "sandbox", "--port", str(self.sandbox_port), "--latency", str(latency))
+            self.start("hub", "serve", "--port", str(self.hub_port), "--workers", "2")
+            self.start_worker()
+            self.wait_http(f"{self.sandbox}/_sandbox/stats")
+            self.wait_http(f"{self.hub}/readyz")
+        except BaseException:
+            self.stop()     # a stack that did not come up leaves no process behind
+            raise
 
     def start(self, name: str, *args: str) -> None:
         self.procs[name] = processes.start(name, args, self.env, self.logs, cwd=ROOT)
