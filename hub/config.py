@@ -25,10 +25,16 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_TTL": 60,
     "MAINTENANCE_INTERVAL": 30,
     "WORKER_NICE": 19,               # worker processes yield the CPU to the HTTP API under load
+    "FLUSH_LEASE": 30.0,             # seconds a flush lease lasts unrenewed: longer than any one vendor call
+    "SWEEP_INTERVAL": 60,            # seconds between sweeps for stranded dirty contacts
+    "SWEEP_GRACE": 30.0,             # seconds past due before the sweep calls a contact stranded
+    "SCHEDULER_LEASE": 30.0,         # seconds before a standby scheduler takes over from a silent one
+    "POOL_STOP_TIMEOUT": 30.0,       # seconds `hub worker` lets jobs finish on TERM before killing them
 }
 INTEGERS = {"SIGNATURE_TOLERANCE", "MAX_EVENTS", "MAX_BODY", "DEDUPE_DAYS", "EVENT_LOG_MAXLEN",
-            "FAILURE_TTL", "WORKER_TTL", "MAINTENANCE_INTERVAL", "WORKER_NICE"}
-FLOATS = {"FLUSH_WINDOW", "FLUSH_BUDGET", "RETRY_JITTER"}
+            "FAILURE_TTL", "WORKER_TTL", "MAINTENANCE_INTERVAL", "WORKER_NICE", "SWEEP_INTERVAL"}
+FLOATS = {"FLUSH_WINDOW", "FLUSH_BUDGET", "RETRY_JITTER", "FLUSH_LEASE", "SWEEP_GRACE", "SCHEDULER_LEASE",
+          "POOL_STOP_TIMEOUT"}
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ CALLS = "hub:m:calls"            # connector, status -> count
 CONTACTS = "hub:m:contacts"      # connector, outcome -> count
 BACKOFFS = "hub:m:backoffs"      # connector, reason -> count
 LATENCY = "hub:m:latency"        # connector, le|sum|count -> value
+SWEEPS = "hub:m:sweeps"          # connector -> flushes the periodic sweep had to queue
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
 SEP = "\t"
 
@@ -79,6 +80,10 @@ def count_backoff(redis: Any, connector: str, reason: str) -> None:
     _write(redis, [(BACKOFFS, field(connector, reason), 1)])
 
 
+def count_sweep(redis: Any, connector: str) -> None:
+    _write(redis, [(SWEEPS, field(connector), 1)])
+
+
 class CountingSession(requests.Session):
     """The session the hub gives a connector: counts each vendor call by HTTP status
     (`error` when no answer came back: timeout, refused, reset)."""
@@ -122,7 +127,9 @@ class HubCollector:
                  (CONTACTS, "hub_contacts_pushed", "Contacts pushed to a vendor, by outcome.",
                   ["connector", "outcome"]),
                  (BACKOFFS, "hub_backoffs", "Flushes put off after a retriable vendor error.",
-                  ["connector", "reason"]))
+                  ["connector", "reason"]),
+                 (SWEEPS, "hub_sweep_flushes", "Flushes the periodic sweep queued for stranded contacts "
+                  "(each one is a path that left no job: expected 0).", ["connector"]))
         for key, name, doc, labels in specs:
             family = CounterMetricFamily(name, doc, labels=labels)
             for values, count in sorted(_hash(self.redis, key).items()):
@@ -144,24 +151,28 @@ class HubCollector:
 
         from .ledger import dirty_key, erase_key
         from .queue import get_queues
-        from .sync import paused
+        from .sync import backing_off_until, overdue, paused
 
         specs = {"hub_queue_depth": "Jobs waiting in the connector's RQ queue.",
                  "hub_scheduled_retries": "Flushes scheduled for later (back-off) for the connector.",
                  "hub_dirty_contacts": "Contacts whose current state the connector has not received yet.",
                  "hub_dirty_oldest_seconds": "How long the most overdue dirty contact has waited past its due time.",
+                 "hub_dirty_overdue_contacts": "Dirty contacts past due by more than HUB_SWEEP_GRACE on a connector "
+                                               "neither paused nor backing off (near 0: every flush leaves a job).",
                  "hub_erase_pending": "Erasures waiting to be sent to the connector.",
                  "hub_failed_syncs": "Failed syncs (RQ failed jobs) for the connector.",
                  "hub_connector_paused": "1 when the connector is paused (by ops or after rejected credentials)."}
         families = {name: GaugeMetricFamily(name, doc, labels=["connector"]) for name, doc in specs.items()}
-        now = time.time()
+        now, grace = time.time(), current_app.config["HUB"]["SWEEP_GRACE"]
         for connector in self.connectors:
+            waiting = paused(connector) or backing_off_until(connector)
             queue = get_queues().get(connector)
             oldest = self.redis.zrange(dirty_key(connector), 0, 0, withscores=True)
             values = {"hub_queue_depth": queue.count,
                       "hub_scheduled_retries": ScheduledJobRegistry(queue=queue).count,
                       "hub_dirty_contacts": self.redis.zcard(dirty_key(connector)),
                       "hub_dirty_oldest_seconds": max(0.0, now - oldest[0][1]) if oldest else 0.0,
+                      "hub_dirty_overdue_contacts": 0 if waiting else overdue(connector, grace),
                       "hub_erase_pending": self.redis.zcard(erase_key(connector)),
                       "hub_failed_syncs": FailedJobRegistry(queue=queue).count,
                       "hub_connector_paused": 1 if paused(connector) else 0}

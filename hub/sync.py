@@ -28,6 +28,7 @@ from mappings import render
 from . import metrics
 from .config import connector_settings, retry_schedule
 from .ledger import dirty_key, erase_key, get_ledger
+from .lease import Lease
 from .mappingstore import current_mapping
 from .queue import FLAG, get_queues, queue_name
 
@@ -36,22 +37,68 @@ PAUSED = "hub:paused:{}"
 BACKOFF = "hub:backoff:{}"
 ATTEMPTS = "hub:attempts:{}"
 LAST = "hub:last:{}"
+SUSPECT = "hub:suspect:{}"       # contacts a superseded flush wrote: pushed again whatever the fingerprint
+RETRY = "hub:flushretry:{}"      # a flush is scheduled for when another holder's lease ends
 
-# Clear dirty marks only for contacts not touched again since their state was read.
-_CLEAR = """
-for i, email in ipairs(ARGV) do
-  if i > 1 then
-    local want = KEYS[i]
-    local now = redis.call('HGET', 'hub:ver', email) or '0'
-    if now == want then redis.call('ZREM', KEYS[1], email) end
+# What a push leaves behind, settled in one step with the lease check, so a flush that lost its
+# lease can never record a write as current. KEYS: lease, dirty, pushed, last, suspect, hub:ver.
+# ARGV: token, now, the `last` JSON, then (email, version read, pushed JSON or '') triples.
+# Holder: record what landed, and clear each contact's dirty mark (and suspect mark) unless the
+# contact was touched since its state was read. Superseded: its writes may have landed after the
+# current holder's, so each written contact is made due now, its version bumped (no flush that read
+# it earlier can clear the mark: one that reads it afterwards writes last) and marked suspect with
+# what it wrote (lists, consent), so that next push re-sends everything rather than a diff.
+_SETTLE = """
+local held = redis.call('GET', KEYS[1]) == ARGV[1]
+for i = 4, #ARGV, 3 do
+  local email, version, pushed = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if held then
+    if pushed ~= '' then
+      redis.call('HSET', KEYS[3], email, pushed)
+      redis.call('HSET', KEYS[4], email, ARGV[3])
+    end
+    if (redis.call('HGET', KEYS[6], email) or '0') == version then
+      redis.call('ZREM', KEYS[2], email)
+      redis.call('HDEL', KEYS[5], email)
+    end
+  elseif pushed ~= '' then
+    redis.call('HINCRBY', KEYS[6], email, 1)
+    redis.call('ZADD', KEYS[2], 'LT', ARGV[2], email)
+    local before = redis.call('HGET', KEYS[5], email)
+    if before then
+      local merged, older = cjson.decode(pushed), cjson.decode(before)
+      for id, kind in pairs(older.lists) do merged.lists[id] = merged.lists[id] or kind end
+      pushed = cjson.encode(merged)
+    end
+    redis.call('HSET', KEYS[5], email, pushed)
   end
 end
-return 1
+if held then return 1 end
+return 0
 """
 
 
 class SyncFailed(Exception):
     """Raised by sync_contacts so RQ files the job in the FailedJobRegistry."""
+
+
+class Superseded(Exception):
+    """The flush lost its lease (it stalled past it, or its worker was written off): it must
+    not call the vendor again, and what it already wrote is re-marked for the current holder."""
+
+
+class FencedSession(metrics.CountingSession):
+    """The session a flush gives its connector: before every vendor call, the flush's lease is
+    checked and renewed in one Redis step, and a holder that lost it makes no call at all."""
+
+    def __init__(self, redis: Any, connector: str, lease: Lease | None) -> None:
+        super().__init__(redis, connector)
+        self.lease = lease
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if self.lease is not None and not self.lease.renew():
+            raise Superseded(f"flush of {self.connector} lost its lease before {method} {url.split('?')[0]}")
+        return super().request(method, url, *args, **kwargs)
 
 
 def now_iso() -> str:
@@ -62,10 +109,15 @@ def redis() -> Any:
     return current_app.extensions["redis"]
 
 
-def build_connector(name: str) -> Connector:
+def build_connector(name: str, lease: Lease | None = None) -> Connector:
     settings = connector_settings(current_app.config["HUB"], name)
     return CONNECTORS[name](settings, limiter=RateLimiter(redis(), "hub:rl"),
-                            session=metrics.CountingSession(redis(), name))
+                            session=FencedSession(redis(), name, lease))
+
+
+def flush_lease(connector: str) -> Lease:
+    """The connector's one writer: flushes and ops retries take it before calling the vendor."""
+    return Lease(redis(), f"flush:{connector}", current_app.config["HUB"]["FLUSH_LEASE"])
 
 
 SECRETISH = ("KEY", "SECRET", "TOKEN", "PASSWORD")
@@ -105,10 +157,24 @@ def fingerprint(rendered: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def clear_dirty(connector: str, emails: list[str], versions: list[int]) -> None:
-    if emails:
-        keys = [dirty_key(connector)] + [str(v) for v in versions]
-        redis().eval(_CLEAR, len(keys), *keys, "", *emails)
+def settle(connector: str, lease: Lease | None, versions: dict[str, int], pushed: dict[str, str]) -> bool:
+    """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
+    if not versions:
+        return True
+    args: list[Any] = [lease.token if lease else "", time.time(), json.dumps({"at": time.time(), "ok": True})]
+    for email, version in versions.items():
+        args += [email, str(version), pushed.get(email, "")]
+    keys = [lease.key if lease else "", dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
+            SUSPECT.format(connector), "hub:ver"]
+    if lease is None:  # no lease to check: a holder by definition (tests drive push directly)
+        keys[0] = f"hub:lease:none:{connector}"
+        redis().set(keys[0], "-", px=10_000)
+        args[0] = "-"
+    held = bool(redis().eval(_SETTLE, len(keys), *keys, *args))
+    if not held:
+        current_app.logger.warning("superseded flush: its writes re-marked for the current holder",
+                                   extra={"connector": connector, "contacts": len(pushed)})
+    return held
 
 
 def record_failure(connector: str, emails: list[str], error: VendorError, *, func: str = "hub.sync.sync_contacts",
@@ -157,8 +223,9 @@ def plan(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, An
     "mapping_error". The sync and the admin preview both read it, so they cannot drift apart."""
     emails = list(states)
     previous = redis().hmget(PUSHED.format(connector), emails) if emails else []
+    suspect = redis().hmget(SUSPECT.format(connector), emails) if emails else []
     out: list[dict[str, Any]] = []
-    for email, before in zip(emails, previous):
+    for email, before, doubt in zip(emails, previous, suspect):
         state = states[email]
         if state is None:
             out.append({"email": email, "status": "unknown"})
@@ -170,14 +237,27 @@ def plan(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, An
             continue
         print_ = fingerprint(rendered)
         last = json.loads(before) if before else None
-        if last and last["fp"] == print_ and not force:
+        if last and last["fp"] == print_ and not force and not doubt:
             out.append(entry | {"status": "unchanged"})
             continue
+        lists, consent = (last["lists"], last["consent"]) if last else (None, None)
+        if doubt:
+            lists, consent = doubted(rendered, last, json.loads(doubt))
         out.append(entry | {"status": "would_push", "fingerprint": print_, "update": ContactUpdate(
             email=email, fields=rendered["fields"], lists=rendered["lists"], identity=rendered["identity"],
-            marketing_consent=rendered["marketing_consent"],
-            previous_lists=last["lists"] if last else None, previous_consent=last["consent"] if last else None)})
+            marketing_consent=rendered["marketing_consent"], previous_lists=lists, previous_consent=consent)})
     return out
+
+
+def doubted(rendered: dict[str, Any], last: dict[str, Any] | None,
+            stale: dict[str, Any]) -> tuple[dict[str, str], bool | None]:
+    """The `previous` to diff against when a superseded flush may have written last: every list
+    either write held that the contact no longer belongs in (so each is left again), none it
+    belongs in (so each is joined again), and consent as the opposite of now (so it is re-sent)."""
+    held = {**stale.get("lists", {}), **((last or {}).get("lists") or {})}
+    lists = {i: kind for i, kind in held.items() if i not in rendered["lists"]}
+    consent = rendered["marketing_consent"]
+    return lists, (None if consent is True else True if consent is False else (last or {}).get("consent"))
 
 
 def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate], dict[str, str], list[str], dict[str, VendorError]]:
@@ -190,27 +270,32 @@ def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate],
              for e in entries if e["status"] == "mapping_error"})
 
 
-def push(connector: str, client: Connector, emails: list[str]) -> dict[str, VendorError]:
-    """Push the contacts' current state; record what landed; return the per-contact failures."""
-    versions = get_ledger().versions(emails)
+def written(update: ContactUpdate, print_: str) -> str:
+    """What the hub remembers of a push: the fingerprint, and the lists and consent it sent."""
+    return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent})
+
+
+def push(connector: str, client: Connector, emails: list[str], lease: Lease | None = None) -> dict[str, VendorError]:
+    """Push the contacts' current state; record what landed; return the per-contact failures.
+    Raises Superseded when the lease was lost: before a vendor call, or after the push (then its
+    writes are re-marked for the current holder)."""
+    versions = dict(zip(emails, get_ledger().versions(emails)))
     updates, prints, skip, failed = updates_for(connector, emails)
     if updates:
         started = time.perf_counter()
-        result = client.push(updates)
+        try:
+            result = client.push(updates)
+        except Superseded:
+            # Some calls may have landed before the lease was found lost: treat all as written.
+            settle(connector, lease, {u.email: versions[u.email] for u in updates},
+                   {u.email: written(u, "superseded") for u in updates})
+            raise
         seconds = time.perf_counter() - started
         failed.update(result.failed)
         metrics.observe_push(redis(), connector, seconds, len(updates) - len(result.failed), len(result.failed))
-    landed = [u for u in updates if u.email not in failed]
-    pipe = redis().pipeline(transaction=False)
-    for update in landed:
-        pipe.hset(PUSHED.format(connector), update.email, json.dumps(
-            {"fp": prints[update.email], "lists": update.lists, "consent": update.marketing_consent}))
-    if landed:
-        pipe.hset(LAST.format(connector), mapping={u.email: json.dumps({"at": time.time(), "ok": True})
-                                                   for u in landed})
-    pipe.execute()
-    done = [e for e in emails if e not in failed]
-    clear_dirty(connector, done, [v for e, v in zip(emails, versions) if e not in failed])
+    landed = {u.email: written(u, prints[u.email]) for u in updates if u.email not in failed}
+    if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed):
+        raise Superseded(f"flush of {connector} lost its lease during a push")
     return failed
 
 
@@ -225,6 +310,7 @@ def erase_pending(connector: str, client: Connector) -> int:
     pipe = redis().pipeline(transaction=False)
     pipe.zrem(erase_key(connector), *emails)
     pipe.hdel(PUSHED.format(connector), *emails)
+    pipe.hdel(SUSPECT.format(connector), *emails)
     pipe.execute()
     return len(emails)
 
@@ -271,68 +357,133 @@ def pause_for_auth(connector: str, error: VendorError) -> dict[str, Any]:
     return pause(connector, " ".join(reason.split())[:300], by="hub")
 
 
+def backing_off_until(connector: str) -> float | None:
+    until = redis().get(BACKOFF.format(connector))
+    return float(until) if until and float(until) > time.time() else None
+
+
 def flush(connector: str) -> dict[str, Any]:
-    """Push a connector's dirty contacts in batches until none are left or the budget is spent."""
-    r, config = redis(), current_app.config["HUB"]
+    """Push a connector's dirty contacts in batches until none are left or the budget is spent,
+    under the connector's flush lease; whatever the outcome, a job is left for what remains."""
+    r = redis()
     r.delete(FLAG.format(connector))
     if paused(connector):
         return {"paused": True}
-    until = r.get(BACKOFF.format(connector))
-    if until and float(until) > time.time():
-        if not ScheduledJobRegistry(queue=get_queues().get(connector)).count:
-            schedule_flush(connector, float(until))  # the retry was lost (e.g. Redis restored): re-arm it
-        return {"backing_off_until": float(until)}
+    until = backing_off_until(connector)
+    if until:
+        rearm(connector, until)
+        return {"backing_off_until": until}
+    lease = flush_lease(connector)
+    if not lease.acquire():
+        return await_lease(connector, lease)
+    try:
+        return run_flush(connector, lease)
+    finally:
+        lease.release()
+        follow_up(connector)
+
+
+def await_lease(connector: str, lease: Lease) -> dict[str, Any]:
+    """Another flush holds the lease (another pool, or a horse whose worker died). It takes what
+    is dirty while it runs and leaves a job when it stops; in case it died instead, one flush is
+    scheduled for when its lease runs out."""
+    wait = lease.waiting_ms / 1000 + 0.5
+    if redis().set(RETRY.format(connector), "1", nx=True, px=int(wait * 1000) + 5000):
+        schedule_flush(connector, time.time() + wait, "after the lease")
+    return {"leased": True, "retry_in": round(wait, 2)}
+
+
+def rearm(connector: str, until: float) -> None:
+    """A back-off must have its retry scheduled; re-arm it if it was lost (e.g. Redis restored)."""
+    if not ScheduledJobRegistry(queue=get_queues().get(connector)).count:
+        schedule_flush(connector, until)
+
+
+def follow_up(connector: str) -> None:
+    """Every exit path of a flush ends here: if contacts are still dirty (not yet due, refused
+    for now, or touched during the flush), a job must exist that takes them when due."""
+    r = redis()
+    if paused(connector):
+        return                          # resume queues the flush; the sweep leaves paused ones alone
+    until = backing_off_until(connector)
+    if until:
+        rearm(connector, until)
+    elif r.zcard(dirty_key(connector)) or r.zcard(erase_key(connector)):
+        get_queues().kick([connector])
+
+
+def run_flush(connector: str, lease: Lease) -> dict[str, Any]:
+    """The flush proper, with the lease held: each outcome maps to one answer."""
+    r, config = redis(), current_app.config["HUB"]
     if config["FLUSH_WINDOW"]:
         time.sleep(config["FLUSH_WINDOW"])
-    client = build_connector(connector)
+    client = build_connector(connector, lease)
     deadline = time.monotonic() + config["FLUSH_BUDGET"]
-    emails: list[str] = []
+    batch: list[str] = []
     pushed = failed = 0
     try:
         while not paused(connector):
             if time.monotonic() > deadline:
-                get_queues().kick([connector])
-                break
+                break                   # follow_up queues the next flush
+            if not lease.renew():
+                raise Superseded(f"flush of {connector} lost its lease")
             erased = erase_pending(connector, client)
             # Only contacts that are due (the ledger scores each with the end of its coalescing
             # window); when none is due yet, wait for the first one instead of ending the job.
-            emails = [e.decode() for e in r.zrangebyscore(dirty_key(connector), "-inf", time.time(),
-                                                          start=0, num=client.max_batch)]
-            if not emails and not erased:
+            batch = [e.decode() for e in r.zrangebyscore(dirty_key(connector), "-inf", time.time(),
+                                                         start=0, num=client.max_batch)]
+            if not batch and not erased:
                 first = r.zrange(dirty_key(connector), 0, 0, withscores=True)
                 if not first:
                     break
                 time.sleep(min(max(first[0][1] - time.time(), 0.01), 1.0))
                 continue
-            if emails:
-                failures = push(connector, client, emails)
-                retriable = {e: x for e, x in failures.items() if x.retriable}
-                fatal = {e: x for e, x in failures.items() if not x.retriable}
-                record_failures(connector, fatal)
-                if fatal:
-                    r.zrem(dirty_key(connector), *fatal)
-                pushed += len(emails) - len(failures)
-                failed += len(fatal)
-                if len(emails) < client.max_batch and config["FLUSH_WINDOW"]:
-                    # A partial batch: let more contacts come due so the next call carries more
-                    # (vendors whose calls are scarce set `flush_interval`).
-                    time.sleep(getattr(client, "flush_interval", 0.0))
+            if batch:
+                done, refused, retriable = push_batch(connector, client, batch, lease)
+                pushed += done
+                failed += refused
                 if retriable:
                     # Items the vendor refused for now (e.g. Splio per-item 5xx): they stay dirty
                     # and the connector backs off as if the whole call had failed.
-                    emails = sorted(retriable)
+                    batch = sorted(retriable)
                     raise next(iter(retriable.values()))
     except AuthError as exc:
         return {"paused": pause_for_auth(connector, exc)}
     except RetriableVendorError as exc:
-        return back_off(connector, exc, emails)
+        return back_off(connector, exc, batch)
     except FatalVendorError as exc:
-        record_failure(connector, emails, exc)
-        if emails:
-            r.zrem(dirty_key(connector), *emails)
+        record_failure(connector, batch, exc)
+        if batch:
+            r.zrem(dirty_key(connector), *batch)
         return {"fatal": exc.as_dict()}
+    except Superseded as exc:
+        current_app.logger.warning("flush superseded", extra={"connector": connector, "reason": str(exc)})
+        return {"superseded": True, "pushed": pushed}
+    except Exception as exc:
+        # A fault of the hub's own (a bug, Redis gone): retried on the connector's back-off
+        # schedule, so the contacts wait in plain sight instead of being stranded. RQ records it.
+        current_app.logger.exception("flush failed", extra={"connector": connector})
+        back_off(connector, RetriableVendorError(f"{type(exc).__name__} in the hub", code="worker_error"), batch)
+        raise
     r.delete(ATTEMPTS.format(connector), f"{ATTEMPTS.format(connector)}:first")
     return {"pushed": pushed, "failed": failed, "calls": client.calls}
+
+
+def push_batch(connector: str, client: Connector, batch: list[str],
+               lease: Lease) -> tuple[int, int, dict[str, VendorError]]:
+    """One batch: push and file the fatal per-contact refusals; (landed, fatal, retriable)."""
+    r, config = redis(), current_app.config["HUB"]
+    failures = push(connector, client, batch, lease)
+    retriable = {e: x for e, x in failures.items() if x.retriable}
+    fatal = {e: x for e, x in failures.items() if not x.retriable}
+    record_failures(connector, fatal)
+    if fatal:
+        r.zrem(dirty_key(connector), *fatal)
+    if len(batch) < client.max_batch and config["FLUSH_WINDOW"]:
+        # A partial batch: let more contacts come due so the next call carries more
+        # (vendors whose calls are scarce set `flush_interval`).
+        time.sleep(getattr(client, "flush_interval", 0.0))
+    return len(batch) - len(failures), len(fatal), retriable
 
 
 def delay_for(attempt: int, error: RetriableVendorError, schedule: list[float], jitter: float) -> float:
@@ -372,12 +523,12 @@ def back_off(connector: str, error: RetriableVendorError, emails: list[str]) -> 
     return {"retry_in": delay, "attempt": attempt, "error": error.as_dict()}
 
 
-def schedule_flush(connector: str, due: float) -> None:
+def schedule_flush(connector: str, due: float, why: str = "retry") -> None:
     """A flush at `due` or just after. RQ keeps whole seconds (it truncates), so round up: a
     retry that woke before the back-off ended would find it still running and stop."""
     when = datetime.fromtimestamp(math.ceil(due), timezone.utc)
     get_queues().get(connector).enqueue_at(when, "hub.sync.flush", connector, job_timeout=300, result_ttl=60,
-                                           description=f"flush {connector} (retry)")
+                                           description=f"flush {connector} ({why})")
 
 
 def sync_contacts(connector: str, emails: list[str]) -> dict[str, Any]:
@@ -389,16 +540,28 @@ def sync_contacts(connector: str, emails: list[str]) -> dict[str, Any]:
     if paused(connector):
         redirty(connector, emails)
         return {"deferred": "paused", "contacts": len(emails)}
+    lease = flush_lease(connector)
+    if not lease.acquire():
+        # A flush is writing to this vendor: one writer at a time, so the contacts join its work.
+        redirty(connector, emails)
+        get_queues().kick([connector])
+        return {"deferred": "flushing", "contacts": len(emails)}
     job = get_current_job()
-    client = build_connector(connector)
+    client = build_connector(connector, lease)
     try:
-        failures = push(connector, client, emails) if emails else {}
+        failures = push(connector, client, emails, lease) if emails else {}
     except AuthError as exc:
         pause_for_auth(connector, exc)
         redirty(connector, emails)
         return {"deferred": "paused", "contacts": len(emails)}
+    except Superseded:
+        redirty(connector, emails)
+        get_queues().kick([connector])
+        return {"deferred": "superseded", "contacts": len(emails)}
     except VendorError as exc:
         failures = {e: exc for e in emails}
+    finally:
+        lease.release()
     if failures:
         first = next(iter(failures.values()))
         message = scrub_secrets(first.message).strip()
@@ -421,3 +584,33 @@ def erase_contacts(connector: str, emails: list[str]) -> dict[str, Any]:
         raise SyncFailed(f"erasure failed at {connector}: {first.code or first.status} {scrub_secrets(first.message)}")
     redis().hdel(PUSHED.format(connector), *emails)
     return {"erased": len(emails)}
+
+
+def overdue(connector: str, grace: float) -> int:
+    """Dirty contacts (and erasures) whose due time passed more than `grace` seconds ago."""
+    r, before = redis(), time.time() - grace
+    return int(r.zcount(dirty_key(connector), "-inf", before)) + int(r.zcount(erase_key(connector), "-inf", before))
+
+
+def sweep() -> dict[str, int]:
+    """The safety net under the flush's own follow-up: queue a flush for any connector whose
+    contacts are overdue while no flush holds its lease. Paused connectors wait for `resume`; a
+    connector backing off gets its lost retry re-armed. Runs on the hub's scheduler."""
+    r, grace = redis(), current_app.config["HUB"]["SWEEP_GRACE"]
+    queued: dict[str, int] = {}
+    for connector in get_queues().connectors:
+        if paused(connector) or flush_lease(connector).held_by_anyone():
+            continue
+        until = backing_off_until(connector)
+        if until:
+            rearm(connector, until)
+            continue
+        late = overdue(connector, grace)
+        if not late:
+            continue
+        r.delete(FLAG.format(connector))    # a flag whose job was lost must not block the kick
+        if get_queues().kick([connector]):
+            queued[connector] = late
+            metrics.count_sweep(r, connector)
+            current_app.logger.warning("sweep queued a flush", extra={"connector": connector, "overdue": late})
+    return queued

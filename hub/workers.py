@@ -1,8 +1,15 @@
-"""The worker pool: one RQ worker process per connector queue, respawned when it dies.
+"""The worker pool: one RQ worker process per connector queue, one for the periodic jobs, and the
+hub's scheduler, each respawned when it dies.
 
 One queue per process lets RQ move each job atomically (BLMOVE into an intermediate list), so a
 crash cannot lose a job; short heartbeats get an abandoned job picked up within about two
 minutes. Every process catches up on start: a connector with dirty contacts gets a flush.
+
+Stopping: the first TERM (or INT) is a warm shutdown, each worker finishes its job and exits; a
+second signal, or HUB_POOL_STOP_TIMEOUT seconds without an exit, is a cold one, each worker kills
+its work horse (RQ forks horses into their own process group, so nothing else reaches them); and
+whatever still runs after that, horses included, is killed outright. No horse outlives its pool
+on a stop. (A pool that is itself SIGKILLed cannot do this; the flush lease covers that case.)
 """
 from __future__ import annotations
 
@@ -12,70 +19,167 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 log = logging.getLogger("hub.workers")
+SCHEDULER = "scheduler"
+COLD_GAP = 1.2      # RQ ignores a second signal within a second of the first
 
 
 def run_one(queue: str, burst: bool = False) -> None:
     """Run a single RQ worker on `queue` inside an app context."""
+    from rq import Queue
+
     from . import create_app, logs
     from .ledger import dirty_key, erase_key
     from .queue import get_queues
 
     app = create_app()
-    connector = queue.removeprefix("sync-")
     with app.app_context():
         r = app.extensions["redis"]
-        if r.zcard(dirty_key(connector)) or r.zcard(erase_key(connector)):
-            r.delete(f"hub:flushq:{connector}")
-            get_queues().kick([connector])
+        if queue.startswith("sync-"):
+            connector = queue.removeprefix("sync-")
+            if r.zcard(dirty_key(connector)) or r.zcard(erase_key(connector)):
+                r.delete(f"hub:flushq:{connector}")
+                get_queues().kick([connector])
         config = app.config["HUB"]
         # Syncing is asynchronous, answering a sender is not: under load the ingest API gets the
         # CPU first and the workers catch up (the dirty set keeps their work, nothing is lost).
         os.nice(config["WORKER_NICE"])
         logs.setup(names=("hub", "rq"))  # RQ's own lines as JSON too, with the job id
-        worker = Worker([get_queues().get(connector)], connection=r, serializer=JSONSerializer,
+        target = Queue(queue, connection=r, serializer=JSONSerializer)
+        worker = Worker([target], connection=r, serializer=JSONSerializer,
                         worker_ttl=config["WORKER_TTL"], maintenance_interval=config["MAINTENANCE_INTERVAL"],
                         job_monitoring_interval=10)
         worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))
 
 
-def run_pool(connectors: list[str]) -> None:
-    """Start and supervise one process per connector queue until SIGTERM / SIGINT."""
-    children: dict[str, subprocess.Popen[Any]] = {}
-    stopping = False
-
-    def spawn(name: str) -> None:
-        children[name] = subprocess.Popen([sys.executable, "-m", "hub.workers", f"sync-{name}"])
-        log.warning("worker for %s started (pid %s)", name, children[name].pid)
-
-    def stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for name in connectors:
-        spawn(name)
-    while not stopping:
-        for name, child in list(children.items()):
-            if child.poll() is not None and not stopping:
-                log.warning("worker for %s exited with %s; respawning", name, child.returncode)
-                spawn(name)
-        time.sleep(0.5)
-    deadline = time.monotonic() + 30
-    for child in children.values():
+def children_of(pid: int) -> list[int]:
+    """Direct children of a process (Linux /proc), e.g. a worker's work horse."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a process, and its whole group when it leads one (a horse and what it started)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def become_subreaper() -> None:
+    """Horses orphaned by a dying worker are re-parented to the pool, so its stop reaches them."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        log.warning("cannot adopt orphaned work horses on this platform")
+
+
+class Pool:
+    """The supervisor behind `hub worker`."""
+
+    def __init__(self, connectors: list[str], stop_timeout: float) -> None:
+        from .scheduler import QUEUE
+
+        self.queues = [f"sync-{name}" for name in connectors] + [QUEUE]
+        self.stop_timeout = stop_timeout
+        self.children: dict[str, subprocess.Popen[Any]] = {}
+        self.signals = 0
+        self.first_signal = 0.0
+
+    def spawn(self, name: str) -> None:
+        module = ["hub.scheduler"] if name == SCHEDULER else ["hub.workers", name]
+        self.children[name] = subprocess.Popen([sys.executable, "-m", *module])
+        log.warning("%s started (pid %s)", name, self.children[name].pid)
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            self.first_signal = time.monotonic()
+
+    def alive(self) -> list[subprocess.Popen[Any]]:
+        return [c for c in self.children.values() if c.poll() is None]
+
+    def adopted(self) -> list[int]:
+        """Orphaned horses the pool adopted that still run (the finished ones are reaped)."""
+        known = {c.pid for c in self.children.values()}
+        running = []
+        for pid in children_of(os.getpid()):
+            if pid in known:
+                continue
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if not done:
+                running.append(pid)
+        return running
+
+    def signal_all(self, sig: int) -> None:
+        for child in self.alive():
+            try:
+                child.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        become_subreaper()
+        for name in [*self.queues, SCHEDULER]:
+            self.spawn(name)
+        while not self.signals:
+            for name, child in list(self.children.items()):
+                if child.poll() is not None and not self.signals:
+                    log.warning("%s exited with %s; respawning", name, child.returncode)
+                    self.spawn(name)
+            self.adopted()      # reaps the orphans that finished their job
+            time.sleep(0.2)
+        self.shut_down()
+
+    def shut_down(self) -> None:
+        """Warm, then cold on a second signal or the timeout, then kill what is left."""
+        self.signal_all(signal.SIGTERM)
+        cold_at: float | None = None
+        while self.alive() or self.adopted():
+            now = time.monotonic()
+            wants_cold = self.signals > 1 or now - self.first_signal > self.stop_timeout
+            if cold_at is None and wants_cold and now - self.first_signal >= COLD_GAP:
+                log.warning("cold shutdown: stopping the jobs in flight")
+                self.signal_all(signal.SIGTERM)     # RQ's cold shutdown: the worker kills its horse
+                for pid in self.adopted():
+                    kill_group(pid)
+                cold_at = now
+            if cold_at is not None and now - cold_at > 10:
+                for pid in [p for c in self.alive() for p in children_of(c.pid)] + self.adopted():
+                    kill_group(pid)
+                for child in self.alive():
+                    child.kill()
+            time.sleep(0.1)
+        for child in self.children.values():
+            child.wait()
+
+
+def run_pool(connectors: list[str], stop_timeout: float | None = None) -> None:
+    """Start and supervise the pool until SIGTERM / SIGINT."""
+    from .config import load
+
+    Pool(connectors, load()["POOL_STOP_TIMEOUT"] if stop_timeout is None else stop_timeout).run()
 
 
 if __name__ == "__main__":

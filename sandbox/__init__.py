@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from . import emarsys, klaviyo, ometria, salesforce, splio
 from .core import Fault, Store
@@ -54,6 +54,29 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
             return json.loads(raw) if raw else None
         except ValueError:
             return raw.decode("utf-8", "replace")
+
+    @app.after_request
+    def record_writes(response: Response) -> Response:
+        # The write log: what each request changed, per contact, in the order it was applied.
+        touched = g.pop("sandbox_touched", None)
+        if touched and not request.path.startswith("/_sandbox/"):
+            sandbox().record_writes(touched)
+        return response
+
+    @app.get("/_sandbox/<vendor>/writes/<path:email>")
+    def contact_writes(vendor: str, email: str) -> Any:
+        """Every change the vendor applied to this contact, oldest first (the newest 50 kept)."""
+        with sandbox().lock:
+            log = sandbox().writes[vendor].get(email.strip().lower())
+            if vendor not in VENDORS or log is None:
+                return jsonify({"error": {"code": "not_found", "message": f"{vendor} never wrote {email}"}}), 404
+            return jsonify({"email": email.strip().lower(), "count": log["count"], "writes": list(log["writes"])})
+
+    @app.get("/_sandbox/<vendor>/writes")
+    def all_writes(vendor: str) -> Any:
+        with sandbox().lock:
+            return jsonify({e: {"count": log["count"], "writes": list(log["writes"])}
+                            for e, log in sandbox().writes[vendor].items()})
 
     @app.get("/_sandbox/requests")
     def recorded() -> Any:

@@ -12,7 +12,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, g, has_request_context, jsonify, request
+
+WRITES_KEPT = 50        # per contact: the newest writes (the count of all of them is kept too)
 
 
 @dataclass
@@ -55,10 +57,36 @@ class Store:
         self.requests: list[dict[str, Any]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
         self.seq = 0
+        # vendor -> email -> {"count", "writes": [{"seq", "at", "state"}]}: each change a request
+        # made to a contact, in the order the sandbox applied them (the fault tests read it).
+        self.writes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.write_seq = 0
+
+    def touch(self, vendor: str, email: str) -> None:
+        """Note that the request in progress reached this contact (recorded when it ends)."""
+        if has_request_context():
+            g.setdefault("sandbox_touched", set()).add((vendor, email.strip().lower()))
+
+    def record_writes(self, touched: set[tuple[str, str]]) -> None:
+        """After a request: a write for each contact it reached whose view changed (or that is new)."""
+        with self.lock:
+            for vendor, email in sorted(touched):
+                person = self.people[vendor].get(email)
+                if person is None:
+                    continue
+                state = person.view(email)
+                log = self.writes[vendor].setdefault(email, {"count": 0, "writes": []})
+                if log["writes"] and log["writes"][-1]["state"] == state:
+                    continue
+                self.write_seq += 1
+                log["count"] += 1
+                log["writes"].append({"seq": self.write_seq, "at": time.time(), "state": state})
+                del log["writes"][:-WRITES_KEPT]
 
     def person(self, vendor: str, email: str) -> Person:
         """The vendor's record for `email`, created (or revived after deletion) on write."""
         email = email.strip().lower()
+        self.touch(vendor, email)
         with self.lock:
             p = self.people[vendor].get(email)
             if p is None or p.deleted:
@@ -68,9 +96,11 @@ class Store:
             return p
 
     def find(self, vendor: str, email: str) -> Person | None:
+        self.touch(vendor, email)
         return self.people[vendor].get(email.strip().lower())
 
     def delete(self, vendor: str, email: str) -> bool:
+        self.touch(vendor, email)
         with self.lock:
             p = self.find(vendor, email)
             if p is None or p.deleted:

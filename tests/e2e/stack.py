@@ -24,7 +24,10 @@ class Stack:
         self.sandbox = f"http://127.0.0.1:{self.sandbox_port}"
         self.hub = f"http://127.0.0.1:{self.hub_port}"
         self.env = {**os.environ, "HUB_REDIS_URL": redis_url, "HUB_INGEST_SECRETS": INGEST_SECRET,
-                    "HUB_FLUSH_WINDOW": "0.1", "PYTHONPATH": str(ROOT)}
+                    "HUB_FLUSH_WINDOW": "0.1", "PYTHONPATH": str(ROOT),
+                    # A crashed flush's lease blocks its connector this long: short for tests, and
+                    # still longer than any sandbox call.
+                    "HUB_FLUSH_LEASE": "10"}
         self.env.update({f"HUB_{k}": v for k, v in TOKENS.items()})
         for name, settings in (connectors or {"klaviyo": {"API_KEY": "pk_sandbox_demo"}}).items():
             self.env[f"HUB_{name.upper()}_BASE_URL"] = f"{self.sandbox}/{name}"
@@ -44,13 +47,24 @@ class Stack:
     def start(self, name: str, *args: str) -> None:
         self.procs[name] = processes.start(name, args, self.env, self.logs, cwd=ROOT)
 
-    def start_worker(self) -> None:
-        self.start("worker", "worker")
+    def start_worker(self, name: str = "worker") -> None:
+        self.start(name, "worker")
 
-    def kill_worker(self) -> None:
-        """SIGKILL the whole worker pool: supervisor, workers and any job in flight."""
-        os.killpg(self.procs["worker"].pid, signal.SIGKILL)
-        self.procs["worker"].wait(10)
+    def kill_pool_group(self, name: str = "worker") -> list[int]:
+        """The fault as it happens to a pod or a terminal: SIGKILL the pool's process group.
+        RQ's work horses run in process groups of their own, so a horse mid-flush survives
+        and goes on writing. Returns the pids of the survivors."""
+        proc = self.procs[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        return session_members(proc.pid)
+
+    def kill_worker(self, name: str = "worker") -> None:
+        """SIGKILL the whole worker tree: supervisor, workers, scheduler and every work horse,
+        so the jobs in flight die mid-call."""
+        proc = self.procs[name]
+        kill_session(proc.pid)
+        proc.wait(10)
 
     def wait_http(self, url: str, timeout: float = 30) -> None:
         try:
@@ -85,5 +99,39 @@ class Stack:
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}; logs in {self.logs}")
 
+    def writes(self, vendor: str) -> dict[str, Any]:
+        """The sandbox's write log: per contact, each change in the order it was applied."""
+        return requests.get(f"{self.sandbox}/_sandbox/{vendor}/writes", timeout=10).json()
+
     def stop(self) -> None:
         processes.stop(self.procs.values(), timeout=15)
+        for proc in self.procs.values():
+            kill_session(proc.pid)      # horses orphaned by an earlier kill
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes of the session `sid` (each process the stack starts leads its own session, and
+    RQ's horses keep their worker's session when they leave its process group)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of a session until none is left (a worker may fork meanwhile)."""
+    for _ in range(50):
+        members = session_members(sid)
+        if not members:
+            return
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
