@@ -592,6 +592,15 @@ def overdue(connector: str, grace: float) -> int:
     return int(r.zcount(dirty_key(connector), "-inf", before)) + int(r.zcount(erase_key(connector), "-inf", before))
 
 
+def flush_waiting(connector: str) -> bool:
+    """A flush job is queued or scheduled for the connector (its worker will get to it)."""
+    queue = get_queues().get(connector)
+    if ScheduledJobRegistry(queue=queue).count:
+        return True
+    jobs = Job.fetch_many(queue.get_job_ids(), connection=redis(), serializer=JSONSerializer)
+    return any(job is not None and job.func_name == "hub.sync.flush" for job in jobs)
+
+
 def sweep() -> dict[str, int]:
     """The safety net under the flush's own follow-up: queue a flush for any connector whose
     contacts are overdue while no flush holds its lease. Paused connectors wait for `resume`; a
@@ -606,7 +615,7 @@ def sweep() -> dict[str, int]:
             rearm(connector, until)
             continue
         late = overdue(connector, grace)
-        if not late:
+        if not late or flush_waiting(connector):
             continue
         r.delete(FLAG.format(connector))    # a flag whose job was lost must not block the kick
         if get_queues().kick([connector]):

@@ -1,0 +1,134 @@
+"""The flush lease: one writer per connector, a superseded flush makes no vendor call, and a push
+a superseded flush completed is re-marked so a current flush writes last. Every exit path of a
+flush leaves a job. Real Redis, the sandbox over real HTTP."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
+
+from hub import sync
+from tests.story import event, story
+
+INGEST = {"Authorization": "Bearer ingest-token"}
+
+
+def post(client, events: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/v1/events", json={"events": events}, headers=INGEST)
+    assert response.status_code == 202, response.get_json()
+
+
+def invited(sandbox_server, email: str) -> Any:  # type: ignore[no-untyped-def]
+    held = requests.get(f"{sandbox_server.url}/_sandbox/klaviyo/contacts/{email}", timeout=5)
+    return held.json()["fields"].get("referral_friends_invited") if held.ok else None
+
+
+def vendor_calls(sandbox_server) -> int:  # type: ignore[no-untyped-def]
+    return len(requests.get(f"{sandbox_server.url}/_sandbox/requests", params={"vendor": "klaviyo"}, timeout=5).json()["requests"])
+
+
+def dirty(redis_client) -> set[str]:  # type: ignore[no-untyped-def]
+    return {e.decode() for e in redis_client.zrange("hub:dirty:klaviyo", 0, -1)}
+
+
+def test_a_flush_that_lost_its_lease_makes_no_vendor_call(hub_app, sandbox_server, redis_client) -> None:  # type: ignore[no-untyped-def]
+    post(hub_app.test_client(), story())
+    waiting = dirty(redis_client)
+    with hub_app.app_context():
+        old = sync.flush_lease("klaviyo")
+        assert old.acquire()
+        redis_client.delete(old.key)            # it stalled past its lease ...
+        new = sync.flush_lease("klaviyo")
+        assert new.acquire() and new.fence() > old.fence()   # ... and a later flush took over
+        with pytest.raises(sync.Superseded):
+            sync.push("klaviyo", sync.build_connector("klaviyo", old), sorted(waiting), old)
+    assert vendor_calls(sandbox_server) == 0
+    assert dirty(redis_client) == waiting       # nothing recorded as pushed
+
+
+def test_a_push_completed_by_a_superseded_flush_is_written_again(hub_app, sandbox_server, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """The stale-write race, step by step: flush A reads Anna at 2 invites and passes its lease
+    check; while its call is in flight, A's lease runs out and flush B pushes 3 invites; then A's
+    2 lands, last. A finds out when it settles, so Anna is pending again and the next flush
+    sends 3, though B's fingerprint says the vendor has it."""
+    client = hub_app.test_client()
+    post(client, story())
+
+    class InFlightWhenLost:
+        """A's lease as its vendor call sees it: the first check passes, then the lease is lost
+        and B runs before the call arrives."""
+
+        def __init__(self, lease: Any) -> None:
+            self.lease, self.calls = lease, 0
+
+        def renew(self) -> bool:
+            held = self.lease.renew()
+            self.calls += 1
+            if self.calls == 1:
+                redis_client.delete(self.lease.key)
+                post(client, [event(90, "referral.invited", referrer={"email": "anna@example.com"})])
+                assert sync.flush("klaviyo")["pushed"] >= 1
+                assert invited(sandbox_server, "anna@example.com") == 3
+            return held
+
+    with hub_app.app_context():
+        lease_a = sync.flush_lease("klaviyo")
+        assert lease_a.acquire()
+        connector = sync.build_connector("klaviyo", lease_a)
+        connector.session.lease = InFlightWhenLost(lease_a)  # type: ignore[attr-defined]
+        with pytest.raises(sync.Superseded):
+            sync.push("klaviyo", connector, sorted(dirty(redis_client)), lease_a)
+        assert invited(sandbox_server, "anna@example.com") == 2              # stale, for now
+        assert "anna@example.com" in dirty(redis_client)
+        assert redis_client.hexists("hub:suspect:klaviyo", "anna@example.com")
+        sync.flush("klaviyo")
+    assert invited(sandbox_server, "anna@example.com") == 3
+    assert not dirty(redis_client) and not redis_client.hlen("hub:suspect:klaviyo")
+
+
+def test_an_ops_retry_waits_for_the_flush_holding_the_lease(hub_app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    post(hub_app.test_client(), story())
+    with hub_app.app_context():
+        redis_client.zrem("hub:dirty:klaviyo", "anna@example.com")
+        holder = sync.flush_lease("klaviyo")
+        assert holder.acquire()
+        assert sync.sync_contacts("klaviyo", ["anna@example.com"]) == {"deferred": "flushing", "contacts": 1}
+    assert "anna@example.com" in dirty(redis_client)
+
+
+def queued_flushes(redis_client) -> int:  # type: ignore[no-untyped-def]
+    return Queue("sync-klaviyo", connection=redis_client, serializer=JSONSerializer).count
+
+
+def test_a_fatal_answer_leaves_a_job_for_contacts_not_yet_due(hub_app, sandbox_server, redis_client) -> None:  # type: ignore[no-untyped-def]
+    post(hub_app.test_client(), [event(1, "referral.invited", referrer={"email": "first@example.com"}),
+                                 event(2, "referral.invited", referrer={"email": "later@example.com"})])
+    redis_client.zadd("hub:dirty:klaviyo", {"later@example.com": 9e9}, xx=True)   # due far ahead
+    Queue("sync-klaviyo", connection=redis_client, serializer=JSONSerializer).empty()
+    redis_client.delete("hub:flushq:klaviyo")
+    requests.post(f"{sandbox_server.url}/_sandbox/faults", json={"vendor": "klaviyo", "status": 400, "count": 1}, timeout=5)
+    with hub_app.app_context():
+        hub_app.config["HUB"]["FLUSH_BUDGET"] = 0.5
+        assert "fatal" in sync.flush("klaviyo")
+    assert dirty(redis_client) == {"later@example.com"}
+    assert queued_flushes(redis_client) == 1
+
+
+def test_a_fault_of_the_hub_backs_off_and_schedules_the_next_flush(hub_app, redis_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    post(hub_app.test_client(), story())
+
+    def broken(connector: str, client: Any) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sync, "erase_pending", broken)
+    with hub_app.app_context():
+        with pytest.raises(RuntimeError):
+            sync.flush("klaviyo")
+        queue = Queue("sync-klaviyo", connection=redis_client, serializer=JSONSerializer)
+        assert ScheduledJobRegistry(queue=queue).count == 1
+        assert sync.backing_off_until("klaviyo")
+        assert not redis_client.exists("hub:lease:flush:klaviyo")      # let go on the way out
