@@ -165,9 +165,12 @@ class Pool:
                 for pid in self.adopted():
                     kill_group(pid)
                 cold_at = now
-            if cold_at is not None and now - cold_at > 10:
+            if cold_at is not None and now - cold_at > 3:
+                # A worker that missed its cold signal (RQ ignores one within a second of the
+                # first): its horse is killed from here, and the worker ends its own way.
                 for pid in [p for c in self.alive() for p in children_of(c.pid)] + self.adopted():
                     kill_group(pid)
+            if cold_at is not None and now - cold_at > 10:
                 for child in self.alive():
                     child.kill()
             time.sleep(0.1)

@@ -6,6 +6,7 @@ import os
 import signal
 
 import pytest
+from rq import Worker
 
 from tests.e2e.stack import Stack, session_members
 from tests.story import KLAVIYO, story
@@ -38,11 +39,19 @@ def test_term_finishes_the_flush_in_flight_then_exits(stack_factory) -> None:  #
     assert matches(stack)                           # the flush in flight ran to the end
 
 
-def test_a_second_term_kills_the_horse_and_a_restart_finishes_the_work(stack_factory) -> None:  # type: ignore[no-untyped-def]
+def warm_requested(redis_client) -> bool:  # type: ignore[no-untyped-def]
+    return any(w.shutdown_requested_date for w in Worker.all(connection=redis_client)
+               if "sync-klaviyo" in w.queue_names())
+
+
+def test_a_second_term_kills_the_horse_and_a_restart_finishes_the_work(stack_factory, redis_client) -> None:  # type: ignore[no-untyped-def]
     stack = stack_factory(latency=1.0)
     pool = stack.procs["worker"]
     in_flight(stack)
     os.kill(pool.pid, signal.SIGTERM)
+    # Sync point: the worker took the first TERM (RQ notes the warm shutdown in Redis); a second
+    # signal sent before the pool handled the first would merge with it.
+    stack.wait_for(lambda: warm_requested(redis_client), what="the warm shutdown to be under way")
     os.kill(pool.pid, signal.SIGTERM)
     pool.wait(60)
     assert session_members(pool.pid) == []

@@ -37,9 +37,9 @@ def invited(stack: Stack, email: str) -> int | None:
 
 
 def flush_gone(redis_client: Any) -> bool:
-    """No flush queued (flag and queue empty) and none running."""
+    """No flush queued (flag, queue, RQ's intermediate list empty) and none running."""
     return not (redis_client.exists("hub:flushq:klaviyo") or redis_client.llen("rq:queue:sync-klaviyo")
-                or redis_client.zcard("rq:wip:sync-klaviyo"))
+                or redis_client.llen("rq:queue:sync-klaviyo:intermediate") or redis_client.zcard("rq:wip:sync-klaviyo"))
 
 
 def sweeps(stack: Stack) -> float:
