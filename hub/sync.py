@@ -157,19 +157,15 @@ def fingerprint(rendered: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def settle(connector: str, lease: Lease | None, versions: dict[str, int], pushed: dict[str, str]) -> bool:
+def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[str, str]) -> bool:
     """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
     if not versions:
         return True
-    args: list[Any] = [lease.token if lease else "", time.time(), json.dumps({"at": time.time(), "ok": True})]
+    args: list[Any] = [lease.token or "", time.time(), json.dumps({"at": time.time(), "ok": True})]
     for email, version in versions.items():
         args += [email, str(version), pushed.get(email, "")]
-    keys = [lease.key if lease else "", dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
+    keys = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
             SUSPECT.format(connector), "hub:ver"]
-    if lease is None:  # no lease to check: a holder by definition (tests drive push directly)
-        keys[0] = f"hub:lease:none:{connector}"
-        redis().set(keys[0], "-", px=10_000)
-        args[0] = "-"
     held = bool(redis().eval(_SETTLE, len(keys), *keys, *args))
     if not held:
         current_app.logger.warning("superseded flush: its writes re-marked for the current holder",
@@ -275,7 +271,7 @@ def written(update: ContactUpdate, print_: str) -> str:
     return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent})
 
 
-def push(connector: str, client: Connector, emails: list[str], lease: Lease | None = None) -> dict[str, VendorError]:
+def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> dict[str, VendorError]:
     """Push the contacts' current state; record what landed; return the per-contact failures.
     Raises Superseded when the lease was lost: before a vendor call, or after the push (then its
     writes are re-marked for the current holder)."""
