@@ -57,6 +57,9 @@ class Stack:
         proc = self.procs[name]
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(os_group(pid) == proc.pid for pid in session_members(proc.pid)):
+            time.sleep(0.05)        # SIGKILL lands asynchronously: let the group finish dying
         return session_members(proc.pid)
 
     def kill_worker(self, name: str = "worker") -> None:
@@ -121,6 +124,13 @@ def session_members(sid: int) -> list[int]:
         if int(fields[3]) == sid and fields[0] != "Z":
             members.append(int(stat.parent.name))
     return members
+
+
+def os_group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def kill_session(sid: int) -> None:

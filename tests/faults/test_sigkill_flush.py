@@ -107,7 +107,7 @@ def test_sigkill_mid_flush_leaves_every_vendor_exact(stack_factory, redis_client
         stack.wait_for(lambda: settled(stack, redis_client, rounds), timeout=150, what="every vendor to settle")
     finally:
         numbers = figures(stack, redis_client, sent, accepted)
-        numbers["processes_outliving_group_kills"] = survivors
+        numbers["horses_outliving_group_kills"] = survivors
         report(tmp_path, f"{GROUP_KILLS} pool process-group SIGKILLs then a whole-tree SIGKILL, mid-flush", numbers)
     assert accepted == sent
     for vendor in CONNECTORS:
