@@ -45,10 +45,12 @@ class Periodic:
 
 
 def periodic_jobs(config: Mapping[str, Any]) -> list[Periodic]:
-    """The hub's periodic jobs. Add an entry here; the function must also work when called directly."""
-    return [
+    """The hub's periodic jobs. Add an entry here; the function must also work when called directly.
+    An interval of 0 turns a job off."""
+    jobs = [
         Periodic("sweep", "hub.sync.sweep", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
     ]
+    return [job for job in jobs if job.cron or (job.interval_seconds or 0) > 0]
 
 
 def dotted(func: str | Callable[..., Any]) -> str:

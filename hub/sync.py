@@ -384,7 +384,8 @@ def await_lease(connector: str, lease: Lease) -> dict[str, Any]:
     is dirty while it runs and leaves a job when it stops; in case it died instead, one flush is
     scheduled for when its lease runs out."""
     wait = lease.waiting_ms / 1000 + 0.5
-    if redis().set(RETRY.format(connector), "1", nx=True, px=int(wait * 1000) + 5000):
+    # One such flush at a time; the mark ends when it is due, so that flush may schedule the next.
+    if redis().set(RETRY.format(connector), "1", nx=True, px=int(wait * 1000)):
         schedule_flush(connector, time.time() + wait, "after the lease")
     return {"leased": True, "retry_in": round(wait, 2)}
 

@@ -132,3 +132,16 @@ def test_a_fault_of_the_hub_backs_off_and_schedules_the_next_flush(hub_app, redi
         assert ScheduledJobRegistry(queue=queue).count == 1
         assert sync.backing_off_until("klaviyo")
         assert not redis_client.exists("hub:lease:flush:klaviyo")      # let go on the way out
+
+
+def test_a_flush_that_finds_the_lease_taken_schedules_one_for_when_it_ends(hub_app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    post(hub_app.test_client(), story())
+    with hub_app.app_context():
+        holder = sync.flush_lease("klaviyo")
+        assert holder.acquire()                  # a horse whose worker died, say
+        first, second = sync.flush("klaviyo"), sync.flush("klaviyo")
+        assert first["leased"] and second["leased"]
+        assert 0 < first["retry_in"] <= hub_app.config["HUB"]["FLUSH_LEASE"] + 0.5
+        queue = Queue("sync-klaviyo", connection=redis_client, serializer=JSONSerializer)
+        assert ScheduledJobRegistry(queue=queue).count == 1
+    assert dirty(redis_client)                   # untouched: the holder or that flush takes them

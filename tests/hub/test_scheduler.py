@@ -18,6 +18,7 @@ def queued(redis_client) -> list[str]:  # type: ignore[no-untyped-def]
 def test_the_sweep_is_a_periodic_job_of_the_configured_interval() -> None:
     assert periodic_jobs({"SWEEP_INTERVAL": 45}) == [
         Periodic("sweep", "hub.sync.sweep", interval_seconds=45, timeout=120)]
+    assert periodic_jobs({"SWEEP_INTERVAL": 0}) == []
 
 
 def test_two_schedulers_enqueue_each_run_once(redis_client) -> None:  # type: ignore[no-untyped-def]
