@@ -122,8 +122,10 @@ class SplioConnector(Connector):
         body: dict[str, Any] = {}
         custom: list[dict[str, Any]] = []
         for name, value in update.fields.items():
-            if value is None:
+            if value is None and name in STANDARD:
                 continue
+            if value is None:
+                value = ""   # a value the hub forgot: Splio keeps a custom field until it is overwritten
             if name in STANDARD:
                 body[name] = value
             else:

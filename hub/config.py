@@ -7,6 +7,7 @@ from typing import Any, Mapping
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": "",                 # empty: start the embedded server (hub.store)
     "DATA_DIR": "var",
+    "ERASURE_KEY": "",               # HMAC key for erased addresses; empty: <DATA_DIR>/erasure.key
     "INGEST_SECRETS": "",            # whsec_... secrets, comma or space separated (rotation)
     "INGEST_TOKENS": "",             # bearer tokens for the event API
     "ADMIN_TOKENS": "",              # bearer tokens with the admin role

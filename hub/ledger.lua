@@ -10,7 +10,12 @@ local op, ts, touched
 
 local function present(v) return (type(v) == 'string' and v ~= '') or type(v) == 'number' end
 local function key(email) return P .. 'c:' .. email end
-local function erased(email) return redis.call('EXISTS', P .. 'erased:' .. email) == 1 end
+-- An erased person is known only by the keyed hash hub/ledger.py sends for each party
+-- (op.tags); a stored referred_by never names an erased person (erasure clears it).
+local function erased(email)
+  local t = op.tags and op.tags[email]
+  return t ~= nil and redis.call('EXISTS', P .. 'erased:' .. t) == 1
+end
 
 -- last writer wins by occurred_at; ties broken by value so arrival order never matters
 local function lww(email, values)
@@ -78,33 +83,102 @@ local function credit(r, f)
   end
 end
 
+-- Who points at whom, so an erasure finds every contact that names the person.
+local function link(r, f)
+  redis.call('SADD', key(r) .. ':friends', f)
+  redis.call('SADD', key(f) .. ':referrers', r)
+end
+
 local function befriend(f, r)
   local k = key(f)
   redis.call('HSET', k, 'email', f, 'is_friend', '1')
-  if present(r) and r ~= f then
+  if present(r) and r ~= f and not erased(r) then
+    link(r, f)
     -- the earliest claim on a friend wins
     local cur = redis.call('HGET', k, 'referred_by@')
     if (not cur) or ts < cur then redis.call('HSET', k, 'referred_by', r, 'referred_by@', ts) end
   end
 end
 
+-- Forget a person: their state, their event log entries, every link to them (friends lose
+-- `referred_by` and are marked dirty so each vendor's copy is cleared; referrers lose the
+-- person's hash from their distinct-friend sets), and the per-connector stores. What stays is
+-- the keyed hash that refuses re-creation, and the address in each erase queue until the
+-- vendor confirms the deletion (hub/sync.py).
+local function erase(e)
+  local k = key(e)
+  for _, f in ipairs(redis.call('SMEMBERS', k .. ':friends')) do
+    redis.call('SREM', key(f) .. ':referrers', e)
+    if redis.call('HGET', key(f), 'referred_by') == e then
+      redis.call('HSET', key(f), 'referred_by', '')
+      touched[f] = true
+    end
+  end
+  local member = redis.sha1hex(e)
+  for _, r in ipairs(redis.call('SMEMBERS', k .. ':referrers')) do
+    redis.call('SREM', key(r) .. ':friends', e)
+    redis.call('SREM', key(r) .. ':reg', member)
+    redis.call('SREM', key(r) .. ':conv', member)
+  end
+  local ids = redis.call('ZRANGE', k .. ':log', 0, -1)
+  for i = 1, #ids, 500 do
+    redis.call('XDEL', P .. 'events', unpack(ids, i, math.min(i + 499, #ids)))
+  end
+  redis.call('DEL', k, k .. ':reg', k .. ':conv', k .. ':orders', k .. ':credited', k .. ':friends',
+    k .. ':referrers', k .. ':log')
+  redis.call('SET', P .. 'erased:' .. op.tags[e], ts)
+  redis.call('HDEL', P .. 'ver', e)
+  local now = redis.call('TIME')
+  for _, c in ipairs(op.conns) do
+    redis.call('ZREM', P .. 'dirty:' .. c, e)
+    redis.call('HDEL', P .. 'last:' .. c, e)
+    redis.call('ZADD', P .. 'erase:' .. c, 'NX', now[1], e)
+  end
+end
+
+-- The event as the log keeps it: an erased party is left out (with its id, when the id itself
+-- may carry the address), so no later event brings an erased address back into the log.
+local function logged()
+  local gone = {}
+  for _, role in ipairs({'referrer', 'friend', 'contact'}) do
+    if present(op[role]) and erased(op[role]) then gone[#gone + 1] = role end
+  end
+  if #gone == 0 then return op.id, op.log end
+  local event = cjson.decode(op.log)
+  for _, role in ipairs(gone) do event[role] = nil end
+  event.id = op.seen or op.id
+  return event.id, cjson.encode(event)
+end
+
+-- Each party's log entry ids, so an erasure deletes exactly their entries. Ids the stream has
+-- trimmed away (MAXLEN) are dropped as the index grows, so it stays as bounded as the stream.
+local oldest
+local function index_entry(id)
+  local ms = tonumber(string.match(id, '^(%d+)'))
+  for _, role in ipairs({'referrer', 'friend', 'contact'}) do
+    local e = op[role]
+    if present(e) and not erased(e) then
+      local k = key(e) .. ':log'
+      redis.call('ZADD', k, ms, id)
+      if redis.call('ZCARD', k) > 64 then
+        if not oldest then
+          local first = redis.call('XRANGE', P .. 'events', '-', '+', 'COUNT', 1)[1]
+          oldest = first and tonumber(string.match(first[1], '^(%d+)')) or ms
+        end
+        redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. oldest)
+      end
+    end
+  end
+end
+
 local function apply_one()
-if not redis.call('SET', P .. 'seen:' .. op.id, '1', 'NX', 'EX', op.ttl) then
+if not redis.call('SET', P .. 'seen:' .. (op.seen or op.id), '1', 'NX', 'EX', op.ttl) then
   return 0
 end
 touched = {}
 local t = op.type
 if t == 'contact.erased' then
-  local e = op.contact
-  local k = key(e)
-  redis.call('DEL', k, k .. ':reg', k .. ':conv', k .. ':orders', k .. ':credited')
-  redis.call('SET', P .. 'erased:' .. e, ts)
-  redis.call('HINCRBY', P .. 'ver', e, 1)
-  local now = redis.call('TIME')
-  for _, c in ipairs(op.conns) do
-    redis.call('ZREM', P .. 'dirty:' .. c, e)
-    redis.call('ZADD', P .. 'erase:' .. c, 'NX', now[1], e)
-  end
+  erase(op.contact)
 elseif t == 'contact.updated' then
   if touch(op.contact) then
     redis.call('HSET', key(op.contact), 'email', op.contact)
@@ -175,7 +249,8 @@ for e, _ in pairs(touched) do
     end
   end
 end
-redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id', op.id, 'type', t, 'event', op.log)
+local log_id, log = logged()
+index_entry(redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id', log_id, 'type', t, 'event', log))
 return 1
 end
 

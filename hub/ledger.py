@@ -10,6 +10,7 @@ from typing import Any, Iterable
 
 from flask import Flask, current_app
 
+from .erasure import forget, seen_id, tag
 from .queue import FLAG_TTL
 
 PREFIX = "hub:"
@@ -65,6 +66,10 @@ def operation(event: dict[str, Any], connectors: list[str], config: dict[str, An
         "friend_set": _values(friend, PARTY_FIELDS + ("marketing_opt_in", "promo_code")) or {"_": None},
         "contact_set": _values(contact, PARTY_FIELDS + ("marketing_opt_in",)) or {"_": None},
     }
+    people = [p for p in (op["referrer"], op["friend"], op["contact"]) if p]
+    if people:  # the keyed hash the ledger looks erasure up by (hub/erasure.py)
+        op["tags"] = {p: tag(p) for p in people}
+    op["seen"] = seen_id(event["id"])
     if event.get("order"):
         order = event["order"]
         op["order"] = {"id": order["id"], "amount": scaled(order["total"]), "currency": order["currency"]}
@@ -122,6 +127,9 @@ class Ledger:
             done, flagged = self.script(args=[json.dumps(ops[start:start + SCRIPT_BATCH], default=str), meta])
             results += done
             fresh.update(i - 1 for i in flagged)
+        for event in events:
+            if event["type"] == "contact.erased":  # duplicates too: a retried erasure finishes the job
+                forget(event["contact"]["email"])
         return [r == 1 for r in results], sorted(fresh)
 
     def apply(self, events: list[dict[str, Any]], connectors: list[str]) -> tuple[int, int]:
@@ -145,7 +153,7 @@ class Ledger:
         return self.states([email])[email]
 
     def is_erased(self, email: str) -> bool:
-        return bool(self.redis.exists(f"{PREFIX}erased:{email}"))
+        return bool(self.redis.exists(f"{PREFIX}erased:{tag(email)}"))
 
     def versions(self, emails: list[str]) -> list[int]:
         if not emails:
@@ -160,7 +168,11 @@ def contact_id(email: str) -> str:
 
 def state_of(email: str, row: dict[str, str], currency: str) -> dict[str, Any]:
     """The stored hash as the contact state: counters as ints, money as Decimal per currency."""
-    state: dict[str, Any] = {k: v for k, v in row.items() if not k.endswith("@") and ":" not in k}
+    # An empty value is one the hub forgot (a friend's referred_by after their referrer's
+    # erasure): it stays in the state as None, so every mapping renders an explicit null and the
+    # vendor's old value is overwritten rather than left behind.
+    state: dict[str, Any] = {k: (v if v != "" else None) for k, v in row.items()
+                             if not k.endswith("@") and ":" not in k}
     state["email"] = email
     state["contact_id"] = contact_id(email)
     for name in COUNTERS:
@@ -187,6 +199,9 @@ def state_of(email: str, row: dict[str, str], currency: str) -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
+    from . import erasure
+
+    erasure.init_app(app)
     app.extensions["ledger"] = Ledger(app.extensions["redis"], app.config["HUB"])
 
 

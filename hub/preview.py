@@ -16,6 +16,7 @@ from requests.structures import CaseInsensitiveDict
 
 from connectors import CONNECTORS, ContactUpdate
 
+from .erasure import seen_id, tag
 from .ledger import get_ledger, key, operation, state_of
 from .sync import plan
 
@@ -246,8 +247,8 @@ def simulate_event(redis: Any, event: dict[str, Any], connector: str, currency: 
         referrer = redis.hget(key(friend), "referred_by")
         if referrer:
             emails.add(referrer.decode())
-    copies = [f"c:{e}{s}" for e in emails if e for s in SUFFIXES] + [f"erased:{e}" for e in emails if e]
-    copies.append(f"seen:{event['id']}")
+    copies = [f"c:{e}{s}" for e in emails if e for s in SUFFIXES] + [f"erased:{tag(e)}" for e in emails if e]
+    copies.append(f"seen:{seen_id(event['id']) or event['id']}")
     if event.get("order"):
         copies.append(f"order:{event['order']['id']}")
     try:

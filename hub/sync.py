@@ -193,7 +193,8 @@ def record_failure(connector: str, emails: list[str], error: VendorError, *, fun
     registry.add(job, ttl=config["FAILURE_TTL"], exc_string=reason)
     # What `rq info -v`, rq-dashboard and job.latest_result() show as the failure.
     Result.create_failure(job, config["FAILURE_TTL"], reason, worker_name="hub")
-    note_outcome(connector, emails, False, error)
+    if func != "hub.sync.erase_contacts":  # an erased person keeps no per-connector outcome
+        note_outcome(connector, emails, False, error)
     current_app.logger.warning("sync failed", extra={"connector": connector, "contacts": len(emails),
                                                      "status": error.status, "code": error.code,
                                                      "failed_job": job.id, "attempts": attempts})
@@ -307,6 +308,7 @@ def erase_pending(connector: str, client: Connector) -> int:
     pipe.zrem(erase_key(connector), *emails)
     pipe.hdel(PUSHED.format(connector), *emails)
     pipe.hdel(SUSPECT.format(connector), *emails)
+    pipe.hdel(LAST.format(connector), *emails)  # a push that raced the erasure may have noted one
     pipe.execute()
     return len(emails)
 
@@ -580,6 +582,7 @@ def erase_contacts(connector: str, emails: list[str]) -> dict[str, Any]:
         first = next(iter(result.failed.values()))
         raise SyncFailed(f"erasure failed at {connector}: {first.code or first.status} {scrub_secrets(first.message)}")
     redis().hdel(PUSHED.format(connector), *emails)
+    redis().hdel(LAST.format(connector), *emails)
     return {"erased": len(emails)}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import time
 from typing import Any
 
@@ -139,6 +140,52 @@ def forget(source: str, contact: dict[str, Any]) -> None:
         stale = [k for k, v in redis().hscan_iter(key) if v.decode() == address]
         if stale:
             redis().hdel(key, *stale)
+
+
+def mentions(address: str) -> re.Pattern[str]:
+    """The address as a whole word in any letter case: bob@x.com, never inside jimbob@x.com."""
+    return re.compile(rf"(?<![\w.!#$%&'*+/=?^`{{|}}~-]){re.escape(address)}(?![\w.-])", re.IGNORECASE)
+
+
+def names_party(event: Any, address: str) -> bool:
+    return isinstance(event, dict) and any(
+        isinstance(event.get(role), dict) and str(event[role].get("email") or "").strip().lower() == address
+        for role in PARTIES)
+
+
+def forget_address(address: str) -> dict[str, int]:
+    """After an erasure, from any source: no identity, code, parked event or rejected delivery
+    that names the person is kept. Rejected entries are deleted whole (they could not be used
+    anyway); parked events that name the person are dropped, the others keep waiting."""
+    r, found = redis(), mentions(address)
+    pipe = r.pipeline(transaction=False)
+    for key in [IDENT.format(name) for name in SOURCES] + [CODES]:
+        stale = [k for k, v in r.hscan_iter(key) if v.decode().lower() == address]
+        if stale:
+            pipe.hdel(key, *stale)
+    dropped = 0
+    for member, _ in r.zscan_iter(PARKED_INDEX):
+        handle = member.decode()
+        events = r.hgetall(PARKED.format(handle))
+        gone = [k for k, raw in events.items() if names_party(json.loads(raw), address) or found.search(raw.decode())]
+        if gone:
+            dropped += len(gone)
+            pipe.hdel(PARKED.format(handle), *gone)
+            if len(gone) == len(events):
+                pipe.zrem(PARKED_INDEX, handle)
+    rejected, last = [], "-"
+    while True:
+        chunk = r.xrange(REJECTED, min=last, count=500)
+        chunk = [entry for entry in chunk if entry[0].decode() != last]
+        if not chunk:
+            break
+        rejected += [entry_id for entry_id, fields in chunk
+                     if any(found.search(v.decode("utf-8", "replace")) for v in fields.values())]
+        last = chunk[-1][0].decode()
+    if rejected:
+        pipe.xdel(REJECTED, *rejected)
+    pipe.execute()
+    return {"parked": dropped, "rejected": len(rejected)}
 
 
 # --- parking ----------------------------------------------------------------------------------

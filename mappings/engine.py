@@ -20,7 +20,10 @@ def apply(rule: dict[str, Any], state: dict[str, Any]) -> tuple[bool, Any]:
     value = state.get(rule["source"])
     if value is None or value == "":
         if "default" not in rule:
-            return False, None
+            # A source the state carries as None is a value the hub forgot (a friend's
+            # referred_by after their referrer's erasure): render an explicit null so the
+            # vendor's old copy is overwritten. A source the state lacks is simply not sent.
+            return (rule["source"] in state and value is None), None
         value = rule["default"]
         if value is None:
             return True, None

@@ -1,0 +1,87 @@
+"""Erasure that forgets: the keyed hash that refuses re-creation, and the clean-up outside the
+ledger (failed syncs, webhook stores, per-connector stores) once the ledger has erased someone.
+
+The ledger step (hub/ledger.lua) does the atomic part: the person's state, their event log
+entries, the links from other contacts (a friend's `referred_by` is cleared and the friend marked
+dirty), the distinct-friend hashes in their referrers' sets, `hub:ver`. What is left after both
+parts is `hub:erased:<HMAC-SHA256(key, email)>` and, until each vendor confirms the deletion, the
+address in that connector's erase queue (see docs/reliability.md "Erasure").
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+KEY_FILE = "erasure.key"
+MIN_KEY = 16                       # characters of HUB_ERASURE_KEY; a short key is guessable
+
+
+class ErasureKeyError(ValueError):
+    """HUB_ERASURE_KEY is set but unusable (never carries the value itself)."""
+
+
+def load_key(config: dict[str, Any]) -> bytes:
+    """HUB_ERASURE_KEY, else the key kept in <DATA_DIR>/erasure.key (created once, mode 0600).
+
+    Every process of one hub must use the same key: with a shared Redis on several hosts, set
+    HUB_ERASURE_KEY; the file is the embedded single-host default."""
+    value = str(config.get("ERASURE_KEY") or "").strip()
+    if value:
+        if len(value) < MIN_KEY:
+            raise ErasureKeyError(f"HUB_ERASURE_KEY must be at least {MIN_KEY} characters")
+        return value.encode()
+    path = Path(str(config.get("DATA_DIR") or "var")).resolve() / KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if len(key) < MIN_KEY:
+            raise ErasureKeyError(f"{path} holds no usable erasure key; delete it only if nothing was erased yet")
+        return key.encode()
+    with os.fdopen(fd, "w") as out:  # exclusive create: two processes starting at once share one key
+        out.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip().encode()
+
+
+def keyed(key: bytes, value: str) -> str:
+    """HMAC-SHA256 hex: the only form in which the hub keeps an erased address."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def tag(email: str) -> str:
+    return keyed(current_app.extensions["erasure_key"], email)
+
+
+def seen_id(event_id: str) -> str | None:
+    """The dedupe marker name for an event id that may carry an address (Mention Me builds ids
+    from emails), so that marker outlives an erasure without naming the person; None otherwise."""
+    return "#" + keyed(current_app.extensions["erasure_key"], "event:" + event_id) if "@" in event_id else None
+
+
+def forget(email: str) -> dict[str, int]:
+    """Everything outside the ledger that may still name an erased person: failed syncs
+    (rewritten without them or discarded), webhook identities, parked and rejected webhooks,
+    and each connector's per-contact stores. Idempotent: an erasure retried runs it again."""
+    from . import failed, webhooks
+    from .queue import get_queues
+    from .sync import LAST
+
+    redis = current_app.extensions["redis"]
+    pipe = redis.pipeline(transaction=False)
+    for connector in get_queues().connectors:
+        pipe.hdel(LAST.format(connector), email)
+    pipe.execute()
+    done = {"failed": failed.forget(email)}
+    done.update(webhooks.forget_address(email))
+    return done
+
+
+def init_app(app: Any) -> None:
+    app.extensions["erasure_key"] = load_key(app.config["HUB"])
