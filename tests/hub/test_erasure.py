@@ -1,0 +1,158 @@
+"""Erasure that forgets, one guarantee at a time (the whole-database proof is
+tests/faults/test_erasure_scan.py): the keyed marker, the log, the links, the vendors' copies of
+referred_by, failed syncs."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.base import ContactUpdate
+from connectors.errors import FatalVendorError
+from connectors.splio import SplioConnector
+from hub import erasure, failed, sync
+from hub.ledger import dirty_key, get_ledger
+from hub.schemas import load_events
+from mappings import default_mapping, render
+
+KEY = "unit-test-erasure-key-0123456789"
+ANNA, CLEO, DAN, GAIL = "anna@example.com", "cleo@example.com", "dan@example.com", "gail@example.com"
+REFERRED_BY = {"klaviyo": "referral_referred_by", "emarsys": "12007", "salesforce": "Referral_Referred_By__c",
+               "ometria": "referred_by", "splio": "referral_referred_by"}
+
+
+@pytest.fixture
+def app(make_app):  # type: ignore[no-untyped-def]
+    return make_app(ERASURE_KEY=KEY, KLAVIYO_API_KEY="pk_sandbox_demo", KLAVIYO_BASE_URL="http://127.0.0.1:9/klaviyo")
+
+
+def ev(n: int, kind: str, **parts: Any) -> dict[str, Any]:
+    return {"id": f"e-{n}", "type": kind, "occurred_at": f"2026-11-20T10:00:{n:02d}Z", **parts}
+
+
+def apply(app, events: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        valid, errors = load_events(events)
+        assert not errors
+        get_ledger().apply(valid, ["klaviyo"])
+
+
+def erase(app, email: str, n: int = 50) -> None:  # type: ignore[no-untyped-def]
+    apply(app, [ev(n, "contact.erased", contact={"email": email})])
+
+
+def story(app) -> None:  # type: ignore[no-untyped-def]
+    """Anna refers Cleo (who buys) and Dan, and is herself Dan's friend."""
+    apply(app, [
+        ev(1, "referrer.enrolled", referrer={"email": ANNA, "first_name": "Anna"}),
+        ev(2, "friend.registered", referrer={"email": ANNA}, friend={"email": CLEO}),
+        ev(3, "friend.converted", referrer={"email": ANNA}, friend={"email": CLEO},
+           order={"id": "o-1", "total": "10.00", "currency": "GBP"}),
+        ev(4, "friend.registered", referrer={"email": ANNA}, friend={"email": DAN}),
+        ev(5, "friend.registered", referrer={"email": DAN}, friend={"email": ANNA}),
+    ])
+
+
+def test_the_marker_is_a_keyed_hash_not_the_address(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    story(app)
+    erase(app, ANNA)
+    marker = hmac.new(KEY.encode(), ANNA.encode(), hashlib.sha256).hexdigest()
+    assert redis_client.exists(f"hub:erased:{marker}") and not redis_client.exists(f"hub:erased:{ANNA}")
+    with app.app_context():
+        assert get_ledger().is_erased(ANNA) and not get_ledger().is_erased(CLEO)
+    # It refuses re-creation: a later event naming her writes nothing for her.
+    apply(app, [ev(6, "referrer.enrolled", referrer={"email": ANNA, "first_name": "Anna"})])
+    assert not redis_client.exists(f"hub:c:{ANNA}")
+
+
+def test_the_key_is_kept_under_the_data_folder_when_unset(tmp_path: Path) -> None:
+    first = erasure.load_key({"DATA_DIR": str(tmp_path)})
+    path = tmp_path / erasure.KEY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(first) == 64
+    assert erasure.load_key({"DATA_DIR": str(tmp_path)}) == first           # kept, never regenerated
+    assert erasure.load_key({"DATA_DIR": str(tmp_path), "ERASURE_KEY": KEY}) == KEY.encode()
+    with pytest.raises(erasure.ErasureKeyError, match="at least 16") as caught:
+        erasure.load_key({"DATA_DIR": str(tmp_path), "ERASURE_KEY": "short-key"})
+    assert "short-key" not in str(caught.value)
+
+
+def test_their_log_entries_leave_and_later_events_are_logged_without_them(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    story(app)
+    before = redis_client.xlen("hub:events")
+    erase(app, DAN)
+    entries = [json.loads(fields[b"event"]) for _, fields in redis_client.xrange("hub:events")]
+    assert not any(DAN in json.dumps(e) for e in entries)
+    # Entries 4 and 5 named Dan and are gone; the erasure is logged without the address.
+    assert [e["id"] for e in entries] == ["e-1", "e-2", "e-3", "e-50"] and before == 5
+    assert {k: entries[-1][k] for k in ("id", "type")} == {"id": "e-50", "type": "contact.erased"}
+    assert "contact" not in entries[-1]
+    apply(app, [ev(7, "friend.registered", referrer={"email": DAN}, friend={"email": GAIL})])
+    last = json.loads(redis_client.xrevrange("hub:events", count=1)[0][1][b"event"])
+    assert last["friend"]["email"] == GAIL and "referrer" not in last
+
+
+def test_friends_lose_referred_by_everywhere_and_later_friends_never_get_it(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    story(app)
+    redis_client.delete(dirty_key("klaviyo"))
+    erase(app, ANNA)
+    with app.app_context():
+        states = get_ledger().states([CLEO, DAN])
+    # Cleo and Dan keep their own state, with referred_by forgotten (None) and a dirty mark.
+    assert states[CLEO]["referred_by"] is None and states[CLEO]["first_order_id"] == "o-1"
+    assert states[DAN]["referred_by"] is None
+    assert {m.decode() for m in redis_client.zrange(dirty_key("klaviyo"), 0, -1)} == {CLEO, DAN}
+    # Every default mapping sends an explicit null, so each vendor's old value is overwritten.
+    for vendor, field in REFERRED_BY.items():
+        rendered = render(default_mapping(vendor), states[CLEO])
+        assert field in rendered["fields"] and rendered["fields"][field] is None, vendor
+    # Splio keeps a custom field until it is overwritten: the connector sends an empty value.
+    update = ContactUpdate(email=CLEO, fields={"referral_referred_by": None, "firstname": None})
+    assert SplioConnector.attributes(update) == {"custom_fields": [{"name": "referral_referred_by", "value": ""}]}
+    # A friend who registers later, naming Anna, never carries her address.
+    apply(app, [ev(8, "friend.registered", referrer={"email": ANNA}, friend={"email": GAIL})])
+    with app.app_context():
+        gail = get_ledger().state(GAIL)
+    assert gail is not None and "referred_by" not in gail
+    assert all(field not in render(default_mapping(v), gail)["fields"] for v, field in REFERRED_BY.items())
+
+
+def test_referrers_forget_an_erased_friend_but_keep_their_counts(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    story(app)
+    member = hashlib.sha1(CLEO.encode()).hexdigest().encode()
+    assert member in redis_client.smembers(f"hub:c:{ANNA}:reg") and member in redis_client.smembers(f"hub:c:{ANNA}:conv")
+    erase(app, CLEO)
+    assert member not in redis_client.smembers(f"hub:c:{ANNA}:reg")
+    assert member not in redis_client.smembers(f"hub:c:{ANNA}:conv")
+    assert CLEO.encode() not in redis_client.smembers(f"hub:c:{ANNA}:friends")
+    with app.app_context():
+        anna = get_ledger().state(ANNA)
+    assert anna is not None and (anna["friends_registered"], anna["friends_converted"]) == (2, 1)
+    assert str(anna["turnover"]["GBP"]) == "10.00"
+    # Her events, replayed, change nothing.
+    apply(app, [ev(2, "friend.registered", referrer={"email": ANNA}, friend={"email": CLEO})])
+    with app.app_context():
+        assert get_ledger().state(ANNA)["friends_registered"] == 2  # type: ignore[index]
+
+
+def test_failed_syncs_are_rewritten_without_them_or_discarded(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    story(app)
+    with app.app_context():
+        error = FatalVendorError(f"Payload invalid: {ANNA.upper()} refused", status=400, code="400")
+        shared = sync.record_failure("klaviyo", [ANNA, CLEO], error)
+        own = sync.record_failure("klaviyo", [ANNA], error)
+        deletion = sync.record_failure("klaviyo", [ANNA], error, func="hub.sync.erase_contacts")
+    erase(app, ANNA)
+    with app.app_context():
+        left = {f["id"]: f for f in failed.list_failed()}
+        assert own not in left
+        assert left[shared]["contacts"] == [CLEO] and ANNA not in left[shared]["message"].lower()
+        job = failed.fetch(shared)
+        assert job.args == ["klaviyo", [CLEO]] and ANNA not in failed.failure_text(job).lower()
+        # A failed erasure keeps the address: it is how the vendor's deletion is retried.
+        assert left[deletion]["contacts"] == [ANNA]
+        assert redis_client.hget(sync.LAST.format("klaviyo"), ANNA) is None
