@@ -10,7 +10,6 @@ address in that connector's erase queue (see docs/reliability.md "Erasure").
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import secrets
 from pathlib import Path
@@ -50,19 +49,39 @@ def load_key(config: dict[str, Any]) -> bytes:
     return path.read_text().strip().encode()
 
 
-def keyed(key: bytes, value: str) -> str:
-    """HMAC-SHA256 hex: the only form in which the hub keeps an erased address."""
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+class Keyed:
+    """HMAC-SHA256 hex under the erasure key: the only form in which the hub keeps an erased
+    address. The keyed state is built once and copied per value (the ingest hot path)."""
+
+    def __init__(self, key: bytes) -> None:
+        # RFC 2104 with the padded key's two hash states kept: the same value as hmac.new(),
+        # about half the cost per call (two hashlib copies instead of an HMAC object's).
+        block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def __call__(self, value: str) -> str:
+        inner, outer = self._inner.copy(), self._outer.copy()
+        inner.update(value.encode("utf-8"))
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    def __repr__(self) -> str:
+        return "Keyed(***)"
+
+
+def keyed() -> Keyed:
+    return current_app.extensions["erasure"]  # type: ignore[no-any-return]
 
 
 def tag(email: str) -> str:
-    return keyed(current_app.extensions["erasure_key"], email)
+    return keyed()(email)
 
 
-def seen_id(event_id: str) -> str | None:
+def seen_id(event_id: str, mac: Keyed | None = None) -> str | None:
     """The dedupe marker name for an event id that may carry an address (Mention Me builds ids
     from emails), so that marker outlives an erasure without naming the person; None otherwise."""
-    return "#" + keyed(current_app.extensions["erasure_key"], "event:" + event_id) if "@" in event_id else None
+    return "#" + (mac or keyed())("event:" + event_id) if "@" in event_id else None
 
 
 def forget(email: str) -> dict[str, int]:
@@ -84,4 +103,4 @@ def forget(email: str) -> dict[str, int]:
 
 
 def init_app(app: Any) -> None:
-    app.extensions["erasure_key"] = load_key(app.config["HUB"])
+    app.extensions["erasure"] = Keyed(load_key(app.config["HUB"]))

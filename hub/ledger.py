@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from flask import Flask, current_app
 
-from .erasure import forget, seen_id, tag
+from .erasure import forget, keyed, seen_id, tag
 from .queue import FLAG_TTL
 
 PREFIX = "hub:"
@@ -66,10 +66,11 @@ def operation(event: dict[str, Any], connectors: list[str], config: dict[str, An
         "friend_set": _values(friend, PARTY_FIELDS + ("marketing_opt_in", "promo_code")) or {"_": None},
         "contact_set": _values(contact, PARTY_FIELDS + ("marketing_opt_in",)) or {"_": None},
     }
-    people = [p for p in (op["referrer"], op["friend"], op["contact"]) if p]
+    mac = keyed()
+    people = {p for p in (op["referrer"], op["friend"], op["contact"]) if p}
     if people:  # the keyed hash the ledger looks erasure up by (hub/erasure.py)
-        op["tags"] = {p: tag(p) for p in people}
-    op["seen"] = seen_id(event["id"])
+        op["tags"] = {p: mac(p) for p in people}
+    op["seen"] = seen_id(event["id"], mac)
     if event.get("order"):
         order = event["order"]
         op["order"] = {"id": order["id"], "amount": scaled(order["total"]), "currency": order["currency"]}
