@@ -84,10 +84,11 @@ def seen_id(event_id: str, mac: Keyed | None = None) -> str | None:
     return "#" + (mac or keyed())("event:" + event_id) if "@" in event_id else None
 
 
-def forget(email: str) -> dict[str, int]:
-    """Everything outside the ledger that may still name an erased person: failed syncs
+def forget(emails: list[str]) -> dict[str, int]:
+    """Everything outside the ledger that may still name erased people: failed syncs
     (rewritten without them or discarded), webhook identities, parked and rejected webhooks,
-    and each connector's per-contact stores. Idempotent: an erasure retried runs it again."""
+    and each connector's per-contact stores. One pass for a whole batch of erasures.
+    Idempotent: an erasure retried runs it again."""
     from . import failed, webhooks
     from .queue import get_queues
     from .sync import LAST
@@ -95,10 +96,10 @@ def forget(email: str) -> dict[str, int]:
     redis = current_app.extensions["redis"]
     pipe = redis.pipeline(transaction=False)
     for connector in get_queues().connectors:
-        pipe.hdel(LAST.format(connector), email)
+        pipe.hdel(LAST.format(connector), *emails)
     pipe.execute()
-    done = {"failed": failed.forget(email)}
-    done.update(webhooks.forget_address(email))
+    done = {"failed": failed.forget(emails)}
+    done.update(webhooks.forget_address(emails))
     return done
 
 

@@ -181,38 +181,40 @@ def select(ids: list[str] | None = None, every: bool = False, **filters: Any) ->
     return [item["id"] for item in list_failed(**filters)]
 
 
-def redact(text: str | None, email: str) -> str:
-    """The text with the address (in any letter case) replaced, so a vendor's message that quoted
-    it ("invalid email address 'x@y'") can stay with the failed sync."""
-    return re.sub(re.escape(email), "[erased]", text or "", flags=re.IGNORECASE)
+def redact(text: str | None, emails: list[str]) -> str:
+    """The text with the addresses (in any letter case) replaced, so a vendor's message that
+    quoted one ("invalid email address 'x@y'") can stay with the failed sync."""
+    for email in emails:
+        text = re.sub(re.escape(email), "[erased]", text or "", flags=re.IGNORECASE)
+    return text or ""
 
 
-def names(job: Job, email: str) -> bool:
+def names(job: Job, emails: list[str]) -> bool:
     """Whether a job carries the address anywhere ops or RQ would show it: args, meta,
     description, or a recorded outcome (a flush returns the vendor's message on a fatal answer)."""
     texts = [json.dumps(list(job.args), default=str), json.dumps(job.meta or {}, default=str), job.description or ""]
     texts += [result.exc_string or json.dumps(result.return_value, default=str) for result in Result.all(job, serializer=JSONSerializer)]
-    return any(email in text.lower() for text in texts)
+    return any(email in text.lower() for text in texts for email in emails)
 
 
-def rewrite(job: Job, email: str, rest: list[str], failed: bool = True) -> None:
+def rewrite(job: Job, emails: list[str], rest: list[str], failed: bool = True) -> None:
     """The failed sync without the erased person: args, meta, description and the recorded
     failure, through RQ's own API, so `rq info`, rq-dashboard and `hub failed` agree."""
     ttl = current_app.config["HUB"]["FAILURE_TTL"]
     job.args = [job.args[0], rest]
     meta = job.meta
-    meta.update({"contacts": [c for c in meta.get("contacts", rest) if c != email],
-                 "message": redact(meta.get("message"), email)})
+    meta.update({"contacts": [c for c in meta.get("contacts", rest) if c not in emails],
+                 "message": redact(meta.get("message"), emails)})
     if job.description:
-        job.description = re.sub(r"\d+ contact\(s\)", f"{len(rest)} contact(s)", redact(job.description, email))
+        job.description = re.sub(r"\d+ contact\(s\)", f"{len(rest)} contact(s)", redact(job.description, emails))
     job.save()
     if failed:
-        reason = redact(failure_text(job), email)
+        reason = redact(failure_text(job), emails)
         Result.delete_all(job)
         Result.create_failure(job, ttl, reason or "rewritten after an erasure", worker_name="hub")
 
 
-def forget(email: str) -> int:
+def forget(emails: list[str]) -> int:
     """After an erasure: failed syncs that named the person are rewritten without them, or
     discarded when they named no one else; so are retries waiting in the queue. Finished ones
     RQ still keeps for a while are deleted (their work is done). A failed erasure keeps the
@@ -223,12 +225,12 @@ def forget(email: str) -> int:
         place: Any
         for place in (registry, finished, queue):
             for job in Job.fetch_many(place.get_job_ids(), connection=registry.connection, serializer=JSONSerializer):
-                if job is None or job.func_name == "hub.sync.erase_contacts" or not names(job, email):
+                if job is None or job.func_name == "hub.sync.erase_contacts" or not names(job, emails):
                     continue
                 contacts = job.args[1] if job.func_name == "hub.sync.sync_contacts" and len(job.args) > 1 else []
-                rest = sorted(c for c in contacts if c != email)
+                rest = sorted(c for c in contacts if c not in emails)
                 if rest and place is not finished:
-                    rewrite(job, email, rest, failed=place is registry)
+                    rewrite(job, emails, rest, failed=place is registry)
                 elif place is queue:
                     queue.remove(job)
                     job.delete()

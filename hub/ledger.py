@@ -128,9 +128,9 @@ class Ledger:
             done, flagged = self.script(args=[json.dumps(ops[start:start + SCRIPT_BATCH], default=str), meta])
             results += done
             fresh.update(i - 1 for i in flagged)
-        for event in events:
-            if event["type"] == "contact.erased":  # duplicates too: a retried erasure finishes the job
-                forget(event["contact"]["email"])
+        erased = sorted({e["contact"]["email"] for e in events if e["type"] == "contact.erased"})
+        if erased:  # duplicates too: a retried erasure finishes the job
+            forget(erased)
         return [r == 1 for r in results], sorted(fresh)
 
     def apply(self, events: list[dict[str, Any]], connectors: list[str]) -> tuple[int, int]:

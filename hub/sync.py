@@ -52,6 +52,8 @@ _SETTLE = """
 local held = redis.call('GET', KEYS[1]) == ARGV[1]
 for i = 4, #ARGV, 3 do
   local email, version, pushed = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  -- erased while the vendor answered: note nothing (the erase queue deletes them there)
+  if redis.call('EXISTS', 'hub:c:' .. email) == 0 then pushed = '' end
   if held then
     if pushed ~= '' then
       redis.call('HSET', KEYS[3], email, pushed)

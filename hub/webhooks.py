@@ -59,6 +59,13 @@ if cur ~= ARGV[2] and cur ~= ARGV[3] then redis.call('HSET', KEYS[1], ARGV[1], A
 return 0
 """
 
+# Drop a handle from the parked index once its hash is empty, atomically with park()'s MULTI, so
+# an event parked meanwhile is never left out of the index.
+UNINDEX_EMPTY = """
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 1
+"""
+
 
 def redis() -> Any:
     return current_app.extensions["redis"]
@@ -142,46 +149,46 @@ def forget(source: str, contact: dict[str, Any]) -> None:
             redis().hdel(key, *stale)
 
 
-def mentions(address: str) -> re.Pattern[str]:
-    """The address as a whole word in any letter case: bob@x.com, never inside jimbob@x.com."""
-    return re.compile(rf"(?<![\w.!#$%&'*+/=?^`{{|}}~-]){re.escape(address)}(?![\w.-])", re.IGNORECASE)
+def mentions(addresses: list[str]) -> re.Pattern[str]:
+    """Any of the addresses as a whole word in any letter case: bob@x.com, never inside
+    jimbob@x.com."""
+    either = "|".join(re.escape(a) for a in addresses)
+    return re.compile(rf"(?<![\w.!#$%&'*+/=?^`{{|}}~-])(?:{either})(?![\w.-])", re.IGNORECASE)
 
 
-def names_party(event: Any, address: str) -> bool:
+def names_party(event: Any, addresses: set[str]) -> bool:
     return isinstance(event, dict) and any(
-        isinstance(event.get(role), dict) and str(event[role].get("email") or "").strip().lower() == address
+        isinstance(event.get(role), dict) and str(event[role].get("email") or "").strip().lower() in addresses
         for role in PARTIES)
 
 
-def forget_address(address: str) -> dict[str, int]:
+def forget_address(addresses: list[str]) -> dict[str, int]:
     """After an erasure, from any source: no identity, code, parked event or rejected delivery
     that names the person is kept. Rejected entries are deleted whole (they could not be used
     anyway); parked events that name the person are dropped, the others keep waiting."""
-    r, found = redis(), mentions(address)
+    r, found, wanted = redis(), mentions(addresses), set(addresses)
     pipe = r.pipeline(transaction=False)
     for key in [IDENT.format(name) for name in SOURCES] + [CODES]:
-        stale = [k for k, v in r.hscan_iter(key) if v.decode().lower() == address]
+        stale = [k for k, v in r.hscan_iter(key) if v.decode().lower() in wanted]
         if stale:
             pipe.hdel(key, *stale)
     dropped = 0
     for member, _ in r.zscan_iter(PARKED_INDEX):
         handle = member.decode()
         events = r.hgetall(PARKED.format(handle))
-        gone = [k for k, raw in events.items() if names_party(json.loads(raw), address) or found.search(raw.decode())]
+        gone = [k for k, raw in events.items() if names_party(json.loads(raw), wanted) or found.search(raw.decode())]
         if gone:
             dropped += len(gone)
-            pipe.hdel(PARKED.format(handle), *gone)
-            if len(gone) == len(events):
-                pipe.zrem(PARKED_INDEX, handle)
-    rejected, last = [], "-"
+            r.hdel(PARKED.format(handle), *gone)
+            r.eval(UNINDEX_EMPTY, 2, PARKED.format(handle), PARKED_INDEX, handle)
+    rejected, start = [], "-"
     while True:
-        chunk = r.xrange(REJECTED, min=last, count=500)
-        chunk = [entry for entry in chunk if entry[0].decode() != last]
+        chunk = r.xrange(REJECTED, min=start, count=500)
         if not chunk:
             break
+        start = "(" + chunk[-1][0].decode()
         rejected += [entry_id for entry_id, fields in chunk
                      if any(found.search(v.decode("utf-8", "replace")) for v in fields.values())]
-        last = chunk[-1][0].decode()
     if rejected:
         pipe.xdel(REJECTED, *rejected)
     pipe.execute()
