@@ -158,3 +158,11 @@ def test_failed_syncs_are_rewritten_without_them_or_discarded(app, redis_client)
         # A failed erasure keeps the address: it is how the vendor's deletion is retried.
         assert left[deletion]["contacts"] == [ANNA]
         assert redis_client.hget(sync.LAST.format("klaviyo"), ANNA) is None
+
+
+def test_webhook_stores_forget_the_address_in_any_case_and_only_that_address() -> None:
+    from hub.webhooks import mentions
+
+    found = mentions(["bob@x.com"])
+    assert found.search('{"email": "BOB@X.COM"}') and found.search("mail Bob@x.com, please")
+    assert not found.search("jimbob@x.com") and not found.search("bob@x.com.au") and not found.search("a.bob@x.com")
