@@ -36,17 +36,33 @@ def load_key(config: dict[str, Any]) -> bytes:
             raise ErasureKeyError(f"HUB_ERASURE_KEY must be at least {MIN_KEY} characters")
         return value.encode()
     path = Path(str(config.get("DATA_DIR") or "var")).resolve() / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_text().strip()
-        if len(key) < MIN_KEY:
-            raise ErasureKeyError(f"{path} holds no usable erasure key; delete it only if nothing was erased yet")
-        return key.encode()
-    with os.fdopen(fd, "w") as out:  # exclusive create: two processes starting at once share one key
-        out.write(secrets.token_hex(32) + "\n")
-    return path.read_text().strip().encode()
+        return kept_key(path)
+    except OSError as exc:
+        raise ErasureKeyError(f"cannot keep the erasure key in {path} ({exc.strerror}): "
+                              "set HUB_ERASURE_KEY or make HUB_DATA_DIR writable") from None
+
+
+def kept_key(path: Path) -> bytes:
+    """The key in `path`, created there first if absent. The new key is written whole to a
+    private file and linked into place, so two processes starting at once end up with one key
+    and neither ever reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process linked its key first: use that one
+        finally:
+            draft.unlink(missing_ok=True)
+    key = path.read_text().strip()
+    if len(key) < MIN_KEY:
+        raise ErasureKeyError(f"{path} holds no usable erasure key; delete it only if nothing was erased yet")
+    return key.encode()
 
 
 class Keyed:

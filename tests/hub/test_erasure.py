@@ -83,6 +83,10 @@ def test_the_key_is_kept_under_the_data_folder_when_unset(tmp_path: Path) -> Non
     with pytest.raises(erasure.ErasureKeyError, match="at least 16") as caught:
         erasure.load_key({"DATA_DIR": str(tmp_path), "ERASURE_KEY": "short-key"})
     assert "short-key" not in str(caught.value)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    with pytest.raises(erasure.ErasureKeyError, match="set HUB_ERASURE_KEY or make HUB_DATA_DIR writable"):
+        erasure.load_key({"DATA_DIR": str(blocked)})
     for key in (KEY.encode(), b"k" * 64, b"long" * 40):  # the hot-path HMAC is RFC 2104's
         assert erasure.Keyed(key)("Zoe@Example.com") == hmac.new(key, b"Zoe@Example.com", hashlib.sha256).hexdigest()
 
