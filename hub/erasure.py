@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,13 @@ def kept_key(path: Path) -> bytes:
     if len(key) < MIN_KEY:
         raise ErasureKeyError(f"{path} holds no usable erasure key; delete it only if nothing was erased yet")
     return key.encode()
+
+
+def mentions(addresses: list[str]) -> re.Pattern[str]:
+    """Any of the addresses as a whole word in any letter case: bob@x.com, never inside
+    jimbob@x.com or bob@x.com.au."""
+    either = "|".join(re.escape(a) for a in addresses)
+    return re.compile(rf"(?<![\w.!#$%&'*+/=?^`{{|}}~-])(?:{either})(?![\w.-])", re.IGNORECASE)
 
 
 class Keyed:

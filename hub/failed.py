@@ -20,6 +20,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from .erasure import mentions
 from .queue import get_queues
 from .sync import ATTEMPTS, scrub_secrets
 
@@ -184,9 +185,7 @@ def select(ids: list[str] | None = None, every: bool = False, **filters: Any) ->
 def redact(text: str | None, emails: list[str]) -> str:
     """The text with the addresses (in any letter case) replaced, so a vendor's message that
     quoted one ("invalid email address 'x@y'") can stay with the failed sync."""
-    for email in emails:
-        text = re.sub(re.escape(email), "[erased]", text or "", flags=re.IGNORECASE)
-    return text or ""
+    return mentions(emails).sub("[erased]", text or "")
 
 
 def names(job: Job, emails: list[str]) -> bool:
@@ -194,7 +193,8 @@ def names(job: Job, emails: list[str]) -> bool:
     description, or a recorded outcome (a flush returns the vendor's message on a fatal answer)."""
     texts = [json.dumps(list(job.args), default=str), json.dumps(job.meta or {}, default=str), job.description or ""]
     texts += [result.exc_string or json.dumps(result.return_value, default=str) for result in Result.all(job, serializer=JSONSerializer)]
-    return any(email in text.lower() for text in texts for email in emails)
+    found = mentions(emails)
+    return any(found.search(text) for text in texts)
 
 
 def rewrite(job: Job, emails: list[str], rest: list[str], failed: bool = True) -> None:

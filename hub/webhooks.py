@@ -13,13 +13,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
 from .auth import require
+from .erasure import mentions
 from .errors import APIError
 from .ingest import parse_body
 from .ledger import get_ledger
@@ -147,13 +147,6 @@ def forget(source: str, contact: dict[str, Any]) -> None:
         stale = [k for k, v in redis().hscan_iter(key) if v.decode() == address]
         if stale:
             redis().hdel(key, *stale)
-
-
-def mentions(addresses: list[str]) -> re.Pattern[str]:
-    """Any of the addresses as a whole word in any letter case: bob@x.com, never inside
-    jimbob@x.com."""
-    either = "|".join(re.escape(a) for a in addresses)
-    return re.compile(rf"(?<![\w.!#$%&'*+/=?^`{{|}}~-])(?:{either})(?![\w.-])", re.IGNORECASE)
 
 
 def names_party(event: Any, addresses: set[str]) -> bool:

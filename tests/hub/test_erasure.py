@@ -177,7 +177,7 @@ def test_failed_syncs_are_rewritten_without_them_or_discarded(app, redis_client)
 
 
 def test_webhook_stores_forget_the_address_in_any_case_and_only_that_address() -> None:
-    from hub.webhooks import mentions
+    from hub.erasure import mentions
 
     found = mentions(["bob@x.com"])
     assert found.search('{"email": "BOB@X.COM"}') and found.search("mail Bob@x.com, please")
