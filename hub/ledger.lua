@@ -140,6 +140,7 @@ local function erase(e)
     redis.call('ZREM', P .. 'dirty:' .. c, e)
     redis.call('HDEL', P .. 'last:' .. c, e)
     redis.call('HDEL', P .. 'pushed:' .. c, e)
+    redis.call('HDEL', P .. 'suspect:' .. c, e)
     redis.call('ZADD', P .. 'erase:' .. c, 'NX', now[1], e)
   end
 end

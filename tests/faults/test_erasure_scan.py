@@ -24,11 +24,10 @@ import redis as redis_lib
 import requests
 
 from sandbox import DEMO_SETTINGS
-from tests.e2e.conftest import stack_factory  # noqa: F401  (the one harness's fixture)
 from tests.hub.test_webhooks import SECRETS
 from tests.sources.test_mention_me import sign as mention_me_sign
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.faults
 
 ERASURE_KEY = "erasure-scan-test-key-0123456789"
 WRITTEN = "Zara.Erase@Example.com"          # as the platforms and the API send it
@@ -186,7 +185,7 @@ def settled(client: redis_lib.Redis, connectors: list[str]) -> bool:
 WAIT = 180.0   # generous: the machine may be loaded; nothing here depends on how fast it is
 
 
-def test_erasure_leaves_no_trace(stack_factory, redis_url) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_erasure_leaves_no_trace(stack_factory, redis_url) -> None:  # type: ignore[no-untyped-def]
     connectors = {vendor: {k.upper(): v for k, v in settings.items()} for vendor, settings in DEMO_SETTINGS.items()}
     stack = stack_factory(connectors=connectors, env={
         "HUB_ERASURE_KEY": ERASURE_KEY, "HUB_SOURCE_MENTION_ME_SECRET": SECRETS["mention_me"],
