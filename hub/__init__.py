@@ -1,7 +1,11 @@
-"""Referral Sync Hub: the Flask app factory, the one place that wires everything."""
+"""Referral Sync Hub: the Flask app factory, the one place that wires everything.
+
+The factory has no side effects: it starts no server and writes no environment variable. With no
+HUB_REDIS_URL it connects to the data folder's embedded server, which the command that runs the
+app makes sure of first (`hub.store.redis_for`).
+"""
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 from flask import Flask
@@ -16,10 +20,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = config.load(overrides)
     app.config["HUB"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY"] + 1024
-    if not settings["REDIS_URL"]:
-        server = store.ensure_redis_url(settings["DATA_DIR"])
-        app.extensions["embedded_redis"] = server
-        settings["REDIS_URL"] = os.environ["HUB_REDIS_URL"]
+    settings["REDIS_URL"] = store.url_for(settings)
     app.extensions["redis"] = store.connect(settings["REDIS_URL"])
     ledger.init_app(app)
     queue.init_app(app)

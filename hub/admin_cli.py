@@ -14,14 +14,16 @@ from typing import Any, Iterator
 
 import click
 
+from .terminal import UserError, read_text
+
 
 @contextmanager
 def hub_app() -> Iterator[Any]:
     """An app context on the configured hub; API errors become a readable click error."""
-    from . import create_app
+    from .cli import command_app
     from .errors import APIError
 
-    app = create_app()
+    app = command_app()
     try:
         with app.app_context():
             yield app
@@ -33,7 +35,8 @@ def hub_app() -> Iterator[Any]:
                 lines.append(f"  {item.get('path') or item.get('field') or '$'}: {item['message']}")
             else:
                 lines.append(f"  {json.dumps(item, default=str)}")
-        raise click.ClickException("\n".join(lines)) from None
+        error = UserError if exc.status == 404 else click.ClickException   # an unknown name: exit 2
+        raise error("\n".join(lines)) from None
 
 
 def emit(data: Any) -> None:
@@ -42,21 +45,20 @@ def emit(data: Any) -> None:
 
 def read_document(path: str) -> Any:
     """JSON from a file ('-' = stdin); YAML too for .yml/.yaml when PyYAML is installed."""
-    if path == "-":
-        text = sys.stdin.read()
-    else:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+    text = read_text(path)
     if path.endswith((".yml", ".yaml")):
         try:
             import yaml
         except ImportError:
-            raise click.ClickException("reading YAML needs PyYAML (pip install PyYAML), or give a JSON file") from None
-        return yaml.safe_load(text)
+            raise UserError("reading YAML needs PyYAML (pip install PyYAML), or give a JSON file") from None
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
+        raise UserError(f"{'stdin' if path == '-' else path} is not valid JSON: {exc}") from None
 
 
 def default_author() -> str:

