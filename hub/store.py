@@ -241,6 +241,7 @@ def redis_for(config: Mapping[str, Any], long_running: bool) -> Iterator[str]:
     try:
         yield server.url
     finally:
+        server.release()
         if started and not long_running and server.unused():
             server.stop()
 
