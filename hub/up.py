@@ -132,7 +132,7 @@ def run(host: str, port: int, web_workers: int, sandbox_port: int | None) -> Non
         started = server.start()
         up.say("redis", f"embedded Redis {'started' if started else 'already running'} on {server.url} "
                         f"(data in {server.data_dir})")
-    up.say("up", f"hub http://{host}:{port}" + (f"  sandbox http://{host}:{sandbox_port}" if sandbox_port else "")
+    up.say("up", f"hub up (pid {os.getpid()}): hub http://{host}:{port}" + (f"  sandbox http://{host}:{sandbox_port}" if sandbox_port else "")
            + "  (Ctrl-C stops everything)")
     try:
         up.run()

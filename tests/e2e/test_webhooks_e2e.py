@@ -1,6 +1,6 @@
 """Signed webhooks from each referral platform, posted over real HTTP (curl when the machine has
 it), land in the sandbox's Klaviyo as exactly the state the same facts posted to /v1/events give;
-and the README's curl/openssl recipes work as written."""
+and the curl/openssl recipes of docs/webhooks.md work as written."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import ROOT
+from tests.docs import sh_blocks
 from tests.hub.test_webhooks import (GOOD, SECRETS, dumps, envelope, jwks_of, sign, sq_referral, sq_user,
                                      vf_published, vf_redeemed)
 from tests.sources.test_saasquatch import TENANT
@@ -179,16 +179,12 @@ def test_each_platform_lands_in_klaviyo_like_the_event_api(stack_factory, tmp_pa
     assert ops.json() == {"total": 0, "parked": []}
 
 
-# --- the README's recipes, run as written ------------------------------------------------------
+# --- the docs' recipes, run as written - ------------------------------------------------------
 
 def readme_blocks() -> list[str]:
-    """The sh blocks of the README's webhooks section."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## Webhooks from referral platforms")
-    end = text.find("\n## ", start + 1)
-    section = text[start:end if end > 0 else None]
-    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
-    assert any("/v1/webhooks/" in b and "--data-binary" in b for b in blocks), "the README shows a curl example"
+    """The sh blocks of docs/webhooks.md's curl recipes."""
+    blocks = sh_blocks("docs/webhooks.md", "## Try it with curl")
+    assert any("/v1/webhooks/" in b and "--data-binary" in b for b in blocks), "the docs show a curl example"
     return blocks
 
 
@@ -223,4 +219,4 @@ def test_readme_curl_recipes_land_in_klaviyo(stack_factory, tmp_path) -> None:  
             if not got or got["fields"].get(field) != value:
                 return False
         return True
-    stack.wait_for(landed, what="every README example at Klaviyo")
+    stack.wait_for(landed, what="every docs example at Klaviyo")
