@@ -71,13 +71,15 @@ def retry_schedule(config: Mapping[str, Any]) -> list[float]:
     return [float(x) for x in split(str(config["RETRY_SCHEDULE"]))]
 
 
-ENV_FILE_VARIABLE = "HUB_ENV_FILE"     # a .env to read instead of searching for one
+ENV_FILE_VARIABLE = "HUB_ENV_FILE"     # a .env to read instead of searching for one; "none": read none
 HOME_VARIABLE = "REFERRAL_HUB_HOME"   # set by ./dev: the project folder, whose .env is the fallback
 
 
 def find_env_file(cwd: str | os.PathLike[str] | None = None) -> Path | None:
     """HUB_ENV_FILE, else the nearest .env from the working folder up, else the project's own."""
     named = os.environ.get(ENV_FILE_VARIABLE)
+    if named == "none":
+        return None
     if named:
         return Path(named).expanduser().resolve()
     here = Path(cwd or os.getcwd()).resolve()

@@ -25,6 +25,18 @@ def need_shared() -> pathlib.Path:
     pytest.skip("../shared is not beside the project")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_project_env_file() -> Iterator[None]:
+    """Hub processes the tests start read no developer's .env (tests that want one set it)."""
+    previous = os.environ.get("HUB_ENV_FILE")
+    os.environ["HUB_ENV_FILE"] = "none"
+    yield
+    if previous is None:
+        os.environ.pop("HUB_ENV_FILE", None)
+    else:
+        os.environ["HUB_ENV_FILE"] = previous
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """HUB_REDIS_URL when set; otherwise an embedded redis-server for the whole session."""
