@@ -24,8 +24,15 @@ class HubGroup(click.Group):
     """The root command: .env first, then one-line errors for everything below it."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        with plain_errors():
-            bootstrap()
+        try:
+            with plain_errors():
+                bootstrap()
+        except click.ClickException as exc:
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        except ValueError as exc:        # a setting that is not of its kind
+            click.echo(f"Error: {exc}", err=True)
+            raise SystemExit(2) from None
         return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -47,10 +47,12 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
         if key.startswith("HUB_"):
             config[key[4:]] = value
     config.update(overrides or {})
-    for key in INTEGERS:
-        config[key] = int(config[key])
-    for key in FLOATS:
-        config[key] = float(config[key])
+    for key in INTEGERS | FLOATS:
+        try:
+            config[key] = int(config[key]) if key in INTEGERS else float(config[key])
+        except (TypeError, ValueError):
+            kind = "a whole number" if key in INTEGERS else "a number"
+            raise ValueError(f"HUB_{key} must be {kind}, not {config[key]!r}") from None
     return config
 
 

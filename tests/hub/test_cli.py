@@ -143,3 +143,10 @@ def test_nothing_enabled_is_said_before_anything_starts(tmp_path: Path, args: li
     done = hub(*args, cwd=tmp_path, env=clean_env(HUB_DATA_DIR=str(tmp_path / "var")))
     one_line_error(done, 2, "no connector is enabled")
     assert not Embedded.of(tmp_path / "var").running()
+
+
+def test_a_setting_of_the_wrong_kind_or_a_missing_env_file_is_one_line(tmp_path: Path) -> None:
+    one_line_error(hub("config", "check", cwd=tmp_path, env=clean_env(HUB_MAX_EVENTS="lots")), 2,
+                   "HUB_MAX_EVENTS must be a whole number")
+    one_line_error(hub("config", "check", cwd=tmp_path, env=clean_env(HUB_ENV_FILE=str(tmp_path / "nope.env"))), 2,
+                   "nope.env")
