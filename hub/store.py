@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 SERVER_CONFIG = {
     "appendonly": "yes",
@@ -100,6 +102,11 @@ class Embedded:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    def client(self, timeout: float) -> redis.Redis:
+        """A client for checks and shutdown: no retries, so a server that is gone is seen at once."""
+        return redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=1, socket_timeout=timeout,
+                           retry=Retry(NoBackoff(), 0))
+
     def pid(self) -> int | None:
         try:
             return int(self.pidfile.read_text().strip())
@@ -110,7 +117,7 @@ class Embedded:
         """True when a server answers PING on the folder's socket."""
         if not self.socket.exists():
             return False
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=1, socket_timeout=2)
+        client = self.client(timeout=2)
         try:
             return bool(client.ping())
         except redis.RedisError:
@@ -165,7 +172,7 @@ class Embedded:
                 self.socket.unlink(missing_ok=True)
                 return False
             pid = self.pid()
-            client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=2)
+            client = self.client(timeout=10)
             try:
                 client.shutdown(nosave=True)   # AOF is the persistence; shutdown fsyncs it
             except redis.ConnectionError:

@@ -39,8 +39,11 @@ class Up:
 
     def say(self, name: str, line: str) -> None:
         with self.lock:
-            self.out.write(f"{name:<{self.width}} | {line}\n")
-            self.out.flush()
+            try:
+                self.out.write(f"{name:<{self.width}} | {line}\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass    # whatever read our output went away (`| head`): keep running, stop in order
 
     def pump(self, piece: Piece, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
