@@ -115,9 +115,10 @@ def answer_line(answer: dict[str, Any]) -> str:
 def run(keep: bool = False) -> None:
     from sandbox import DEMO_SETTINGS
 
-    from .store import connect, start_embedded
+    from .store import Embedded, connect, start_embedded
 
     data = Path("var/demo")
+    Embedded.of(data).stop()       # an earlier demo that was killed may have left its server
     shutil.rmtree(data, ignore_errors=True)
     server = start_embedded(data)
     sandbox_port, hub_port = free_port(), free_port()

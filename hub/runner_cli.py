@@ -134,8 +134,11 @@ def wait_synced(url: str, token: str, emails: list[str], seconds: float) -> None
     waiting = list(emails)
     while waiting:
         for email in list(waiting):
-            answer = requests.get(f"{url}/v1/contacts/{email}", headers={"Authorization": f"Bearer {token}"},
-                                  timeout=5)
+            try:
+                answer = requests.get(f"{url}/v1/contacts/{email}", headers={"Authorization": f"Bearer {token}"},
+                                      timeout=5)
+            except requests.RequestException:
+                break       # the hub is restarting: ask again on the next round
             if answer.ok and all(not c.get("pending") and (c.get("last_push") or {}).get("ok")
                                  for c in answer.json().get("connectors", {}).values()):
                 waiting.remove(email)
@@ -181,7 +184,7 @@ def send(file: str, url: str | None, wait_seconds: float) -> None:
     if not answer.ok:
         raise SystemExit(1)
     token = next(iter(split(load().get("OPS_TOKENS")) + split(load().get("ADMIN_TOKENS"))), None)
-    if wait_seconds and token:
+    if wait_seconds and token and emails_of(events):
         wait_synced(target, token, emails_of(events), wait_seconds)
 
 
@@ -203,7 +206,11 @@ def lookup(email: str, sandbox_url: str | None) -> None:
         except requests.RequestException:
             raise click.ClickException(f"the sandbox at {base} cannot be reached; is it running? "
                                        f"(`hub up --sandbox`)") from None
-        click.echo(describe(vendor, answer.json() if answer.ok else None))
+        try:
+            held = answer.json() if answer.ok else None
+        except ValueError:
+            raise click.ClickException(f"{base} did not answer as the sandbox does (is it the sandbox?)") from None
+        click.echo(describe(vendor, held))
 
 
 @click.group("redis")
