@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -113,6 +114,25 @@ class Embedded:
         except (OSError, ValueError):
             return None
 
+    def server_alive(self) -> bool:
+        """True when the pid file names a live redis/valkey server process."""
+        pid = self.pid()
+        if not pid or not alive(pid):
+            return False
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True     # no /proc to ask: trust the pid file
+        return b"redis-server" in command or b"valkey-server" in command
+
+    def wait_answering(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.running():
+            if time.monotonic() > deadline:
+                raise RedisUnavailable(f"the embedded Redis (pid {self.pid()}) runs but does not answer on "
+                                       f"{self.socket}; see {self.logfile}")
+            time.sleep(0.1)
+
     def running(self) -> bool:
         """True when a server answers PING on the folder's socket."""
         if not self.socket.exists():
@@ -141,6 +161,11 @@ class Embedded:
         with self._locked():
             if self.running():
                 return False
+            if self.server_alive():
+                # Its server runs but did not answer (loading the AOF, or a busy moment): never
+                # start a second one on the same files; give it time instead.
+                self.wait_answering(timeout)
+                return False
             binary = server_binary()
             self.socket.unlink(missing_ok=True)
             conf = self.data_dir / "redis.conf"
@@ -151,11 +176,7 @@ class Embedded:
                 raise RedisUnavailable(f"cannot run {binary}: {exc.strerror}") from None
             if done.returncode != 0:
                 raise RedisUnavailable(f"{binary} did not start: {(done.stdout + done.stderr).strip()[-300:]}")
-            deadline = time.monotonic() + timeout
-            while not self.running():
-                if time.monotonic() > deadline:
-                    raise RedisUnavailable(f"the embedded Redis did not answer on {self.socket}; see {self.logfile}")
-                time.sleep(0.05)
+            self.wait_answering(timeout)
             return True
 
     def config_text(self) -> str:
@@ -168,10 +189,14 @@ class Embedded:
     def stop(self, timeout: float = 30) -> bool:
         """Shut the server down (AOF flushed first); True when one was running."""
         with self._locked():
-            if not self.running():
-                self.socket.unlink(missing_ok=True)
-                return False
             pid = self.pid()
+            if not self.running():
+                if not pid or not self.server_alive():
+                    self.socket.unlink(missing_ok=True)    # a stale socket of a server long gone
+                    return False
+                os.kill(pid, signal.SIGTERM)               # alive but not answering: Redis's own clean stop
+                wait_gone(pid, timeout)
+                return True
             client = self.client(timeout=10)
             try:
                 client.shutdown(nosave=True)   # AOF is the persistence; shutdown fsyncs it
@@ -179,9 +204,8 @@ class Embedded:
                 pass                           # the server closes the connection as it goes
             finally:
                 client.close()
-            deadline = time.monotonic() + timeout
-            while (self.running() or (pid and alive(pid))) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            if pid:
+                wait_gone(pid, timeout)
             return True
 
     def status(self) -> dict[str, Any]:
@@ -213,6 +237,12 @@ class Embedded:
 
 def quote(path: Path) -> str:
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def alive(pid: int) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -114,3 +115,17 @@ def test_the_app_factory_starts_nothing_and_writes_no_environment(tmp_path: Path
     assert not Embedded.of(tmp_path / "var").running()
     assert app.config["HUB"]["REDIS_URL"] == Embedded.of(tmp_path / "var").url
     assert app.test_client().get("/readyz").status_code == 503   # not started: not ready, no crash
+
+
+def test_a_server_that_does_not_answer_is_never_doubled_nor_its_socket_taken(folder: Embedded) -> None:
+    folder.start()
+    pid = folder.pid()
+    assert pid
+    os.kill(pid, signal.SIGSTOP)                        # alive, but answers nothing (as while loading)
+    try:
+        with pytest.raises(RedisUnavailable, match="runs but does not answer"):
+            Embedded.of(folder.data_dir).start(timeout=1)
+        assert folder.socket.exists() and folder.pid() == pid
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert folder.running() and folder.pid() == pid
