@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import jwt
 import requests
 
-from .base import Connector, ContactUpdate, PushResult, chunks
+from .base import MARKETING, Connector, ContactUpdate, PushResult, chunks
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
 LOGIN_URL = "https://login.salesforce.com"
@@ -35,6 +35,12 @@ CONCURRENCY_WAIT = 60.0              # too many concurrent long calls: a short w
 ALREADY_GONE = ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
 USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+
+
+def quote(values: Sequence[str]) -> str:
+    """SOQL string literals, comma-separated: backslashes and quotes escaped."""
+    return ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
 
 
 def encode(value: Any) -> Any:
@@ -230,27 +236,31 @@ class SalesforceConnector(Connector):
         for update in updates:
             groups.setdefault(self.key_of(update)[0], []).append(update)
         ids: dict[str, str] = {}
+        created: set[str] = set()
         for field, group in groups.items():
             for batch in chunks(group, COLLECTION_MAX):
-                ids.update(self.upsert(field, batch, result))
-        self.join_campaigns([u for u in updates if u.email in ids], ids, result)
+                ids.update(self.upsert(field, batch, result, created))
+        self.sync_campaigns([u for u in updates if u.email in ids and u.email not in result.failed], ids, created,
+                            result)
         result.calls = self.calls
         return result
 
-    def upsert(self, field: str, batch: Sequence[ContactUpdate], result: PushResult) -> dict[str, str]:
+    def upsert(self, field: str, batch: Sequence[ContactUpdate], result: PushResult,
+               created: set[str] | None = None) -> dict[str, str]:
         """Upsert by the external id (allOrNone false); returns email -> Contact id for those that landed."""
         if not IDENTIFIER.match(field):
             raise FatalVendorError(f"bad external id field name {field!r}", code="bad_mapping")
         ids: dict[str, str] = {}
-        missing = self.upsert_records(field, [(u, self.record(u)) for u in batch], ids, result)
+        created = created if created is not None else set()
+        missing = self.upsert_records(field, [(u, self.record(u)) for u in batch], ids, result, created)
         # A Contact the hub had pushed but that is gone from Salesforce is being created again and
         # needs a LastName: those, and only those, are sent once more with the placeholder.
         if missing:
-            self.upsert_records(field, [(u, self.record(u, placeholder=True)) for u in missing], ids, result)
+            self.upsert_records(field, [(u, self.record(u, placeholder=True)) for u in missing], ids, result, created)
         return ids
 
     def upsert_records(self, field: str, pairs: list[tuple[ContactUpdate, dict[str, Any]]], ids: dict[str, str],
-                       result: PushResult) -> list[ContactUpdate]:
+                       result: PushResult, created: set[str]) -> list[ContactUpdate]:
         """One collection upsert; returns the updates refused only for a missing LastName."""
         body = {"allOrNone": False, "records": [record for _, record in pairs]}
         items = self.send("PATCH", f"{self.api}/composite/sobjects/Contact/{field}", body).json()
@@ -258,6 +268,8 @@ class SalesforceConnector(Connector):
         for (update, record), item in zip(pairs, items):
             if item.get("success"):
                 ids[update.email] = item["id"]
+                if item.get("created"):
+                    created.add(update.email)
                 continue
             error = self.record_error(item)
             if error.code == "REQUIRED_FIELD_MISSING" and "LastName" in error.message and "LastName" not in record:
@@ -266,17 +278,65 @@ class SalesforceConnector(Connector):
                 result.fail(update.email, error)
         return missing
 
-    def join_campaigns(self, updates: list[ContactUpdate], ids: dict[str, str], result: PushResult) -> None:
-        """CampaignMember inserts; a second insert of the same pair fails with DUPLICATE_VALUE, which
-        means the contact is already a member (exact message UNVERIFIED, the code is what we check)."""
-        members = [(u.email, self.campaign_member(c, ids[u.email])) for u in updates for c in u.joins()]
-        for batch in chunks(members, COLLECTION_MAX):
-            body = {"allOrNone": False, "records": [record for _, record in batch]}
+    @staticmethod
+    def leaves(update: ContactUpdate) -> list[str]:
+        """Campaigns to leave: lists the contact left, and every marketing one when consent is withdrawn."""
+        lists = set(update.dropped_lists())
+        if update.consent_withdrawn:
+            lists |= {i for i, kind in (update.previous_lists or {}).items() if kind == MARKETING}
+        return sorted(lists - set(update.joins()))
+
+    def sync_campaigns(self, updates: list[ContactUpdate], ids: dict[str, str], created: set[str],
+                       result: PushResult) -> None:
+        """Join and leave campaigns. Salesforce's documentation does not say what a second insert of
+        the same (CampaignId, ContactId) answers, so the members are looked up first (SOQL) and only
+        the missing ones inserted; a Contact this push created has no members, so it is not looked up."""
+        joins = [(u.email, ids[u.email], c) for u in updates for c in u.joins()]
+        leaves = [(u.email, ids[u.email], c) for u in updates for c in self.leaves(u)]
+        if not joins and not leaves:
+            return
+        bad = {c for _, _, c in joins + leaves if not SALESFORCE_ID.match(c)}
+        for email, _, campaign in joins + leaves:
+            if campaign in bad:
+                result.fail(email, FatalVendorError(f"bad campaign id {campaign!r} in the mapping", code="bad_mapping"))
+        joins = [j for j in joins if j[0] not in result.failed]
+        leaves = [j for j in leaves if j[0] not in result.failed]
+        known = {email for email, _, _ in joins + leaves if email not in created}
+        members = self.members([(c, k) for e, c, k in joins + leaves if e in known])
+        self.insert_members([j for j in joins if (j[1], j[2]) not in members], result)
+        self.delete_members([(e, members[(c, k)]) for e, c, k in leaves if (c, k) in members], result)
+
+    def members(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(ContactId, CampaignId) -> CampaignMember Id, for the pairs Salesforce holds."""
+        found: dict[tuple[str, str], str] = {}
+        contacts = sorted({c for c, _ in pairs})
+        campaigns = sorted({k for _, k in pairs})
+        for batch in chunks(contacts, COLLECTION_MAX):
+            soql = (f"SELECT Id, ContactId, CampaignId FROM CampaignMember WHERE ContactId IN ({quote(batch)}) "
+                    f"AND CampaignId IN ({quote(campaigns)})")
+            for record in self.query(soql):
+                found[(str(record["ContactId"]), str(record["CampaignId"]))] = str(record["Id"])
+        return found
+
+    def insert_members(self, joins: list[tuple[str, str, str]], result: PushResult) -> None:
+        # https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-create.html
+        for batch in chunks(joins, COLLECTION_MAX):
+            body = {"allOrNone": False, "records": [self.campaign_member(campaign, contact)
+                                                    for _, contact, campaign in batch]}
             items = self.send("POST", f"{self.api}/composite/sobjects", body).json()
+            for (email, _, _), item in zip(batch, items):
+                if not item.get("success"):
+                    result.fail(email, self.record_error(item))
+
+    def delete_members(self, leaves: list[tuple[str, str]], result: PushResult) -> None:
+        # https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-delete.html
+        for batch in chunks(leaves, COLLECTION_MAX):
+            items = self.request("DELETE", f"{self.api}/composite/sobjects",
+                                 params={"ids": ",".join(m for _, m in batch), "allOrNone": "false"}).json()
             for (email, _), item in zip(batch, items):
                 if not item.get("success"):
                     error = self.record_error(item)
-                    if error.code != "DUPLICATE_VALUE":
+                    if error.code not in ALREADY_GONE:
                         result.fail(email, error)
 
     # -- erase, check, fields ------------------------------------------------------------------
@@ -302,15 +362,17 @@ class SalesforceConnector(Connector):
         """Contact id -> email for the emails Salesforce holds under the external id field."""
         if not IDENTIFIER.match(self.external_id):
             raise FatalVendorError(f"bad external id field name {self.external_id!r}", code="bad_setting")
-        quoted = ",".join("'" + e.replace("\\", "\\\\").replace("'", "\\'") + "'" for e in emails)
-        soql = f"SELECT Id, {self.external_id} FROM Contact WHERE {self.external_id} IN ({quoted})"
+        soql = f"SELECT Id, {self.external_id} FROM Contact WHERE {self.external_id} IN ({quote(emails)})"
+        return {record["Id"]: str(record[self.external_id]).lower() for record in self.query(soql)}
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """Every record a SOQL query answers, following nextRecordsUrl."""
         body = self.request("GET", f"{self.api}/query", params={"q": soql}).json()
-        found: dict[str, str] = {}
+        records: list[dict[str, Any]] = []
         while True:
-            for record in body.get("records") or []:
-                found[record["Id"]] = str(record[self.external_id]).lower()
+            records += body.get("records") or []
             if body.get("done", True) or not body.get("nextRecordsUrl"):
-                return found
+                return records
             body = self.request("GET", body["nextRecordsUrl"]).json()
 
     def check(self) -> dict[str, Any]:

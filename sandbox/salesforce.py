@@ -79,6 +79,9 @@ FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
     "Referral_Last_Activity__c": ("datetime", {}),
 }
 NUMERIC = ("double", "currency", "int", "percent")
+# What the demo org lets the connector write on a CampaignMember.
+MEMBER_FIELDS = ("CampaignId", "ContactId", "LeadId", "Status")
+SOBJECTS = ("Contact", "CampaignMember")
 CAMPAIGNS = {"701Rf000000Mkt1AAA": "Referral - marketing opt-in", "701Rf000000Txn1AAA": "Referral - customers"}
 
 bp = Blueprint("salesforce", __name__)
@@ -225,11 +228,19 @@ def failure(code: str, message: str, fields: list[str]) -> dict[str, Any]:
     return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": fields}]}
 
 
-def records_problem(data: Any) -> tuple[list[dict[str, Any]], Response | None]:
+def records_problem(data: Any, sobject: str | None = None) -> tuple[list[dict[str, Any]], Response | None]:
+    """Whole-request refusals of an sObject collection: no records, too many, a record without
+    `attributes.type` (every record must name its type), or of another type than the URI's."""
     if not isinstance(data, dict) or not isinstance(data.get("records"), list):
         return [], errors(400, "JSON_PARSER_ERROR", "records is required")
     if len(data["records"]) > COLLECTION_MAX:
         return [], errors(400, "EXCEEDED_ID_LIMIT", TOO_MANY)
+    for record in data["records"]:
+        kind = (record.get("attributes") or {}).get("type") if isinstance(record, dict) else None
+        if not kind:
+            return [], errors(400, "INVALID_TYPE", "Must specify a type of sObject in attributes")
+        if kind not in SOBJECTS or (sobject is not None and kind != sobject):
+            return [], errors(400, "INVALID_TYPE", f"sObject type '{kind}' is not supported here")
     return data["records"], None
 
 
@@ -284,7 +295,7 @@ def upsert(version: str, sobject: str, field: str) -> Response:
         return errors(404, "NOT_FOUND", f"The requested resource does not exist: {sobject}")
     if not FIELDS.get(field, ("", {}))[1].get("externalId"):
         return errors(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field}")
-    records, refused = records_problem(body())
+    records, refused = records_problem(body(), "Contact")
     refused = refused or next((p for r in records if (p := contact_problem(r))), None)
     if refused:
         return refused
@@ -292,9 +303,24 @@ def upsert(version: str, sobject: str, field: str) -> Response:
         return jsonify([upsert_one(r, field) for r in records])
 
 
+def members() -> dict[str, tuple[str, str]]:
+    """CampaignMember id -> (CampaignId, ContactId)."""
+    return store().jobs.setdefault(f"{VENDOR}:members", {})
+
+
+def member_problem(record: dict[str, Any]) -> Response | None:
+    """Whole-request refusals of a CampaignMember: unknown fields, a non-string id."""
+    for name, value in record.items():
+        if name == "attributes":
+            continue
+        if name not in MEMBER_FIELDS:
+            return errors(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type CampaignMember")
+        if value is not None and not isinstance(value, str):
+            return errors(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of reference from value {value}")
+    return None
+
+
 def add_member(record: dict[str, Any]) -> dict[str, Any]:
-    if (record.get("attributes") or {}).get("type") != "CampaignMember":
-        return failure("INVALID_TYPE", "the sandbox creates only CampaignMember records", [])
     campaign_id = record.get("CampaignId")
     if campaign_id not in CAMPAIGNS:
         return failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["CampaignId"])
@@ -302,26 +328,46 @@ def add_member(record: dict[str, Any]) -> dict[str, Any]:
     if found is None or found[1].deleted:
         return failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["ContactId"])
     if campaign_id in found[1].lists:
+        # What Salesforce answers here is not in its documentation; the connector looks members
+        # up before inserting, so it never relies on this answer.
         return failure("DUPLICATE_VALUE", "Already a campaign member.", [])
-    found[1].lists.add(campaign_id)
-    return {"id": new_id("00v"), "success": True, "errors": []}
+    member_id = new_id("00v")
+    members()[member_id] = (str(campaign_id), found[1].vendor_id)
+    found[1].lists.add(str(campaign_id))
+    return {"id": member_id, "success": True, "errors": []}
 
 
 @bp.post("/services/data/<version>/composite/sobjects")
 def create(version: str) -> Response:
     records, refused = records_problem(body())
+    refused = refused or next((p for r in records if (p := member_problem(r))), None)
     if refused:
         return refused
+    if any(r["attributes"]["type"] != "CampaignMember" for r in records):
+        return errors(400, "INVALID_TYPE", "the demo org creates only CampaignMember records this way")
     with store().lock:
         return jsonify([add_member(r) for r in records])
 
 
+def delete_member(member_id: str) -> dict[str, Any]:
+    campaign_id, contact_id = members().pop(member_id)
+    found = by_id(contact_id)
+    if found is not None:
+        found[1].lists.discard(campaign_id)
+    return {"id": member_id, "success": True, "errors": []}
+
+
 def delete_one(record_id: str) -> dict[str, Any]:
+    if record_id in members():
+        return delete_member(record_id)
     found = by_id(record_id)
     if found is None:
         return {"id": record_id, **failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])}
     if found[1].deleted:
         return {"id": record_id, **failure("ENTITY_IS_DELETED", "entity is deleted", [])}
+    # Deleting a Contact deletes its campaign memberships with it.
+    for member_id in [m for m, (_, contact) in members().items() if contact == record_id]:
+        members().pop(member_id)
     store().delete(VENDOR, found[0])
     return {"id": record_id, "success": True, "errors": []}
 
@@ -337,29 +383,62 @@ def delete(version: str) -> Response:
         return jsonify([delete_one(i) for i in ids])
 
 
-QUERY = re.compile(r"^\s*SELECT\s+(.+?)\s+FROM\s+Contact\s+WHERE\s+(\w+)\s+IN\s*\((.*)\)\s*$", re.I | re.S)
+QUERY = re.compile(r"^\s*SELECT\s+(.+?)\s+FROM\s+(\w+)\s+WHERE\s+(.+?)\s*$", re.I | re.S)
+CONDITION = re.compile(r"\s*(\w+)\s+IN\s*\(((?:\s*'(?:[^'\\]|\\.)*'\s*,?)*)\s*\)\s*(AND\s+|$)", re.I | re.S)
+LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def conditions(where: str) -> dict[str, set[str]] | None:
+    """`a IN ('x','y') AND b IN (...)` -> {a: {x, y}, b: {...}} (lower-cased); None if another shape."""
+    found: dict[str, set[str]] = {}
+    position = 0
+    while position < len(where):
+        match = CONDITION.match(where, position)
+        if not match:
+            return None
+        found[match.group(1)] = {re.sub(r"\\(.)", r"\1", v).lower() for v in LITERAL.findall(match.group(2))}
+        position = match.end()
+    return found or None
+
+
+def contact_rows(selected: list[str], where: dict[str, set[str]], version: str) -> list[dict[str, Any]]:
+    rows = []
+    for email, person in list(store().people[VENDOR].items()):
+        if not person.deleted and all(str(person.fields.get(f, email)).lower() in v for f, v in where.items()):
+            row = {f: person.vendor_id if f == "Id" else person.fields.get(f) for f in selected}
+            rows.append({"attributes": {"type": "Contact",
+                                        "url": f"/services/data/{version}/sobjects/Contact/{person.vendor_id}"}, **row})
+    return rows
+
+
+def member_rows(selected: list[str], where: dict[str, set[str]], version: str) -> list[dict[str, Any]]:
+    rows = []
+    for member_id, (campaign_id, contact_id) in list(members().items()):
+        values = {"Id": member_id, "CampaignId": campaign_id, "ContactId": contact_id}
+        if all(values[f].lower() in v for f, v in where.items()):
+            rows.append({"attributes": {"type": "CampaignMember",
+                                        "url": f"/services/data/{version}/sobjects/CampaignMember/{member_id}"},
+                         **{f: values[f] for f in selected}})
+    return rows
 
 
 @bp.get("/services/data/<version>/query")
 def query(version: str) -> Response:
-    """The one SOQL shape the connector sends: SELECT <fields> FROM Contact WHERE <field> IN (...)."""
+    """The SOQL shapes the connector sends: SELECT <fields> FROM Contact|CampaignMember WHERE
+    <field> IN (...) [AND <field> IN (...)]."""
     match = QUERY.match(request.args.get("q", ""))
-    if not match:
-        return errors(400, "MALFORMED_QUERY", "the sandbox answers SELECT ... FROM Contact WHERE field IN (...)")
+    where = conditions(match.group(3)) if match else None
+    if not match or where is None or match.group(2) not in SOBJECTS:
+        return errors(400, "MALFORMED_QUERY", "the sandbox answers SELECT ... FROM Contact|CampaignMember "
+                                              "WHERE field IN (...) [AND field IN (...)]")
     selected = [f.strip() for f in match.group(1).split(",")]
-    where = match.group(2)
-    unknown = [f for f in [*selected, where] if f not in FIELDS]
+    known = FIELDS if match.group(2) == "Contact" else ("Id", "CampaignId", "ContactId")
+    unknown = [f for f in [*selected, *where] if f not in known]
     if unknown:
-        return errors(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity 'Contact'")
-    values = {re.sub(r"\\(.)", r"\1", v).lower() for v in re.findall(r"'((?:[^'\\]|\\.)*)'", match.group(3))}
-    records = []
-    for email, person in list(store().people[VENDOR].items()):
-        if not person.deleted and str(person.fields.get(where, email)).lower() in values:
-            row = {f: person.vendor_id if f == "Id" else person.fields.get(f) for f in selected}
-            records.append({"attributes": {"type": "Contact",
-                                           "url": f"/services/data/{version}/sobjects/Contact/{person.vendor_id}"},
-                            **row})
-    return jsonify({"totalSize": len(records), "done": True, "records": records})
+        return errors(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity '{match.group(2)}'")
+    with store().lock:
+        rows = (contact_rows if match.group(2) == "Contact" else member_rows)(selected, where, version)
+    return jsonify({"totalSize": len(rows), "done": True, "records": rows})
 
 
 @bp.get("/services/data/<version>/sobjects/Contact/describe")

@@ -51,10 +51,11 @@ def referrer() -> ContactUpdate:
                                  "Referral_Friends_Invited__c": 2, "Referral_Turnover__c": Decimal("59.90")})
 
 
-def friend(email: str = "bob@example.com", **kw) -> ContactUpdate:  # type: ignore[no-untyped-def]
+def friend(email: str = "bob@example.com", lists: dict[str, str] | None = None, **kw) -> ContactUpdate:  # type: ignore[no-untyped-def]
     return ContactUpdate(email=email, identity={"Referral_Hub_Email__c": email},
                          fields={"Email": email, "LastName": None, "Referral_Promo_Code__c": "ANNA-20"},
-                         lists={MKT: MARKETING, TXN: TRANSACTIONAL}, marketing_consent=True, **kw)
+                         lists=lists if lists is not None else {MKT: MARKETING, TXN: TRANSACTIONAL},
+                         marketing_consent=True, **kw)
 
 
 def ok(*ids: str) -> list[dict]:
@@ -85,16 +86,52 @@ def test_push_logs_in_upserts_then_adds_campaign_members_with_exact_bodies() -> 
         {"attributes": {"type": "CampaignMember"}, "CampaignId": TXN, "ContactId": "003B"}]}
 
 
+def known(*ids: str) -> list[dict]:
+    return [{"id": i, "success": True, "errors": [], "created": False} for i in ids]
+
+
+def soql(call) -> str:  # type: ignore[no-untyped-def]
+    return parse_qs(urlsplit(call.request.url).query)["q"][0]
+
+
 @responses.activate
-def test_withdrawn_consent_sets_has_opted_out_and_joins_nothing() -> None:
+def test_withdrawn_consent_sets_has_opted_out_and_leaves_the_marketing_campaign() -> None:
     login()
-    upsert = responses.patch(UPSERT, json=ok("003B"))
+    upsert = responses.patch(UPSERT, json=known("003B"))
+    query = responses.get(f"{API}/query", json={"totalSize": 1, "done": True, "records": [
+        {"attributes": {"type": "CampaignMember"}, "Id": "00vM", "ContactId": "003B", "CampaignId": MKT}]})
+    delete = responses.delete(COLLECTION, json=[{"id": "00vM", "success": True, "errors": []}])
     gone = ContactUpdate(email="bob@example.com", identity={"Referral_Hub_Email__c": "bob@example.com"},
                          fields={"LastName": "Jones"}, marketing_consent=False,
                          previous_lists={MKT: MARKETING}, previous_consent=True)
     assert connector().push([gone]).failed == {}
     assert json.loads(upsert.calls[0].request.body)["records"][0]["HasOptedOutOfEmail"] is True
-    assert len(responses.calls) == 2
+    assert soql(query.calls[0]) == ("SELECT Id, ContactId, CampaignId FROM CampaignMember "
+                                    f"WHERE ContactId IN ('003B') AND CampaignId IN ('{MKT}')")
+    assert parse_qs(urlsplit(delete.calls[0].request.url).query) == {"ids": ["00vM"], "allOrNone": ["false"]}
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_leaving_a_list_deletes_only_members_salesforce_holds_200_at_a_time() -> None:
+    login()
+    emails = [f"f{i:03d}@example.com" for i in range(201)]
+    responses.patch(UPSERT, json=known(*(f"003{i:015d}" for i in range(200))))
+    responses.patch(UPSERT, json=known("003000000000000200"))
+    # Salesforce holds a member for every contact but the last one (removed there by hand).
+    rows = [{"Id": f"00v{i:015d}", "ContactId": f"003{i:015d}", "CampaignId": TXN} for i in range(200)]
+    responses.get(f"{API}/query", json={"totalSize": 200, "done": True, "records": rows})
+    responses.get(f"{API}/query", json={"totalSize": 0, "done": True, "records": []})
+    delete = responses.delete(COLLECTION, json=[{"id": r["Id"], "success": True, "errors": []} for r in rows[:199]] +
+                              [{"id": rows[199]["Id"], **failed("ENTITY_IS_DELETED", "entity is deleted")}])
+    left = [ContactUpdate(email=e, identity={"Referral_Hub_Email__c": e}, fields={"LastName": "X"},
+                          previous_lists={TXN: TRANSACTIONAL}) for e in emails]
+    assert connector().push(left).failed == {}
+    queries = [soql(c) for c in responses.calls if "/query" in c.request.url]
+    assert len(queries) == 2 and all("AND CampaignId IN" in q for q in queries)
+    assert "'003000000000000200'" in queries[1] and "'003000000000000200'" not in queries[0]
+    assert delete.call_count == 1
+    assert parse_qs(urlsplit(delete.calls[0].request.url).query)["ids"] == [",".join(r["Id"] for r in rows)]
 
 
 @responses.activate
@@ -197,18 +234,35 @@ def test_5xx_is_retried_then_raised_as_retriable() -> None:
 
 
 @responses.activate
-def test_per_record_failures_fail_alone_and_duplicate_membership_is_success() -> None:
+def test_per_record_failures_fail_alone_and_members_are_looked_up_before_inserting() -> None:
     login()
     responses.patch(UPSERT, json=[
         failed("INVALID_EMAIL_ADDRESS", "Email: invalid email address: reject-dan@example.com"),
-        {"id": "003B", "success": True, "errors": [], "created": False},
-        failed("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")])
-    members = responses.post(COLLECTION, json=[failed("DUPLICATE_VALUE", "Already a campaign member."), *ok("00v")])
-    result = connector().push([friend("reject-dan@example.com"), friend(), friend("eve@example.com")])
-    assert set(result.failed) == {"reject-dan@example.com", "eve@example.com"}
+        *known("003B"),
+        failed("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"), *ok("003F")])
+    query = responses.get(f"{API}/query", json={"totalSize": 1, "done": True, "records": [
+        {"attributes": {"type": "CampaignMember"}, "Id": "00vM", "ContactId": "003B", "CampaignId": MKT}]})
+    members = responses.post(COLLECTION, json=[*ok("00vT"), failed("INVALID_CROSS_REFERENCE_KEY", "bad id")])
+    result = connector().push([friend("reject-dan@example.com"), friend(), friend("eve@example.com"),
+                               friend("fay@example.com", lists={"701Rf00000Gone1AAA": TRANSACTIONAL})])
+    assert set(result.failed) == {"reject-dan@example.com", "eve@example.com", "fay@example.com"}
     assert result.failed["reject-dan@example.com"].code == "INVALID_EMAIL_ADDRESS"
     assert not result.failed["reject-dan@example.com"].retriable and result.failed["eve@example.com"].retriable
-    assert [r["ContactId"] for r in json.loads(members.calls[0].request.body)["records"]] == ["003B", "003B"]
+    assert result.failed["fay@example.com"].code == "INVALID_CROSS_REFERENCE_KEY"
+    # Only 003B existed before this push, so only its memberships are looked up (fay was just created).
+    assert soql(query.calls[0]) == ("SELECT Id, ContactId, CampaignId FROM CampaignMember WHERE ContactId "
+                                    f"IN ('003B') AND CampaignId IN ('{MKT}','{TXN}')")
+    assert json.loads(members.calls[0].request.body)["records"] == [
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": TXN, "ContactId": "003B"},
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": "701Rf00000Gone1AAA", "ContactId": "003F"}]
+
+
+@responses.activate
+def test_a_campaign_id_that_is_not_a_salesforce_id_fails_the_contact_without_a_query() -> None:
+    login()
+    responses.patch(UPSERT, json=known("003B"))
+    result = connector().push([friend(lists={"701') OR Id != ('": TRANSACTIONAL})])
+    assert result.failed["bob@example.com"].code == "bad_mapping" and len(responses.calls) == 2
 
 
 @responses.activate

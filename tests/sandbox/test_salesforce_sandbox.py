@@ -150,3 +150,88 @@ def test_fields_come_from_describe(connector: SalesforceConnector) -> None:
     fields = {f["name"]: f["type"] for f in connector.fields()}
     assert fields["Referral_Friends_Invited__c"] == "double" and fields[EXT] == "email"
     assert "LastName" not in fields
+
+
+def raw(connector: SalesforceConnector, method: str, path: str, **kw: Any) -> requests.Response:
+    """A call past the connector's own request(), to see the sandbox's answer as it is."""
+    headers = {**connector.auth_headers(), "Content-Type": "application/json"}
+    return requests.request(method, f"{connector.instance_url}{connector.api}{path}", headers=headers,
+                            timeout=5, **kw)
+
+
+def test_a_record_without_attributes_type_is_refused_whole(connector: SalesforceConnector) -> None:
+    connector.check()
+    for path, record in ((f"/composite/sobjects/Contact/{EXT}", {EXT: "anna@example.com", "LastName": "S"}),
+                         ("/composite/sobjects", {"CampaignId": MKT, "ContactId": "003Rf0000000001AAA"})):
+        answer = raw(connector, "PATCH" if "Contact/" in path else "POST", path,
+                     json={"allOrNone": False, "records": [record]})
+        assert answer.status_code == 400 and answer.json()[0]["errorCode"] == "INVALID_TYPE", answer.text
+    wrong = raw(connector, "PATCH", f"/composite/sobjects/Contact/{EXT}", json={"allOrNone": False, "records": [
+        {"attributes": {"type": "CampaignMember"}, EXT: "anna@example.com", "LastName": "S"}]})
+    assert wrong.status_code == 400 and wrong.json()[0]["errorCode"] == "INVALID_TYPE"
+
+
+def test_campaign_members_are_inserted_queried_and_deleted_with_salesforce_shapes(
+        server: LiveServer, connector: SalesforceConnector) -> None:
+    assert connector.push(batch()).failed == {}
+    bob = raw(connector, "GET", "/query", params={"q": f"SELECT Id FROM Contact WHERE {EXT} IN ('bob@example.com')"})
+    bob_id = bob.json()["records"][0]["Id"]
+    unknown = raw(connector, "POST", "/composite/sobjects", json={"allOrNone": False, "records": [
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": TXN, "ContactId": bob_id, "Stage__c": "x"}]})
+    assert unknown.status_code == 400 and unknown.json()[0]["errorCode"] == "INVALID_FIELD"
+    soql = (f"SELECT Id, ContactId, CampaignId FROM CampaignMember WHERE ContactId IN ('{bob_id}') "
+            f"AND CampaignId IN ('{MKT}','{TXN}')")
+    found = raw(connector, "GET", "/query", params={"q": soql}).json()
+    assert found["totalSize"] == 1 and found["done"] is True
+    member = found["records"][0]
+    assert member["attributes"]["type"] == "CampaignMember" and (member["ContactId"], member["CampaignId"]) == (bob_id, MKT)
+    deleted = raw(connector, "DELETE", "/composite/sobjects", params={"ids": member["Id"], "allOrNone": "false"})
+    assert deleted.json() == [{"id": member["Id"], "success": True, "errors": []}]
+    assert held(server, "bob@example.com")["lists"] == []
+    assert raw(connector, "GET", "/query", params={"q": soql}).json()["totalSize"] == 0
+
+
+def test_leaving_a_list_or_withdrawing_consent_removes_the_campaign_member(
+        server: LiveServer, connector: SalesforceConnector) -> None:
+    both = {MKT: MARKETING, TXN: TRANSACTIONAL}
+    joined = contact("bob@example.com", fields={"LastName": "Jones"}, lists=both, marketing_consent=True)
+    assert connector.push([joined]).failed == {}
+    assert held(server, "bob@example.com")["lists"] == sorted(both)
+    left = contact("bob@example.com", lists={MKT: MARKETING}, marketing_consent=True,
+                   previous_lists=both, previous_consent=True)
+    assert connector.push([left]).failed == {}
+    assert held(server, "bob@example.com")["lists"] == [MKT]
+    withdrawn = contact("bob@example.com", lists={}, marketing_consent=False,
+                        previous_lists={MKT: MARKETING}, previous_consent=True)
+    assert connector.push([withdrawn]).failed == {}
+    bob = held(server, "bob@example.com")
+    assert bob["lists"] == [] and bob["marketing_consent"] is False
+    # Leaving again (a retried job) finds no member and deletes nothing.
+    assert connector.push([withdrawn]).failed == {}
+
+
+def test_an_opt_out_made_in_salesforce_survives_stats_and_list_changes(
+        server: LiveServer, connector: SalesforceConnector) -> None:
+    friend = contact("bob@example.com", fields={"LastName": "Jones"}, lists={MKT: MARKETING}, marketing_consent=True)
+    assert connector.push([friend]).failed == {}
+    bob_id = raw(connector, "GET", "/query", params={
+        "q": f"SELECT Id FROM Contact WHERE {EXT} IN ('bob@example.com')"}).json()["records"][0]["Id"]
+    # Bob opts out inside Salesforce; the hub still holds his consent as given.
+    answer = raw(connector, "PATCH", f"/composite/sobjects/Contact/{EXT}", json={"allOrNone": False, "records": [
+        {"attributes": {"type": "Contact"}, EXT: "bob@example.com", "HasOptedOutOfEmail": True}]})
+    assert answer.json()[0]["id"] == bob_id
+    later = contact("bob@example.com", fields={"Referral_Promo_Code__c": "BOB-5"},
+                    lists={MKT: MARKETING, TXN: TRANSACTIONAL}, marketing_consent=True,
+                    previous_lists={MKT: MARKETING}, previous_consent=True)
+    assert connector.push([later]).failed == {}
+    bob = held(server, "bob@example.com")
+    assert bob["fields"]["HasOptedOutOfEmail"] is True and bob["marketing_consent"] is False
+    assert bob["lists"] == [MKT, TXN] and bob["fields"]["Referral_Promo_Code__c"] == "BOB-5"
+
+
+def test_deleting_a_contact_deletes_its_campaign_members(server: LiveServer, connector: SalesforceConnector) -> None:
+    assert connector.push(batch()).failed == {}
+    soql = f"SELECT Id, ContactId, CampaignId FROM CampaignMember WHERE CampaignId IN ('{MKT}')"
+    assert raw(connector, "GET", "/query", params={"q": soql}).json()["totalSize"] == 1
+    assert connector.erase(["bob@example.com"]).failed == {}
+    assert raw(connector, "GET", "/query", params={"q": soql}).json()["totalSize"] == 0
