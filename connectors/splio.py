@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from typing import Any, Sequence
 from urllib.parse import quote
 
 import requests
 
-from .base import MARKETING, Connector, ContactUpdate, PushResult, chunks
+from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, PushResult, chunks
 from .errors import AuthError, FatalVendorError, RetriableVendorError, VendorError
 
 BULK_MAX = 1_000                    # contacts per bulk create / bulk delete
@@ -23,6 +24,15 @@ STANDARD = {"email", "cellphone", "firstname", "lastname", "language", "creation
 # 20/s, everything else 10/s.
 LIMITS = {"contacts": ((20, 1.0),), "default": ((10, 1.0),)}
 ALREADY_EXISTS = "already exists"
+
+
+def text(value: Any) -> str:
+    """A custom field value as Splio's contact API types it: a string (Decimals keep their places)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
 
 
 def list_ids(ids: Sequence[str]) -> list[int | str]:
@@ -115,9 +125,11 @@ class SplioConnector(Connector):
 
     @staticmethod
     def attributes(update: ContactUpdate) -> dict[str, Any]:
-        """Standard keys plus `custom_fields` [{name|id, value}].
+        """Standard keys plus `custom_fields` [{name|id, value}], every value a string.
 
-        https://dev-scp.splio.com/reference/postdatacontacts
+        https://dev-scp.splio.com/reference/postdatacontacts types `custom_fields[].value` as a string
+        ("can be an integer, a float, a string or a date ... depending on the configuration of the
+        custom field"), so numbers go as their decimal text, never as JSON numbers.
         """
         body: dict[str, Any] = {}
         custom: list[dict[str, Any]] = []
@@ -130,10 +142,21 @@ class SplioConnector(Connector):
                 body[name] = value
             else:
                 custom.append({"id": int(name)} if name.isdigit() else {"name": name})
-                custom[-1]["value"] = value
+                custom[-1]["value"] = text(value)
         if custom:
             body["custom_fields"] = custom
         return body
+
+    @staticmethod
+    def joins(update: ContactUpdate) -> list[str]:
+        """Lists to subscribe now. In Splio joining a list IS subscribing, so a marketing list is
+        joined only when the hub's consent turns to yes (or the contact is created with it), never
+        because a marketing list was added to the mapping: that could re-subscribe someone who
+        unsubscribed inside Splio. Transactional lists are joined when they are new."""
+        lists = set(update.new_lists(TRANSACTIONAL))
+        if update.consent_granted:
+            lists |= set(update.lists_of(MARKETING))
+        return sorted(lists)
 
     @staticmethod
     def leaves(update: ContactUpdate) -> list[str]:
@@ -150,7 +173,7 @@ class SplioConnector(Connector):
             body["unique_key"] = self.key(update)
         # In Splio a list IS the email subscription, so both kinds of list are subscriptions (a
         # judgement: Splio has no plain membership).
-        joins = update.joins()
+        joins = self.joins(update)
         if joins:
             body["lists"] = [{"id": i} for i in list_ids(joins)]
         return body
@@ -219,7 +242,7 @@ class SplioConnector(Connector):
             if body:
                 # Never send `lists` on PATCH: it replaces every membership the contact has.
                 self.request("PATCH", path, data=self.dumps(body))
-            for action, ids in (("subscribe", update.joins()), ("unsubscribe", self.leaves(update))):
+            for action, ids in (("subscribe", self.joins(update)), ("unsubscribe", self.leaves(update))):
                 if ids:
                     # https://dev-scp.splio.com/reference/postdatacontactsbyidlistssubscribe
                     self.request("POST", f"{path}/lists/{action}", data=self.dumps({"list_ids": list_ids(ids)}))

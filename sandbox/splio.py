@@ -35,6 +35,9 @@ SYSTEM_FIELDS = [{"id": 0, "name": "ext_id", "data_type": "text", "is_system": T
 # Per client IP: data/contacts 20/s, everything else 10/s.
 LIMITS = {"contacts": 20, "default": 10}
 CASTS = {"int": int, "double": float, "text": str, "date": str}
+# The keys the contact API describes for create and PATCH; the sandbox refuses any other.
+CONTACT_KEYS = {"email", "cellphone", "unique_key", "firstname", "lastname", "language", "creation_date",
+                "lists", "double_optin", "custom_fields", "tracking_consent"}
 
 bp = Blueprint("splio", __name__)
 
@@ -103,6 +106,12 @@ def live(key: str) -> Person | None:
     return person if person is not None and not person.deleted else None
 
 
+def unknown_keys(data: dict[str, Any]) -> None:
+    unknown = sorted(set(data) - CONTACT_KEYS)
+    if unknown:
+        raise Invalid(400, unknown[0], f"Field {unknown[0]} is not a contact field.")
+
+
 def custom_values(items: Any) -> dict[str, Any]:
     """Check custom fields against the universe's and cast values as Splio stores them."""
     values: dict[str, Any] = {}
@@ -110,6 +119,10 @@ def custom_values(items: Any) -> dict[str, Any]:
         field = next((f for f in FIELDS if f["id"] == item.get("id") or f["name"] == item.get("name")), None)
         if field is None:
             raise Invalid(400, "custom_fields", f"Custom field {item.get('name') or item.get('id')} does not exist.")
+        if not isinstance(item.get("value"), str):
+            # The contact API types custom_fields[].value as a string whatever the field's type.
+            raise Invalid(400, f"custom_fields.{field['name']}",
+                          f"Value {item.get('value')!r} must be a string.")
         try:
             values[str(field["name"])] = CASTS[str(field["data_type"])](item.get("value"))
         except (TypeError, ValueError):
@@ -147,6 +160,7 @@ def create_one(data: dict[str, Any]) -> str:
         raise Invalid(400, "email", f"Invalid email address {key}.")
     if live(key):
         raise Invalid(400, "email", f"Contact with unique key {key} already exists")
+    unknown_keys(data)
     custom, lists = custom_values(data.get("custom_fields")), list_set(data.get("lists"))
     person = store().person(VENDOR, key)
     write(person, data, custom)
@@ -231,6 +245,7 @@ def update(key: str) -> Response:
             if person is None:
                 # Splio's PATCH documents only 400/401/403; 404 here is the plausible answer.
                 raise Invalid(404, "id", "Contact not found for given identifier.")
+            unknown_keys(data)
             custom = custom_values(data.get("custom_fields"))
             lists = list_set(data.get("lists")) if "lists" in data else None
             write(person, data, custom)

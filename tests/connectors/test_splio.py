@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 import responses
@@ -78,10 +79,37 @@ def test_push_bulk_creates_new_contacts_and_patches_the_rest(connector: SplioCon
         {"email": "cat@example.com", "lists": [{"id": 26}]}]}
     # PATCH never carries `lists`: it would replace every membership.
     assert body(responses.calls[2]) == {"firstname": "Anna", "custom_fields": [
-        {"name": "referral_nb_potential_referred", "value": 12},
-        {"name": "referral_turnover_generated", "value": 349.9},
+        {"name": "referral_nb_potential_referred", "value": "12"},
+        {"name": "referral_turnover_generated", "value": "349.9"},
         {"name": "referral_referrer_id", "value": "ref-1"}]}
     assert body(responses.calls[3]) == {"list_ids": [26]}
+
+
+@responses.activate
+def test_custom_field_values_are_strings_and_decimals_keep_their_places(connector: SplioConnector) -> None:
+    authenticates()
+    patch = responses.patch(f"{BASE}/data/contacts/anna@example.com", json={})
+    update = ContactUpdate(email="anna@example.com", previous_lists={},
+                           fields={"referral_turnover_generated": Decimal("59.90"), "4": 3, "language": "fr"})
+    assert connector.push([update]).failed == {}
+    assert body(patch.calls[0]) == {"custom_fields": [{"name": "referral_turnover_generated", "value": "59.90"},
+                                                      {"id": 4, "value": "3"}], "language": "fr"}
+
+
+@responses.activate
+def test_a_marketing_list_added_to_the_mapping_does_not_subscribe_known_contacts(connector: SplioConnector) -> None:
+    authenticates()
+    subscribe = responses.post(f"{BASE}/data/contacts/bob@example.com/lists/subscribe", json={})
+    # Bob consented long ago; the mapping now also names newsletter 27 and a customers list 26.
+    bob = ContactUpdate(email="bob@example.com", lists={"25": MARKETING, "27": MARKETING, "26": TRANSACTIONAL},
+                        marketing_consent=True, previous_lists={"25": MARKETING}, previous_consent=True)
+    assert connector.push([bob]).failed == {}
+    assert [body(c) for c in subscribe.calls] == [{"list_ids": [26]}]
+    # Consent given now (no -> yes) subscribes every marketing list the mapping names.
+    regained = ContactUpdate(email="bob@example.com", lists={"25": MARKETING, "27": MARKETING},
+                             marketing_consent=True, previous_lists={}, previous_consent=False)
+    assert connector.push([regained]).failed == {}
+    assert body(subscribe.calls[1]) == {"list_ids": [25, 27]}
 
 
 @responses.activate

@@ -138,3 +138,50 @@ def test_sandbox_limits_batch_size_and_rate(server: LiveServer) -> None:
     assert refused and all("Retry-After" not in a.headers for a in refused)
     assert refused[0].json() == {"message": "API rate limit exceeded"}
     assert int(refused[0].headers["RateLimit-Reset"]) >= 1 and refused[0].headers["RateLimit-Remaining"] == "0"
+
+
+def raw(connector: SplioConnector, method: str, path: str, body: Any) -> requests.Response:
+    """A call past the connector, to see the sandbox's own answer."""
+    connector.authenticate()
+    return requests.request(method, f"{connector.base_url}{path}", json=body, timeout=5,
+                            headers=connector.auth_headers())
+
+
+def test_custom_field_values_must_be_strings_and_unknown_keys_are_refused(connector: SplioConnector) -> None:
+    number = raw(connector, "POST", "/data/contacts", {"email": "anna@example.com", "custom_fields": [
+        {"name": "referral_nb_potential_referred", "value": 12}]})
+    assert number.status_code == 400
+    assert number.json()["errors"][0] == {"error_key": "custom_fields.referral_nb_potential_referred",
+                                          "error": "wrong_value", "error_description": "Value 12 must be a string."}
+    unknown = raw(connector, "POST", "/data/contacts", {"email": "anna@example.com", "marketing_optin": True})
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["error_key"] == "marketing_optin"
+    not_int = raw(connector, "POST", "/data/contacts", {"email": "anna@example.com", "custom_fields": [
+        {"name": "referral_nb_potential_referred", "value": "twelve"}]})
+    assert not_int.status_code == 400
+    ok = raw(connector, "POST", "/data/contacts", {"email": "anna@example.com", "custom_fields": [
+        {"name": "referral_nb_potential_referred", "value": "12"}]})
+    assert ok.status_code == 201, ok.text
+    patched = raw(connector, "PATCH", "/data/contacts/anna@example.com", {"custom_fields": [
+        {"id": 4, "value": 59.9}]})
+    assert patched.status_code == 400
+
+
+def test_reject_rule_fails_only_that_contact(server: LiveServer, connector: SplioConnector) -> None:
+    reject = ContactUpdate(email="reject-zed@example.com", fields={"referral_promocode": "Z"},
+                           lists={"25": MARKETING}, marketing_consent=True)
+    result = connector.push([reject, *friends()])
+    assert set(result.failed) == {"reject-zed@example.com"} and result.failed["reject-zed@example.com"].status == 400
+    assert held(server, "bob@example.com")["lists"] == ["25"]
+
+
+def test_an_unsubscribe_made_in_splio_survives_a_new_marketing_list(server: LiveServer,
+                                                                    connector: SplioConnector) -> None:
+    assert connector.push(friends()[:1]).failed == {}
+    # Bob unsubscribes from the newsletter inside Splio.
+    assert raw(connector, "POST", "/data/contacts/bob@example.com/lists/unsubscribe", {"list_ids": [25]}).ok
+    remapped = ContactUpdate(email="bob@example.com", fields={"referral_referred_by": "ref-anna"},
+                             lists={"25": MARKETING, "26": MARKETING}, marketing_consent=True,
+                             previous_lists={"25": MARKETING}, previous_consent=True)
+    assert connector.push([remapped]).failed == {}
+    bob = held(server, "bob@example.com")
+    assert bob["lists"] == [] and bob["marketing_consent"] is False
