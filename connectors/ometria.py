@@ -150,36 +150,65 @@ class OmetriaConnector(Connector):
                 continue
             ready.append((update.email, record))
         for batch in chunks(ready, PUSH_MAX):
-            response = self.request("POST", "/v2/push", data=self.dumps([r for _, r in batch]))
-            self.rejections([email for email, _ in batch], response, result)
+            self.push_batch(list(batch), result)
         result.calls = self.calls
         return result
 
+    def push_batch(self, batch: list[tuple[str, dict[str, Any]]], result: PushResult) -> None:
+        unnamed = self.push_records(batch, result)
+        self.bisect([p for p in batch if p[0] not in result.failed], unnamed, result)
+
+    def push_records(self, part: Sequence[tuple[str, dict[str, Any]]], result: PushResult) -> int:
+        """One push; fails the records the answer names and returns how many it rejected unnamed."""
+        response = self.request("POST", "/v2/push", data=self.dumps([r for _, r in part]))
+        return self.rejections([email for email, _ in part], response, result)
+
+    def bisect(self, part: list[tuple[str, dict[str, Any]]], rejected: int, result: PushResult) -> None:
+        """Find the `rejected` records Ometria counted but did not name, by pushing halves until
+        each is alone. Pushes are idempotent upserts per (collection, id), so the good records a
+        half carries again land again unchanged; a half whose share of the count is zero is not
+        pushed again at all (its records landed with the batch), one wholly rejected is failed."""
+        if rejected <= 0 or not part:
+            return
+        if rejected >= len(part):
+            error = FatalVendorError("rejected by Ometria (the answer counted it without naming it; found by "
+                                     "pushing the batch in halves)", code="rejected")
+            result.fail_all([email for email, _ in part], error)
+            return
+        first, second = part[:len(part) // 2], part[len(part) // 2:]
+        failed_before = len(result.failed)
+        unnamed = self.push_records(first, result)
+        named = len(result.failed) - failed_before
+        self.bisect([p for p in first if p[0] not in result.failed], unnamed, result)
+        self.bisect(second, rejected - named - unnamed, result)
+
     @staticmethod
-    def rejections(emails: Sequence[str], response: requests.Response, result: PushResult) -> None:
-        """The push response schema is UNVERIFIED. We read {"success", "accepted", "rejected",
-        "errors": [{"index", "message"}]}. Rejections we can pin to a record fail that record; if
-        Ometria rejects records without saying which, the safer reading is to fail the whole
-        batch (pushes are idempotent upserts, so a retry of the landed ones costs nothing),
-        never to report a rejected contact as landed."""
+    def rejections(emails: Sequence[str], response: requests.Response, result: PushResult) -> int:
+        """The push response schema is UNVERIFIED. The one second opinion (RudderStack's Ometria
+        handler) reads only {"success", "rejected"}; we also read "errors": [{"index", "message"}]
+        when present. Rejections pinned to a record fail that record; the count left over is
+        returned for `bisect` to find. `success: false` with nothing counted or named rejects
+        every record: a rejected contact is never reported as landed."""
         try:
             data = response.json()
         except ValueError:
             data = {}
         if not isinstance(data, dict):
-            return
-        rejected = int(data.get("rejected") or 0)
-        pinned = 0
+            return 0
+        pinned: set[int] = set()
         for error in data.get("errors") or []:
             index = error.get("index") if isinstance(error, dict) else None
-            if isinstance(index, int) and 0 <= index < len(emails):
+            if isinstance(index, int) and 0 <= index < len(emails) and index not in pinned:
                 result.fail(emails[index], FatalVendorError(str(error.get("message") or "rejected by Ometria"),
                                                             code="rejected"))
-                pinned += 1
-        if rejected > pinned or (data.get("success") is False and not pinned):
-            error = FatalVendorError(f"Ometria rejected {rejected} of {len(emails)} records without naming "
-                                     "them; the whole batch is reported failed", code="rejected_unattributed")
-            result.fail_all(emails, error)
+                pinned.add(index)
+        try:
+            rejected = int(data.get("rejected") or 0)
+        except (TypeError, ValueError):
+            rejected = len(emails)
+        if data.get("success") is False and not pinned and rejected == 0:
+            rejected = len(emails)
+        return max(0, min(rejected, len(emails)) - len(pinned))
 
     # -- erase, check, fields ----------------------------------------------------------------
     def erase(self, emails: list[str]) -> PushResult:

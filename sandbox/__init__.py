@@ -132,7 +132,13 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
             sandbox().latency = float(spec["latency"])
         if "fault_rate" in spec:
             sandbox().fault_rate = float(spec["fault_rate"])
-        return jsonify({"latency": sandbox().latency, "fault_rate": sandbox().fault_rate})
+        for vendor, mode in (spec.get("modes") or {}).items():
+            if mode:
+                sandbox().modes[vendor] = str(mode)
+            else:
+                sandbox().modes.pop(vendor, None)
+        return jsonify({"latency": sandbox().latency, "fault_rate": sandbox().fault_rate,
+                        "modes": dict(sandbox().modes)})
 
     @app.post("/_sandbox/reset")
     def reset() -> Any:

@@ -56,6 +56,8 @@ class Store:
         self.fault_rate = fault_rate
         self.requests: list[dict[str, Any]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
+        # Per-vendor answer modes a test can switch on (e.g. Ometria's "counts_only").
+        self.modes: dict[str, str] = {}
         self.seq = 0
         # vendor -> email -> {"count", "writes": [{"seq", "at", "state"}]}: each change a request
         # made to a contact, in the order the sandbox applied them (the fault tests read it).

@@ -21,6 +21,7 @@ CONTACT_KEYS = {"id", "@collection", "customer_id", "firstname", "lastname", "mi
                 "phone_number", "date_of_birth", "country_id", "timezone", "gender", "store_ids",
                 "timestamp_acquired", "timestamp_subscribed", "timestamp_unsubscribed"}
 OPTIN = {"EXPLICITLY_OPTEDIN": True, "EXPLICITLY_OPTEDOUT": False}
+COUNTS_ONLY = "counts_only"
 
 bp = Blueprint("ometria", __name__)
 
@@ -102,8 +103,12 @@ def push() -> Response:
                 errors.append({"index": index, "message": reason})
             else:
                 apply(record)
-    response = jsonify({"success": True, "accepted": len(records) - len(errors), "rejected": len(errors),
-                        "errors": errors})
+    answer: dict[str, Any] = {"success": True, "accepted": len(records) - len(errors), "rejected": len(errors)}
+    if store().modes.get(VENDOR) != COUNTS_ONLY:
+        # Which record each rejection is: not in any published description. In "counts_only" mode
+        # the sandbox answers as the one second opinion (RudderStack's handler) reads Ometria.
+        answer["errors"] = errors
+    response = jsonify(answer)
     response.status_code = 202
     response.headers.update({"X-QueueSize-Limit": str(QUEUE_CAP), "X-QueueSize-Remaining": str(QUEUE_CAP)})
     return response
@@ -111,6 +116,7 @@ def push() -> Response:
 
 @bp.post("/v2/data-deletion-requests")
 def deletion_request() -> Response:
+    # The body is UNCONFIRMED: Ometria's page says only that the request takes "the email address".
     body = request.get_json(force=True, silent=True)
     email = str((body or {}).get("email") or "").strip().lower() if isinstance(body, dict) else ""
     if "@" not in email:

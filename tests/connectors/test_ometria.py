@@ -158,12 +158,56 @@ def test_rejected_records_named_by_index_fail_alone(connector: OmetriaConnector)
     assert not result.failed["bob@example.com"].retriable
 
 
+def counting(request) -> tuple[int, dict, str]:  # type: ignore[no-untyped-def]
+    """Ometria as its one second opinion shows it: a `rejected` count, no names."""
+    records = json.loads(request.body)
+    bad = sum(1 for r in records if r["email"].startswith("reject-"))
+    return 202, {}, json.dumps({"success": True, "accepted": len(records) - bad, "rejected": bad})
+
+
+def friends(*bad: int, size: int = 8) -> list[ContactUpdate]:
+    return [ContactUpdate(email=f"{'reject-' if i in bad else ''}f{i}@example.com", identity={"id": f"c-{i}"},
+                          fields={"promo_code": f"P{i}"}) for i in range(size)]
+
+
 @responses.activate
-def test_rejected_count_without_names_fails_the_whole_batch(connector: OmetriaConnector) -> None:
-    responses.post(f"{BASE}/v2/push", status=202, json={"success": True, "accepted": 2, "rejected": 1})
-    result = connector.push([referrer(), opted_in_friend(), customer_friend()])
-    assert sorted(result.failed) == ["anna@example.com", "bob@example.com", "cat@example.com"]
-    assert result.failed["anna@example.com"].code == "rejected_unattributed"
+def test_a_counted_unnamed_rejection_is_found_by_pushing_halves(connector: OmetriaConnector) -> None:
+    responses.add_callback(responses.POST, f"{BASE}/v2/push", callback=counting)
+    result = connector.push(friends(5))
+    assert list(result.failed) == ["reject-f5@example.com"]
+    assert result.failed["reject-f5@example.com"].code == "rejected" and not result.failed["reject-f5@example.com"].retriable
+    # 8 records (1 rejected) -> first half 0-3 clean; second half inferred 1 -> 4-5 has it -> 4 clean, so 5.
+    assert [[r["id"] for r in sent(c)] for c in responses.calls] == [
+        [f"c-{i}" for i in range(8)], ["c-0", "c-1", "c-2", "c-3"], ["c-4", "c-5"], ["c-4"]]
+
+
+@responses.activate
+def test_several_unnamed_rejections_are_each_found_and_the_rest_land(connector: OmetriaConnector) -> None:
+    responses.add_callback(responses.POST, f"{BASE}/v2/push", callback=counting)
+    result = connector.push(friends(0, 6, 7, size=100))
+    assert sorted(result.failed) == ["reject-f0@example.com", "reject-f6@example.com", "reject-f7@example.com"]
+    assert len(responses.calls) <= 1 + 3 * 7, "about log2(n) pushes per rejected record"
+
+
+@responses.activate
+def test_a_batch_wholly_rejected_or_refused_without_a_count_fails_every_record(connector: OmetriaConnector) -> None:
+    responses.add_callback(responses.POST, f"{BASE}/v2/push", callback=counting)
+    assert len(connector.push(friends(0, 1, 2, size=3)).failed) == 3 and len(responses.calls) == 1
+    responses.replace(responses.POST, f"{BASE}/v2/push", status=202, json={"success": False})
+    result = connector.push(friends(size=3))
+    assert sorted(result.failed) == ["f0@example.com", "f1@example.com", "f2@example.com"]
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_named_and_unnamed_rejections_together(connector: OmetriaConnector) -> None:
+    # The first answer names index 1 and counts one more; halves then answer by count only.
+    responses.post(f"{BASE}/v2/push", status=202, json={"success": True, "rejected": 2, "errors": [
+        {"index": 1, "message": "Payload invalid: list 9 does not exist."}]})
+    responses.add_callback(responses.POST, f"{BASE}/v2/push", callback=counting)
+    result = connector.push(friends(3, size=4))
+    assert sorted(result.failed) == ["f1@example.com", "reject-f3@example.com"]
+    assert result.failed["f1@example.com"].message == "Payload invalid: list 9 does not exist."
 
 
 @responses.activate

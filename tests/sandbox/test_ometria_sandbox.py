@@ -107,3 +107,20 @@ def test_sandbox_limits_batch_size_and_gdpr_rate(server: LiveServer) -> None:
     http.close()
     refused = [a for a in answers if a.status_code == 429]
     assert refused and all("Retry-After" not in a.headers for a in refused)
+
+
+def test_counts_only_answers_are_bisected_so_only_the_bad_record_fails(server: LiveServer,
+                                                                       connector: OmetriaConnector) -> None:
+    knob = requests.post(f"{server.url}/_sandbox/knobs", json={"modes": {"ometria": "counts_only"}}, timeout=5)
+    assert knob.json()["modes"] == {"ometria": "counts_only"}
+    reject = ContactUpdate(email="reject-zed@example.com", identity={"id": "c-zed"}, fields={"promo_code": "Z"})
+    result = connector.push([*batch(), reject])
+    assert list(result.failed) == ["reject-zed@example.com"]
+    assert held(server, "bob@example.com")["lists"] == ["8400"]
+    pushes = [r for r in requests.get(f"{server.url}/_sandbox/requests", params={"vendor": "ometria"},
+                                      timeout=5).json()["requests"] if r["path"].endswith("/v2/push")]
+    assert [len(p["body"]) for p in pushes] == [4, 2, 1], "the whole batch, then halves: 0-1 clean, 2 clean, so 3"
+    answer = requests.post(f"{server.url}/ometria/v2/push", json=[{"@type": "contact", "id": "c-x",
+                                                                  "email": "reject-x@example.com"}],
+                           headers={"X-Ometria-Auth": emulation.API_KEY}, timeout=5).json()
+    assert answer == {"success": True, "accepted": 0, "rejected": 1}
