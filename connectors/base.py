@@ -123,6 +123,11 @@ class Connector:
         """Enabled when every required setting (the credentials) is present."""
         return bool(cls.required_settings) and all(settings.get(k) for k in cls.required_settings)
 
+    @classmethod
+    def startup_warnings(cls, settings: dict[str, Any]) -> list[str]:
+        """What ops must hear when the hub starts: e.g. credentials the vendor is retiring."""
+        return []
+
     # -- what subclasses provide -------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
         return {}

@@ -1,7 +1,8 @@
 """Emarsys: contacts keyed by field 3 with numeric custom field ids, opt-in field 31, contact lists, erasure.
 
-Core API v2 with the X-WSSE UsernameToken header, or v3 with OAuth2 client credentials
-(https://dev.emarsys.com/docs/emarsys-core-api-guides/ "Authentication").
+Core API v3 with OAuth2 client credentials ("OpenID Connect" API credentials), the recommended
+path and the one used whenever its credentials are set; or v2 with the legacy X-WSSE header,
+which Emarsys is retiring (see WSSE_RETIREMENT). docs/connectors.md holds every fact with its source.
 """
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ from requests.auth import AuthBase
 from .base import Connector, ContactUpdate, PushResult, chunks
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
-# UNVERIFIED against the official docs: two independent clients use this token URL, a secondary
-# summary says /api/v3/auth/token. We use the one the working code uses.
+# Emarsys' own API collection (github.com/emartech/Emarsys-postman-collection, readme.md) sets the
+# access token URL to this, with the client id and secret in a Basic auth header, for the v3 API.
 AUTH_URL = "https://auth.emarsys.net/oauth2/token"
+# WSSE's end of life as a secondary source reports it (api-evangelist/emarsys lifecycle, citing the
+# dev.emarsys.com changelog entry of 2024-11-08). NOT confirmed on Emarsys' own pages: none we
+# could reach states a date. Logged at start-up while WSSE credentials are configured.
+WSSE_RETIREMENT = "2026-12-31"
 EMAIL_FIELD = "3"
 OPT_IN_FIELD = "31"
 OPTED_IN, OPTED_OUT = 1, 2          # field 31 is single-choice: 1 = True, 2 = False
@@ -83,19 +88,41 @@ class EmarsysConnector(Connector):
     def __init__(self, settings: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.clock: Callable[[], float] = time.time
-        self.oauth = not self.settings.get("username") and bool(self.settings.get("client_id"))
-        # UNVERIFIED: contact and list paths on v3 are assumed to mirror v2 (seen only for fields).
+        self.oauth = self.oauth_configured(self.settings)
+        # v3 keeps v2's resource paths: Emarsys states most endpoints and payloads are unchanged
+        # between the two (dev.emarsys.com changelog, via api-evangelist/emarsys), and an
+        # independent v3 client (hobbii/emarsys-sdk-php) calls contact/ and contactlist/ under /api/v3.
         self.api = "/api/v3" if self.oauth else "/api/v2"
         self.wsse = WsseAuth(self.settings.get("username") or "", self.settings.get("secret") or "",
                              lambda: self.clock())
         self._token: str | None = None
         self._token_expires = 0.0
 
+    @staticmethod
+    def oauth_configured(settings: dict[str, Any]) -> bool:
+        return bool(settings.get("client_id") and settings.get("client_secret"))
+
+    @staticmethod
+    def wsse_configured(settings: dict[str, Any]) -> bool:
+        return bool(settings.get("username") and settings.get("secret"))
+
     @classmethod
     def configured(cls, settings: dict[str, Any]) -> bool:
-        """Enabled with WSSE (username + secret) or OAuth (client_id + client_secret)."""
-        return all(settings.get(k) for k in cls.required_settings) or \
-            all(settings.get(k) for k in ("client_id", "client_secret"))
+        """Enabled with OAuth (client_id + client_secret) or WSSE (username + secret)."""
+        return cls.oauth_configured(settings) or cls.wsse_configured(settings)
+
+    @classmethod
+    def startup_warnings(cls, settings: dict[str, Any]) -> list[str]:
+        """WSSE is being retired (date from a secondary source, not confirmed by Emarsys itself)."""
+        if not cls.wsse_configured(settings):
+            return []
+        if cls.oauth_configured(settings):
+            return [f"Emarsys WSSE credentials (HUB_EMARSYS_USERNAME/SECRET) are set but unused: the hub uses the "
+                    f"OAuth2 credentials. Remove them; WSSE is reported to retire on {WSSE_RETIREMENT} "
+                    "(a secondary source; Emarsys' own pages confirm no date)."]
+        return [f"Emarsys is using WSSE, reported to retire on {WSSE_RETIREMENT} (a secondary source; Emarsys' "
+                "own pages confirm no date). Create OpenID Connect API credentials in Emarsys (Management > "
+                "Security Settings) and set HUB_EMARSYS_CLIENT_ID and HUB_EMARSYS_CLIENT_SECRET."]
 
     @property
     def token_url(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import click
 
@@ -93,6 +93,20 @@ class Gunicorn:
         App().run()
 
 
+def warn_at_startup(config: Mapping[str, Any]) -> None:
+    """Log what a vendor is retiring in the credentials set (e.g. Emarsys WSSE), once per start."""
+    import logging
+
+    from connectors import CONNECTORS
+
+    from .config import connector_settings
+
+    log = logging.getLogger("hub.connectors")
+    for name, cls in CONNECTORS.items():
+        for message in cls.startup_warnings(connector_settings(config, name)):
+            log.warning(message, extra={"connector": name})
+
+
 def port_option(default_variable: str, default: int) -> Callable[[Any], Any]:
     return click.option("--port", default=lambda: int(os.environ.get(default_variable, default)), type=int,
                         show_default=f"${default_variable} or {default}")
@@ -115,7 +129,9 @@ def serve(port: int, host: str, workers: int, threads: int) -> None:
     from .store import redis_for
 
     logs.setup()
-    with redis_for(load(), long_running=True):
+    config = load()
+    warn_at_startup(config)
+    with redis_for(config, long_running=True):
         Gunicorn.run(create_app, port, host, workers, threads)
 
 
@@ -130,6 +146,7 @@ def worker() -> None:
 
     logs.setup()    # the pool's own lines as JSON, like every other process
     config = load()
+    warn_at_startup(config)
     connectors = enabled_connectors(config)
     if not connectors:
         raise UserError("no connector is enabled: set HUB_<CONNECTOR>_* credentials (`hub config check` "

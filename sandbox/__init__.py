@@ -16,7 +16,7 @@ VENDORS = {"klaviyo": klaviyo, "emarsys": emarsys, "salesforce": salesforce, "om
 # The credentials each emulated vendor accepts, as connector settings (README documents them).
 DEMO_SETTINGS = {
     "klaviyo": {"api_key": klaviyo.API_KEY},
-    "emarsys": {"username": emarsys.USERNAME, "secret": emarsys.SECRET},
+    "emarsys": {"client_id": emarsys.CLIENT_ID, "client_secret": emarsys.CLIENT_SECRET},
     "salesforce": {"client_id": salesforce.CLIENT_ID, "client_secret": salesforce.CLIENT_SECRET,
                    "refresh_token": salesforce.REFRESH_TOKEN},
     "ometria": {"api_key": ometria.API_KEY},

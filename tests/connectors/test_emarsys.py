@@ -212,3 +212,23 @@ def test_fields_lists_ids_names_and_types_and_check_reads_settings() -> None:
     assert c.fields() == [{"name": "First Name", "id": "1", "type": "shorttext"},
                           {"name": "Referral invites sent", "id": "12001", "type": "numeric"}]
     assert c.check() == {"ok": True, "account": "Acme", "environment": "suite9.emarsys.net", "auth": "wsse"}
+
+
+@responses.activate
+def test_with_both_credential_sets_oauth_is_used_and_wsse_never_sent() -> None:
+    responses.post(AUTH_URL, json={"access_token": "tok-1", "token_type": "bearer", "expires_in": 3600})
+    v3 = responses.put(f"{BASE}/api/v3/contact/?create_if_not_exists=1", json=OK)
+    c = connector(username="acme001", secret=SECRET, client_id="cid", client_secret="csecret")
+    assert c.push([referrer()]).failed == {}
+    assert v3.call_count == 1 and "X-WSSE" not in v3.calls[0].request.headers
+    assert v3.calls[0].request.headers["Authorization"] == "Bearer tok-1"
+
+
+def test_wsse_credentials_warn_at_start_up_naming_the_retirement_date() -> None:
+    wsse_only = EmarsysConnector.startup_warnings({"username": "acme001", "secret": SECRET})
+    assert len(wsse_only) == 1 and "2026-12-31" in wsse_only[0] and "HUB_EMARSYS_CLIENT_ID" in wsse_only[0]
+    both = EmarsysConnector.startup_warnings({"username": "acme001", "secret": SECRET, "client_id": "cid",
+                                              "client_secret": "csecret"})
+    assert len(both) == 1 and "unused" in both[0] and "2026-12-31" in both[0]
+    assert EmarsysConnector.startup_warnings({"client_id": "cid", "client_secret": "csecret"}) == []
+    assert all(SECRET not in m and "csecret" not in m for m in wsse_only + both)

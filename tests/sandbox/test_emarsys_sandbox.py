@@ -132,3 +132,26 @@ def test_fields_come_from_the_demo_account(connector: EmarsysConnector) -> None:
     fields = {f["id"]: f for f in connector.fields()}
     assert fields["12001"] == {"name": "Referral invites sent", "id": "12001", "type": "numeric"}
     assert fields["31"]["type"] == "singlechoice"
+
+
+def test_both_credential_sets_use_oauth_on_v3(server: LiveServer, redis_client: Any) -> None:
+    both = make(server, redis_client, username=emulation.USERNAME, secret=emulation.SECRET,
+                client_id=emulation.CLIENT_ID, client_secret=emulation.CLIENT_SECRET)
+    assert both.check()["auth"] == "oauth2"
+    assert both.push(batch()).failed == {}
+    paths = [r["path"] for r in requests.get(f"{server.url}/_sandbox/requests", params={"vendor": "emarsys"},
+                                             timeout=5).json()["requests"]]
+    assert paths[0] == "/emarsys/oauth2/token" and all("/api/v3/" in p for p in paths[1:]), paths
+
+
+def test_an_opt_out_made_in_emarsys_survives_stats_and_list_changes(server: LiveServer,
+                                                                    connector: EmarsysConnector) -> None:
+    assert connector.push(batch()[1:2]).failed == {}
+    # Bob opts out inside Emarsys (field 31 = 2, False); the hub still holds his consent as given.
+    connector.send("PUT", "/api/v2/contact/", {"key_id": "3", "contacts": [{"3": "bob@example.com", "31": 2}]})
+    later = ContactUpdate(email="bob@example.com", identity={"3": "bob@example.com"}, fields={"12008": "BOB-5"},
+                          lists={"740001": MARKETING, "740002": MARKETING}, marketing_consent=True,
+                          previous_lists={"740001": MARKETING}, previous_consent=True)
+    assert connector.push([later]).failed == {}
+    bob = held(server, "bob@example.com")
+    assert bob["fields"]["31"] == 2 and bob["marketing_consent"] is False and bob["fields"]["12008"] == "BOB-5"
