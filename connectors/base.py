@@ -85,6 +85,24 @@ class PushResult:
             self.fail(email, error)
 
 
+@dataclass
+class Probe:
+    """A harmless call to one endpoint the hub needs: it reads, or writes nothing (an empty list,
+    a contact that cannot exist), so `check` can learn whether the credentials may use it."""
+
+    permission: str
+    method: str
+    path: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def permission_report(found: dict[str, bool], **extra: Any) -> dict[str, Any]:
+    """`check`'s answer: ok only when every permission the hub needs is granted."""
+    missing = sorted(name for name, granted in found.items() if not granted)
+    return {"ok": not missing, **extra, "permissions": {k: "granted" if v else "missing" for k, v in found.items()},
+            "missing": missing}
+
+
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -153,6 +171,21 @@ class Connector:
     def error_from_response(self, response: requests.Response) -> VendorError:
         """Translate a failed response into the error tree (vendors override for their shape)."""
         return self.classify(response, str(response.status_code), self.describe(response))
+
+    def probe(self, probes: Iterable[Probe], refused: Sequence[int] = (403,)) -> dict[str, bool]:
+        """Try each probe: an answer in `refused` means the permission is missing; any other
+        answer (200, or a 400/404 about the empty body) means the endpoint let us in."""
+        found: dict[str, bool] = {}
+        for probe in probes:
+            try:
+                self.request(probe.method, probe.path, ok=(400, 404, 409, 422), **probe.options)
+            except AuthError as exc:
+                if exc.status not in refused:
+                    raise
+                found[probe.permission] = False
+            else:
+                found[probe.permission] = True
+        return found
 
     # -- shared machinery --------------------------------------------------------------------
     @staticmethod

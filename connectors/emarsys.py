@@ -17,7 +17,7 @@ from typing import Any, Callable, Collection, Sequence
 import requests
 from requests.auth import AuthBase
 
-from .base import Connector, ContactUpdate, PushResult, chunks
+from .base import Connector, ContactUpdate, Probe, PushResult, chunks, permission_report
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
 # Emarsys' own API collection (github.com/emartech/Emarsys-postman-collection, readme.md) sets the
@@ -35,6 +35,7 @@ LIST_MAX = 1_000                    # external_ids per list call (10,000 is sing
 DELETE_MAX = 1_000                  # POST /contact/delete
 NOT_FOUND = "2008"                  # "No contact found with the external ID"
 NO_KEY = "<NO_KEY_ID>"              # a data.errors key meaning a root-level error
+PROBE_EMAIL = "permission-check@hub.invalid"   # RFC 2606: no mailbox can exist under .invalid
 # The current docs say ~1000 requests/min per API user "depending on server load" (a single
 # secondary source); the older docs only guarantee at least 200/min. We budget the guaranteed
 # floor, a little under it, per API user (this connector's credentials).
@@ -303,9 +304,30 @@ class EmarsysConnector(Connector):
         return result
 
     def check(self) -> dict[str, Any]:
+        """The settings read proves the credentials; a harmless call to each other endpoint the hub
+        uses shows whether the credential's permissions include it. Emarsys has no call that lists
+        a credential's permissions, and which status it gives a missing one is not documented, so
+        a 401 or 403 from any probe counts as missing."""
         data = self.data(self.request("GET", f"{self.api}/settings"))
-        return {"ok": True, "account": data.get("name"), "environment": data.get("environment"),
-                "auth": "oauth2" if self.oauth else "wsse"}
+        found = self.probe(self.probes(), refused=(401, 403))
+        return permission_report(found, account=data.get("name"), environment=data.get("environment"),
+                                 auth="oauth2" if self.oauth else "wsse")
+
+    def probes(self) -> list[Probe]:
+        """Reads, or writes of nothing: no key to create (create_if_not_exists unset) at an address
+        that cannot exist, empty id lists, list 0 (no list has that id)."""
+        def body(data: dict[str, Any]) -> dict[str, Any]:
+            return {"data": json.dumps(data), "headers": {"Content-Type": "application/json"}}
+        api = self.api
+        return [Probe("GET field/translate", "GET", f"{api}/field/translate/en"),
+                Probe("PUT contact", "PUT", f"{api}/contact/",
+                      options=body({"key_id": EMAIL_FIELD, "contacts": [{EMAIL_FIELD: PROBE_EMAIL}]})),
+                Probe("POST contactlist/add", "POST", f"{api}/contactlist/0/add",
+                      options=body({"key_id": EMAIL_FIELD, "external_ids": []})),
+                Probe("POST contactlist/delete", "POST", f"{api}/contactlist/0/delete",
+                      options=body({"key_id": EMAIL_FIELD, "external_ids": []})),
+                Probe("POST contact/delete", "POST", f"{api}/contact/delete",
+                      options=body({"key_id": EMAIL_FIELD, EMAIL_FIELD: []}))]
 
     def fields(self) -> list[dict[str, Any]]:
         body = self.request("GET", f"{self.api}/field/translate/en").json()

@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import requests
 
-from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, PushResult, chunks
-from .errors import FatalVendorError, RateLimited, VendorError
+from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, Probe, PushResult, chunks, permission_report
+from .errors import AuthError, FatalVendorError, RateLimited, VendorError
 
 PUSH_MAX = 100              # records per push call
 RECORD_BYTES = 60_000       # "Payload invalid: Record is too large." above 60 KB; kept under 61,440
@@ -234,11 +234,16 @@ class OmetriaConnector(Connector):
         return result
 
     def check(self) -> dict[str, Any]:
-        """A judgement: the cheapest documented authenticated read is the list of deletion
-        requests (GET /v2/data-deletion-requests); a 403 there means the key is not authorised.
-        It is counted against the GDPR budget, the safer reading of which limit it falls under."""
-        self.request("GET", "/v2/data-deletion-requests")
-        return {"ok": True, "collection": self.collection}
+        """Ometria cannot say what a key may do; it answers 403 where a key is not authorised
+        (docs.ometria.com data_api_v2). So each endpoint the hub uses gets a harmless call: an
+        empty push (nothing to write) and the list of deletion requests (a read, counted against
+        the GDPR budget, the safer reading of which limit it falls under)."""
+        found = self.probe([Probe("POST /v2/push", "POST", "/v2/push", {"data": "[]"}),
+                            Probe("GET /v2/data-deletion-requests", "GET", "/v2/data-deletion-requests")])
+        if not any(found.values()):
+            raise AuthError("the Ometria API key opens none of the endpoints the hub uses", status=403,
+                            code="forbidden")
+        return permission_report(found, collection=self.collection)
 
     def fields(self) -> list[dict[str, Any]]:
         # Ometria `properties` are free-form: any name is accepted, none must pre-exist.

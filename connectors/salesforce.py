@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import jwt
 import requests
 
-from .base import MARKETING, Connector, ContactUpdate, PushResult, chunks
+from .base import MARKETING, Connector, ContactUpdate, PushResult, chunks, permission_report
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
 LOGIN_URL = "https://login.salesforce.com"
@@ -34,6 +34,8 @@ ALLOCATION_WAIT = 3600.0             # 24 h allocation spent: come back much lat
 CONCURRENCY_WAIT = 60.0              # too many concurrent long calls: a short while
 ALREADY_GONE = ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
 USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+# describe's object-level flags (DescribeSObjectResult) and what each lets the hub do.
+OBJECT_FLAGS = {"queryable": "read", "createable": "create", "updateable": "edit", "deletable": "delete"}
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
@@ -71,6 +73,7 @@ class SalesforceConnector(Connector):
         self.api = f"/services/data/v{version}"
         self.external_id = str(self.settings.get("external_id_field") or EXTERNAL_ID)
         self._token: str | None = None
+        self.scopes: set[str] | None = None
         self.instance_url = ""
         self.usage: tuple[int, int] | None = None
 
@@ -124,6 +127,8 @@ class SalesforceConnector(Connector):
             raise self.token_error(response)
         body = response.json()
         self._token, self.instance_url = body["access_token"], body["instance_url"].rstrip("/")
+        if isinstance(body.get("scope"), str):
+            self.scopes = set(body["scope"].split())
 
     def token_error(self, response: requests.Response) -> VendorError:
         """Token errors are OAuth-shaped: {"error": "invalid_grant", "error_description": "..."}."""
@@ -376,12 +381,39 @@ class SalesforceConnector(Connector):
             body = self.request("GET", body["nextRecordsUrl"]).json()
 
     def check(self) -> dict[str, Any]:
+        """Salesforce says what the integration user may do: the token's scopes, and describe's
+        object flags (queryable, createable, updateable, deletable) and field flags for the
+        Contact and CampaignMember objects the hub writes."""
         limits = self.request("GET", f"{self.api}/limits").json()
         daily = limits.get("DailyApiRequests") or {}
-        return {"ok": True, "instance_url": self.instance_url, "api_version": self.api.rsplit("/v", 1)[1],
-                "daily_api_requests": {"max": daily.get("Max"), "remaining": daily.get("Remaining")}}
+        found: dict[str, bool] = {}
+        if self.scopes is not None:
+            # The REST API needs "api"; "full" encompasses every other scope
+            # (https://developer.salesforce.com/docs/platform/mobile-sdk/guide/oauth-scope-parameter-values.html).
+            found["OAuth scope api"] = bool({"api", "full"} & self.scopes)
+        contact = self.describe_object("Contact")
+        for flag, verb in OBJECT_FLAGS.items():
+            found[f"Contact: {verb}"] = bool(contact.get(flag))
+        fields = {f.get("name"): f for f in contact.get("fields") or []}
+        external = fields.get(self.external_id) or {}
+        found[f"Contact.{self.external_id}: external id"] = bool(external.get("externalId"))
+        found["Contact.HasOptedOutOfEmail: edit"] = bool((fields.get("HasOptedOutOfEmail") or {}).get("updateable"))
+        member = self.describe_object("CampaignMember")
+        for flag in ("queryable", "createable", "deletable"):
+            found[f"CampaignMember: {OBJECT_FLAGS[flag]}"] = bool(member.get(flag))
+        return permission_report(found, instance_url=self.instance_url, api_version=self.api.rsplit("/v", 1)[1],
+                                 daily_api_requests={"max": daily.get("Max"), "remaining": daily.get("Remaining")})
+
+    def describe_object(self, sobject: str) -> dict[str, Any]:
+        """An object's describe; {} when the user cannot see the object at all (404 NOT_FOUND)."""
+        try:
+            return dict(self.request("GET", f"{self.api}/sobjects/{sobject}/describe").json())
+        except FatalVendorError as exc:
+            if exc.status == 404 and not isinstance(exc, AuthError):
+                return {}
+            raise
 
     def fields(self) -> list[dict[str, Any]]:
-        describe = self.request("GET", f"{self.api}/sobjects/Contact/describe").json()
+        describe = self.describe_object("Contact")
         return [{"name": f["name"], "id": f["name"], "type": f["type"]}
                 for f in describe.get("fields") or [] if f["name"].endswith("__c")]

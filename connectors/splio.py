@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import requests
 
-from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, PushResult, chunks
+from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, Probe, PushResult, chunks, permission_report
 from .errors import AuthError, FatalVendorError, RetriableVendorError, VendorError
 
 BULK_MAX = 1_000                    # contacts per bulk create / bulk delete
@@ -24,6 +24,7 @@ STANDARD = {"email", "cellphone", "firstname", "lastname", "language", "creation
 # 20/s, everything else 10/s.
 LIMITS = {"contacts": ((20, 1.0),), "default": ((10, 1.0),)}
 ALREADY_EXISTS = "already exists"
+PROBE_KEY = "permission-check@hub.invalid"   # RFC 2606: no mailbox can exist under .invalid
 
 
 def text(value: Any) -> str:
@@ -271,9 +272,24 @@ class SplioConnector(Connector):
         return result
 
     def check(self) -> dict[str, Any]:
-        """A fresh JWT proves the key; reading the contact fields proves the data API answers."""
+        """A fresh JWT proves the key; Splio has no call that lists what a key may do, so each
+        endpoint the hub uses gets a harmless call (a read, an empty bulk, a PATCH of nothing on a
+        contact that cannot exist) and a 403 (Forbidden) marks it missing."""
         self.authenticate()
-        return {"ok": True, "custom_fields": len(self.fields())}
+        nobody = f"/data/contacts/{quote(PROBE_KEY, safe='@')}"
+        found = self.probe([
+            Probe("GET /data/fields/contacts", "GET", "/data/fields/contacts", {"params": {"per_page": 1}}),
+            Probe("POST /data/contacts/bulk", "POST", "/data/contacts/bulk", {"data": self.dumps({"contacts": []})}),
+            Probe("PATCH /data/contacts/{key}", "PATCH", nobody, {"data": "{}"}),
+            Probe("POST /data/contacts/{key}/lists/subscribe", "POST", f"{nobody}/lists/subscribe",
+                  {"data": self.dumps({"list_ids": []})}),
+            Probe("POST /data/contacts/{key}/lists/unsubscribe", "POST", f"{nobody}/lists/unsubscribe",
+                  {"data": self.dumps({"list_ids": []})}),
+            Probe("DELETE /data/contacts/bulk", "DELETE", "/data/contacts/bulk", {"data": self.dumps({"contacts": []})})])
+        report = permission_report(found)
+        if found.get("GET /data/fields/contacts"):
+            report["custom_fields"] = len(self.fields())
+        return report
 
     def fields(self) -> list[dict[str, Any]]:
         """GET /data/fields/contacts, paged: {"count_element", "elements": [{id, name, data_type}]}."""

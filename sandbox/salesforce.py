@@ -195,7 +195,7 @@ def token() -> Response:
     issued = str(int(time.time() * 1000))
     base = request.url_root.rstrip("/") + f"/{VENDOR}"
     return jsonify({"access_token": access, "instance_url": base, "id": f"{base}/id/{ORG_ID}/005Rf000000Usr1AAA",
-                    "token_type": "Bearer", "issued_at": issued, "scope": "api",
+                    "token_type": "Bearer", "issued_at": issued, "scope": "api refresh_token",
                     "signature": base64.b64encode(secrets.token_bytes(32)).decode()})
 
 
@@ -441,6 +441,11 @@ def query(version: str) -> Response:
     return jsonify({"totalSize": len(rows), "done": True, "records": rows})
 
 
+# The demo integration user's object permissions, as describe reports them.
+OBJECT_ACCESS = {"Contact": {"queryable": True, "createable": True, "updateable": True, "deletable": True},
+                 "CampaignMember": {"queryable": True, "createable": True, "updateable": True, "deletable": True}}
+
+
 @bp.get("/services/data/<version>/sobjects/Contact/describe")
 def describe(version: str) -> Response:
     fields = [{"name": name, "label": name.removesuffix("__c").replace("_", " "), "type": kind,
@@ -448,7 +453,16 @@ def describe(version: str) -> Response:
                "unique": extra.get("unique", False), "nillable": extra.get("nillable", True),
                "createable": name != "Id", "updateable": name != "Id"}
               for name, (kind, extra) in FIELDS.items()]
-    return jsonify({"name": "Contact", "label": "Contact", "custom": False, "fields": fields})
+    return jsonify({"name": "Contact", "label": "Contact", "custom": False, **OBJECT_ACCESS["Contact"],
+                    "fields": fields})
+
+
+@bp.get("/services/data/<version>/sobjects/CampaignMember/describe")
+def describe_member(version: str) -> Response:
+    fields = [{"name": name, "type": "reference" if name.endswith("Id") else "picklist", "createable": True,
+               "updateable": name == "Status"} for name in MEMBER_FIELDS]
+    return jsonify({"name": "CampaignMember", "label": "Campaign Member", "custom": False,
+                    **OBJECT_ACCESS["CampaignMember"], "fields": [{"name": "Id", "type": "id"}, *fields]})
 
 
 @bp.get("/services/data/<version>/limits")

@@ -208,10 +208,27 @@ def test_fields_lists_ids_names_and_types_and_check_reads_settings() -> None:
         {"id": 12001, "name": "Referral invites sent", "application_type": "numeric", "string_id": "ri"}]})
     responses.get(f"{BASE}/api/v2/settings", json={"replyCode": 0, "replyText": "OK", "data": {
         "id": 1, "name": "Acme", "environment": "suite9.emarsys.net"}})
+    put = responses.put(f"{BASE}/api/v2/contact/", json={"replyCode": 0, "replyText": "OK", "data": {
+        "ids": [], "errors": {"permission-check@hub.invalid": {"2008": "No contact found with the external ID: 3"}}}})
+    responses.post(f"{BASE}/api/v2/contactlist/0/add", status=400,
+                   json={"replyCode": 2020, "replyText": "Invalid contact list id: 0", "data": ""})
+    # A credential without the permission to remove from lists, nor to delete contacts.
+    responses.post(f"{BASE}/api/v2/contactlist/0/delete", status=403,
+                   json={"replyCode": 1, "replyText": "Forbidden", "data": ""})
+    deleted = responses.post(f"{BASE}/api/v2/contact/delete", status=401,
+                             json={"replyCode": 1, "replyText": "Unauthorized", "data": ""})
     c = connector()
     assert c.fields() == [{"name": "First Name", "id": "1", "type": "shorttext"},
                           {"name": "Referral invites sent", "id": "12001", "type": "numeric"}]
-    assert c.check() == {"ok": True, "account": "Acme", "environment": "suite9.emarsys.net", "auth": "wsse"}
+    assert c.check() == {"ok": False, "account": "Acme", "environment": "suite9.emarsys.net", "auth": "wsse",
+                         "permissions": {"GET field/translate": "granted", "PUT contact": "granted",
+                                         "POST contactlist/add": "granted", "POST contactlist/delete": "missing",
+                                         "POST contact/delete": "missing"},
+                         "missing": ["POST contact/delete", "POST contactlist/delete"]}
+    # The probes write nothing: no creation, an address that cannot exist, empty id lists.
+    assert put.calls[0].request.url == f"{BASE}/api/v2/contact/"
+    assert json.loads(put.calls[0].request.body) == {"key_id": "3", "contacts": [{"3": "permission-check@hub.invalid"}]}
+    assert json.loads(deleted.calls[0].request.body) == {"key_id": "3", "3": []}
 
 
 @responses.activate

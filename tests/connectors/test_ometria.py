@@ -243,8 +243,17 @@ def test_erase_keeps_what_landed_when_the_gdpr_budget_runs_out(connector: Ometri
 
 @responses.activate
 def test_check_and_fields(connector: OmetriaConnector) -> None:
-    responses.get(f"{BASE}/v2/data-deletion-requests", json=[])
-    assert connector.check() == {"ok": True, "collection": "referral_hub"}
+    empty = responses.post(f"{BASE}/v2/push", status=400, json={"message": "Payload invalid: empty"})
+    responses.get(f"{BASE}/v2/data-deletion-requests", status=403, json={"message": "Forbidden"})
+    assert connector.check() == {"ok": False, "collection": "referral_hub", "missing": ["GET /v2/data-deletion-requests"],
+                                 "permissions": {"POST /v2/push": "granted", "GET /v2/data-deletion-requests": "missing"}}
+    assert empty.calls[0].request.body == "[]"
+    responses.replace(responses.GET, f"{BASE}/v2/data-deletion-requests", json=[])
+    assert connector.check()["ok"] is True
+    responses.replace(responses.POST, f"{BASE}/v2/push", status=403, json={"message": "Forbidden"})
+    responses.replace(responses.GET, f"{BASE}/v2/data-deletion-requests", status=403, json={"message": "Forbidden"})
+    with pytest.raises(AuthError):
+        connector.check()
     assert connector.fields() == []
     assert connector.limits_for("POST", "/v2/push") == ("push", ((8, 1.0),))
     assert connector.limits_for("POST", "/v2/data-deletion-requests") == ("gdpr", ((6, 60.0),))

@@ -58,6 +58,16 @@ def friend(email: str = "bob@example.com", lists: dict[str, str] | None = None, 
                          marketing_consent=True, **kw)
 
 
+def describes(member: dict | None = None) -> None:
+    """Contact and CampaignMember describes of a user with every permission the hub needs."""
+    access = {"queryable": True, "createable": True, "updateable": True, "deletable": True}
+    responses.get(f"{API}/sobjects/Contact/describe", json={"name": "Contact", **access, "fields": [
+        {"name": "Referral_Hub_Email__c", "type": "email", "externalId": True, "updateable": True},
+        {"name": "HasOptedOutOfEmail", "type": "boolean", "updateable": True}]})
+    responses.get(f"{API}/sobjects/CampaignMember/describe", json={"name": "CampaignMember", **access,
+                                                                     **(member or {}), "fields": []})
+
+
 def ok(*ids: str) -> list[dict]:
     return [{"id": i, "success": True, "errors": [], "created": True} for i in ids]
 
@@ -141,6 +151,7 @@ def test_jwt_bearer_assertion_is_rs256_with_the_right_claims() -> None:
                             serialization.NoEncryption()).decode()
     token = login()
     responses.get(f"{API}/limits", json={"DailyApiRequests": {"Max": 15000, "Remaining": 14990}})
+    describes()
     c = connector(grant="jwt", username="int@acme.example", private_key=pem.replace("\n", "\\n"))
     assert c.check()["daily_api_requests"] == {"max": 15000, "remaining": 14990}
     form = parse_qs(token.calls[0].request.body)
@@ -159,8 +170,24 @@ def test_client_credentials_posts_basic_auth_to_my_domain() -> None:
         matchers.urlencoded_params_matcher({"grant_type": "client_credentials"}),
         matchers.header_matcher({"Authorization": basic})])
     responses.get(f"{API}/limits", json={})
+    describes()
     connector(grant="client_credentials", login_url="https://acme.my.salesforce.com").check()
     assert token.call_count == 1
+
+
+@responses.activate
+def test_check_reports_the_scope_and_object_permissions_salesforce_says_are_missing() -> None:
+    responses.post(LOGIN, json={**token_answer(), "scope": "id refresh_token"})
+    responses.get(f"{API}/limits", json={"DailyApiRequests": {"Max": 15000, "Remaining": 14990}})
+    describes(member={"deletable": False})
+    report = connector().check()
+    assert report["ok"] is False
+    assert report["missing"] == ["CampaignMember: delete", "OAuth scope api"]
+    assert report["permissions"]["Contact: edit"] == "granted"
+    assert report["permissions"]["Contact.Referral_Hub_Email__c: external id"] == "granted"
+    responses.replace(responses.GET, f"{API}/sobjects/CampaignMember/describe", status=404,
+                      json=[{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+    assert "CampaignMember: create" in connector().check()["missing"]
 
 
 @responses.activate

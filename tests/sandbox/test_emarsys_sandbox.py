@@ -155,3 +155,15 @@ def test_an_opt_out_made_in_emarsys_survives_stats_and_list_changes(server: Live
     assert connector.push([later]).failed == {}
     bob = held(server, "bob@example.com")
     assert bob["fields"]["31"] == 2 and bob["marketing_consent"] is False and bob["fields"]["12008"] == "BOB-5"
+
+
+def test_check_probes_every_endpoint_and_names_a_missing_permission(server: LiveServer,
+                                                                    connector: EmarsysConnector) -> None:
+    report = connector.check()
+    assert report["ok"] is True and report["missing"] == [] and len(report["permissions"]) == 5
+    requests.post(f"{server.url}/_sandbox/faults", json={"vendor": "emarsys", "status": 403,
+                                                         "path": "/emarsys/api/v2/contact/delete"}, timeout=5)
+    report = connector.check()
+    assert report["ok"] is False and report["missing"] == ["POST contact/delete"]
+    # The probes wrote nothing.
+    assert requests.get(f"{server.url}/_sandbox/emarsys/contacts", timeout=5).json() == {}

@@ -124,3 +124,12 @@ def test_counts_only_answers_are_bisected_so_only_the_bad_record_fails(server: L
                                                                   "email": "reject-x@example.com"}],
                            headers={"X-Ometria-Auth": emulation.API_KEY}, timeout=5).json()
     assert answer == {"success": True, "accepted": 0, "rejected": 1}
+
+
+def test_check_names_an_endpoint_the_key_may_not_use(server: LiveServer, connector: OmetriaConnector) -> None:
+    assert connector.check()["missing"] == []
+    requests.post(f"{server.url}/_sandbox/faults", json={"vendor": "ometria", "status": 403, "body": {
+        "status": 403, "message": "Forbidden"}, "path": "/ometria/v2/data-deletion-requests"}, timeout=5)
+    report = connector.check()
+    assert report["ok"] is False and report["missing"] == ["GET /v2/data-deletion-requests"]
+    assert requests.get(f"{server.url}/_sandbox/ometria/contacts", timeout=5).json() == {}

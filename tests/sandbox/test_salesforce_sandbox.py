@@ -235,3 +235,12 @@ def test_deleting_a_contact_deletes_its_campaign_members(server: LiveServer, con
     assert raw(connector, "GET", "/query", params={"q": soql}).json()["totalSize"] == 1
     assert connector.erase(["bob@example.com"]).failed == {}
     assert raw(connector, "GET", "/query", params={"q": soql}).json()["totalSize"] == 0
+
+
+def test_check_asks_salesforce_for_the_scope_and_object_permissions(connector: SalesforceConnector) -> None:
+    report = connector.check()
+    assert report["ok"] is True and report["missing"] == []
+    assert set(report["permissions"]) == {
+        "OAuth scope api", "Contact: read", "Contact: create", "Contact: edit", "Contact: delete",
+        f"Contact.{EXT}: external id", "Contact.HasOptedOutOfEmail: edit", "CampaignMember: read",
+        "CampaignMember: create", "CampaignMember: delete"}

@@ -116,8 +116,19 @@ def test_expired_jwt_is_renewed_and_wrong_key_refused(server: LiveServer, connec
     assert info.value.status == 401 and "not-the-key" not in str(info.value)
 
 
-def test_check_and_fields(connector: SplioConnector) -> None:
-    assert connector.check() == {"ok": True, "custom_fields": len(emulation.FIELDS)}
+def test_check_and_fields(server: LiveServer, connector: SplioConnector) -> None:
+    report = connector.check()
+    assert report["ok"] is True and report["missing"] == [] and report["custom_fields"] == len(emulation.FIELDS)
+    assert set(report["permissions"]) == {"GET /data/fields/contacts", "POST /data/contacts/bulk",
+                                          "PATCH /data/contacts/{key}", "POST /data/contacts/{key}/lists/subscribe",
+                                          "POST /data/contacts/{key}/lists/unsubscribe", "DELETE /data/contacts/bulk"}
+    # A key Splio forbids to delete: the check names what is missing, and the probes wrote nothing.
+    requests.post(f"{server.url}/_sandbox/faults", json={"vendor": "splio", "status": 403, "path": "/splio/data/contacts/bulk",
+                                                         "body": {"status": 403, "errors": []}}, timeout=5)
+    report = connector.check()
+    assert report["ok"] is False
+    assert report["missing"] == ["DELETE /data/contacts/bulk", "POST /data/contacts/bulk"]
+    assert requests.get(f"{server.url}/_sandbox/splio/contacts", timeout=5).json() == {}
     names = {f["name"]: f["type"] for f in connector.fields()}
     assert names["referral_nb_converted_customers"] == "int"
     assert names["referral_turnover_generated"] == "double"
