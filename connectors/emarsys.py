@@ -242,12 +242,13 @@ class EmarsysConnector(Connector):
         # https://dev.emarsys.com/docs/core-api-reference/f8ljhut3ac2i1-update-contacts
         key_id, key = cls.key_of(update)
         body = {**update.fields, key_id: key}
-        # Opt-in is written only when the hub's consent changes, so an unsubscribe made inside
-        # Emarsys is never overwritten by a later stats update.
+        # Opt-in is written only when the hub's consent changes (no -> yes, yes -> no), never from
+        # a mapped field nor a list change, so an unsubscribe made inside Emarsys is never undone.
+        body.pop(OPT_IN_FIELD, None)
         if update.consent_granted:
-            body.setdefault(OPT_IN_FIELD, OPTED_IN)
+            body[OPT_IN_FIELD] = OPTED_IN
         elif update.consent_withdrawn:
-            body.setdefault(OPT_IN_FIELD, OPTED_OUT)
+            body[OPT_IN_FIELD] = OPTED_OUT
         return body
 
     # -- push ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Contact.LastName is required on create. When the hub knows no last name it sends this, but only
 # where the Contact is being created: never over a name someone typed into Salesforce.
 PLACEHOLDER_LAST_NAME = "[not provided]"
+OPT_OUT_FIELD = "HasOptedOutOfEmail"
 # Sforce-Limit-Info reports the rolling 24 h allocation; we stop short of it so the org's other
 # integrations keep some headroom, and wait as for REQUEST_LIMIT_EXCEEDED.
 USAGE_CEILING = 0.95
@@ -220,12 +221,13 @@ class SalesforceConnector(Connector):
             record.pop("LastName", None)
             if placeholder:
                 record["LastName"] = PLACEHOLDER_LAST_NAME
-        # Consent is written only when the hub's consent changes, so an opt-out recorded in
-        # Salesforce is never undone by a later stats update.
+        # Consent is written only when the hub's consent changes (no -> yes, yes -> no), never from
+        # a mapped field nor a campaign change, so an opt-out recorded in Salesforce is never undone.
+        record.pop(OPT_OUT_FIELD, None)
         if update.consent_granted:
-            record.setdefault("HasOptedOutOfEmail", False)
+            record[OPT_OUT_FIELD] = False
         elif update.consent_withdrawn:
-            record.setdefault("HasOptedOutOfEmail", True)
+            record[OPT_OUT_FIELD] = True
         return record
 
     @staticmethod

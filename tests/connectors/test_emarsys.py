@@ -249,3 +249,15 @@ def test_wsse_credentials_warn_at_start_up_naming_the_retirement_date() -> None:
     assert len(both) == 1 and "unused" in both[0] and "2026-12-31" in both[0]
     assert EmarsysConnector.startup_warnings({"client_id": "cid", "client_secret": "csecret"}) == []
     assert all(SECRET not in m and "csecret" not in m for m in wsse_only + both)
+
+
+@responses.activate
+def test_a_mapped_opt_in_field_is_never_sent_only_a_consent_change_is() -> None:
+    upsert = responses.put(UPSERT, json=OK)
+    mapped = ContactUpdate(email="bob@example.com", identity={"3": "bob@example.com"}, fields={"31": 1, "1": "Bob"},
+                           marketing_consent=True, previous_lists={}, previous_consent=True)
+    withdrawn = ContactUpdate(email="cat@example.com", identity={"3": "cat@example.com"}, fields={"31": 1},
+                              marketing_consent=False, previous_lists={}, previous_consent=True)
+    assert connector().push([mapped, withdrawn]).failed == {}
+    assert json.loads(upsert.calls[0].request.body)["contacts"] == [
+        {"1": "Bob", "3": "bob@example.com"}, {"3": "cat@example.com", "31": 2}]

@@ -336,3 +336,18 @@ def test_a_known_contact_deleted_in_salesforce_is_recreated_with_the_placeholder
     assert connector().push([gone]).failed == {}
     first, second = (json.loads(c.request.body)["records"][0] for c in responses.calls if c.request.url == UPSERT)
     assert "LastName" not in first and second["LastName"] == PLACEHOLDER_LAST_NAME
+
+
+@responses.activate
+def test_a_mapped_opt_out_field_is_never_sent_only_a_consent_change_is() -> None:
+    login()
+    upsert = responses.patch(UPSERT, json=known("003B", "003C"))
+    mapped = ContactUpdate(email="bob@example.com", identity={"Referral_Hub_Email__c": "bob@example.com"},
+                           fields={"HasOptedOutOfEmail": False}, marketing_consent=True,
+                           previous_lists={}, previous_consent=True)
+    withdrawn = ContactUpdate(email="cat@example.com", identity={"Referral_Hub_Email__c": "cat@example.com"},
+                              fields={"HasOptedOutOfEmail": False}, marketing_consent=False,
+                              previous_lists={}, previous_consent=True)
+    assert connector().push([mapped, withdrawn]).failed == {}
+    records = json.loads(upsert.calls[0].request.body)["records"]
+    assert "HasOptedOutOfEmail" not in records[0] and records[1]["HasOptedOutOfEmail"] is True
