@@ -21,6 +21,12 @@ CONTACT_KEYS = {"id", "@collection", "customer_id", "firstname", "lastname", "mi
                 "phone_number", "date_of_birth", "country_id", "timezone", "gender", "store_ids",
                 "timestamp_acquired", "timestamp_subscribed", "timestamp_unsubscribed"}
 OPTIN = {"EXPLICITLY_OPTEDIN": True, "EXPLICITLY_OPTEDOUT": False}
+OPTIN_VALUES = {*OPTIN, "NOT_SPECIFIED"}
+# Every top-level key a contact record may carry (RudderStack's OmetriaContact.json and Ometria's
+# contact docs); custom fields belong in `properties`. Whether Ometria itself refuses other keys is
+# unconfirmed: the sandbox is the stricter, so a custom field sent top-level cannot pass.
+RECORD_KEYS = CONTACT_KEYS | {"@type", "email", "properties", "marketing_optin", "@add_to_lists",
+                              "@remove_from_lists", "@force_optin", "@merge", "channels"}
 COUNTS_ONLY = "counts_only"
 
 bp = Blueprint("ometria", __name__)
@@ -62,13 +68,23 @@ def reject_reason(record: Any) -> str | None:
         return "Payload invalid: Record is too large."
     if not record.get("id"):
         return "Payload invalid: id is required."
+    unknown = sorted(set(record) - RECORD_KEYS)
+    if unknown:
+        return f"Payload invalid: unknown field {unknown[0]!r}; custom fields go in properties."
+    if not isinstance(record.get("properties", {}), dict):
+        return "Payload invalid: properties must be an object."
+    if record.get("marketing_optin", "NOT_SPECIFIED") not in OPTIN_VALUES:
+        return f"Payload invalid: marketing_optin {record['marketing_optin']!r} is not a valid value."
+    lists = [*record.get("@add_to_lists", []), *record.get("@remove_from_lists", [])]
+    if any(not isinstance(i, int) or isinstance(i, bool) for i in lists):
+        return "Payload invalid: list ids must be integers."
     email = str(record.get("email") or "").strip().lower()
     if "@" not in email or email.startswith("reject-"):
         # Deterministic per-record failure: a local part starting "reject-" is an invalid email.
         return f"Payload invalid: invalid email address {email!r}."
-    unknown = [i for i in record.get("@add_to_lists", []) + record.get("@remove_from_lists", []) if str(i) not in LISTS]
-    if unknown:
-        return f"Payload invalid: list {unknown[0]} does not exist."
+    missing = [i for i in lists if str(i) not in LISTS]
+    if missing:
+        return f"Payload invalid: list {missing[0]} does not exist."
     return None
 
 

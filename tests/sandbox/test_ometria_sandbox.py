@@ -133,3 +133,17 @@ def test_check_names_an_endpoint_the_key_may_not_use(server: LiveServer, connect
     report = connector.check()
     assert report["ok"] is False and report["missing"] == ["GET /v2/data-deletion-requests"]
     assert requests.get(f"{server.url}/_sandbox/ometria/contacts", timeout=5).json() == {}
+
+
+def test_records_with_top_level_custom_fields_or_wrong_types_are_rejected(server: LiveServer) -> None:
+    def push(**extra: Any) -> dict[str, Any]:
+        record = {"@type": "contact", "@collection": "referral_hub", "id": "c-x", "email": "x@example.com", **extra}
+        return requests.post(f"{server.url}/ometria/v2/push", json=[record], timeout=5,
+                             headers={"X-Ometria-Auth": emulation.API_KEY}).json()
+
+    assert push(friends_invited=2)["errors"][0]["message"].startswith("Payload invalid: unknown field 'friends_invited'")
+    assert push(properties=[1])["rejected"] == 1
+    assert push(marketing_optin=True)["rejected"] == 1
+    assert push(**{"@add_to_lists": ["8400"]})["rejected"] == 1
+    assert push(properties={"friends_invited": 2}, marketing_optin="NOT_SPECIFIED",
+                **{"@add_to_lists": [8400]}) == {"success": True, "accepted": 1, "rejected": 0, "errors": []}
