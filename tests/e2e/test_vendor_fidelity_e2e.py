@@ -4,6 +4,9 @@ consent leaves every marketing list and keeps the customers list, and Emarsys ru
 the retiring WSSE credentials are named in the start-up logs."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -11,6 +14,7 @@ import requests
 
 from sandbox import DEMO_SETTINGS
 from sandbox import emarsys as emarsys_emulation
+from tests.conftest import ROOT
 from tests.story import event, story
 
 pytestmark = pytest.mark.e2e
@@ -78,3 +82,21 @@ def test_rejections_fail_alone_and_withdrawn_consent_leaves_marketing_lists(stac
         text = (stack.logs / log).read_text()
         assert "WSSE" in text and "2026-12-31" in text, f"no WSSE warning in {log}"
         assert emarsys_emulation.SECRET not in text
+
+
+def check(stack: Any, vendor: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run([sys.executable, "-m", "hub", "connectors", "check", vendor], env=stack.env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_connectors_check_names_missing_permissions(stack_factory) -> None:  # type: ignore[no-untyped-def]
+    stack = stack_factory(connectors=connectors())
+    for vendor in VENDORS:
+        code, report = check(stack, vendor)
+        assert code == 0 and report["ok"] is True and report["missing"] == [], report
+    # A Splio key forbidden the bulk endpoints (403, as Splio answers a forbidden call).
+    stack.fault("splio", 403, path="/splio/data/contacts/bulk", count=2, body={"status": 403, "errors": []})
+    code, report = check(stack, "splio")
+    assert code == 1 and report["missing"] == ["DELETE /data/contacts/bulk", "POST /data/contacts/bulk"]
+    assert report["permissions"]["PATCH /data/contacts/{key}"] == "granted"
