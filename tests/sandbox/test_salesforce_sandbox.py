@@ -244,3 +244,12 @@ def test_check_asks_salesforce_for_the_scope_and_object_permissions(connector: S
         "OAuth scope api", "Contact: read", "Contact: create", "Contact: edit", "Contact: delete",
         f"Contact.{EXT}: external id", "Contact.HasOptedOutOfEmail: edit", "CampaignMember: read",
         "CampaignMember: create", "CampaignMember: delete"}
+
+
+def test_campaign_membership_changes_are_in_the_write_log(server: LiveServer, connector: SalesforceConnector) -> None:
+    joined = contact("bob@example.com", fields={"LastName": "Jones"}, lists={TXN: TRANSACTIONAL})
+    assert connector.push([joined]).failed == {}
+    left = contact("bob@example.com", lists={}, previous_lists={TXN: TRANSACTIONAL})
+    assert connector.push([left]).failed == {}
+    writes = requests.get(f"{server.url}/_sandbox/salesforce/writes/bob@example.com", timeout=5).json()["writes"]
+    assert [w["state"]["lists"] for w in writes] == [[], [TXN], []]
