@@ -215,16 +215,16 @@ def ids() -> dict[str, str]:
 
 def by_id(record_id: str) -> tuple[str, Person] | None:
     """The Contact with this id, noted as reached by the request (for the sandbox's write log)."""
-    found = None
+    found: tuple[str, Person] | None = None
     email = ids().get(record_id)
     person = store().people[VENDOR].get(email) if email is not None else None
-    if person is not None and person.vendor_id == record_id:
+    if email is not None and person is not None and person.vendor_id == record_id:
         found = (email, person)
     else:
         found = next(((e, p) for e, p in store().people[VENDOR].items() if p.vendor_id == record_id), None)
     if found is not None:
         store().touch(VENDOR, found[0])
-    return found  # type: ignore[return-value]
+    return found
 
 
 def failure(code: str, message: str, fields: list[str]) -> dict[str, Any]:
