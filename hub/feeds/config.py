@@ -50,6 +50,7 @@ class Feed(Schema):
     pattern = fields.String(load_default="*.csv")
     mapping = fields.Raw(required=True)         # a preset name or a feed mapping document
     batch = fields.Integer(load_default=500, validate=validate.Range(min=1, max=500))
+    read_window = fields.Integer(load_default=1 << 20, validate=validate.Range(min=1 << 15, max=1 << 26))
 
 
 class Export(Schema):

@@ -89,7 +89,7 @@ def enqueue_export(name: str) -> str:
     """Queue an export on the feeds queue, retried on the hub's retry schedule; after the last
     attempt it stays in the queue's failed-job registry like any failed sync."""
     hub = current_app.config["HUB"]
-    schedule = [int(max(1, s)) for s in retry_schedule(hub)]
+    schedule = [int(s) for s in retry_schedule(hub)]
     queue = Queue(QUEUE, connection=redis(), serializer=JSONSerializer)
     job = queue.enqueue("hub.feeds.jobs.export", name, job_timeout=3600, result_ttl=86400,
                         failure_ttl=hub["FAILURE_TTL"], description=f"export {name}",

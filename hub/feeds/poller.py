@@ -99,7 +99,7 @@ def import_file(client: Any, feed: dict[str, Any], mapping: dict[str, Any], name
     path = posixpath.join(feed["folder"], name)
     status.start(redis(), feed["name"], name)
     try:
-        digest = scan(client, path, mapping["encoding"])
+        digest = scan(client, path, mapping["encoding"], feed["read_window"])
     except Unreadable as exc:
         return finish(client, feed, name, "failed", {"rows": 0}, [(0, "", str(exc))], None)
     finished = redis().hget(done_key(feed["name"]), digest)
@@ -118,10 +118,10 @@ def import_file(client: Any, feed: dict[str, Any], mapping: dict[str, Any], name
             raise sftp.SFTPError(f"{name}: the transfer broke off ({exc}); the file stays for the next poll") from None
         return finish(client, feed, name, "processed", counts, errors, digest)
 
-def scan(client: Any, path: str, encoding: str) -> str:
+def scan(client: Any, path: str, encoding: str, window: int) -> str:
     """The file's SHA-256, after checking every byte decodes in the mapping's encoding."""
     digest, decoder = hashlib.sha256(), codecs.getincrementaldecoder(encoding)()
-    with sftp.open_reader(client, path) as handle:
+    with sftp.open_reader(client, path, window) as handle:
         offset = 0
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
@@ -156,7 +156,7 @@ def stream(client: Any, feed: dict[str, Any], mapping: dict[str, Any], path: str
     writer = csv.writer(errors)
     counts = {"rows": 0, "accepted": 0, "duplicates": 0, "errors": 0}
     batch: list[tuple[int, dict[str, Any]]] = []
-    with sftp.open_reader(client, path) as handle:
+    with sftp.open_reader(client, path, feed["read_window"]) as handle:
         for number, row in rows(handle, mapping):
             counts["rows"] += 1
             try:
@@ -164,7 +164,7 @@ def stream(client: Any, feed: dict[str, Any], mapping: dict[str, Any], path: str
             except Row as exc:
                 writer.writerow((number, exc.column, exc.reason))
                 counts["errors"] += 1
-                status.count(redis(), feed["name"], errors=1)
+                status.count(redis(), feed["name"], rows=1, errors=1)
             if len(batch) >= feed["batch"]:
                 apply(feed, mapping, batch, counts, writer)
                 batch = []

@@ -151,10 +151,10 @@ class Reader(io.RawIOBase):
 
 
 @contextmanager
-def open_reader(client: paramiko.SFTPClient, path: str, buffer: int = 1 << 16) -> Iterator[io.BufferedReader]:
-    """`path` as a buffered binary stream, read in bounded windows."""
+def open_reader(client: paramiko.SFTPClient, path: str, window: int = 1 << 20) -> Iterator[io.BufferedReader]:
+    """`path` as a buffered binary stream, read in windows of `window` bytes."""
     with client.open(path, "rb") as handle:
-        yield io.BufferedReader(Reader(handle, int(handle.stat().st_size or 0)), buffer_size=buffer)
+        yield io.BufferedReader(Reader(handle, int(handle.stat().st_size or 0), window), buffer_size=1 << 16)
 
 
 def ensure_dir(client: paramiko.SFTPClient, path: str) -> None:

@@ -34,7 +34,7 @@ class Expected:
     duplicates: int = 0    # valid rows whose natural key came earlier in the file
 
 
-def activity(path: Path, rows: int, referrers: int = 100, friends_each: int = 3, bad_every: int = 200,
+def activity(path: Path, rows: int, referrers: int = 1000, friends_each: int = 8, bad_every: int = 200,
              dup_every: int = 50, seed: int = 7) -> Expected:
     """Write a referral activity file of `rows` data rows; the counts it must produce."""
     rng = random.Random(seed)
@@ -69,7 +69,7 @@ def activity(path: Path, rows: int, referrers: int = 100, friends_each: int = 3,
         referrer = names[rng.randrange(referrers)]
         friend = rng.choice(friends[referrer])
         when = f"2026-11-{1 + index % 28:02d}T{index % 24:02d}:{index % 60:02d}:00Z"
-        kind = rng.choices(["invited", "registered", "converted"], [1, 2, 30])[0]
+        kind = rng.choices(["invited", "registered", "converted"], [10, 15, 75])[0]
         row = {"referrer": referrer, "friend": friend, "event_type": kind, "order_id": "", "total": "",
                "currency": "", "date": when, "friend_opt_in": "", "promo_code": ""}
         if kind == "converted":

@@ -119,17 +119,19 @@ def test_password_authentication(tmp_path: Path, make_app, feeds_file) -> None: 
         jobs.poll_feed("activity")
 
 
+# paramiko's prefetch thread dies with the connection we cut; that is the point of the test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_cut_mid_download_applies_whole_rows_only_and_the_next_poll_finishes(sandbox_sftp, make_app, feeds_file) -> None:  # type: ignore[no-untyped-def]
     from sandbox.sftp import Cut
 
-    app = hub_with(make_app, feeds_file, activity_feed(sandbox_sftp))
+    app = hub_with(make_app, feeds_file, activity_feed(sandbox_sftp, read_window=1 << 16))
     inbound = sandbox_sftp.root / "inbound"
-    expected = activity(inbound / "big.csv", 40000)
+    expected = activity(inbound / "big.csv", 6000)
     size = (inbound / "big.csv").stat().st_size
     # The first read of the file (the hash) passes; the import's read is cut at 80 %. The client
-    # reads at most a window (1 MiB) ahead of the rows it has applied, so by then whole batches
-    # have been applied, whatever the timing.
-    assert size > (1 << 20) * 2
+    # reads at most a window (64 KiB here) ahead of the rows it has applied, so by then whole
+    # batches have been applied, whatever the timing.
+    assert size * 8 // 10 > (1 << 16) * 2 + 500 * 100
     sandbox_sftp.state.cuts.append(Cut(op="read", after=size * 8 // 10, nth=2))
     with app.app_context():
         with pytest.raises(SFTPError, match="broke off"):
