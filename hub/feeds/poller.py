@@ -24,6 +24,7 @@ import posixpath
 import tempfile
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -151,33 +152,79 @@ def rows(handle: Any, mapping: dict[str, Any]) -> Iterator[tuple[int, dict[str, 
         yield number, dict(zip(header, values))
 
 
+class Applier:
+    """Applies validated batches on one background thread, in order, while the caller reads and
+    validates the next batch: Redis runs the ledger's script while Python parses. At most one
+    batch is in flight, and `drain` waits for it, so when reading fails every batch handed over
+    has been applied whole or not at all (each event is one atomic ledger step)."""
+
+    def __init__(self, feed: str, name: str, token: str, counts: dict[str, int]) -> None:
+        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self.feed, self.name, self.token, self.counts = feed, name, token, counts
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"feed-{feed}")
+        self.pending: Future[None] | None = None
+
+    def submit(self, events: list[dict[str, Any]], rows: int, bad: int) -> None:
+        self.drain()
+        self.pending = self.pool.submit(self._apply, events, rows, bad)
+
+    def drain(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.drain()
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def _apply(self, events: list[dict[str, Any]], rows: int, bad: int) -> None:
+        with self.app.app_context():
+            accepted = 0
+            if events:
+                queues = get_queues()
+                outcomes, fresh = get_ledger().apply_each(events, queues.connectors, "feed", queues.flags())
+                queues.enqueue_flushes([queues.connectors[i] for i in fresh])
+                accepted = sum(outcomes)
+            self.counts["accepted"] += accepted
+            self.counts["duplicates"] += len(events) - accepted
+            status.count(redis(), self.feed, rows=rows, accepted=accepted, duplicates=len(events) - accepted,
+                         errors=bad)
+            renew(self.feed, self.name, self.token)
+            status.progress(redis(), self.feed, self.name, self.counts)
+
+
 def stream(client: Any, feed: dict[str, Any], mapping: dict[str, Any], path: str, name: str, when: str,
            errors: Any, token: str) -> dict[str, int]:
     writer = csv.writer(errors)
     counts = {"rows": 0, "accepted": 0, "duplicates": 0, "errors": 0}
     batch: list[tuple[int, dict[str, Any]]] = []
-    with sftp.open_reader(client, path, feed["read_window"]) as handle:
-        for number, row in rows(handle, mapping):
-            counts["rows"] += 1
-            try:
-                batch.append((number, build(mapping, feed["name"], row, when)))
-            except Row as exc:
-                writer.writerow((number, exc.column, exc.reason))
-                counts["errors"] += 1
-                status.count(redis(), feed["name"], rows=1, errors=1)
-            if len(batch) >= feed["batch"]:
-                apply(feed, mapping, batch, counts, writer)
-                batch = []
-                renew(feed["name"], name, token)
-                status.progress(redis(), feed["name"], name, counts)
-        apply(feed, mapping, batch, counts, writer)
+    applier = Applier(feed["name"], name, token, counts)
+    try:
+        with sftp.open_reader(client, path, feed["read_window"]) as handle:
+            for number, row in rows(handle, mapping):
+                counts["rows"] += 1
+                try:
+                    batch.append((number, build(mapping, feed["name"], row, when)))
+                except Row as exc:
+                    writer.writerow((number, exc.column, exc.reason))
+                    counts["errors"] += 1
+                    status.count(redis(), feed["name"], rows=1, errors=1)
+                if len(batch) >= feed["batch"]:
+                    validate(mapping, batch, counts, writer, applier)
+                    batch = []
+            validate(mapping, batch, counts, writer, applier)
+    finally:
+        applier.close()
     status.progress(redis(), feed["name"], name, counts)
     return counts
 
 
-def apply(feed: dict[str, Any], mapping: dict[str, Any], batch: list[tuple[int, dict[str, Any]]],
-          counts: dict[str, int], writer: Any) -> None:
-    """Validate a batch with the /v1/events schema; apply the good rows as /v1/events does."""
+def validate(mapping: dict[str, Any], batch: list[tuple[int, dict[str, Any]]], counts: dict[str, int],
+             writer: Any, applier: Applier) -> None:
+    """Validate a batch with the /v1/events schema; hand the good rows to be applied as
+    /v1/events applies them (the ledger's batch step, then the flushes queued)."""
     if not batch:
         return
     events, errors = load_events([event for _, event in batch])
@@ -189,16 +236,8 @@ def apply(feed: dict[str, Any], mapping: dict[str, Any], batch: list[tuple[int, 
         for path, message in problems:
             writer.writerow((number, column_for(mapping, event["type"], path), message))
         counts["errors"] += 1
-    accepted = 0
-    if events:
-        queues = get_queues()
-        outcomes, fresh = get_ledger().apply_each(events, queues.connectors, "feed", queues.flags())
-        queues.enqueue_flushes([queues.connectors[i] for i in fresh])
-        accepted = sum(outcomes)
-    counts["accepted"] += accepted
-    counts["duplicates"] += len(events) - accepted
-    status.count(redis(), feed["name"], rows=len(batch), accepted=accepted, duplicates=len(events) - accepted,
-                 errors=len(bad))
+    applier.submit(events, len(batch), len(bad))
+
 
 def finish(client: Any, feed: dict[str, Any], name: str, outcome: str, counts: dict[str, int],
            errors: Any, digest: str | None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """What a feed is doing and has done, for `hub feeds status` and /metrics.
 
-  hub:feeds:<feed>:status    hash: the file in hand, its progress, the last file's summary
+  hub:feeds:<feed>:status    hash: the last file's summary, the last poll and its error
+  hub:feeds:<feed>:active    hash: file -> progress of each file being imported (one per worker)
   hub:m:feeds                counters, field "<feed>\\t<what>" (rows, accepted, duplicates,
                              errors, files_processed, files_failed, files_skipped, interrupted)
 No personal data: file names, counts and reasons only (the reasons name columns, never values).
@@ -28,23 +29,29 @@ def count(redis: Any, feed: str, **amounts: int) -> None:
     pipe.execute()
 
 
+def active(feed: str) -> str:
+    return f"hub:feeds:{feed}:active"
+
+
 def start(redis: Any, feed: str, name: str) -> None:
-    redis.hset(key(feed), mapping={"file": name, "state": "importing", "started": time.time(),
-                                   "progress": json.dumps({"rows": 0})})
+    redis.hset(active(feed), name, json.dumps({"started": time.time(), "rows": 0}))
 
 
 def progress(redis: Any, feed: str, name: str, counts: dict[str, int]) -> None:
-    redis.hset(key(feed), mapping={"file": name, "progress": json.dumps(counts), "updated": time.time()})
+    started = json.loads(redis.hget(active(feed), name) or "{}").get("started", time.time())
+    redis.hset(active(feed), name, json.dumps({"started": started, "updated": time.time(), **counts}))
 
 
 def interrupted(redis: Any, feed: str, name: str, reason: str) -> None:
-    redis.hset(key(feed), mapping={"state": "interrupted", "reason": reason[:300], "updated": time.time()})
+    """The import of `name` broke off: keep its progress (marked) and say why."""
+    held = json.loads(redis.hget(active(feed), name) or "{}")
+    redis.hset(active(feed), name, json.dumps({**held, "interrupted": reason[:300], "updated": time.time()}))
     count(redis, feed, interrupted=1)
 
 
 def finished(redis: Any, feed: str, summary: dict[str, Any]) -> None:
-    redis.hset(key(feed), mapping={"state": "idle", "last": json.dumps(summary), "updated": time.time()})
-    redis.hdel(key(feed), "file", "progress", "reason")
+    redis.hset(key(feed), mapping={"last": json.dumps(summary), "updated": time.time()})
+    redis.hdel(active(feed), summary["file"])
     count(redis, feed, **{f"files_{summary['outcome']}": 1})
 
 
@@ -53,18 +60,24 @@ def polled(redis: Any, feed: str, error: str | None) -> None:
     redis.hset(key(feed), mapping={"polled": time.time(), "poll_error": error or ""})
 
 
+def stamp(seconds: Any) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(seconds)))
+
+
 def read(redis: Any, feed: str) -> dict[str, Any]:
     raw = {k.decode(): v.decode() for k, v in redis.hgetall(key(feed)).items()}
-    out: dict[str, Any] = {"feed": feed, "state": raw.get("state", "idle")}
-    for name in ("file", "reason", "poll_error"):
-        if raw.get(name):
-            out[name] = raw[name]
-    for name in ("progress", "last"):
-        if raw.get(name):
-            out[name] = json.loads(raw[name])
-    for name in ("polled", "updated"):
-        if raw.get(name):
-            out[name] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(raw[name])))
+    files = {k.decode(): json.loads(v) for k, v in redis.hgetall(active(feed)).items()}
+    for entry in files.values():
+        for name in ("started", "updated"):
+            if name in entry:
+                entry[name] = stamp(entry[name])
+    out: dict[str, Any] = {"feed": feed, "importing": files}
+    if raw.get("poll_error"):
+        out["poll_error"] = raw["poll_error"]
+    if raw.get("last"):
+        out["last"] = json.loads(raw["last"])
+    if raw.get("polled"):
+        out["polled"] = stamp(raw["polled"])
     totals = {}
     for name, value in redis.hgetall(COUNTERS).items():
         owner, _, what = name.decode().partition(SEP)

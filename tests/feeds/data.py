@@ -35,11 +35,11 @@ class Expected:
 
 
 def activity(path: Path, rows: int, referrers: int = 1000, friends_each: int = 8, bad_every: int = 200,
-             dup_every: int = 50, seed: int = 7) -> Expected:
+             dup_every: int = 50, seed: int = 7, prefix: str = "ref") -> Expected:
     """Write a referral activity file of `rows` data rows; the counts it must produce."""
     rng = random.Random(seed)
-    names = [f"ref{i:04d}@shop.example" for i in range(referrers)]
-    friends = {r: [f"friend{i:04d}.{j}@mail.example" for j in range(friends_each)] for i, r in enumerate(names)}
+    names = [f"{prefix}{i:04d}@shop.example" for i in range(referrers)]
+    friends = {r: [f"{prefix}-friend{i:04d}.{j}@mail.example" for j in range(friends_each)] for i, r in enumerate(names)}
     out = Expected()
     invited: dict[str, set[str]] = defaultdict(set)
     registered: dict[str, set[str]] = defaultdict(set)
@@ -74,7 +74,7 @@ def activity(path: Path, rows: int, referrers: int = 1000, friends_each: int = 8
                "currency": "", "date": when, "friend_opt_in": "", "promo_code": ""}
         if kind == "converted":
             order += 1
-            row.update(order_id=f"ord-{order}", total=f"{rng.randrange(100, 20000) / 100:.2f}", currency="GBP")
+            row.update(order_id=f"{prefix}-ord-{order}", total=f"{rng.randrange(100, 20000) / 100:.2f}", currency="GBP")
         elif kind == "registered":
             row.update(friend_opt_in=rng.choice(["true", "false"]), promo_code=f"P-{friend[:10]}")
         key = (row["referrer"], row["friend"], row["order_id"], kind)

@@ -138,12 +138,15 @@ def test_a_cut_mid_download_applies_whole_rows_only_and_the_next_poll_finishes(s
             jobs.poll_feed("activity")
         assert (inbound / "big.csv").exists() and not (inbound / "processed").exists()
         status = jobs.status.read(app.extensions["redis"], "activity")
-        assert status["state"] == "interrupted"
-        applied = status["progress"]["accepted"]
+        assert "broke off" in status["poll_error"]
+        progress = status["importing"]["big.csv"]
+        assert progress["interrupted"]
+        applied = progress["accepted"]
         assert 0 < applied < expected.good - expected.duplicates
         (summary,) = jobs.poll_feed("activity")["files"]
         assert summary["outcome"] == "processed"
         assert summary["duplicates"] == expected.duplicates + applied
+        assert jobs.status.read(app.extensions["redis"], "activity")["importing"] == {}
         states = get_ledger().states(sorted(expected.referrers))
         for email, want in expected.referrers.items():
             assert numbers(states[email]) == want, email
