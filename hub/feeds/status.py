@@ -12,9 +12,8 @@ import json
 import time
 from typing import Any
 
+from hub.metrics import FEEDS as COUNTERS
 from hub.metrics import SEP, field
-
-COUNTERS = "hub:m:feeds"
 
 
 def key(feed: str) -> str:

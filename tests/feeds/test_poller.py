@@ -37,6 +37,10 @@ def test_a_file_lands_in_the_ledger_and_bad_rows_in_the_report(sftp_server, make
         states = get_ledger().states(sorted(expected.referrers))
         for email, want in expected.referrers.items():
             assert numbers(states[email]) == want, email
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    for what, value in (("rows", 3000), ("errors", len(expected.bad)), ("duplicates", expected.duplicates),
+                        ("files_processed", 1)):
+        assert f'hub_feed_total{{feed="activity",what="{what}"}} {float(value)}' in metrics
     inbound = sftp_server.root / "inbound"
     assert not (inbound / "day1.csv").exists()
     assert (inbound / "processed" / "day1.csv").exists()
