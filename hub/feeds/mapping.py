@@ -37,9 +37,12 @@ BOOLEAN = {"true": True, "1": True, "yes": True, "y": True, "false": False, "0":
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Splio's referral set-up starts from a contact file with four mandatory columns (unique ID,
-    # email, last name, first name) plus custom fields, uploaded by batch over SFTP. The header
-    # spelling follows Splio's contact field names (firstname, lastname); referral_* are the
-    # custom fields of the hub's Splio mapping. A row with a referrer id enrols a referrer.
+    # email, last name, first name) plus custom fields, uploaded by batch over SFTP
+    # (support.splio.com/hc/it/articles/360021931980, "The data flow between Splio and the
+    # customer"). The header spelling follows Splio's contacts-file columns (email, lastname,
+    # firstname, language: dev-scp.splio.com/docs/datahub-contacts); `unique_id` is the referral
+    # guide's own term; referral_* are the custom fields of the hub's Splio mapping. A row with a
+    # referrer id enrols a referrer.
     "splio-contacts": {
         "description": "Splio contact file: unique ID, email, last name, first name, custom columns",
         "layout": "published",

@@ -85,7 +85,7 @@ def totals_land(stack: Any, expected: Expected) -> bool:
 
 
 @pytest.mark.timeout(600)
-def test_a_large_activity_file_reaches_every_platform_exactly_once(stack_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_large_activity_file_reaches_every_platform_exactly_once(stack_factory, redis_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     args, root, feed = feed_setup(tmp_path)
     feeds_file = tmp_path / "feeds.json"
     feeds_file.write_text(json.dumps({"feeds": [feed]}))
@@ -103,13 +103,15 @@ def test_a_large_activity_file_reaches_every_platform_exactly_once(stack_factory
     assert (big["rows"], big["errors"]) == (ROWS, len(expected.bad))
     assert big["accepted"] + big["duplicates"] == expected.good
 
-    merged = Expected(referrers={**expected.referrers, **small.referrers})      # disjoint people    assert report(inbound / "processed" / "activity-1.csv.errors.csv") == {n: [c] for n, c in expected.bad.items()}
+    merged = Expected(referrers={**expected.referrers, **small.referrers})      # disjoint people
+    assert report(inbound / "processed" / "activity-1.csv.errors.csv") == {n: [c] for n, c in expected.bad.items()}
 
     sample = random.Random(3).sample(sorted(merged.referrers), SAMPLE)
     stack.wait_for(lambda: sample_lands(stack, merged, sample), timeout=300, what="the sample of referrers at all five platforms")
     stack.wait_for(lambda: totals_land(stack, merged), timeout=300, what="every platform's totals")
 
     # the same file again: skipped whole by its hash; the same rows in another order: all duplicates
+    before = {email: redis_client.hgetall(f"hub:c:{email}") for email in merged.referrers}
     (inbound / "processed" / "activity-1.csv").rename(inbound / "activity-1-again.csv")
     with open(inbound / "activity-1-again.csv", newline="") as handle:
         lines = list(csv.reader(handle))
@@ -119,6 +121,9 @@ def test_a_large_activity_file_reaches_every_platform_exactly_once(stack_factory
     again = {f["file"]: f for s in poll_together(stack) for f in s["files"]}
     assert again["activity-1-again.csv"]["outcome"] == "already_imported"
     assert again["activity-3.csv"]["accepted"] == 0
-    assert requests.get(f"{stack.hub}/metrics", timeout=10).ok
+    assert {email: redis_client.hgetall(f"hub:c:{email}") for email in merged.referrers} == before
+    metrics = requests.get(f"{stack.hub}/metrics", timeout=10).text
+    for what, value in (("rows", ROWS + 2000 + 5000), ("files_processed", 3), ("files_skipped", 1)):
+        assert f'hub_feed_total{{feed="activity",what="{what}"}} {float(value)}' in metrics
     assert totals_land(stack, merged) and sample_lands(stack, merged, sample)
 

@@ -137,3 +137,16 @@ def test_a_failing_export_is_retried_then_lands_in_the_failed_registry(sandbox_s
         assert job is not None and "cannot reach" in (job.latest_result().exc_string or "")
         runs = [r for r in caplog.records if job_id in r.getMessage() and "exception raised" in r.getMessage()]
         assert len(runs) == 3                      # the first run, then the schedule's two retries
+
+
+@pytest.mark.parametrize("now, slot", [
+    ("2026-11-29T01:00:30+00:00", "2026-11-29T01:00:00+00:00"),   # winter: 02:00 in Paris is 01:00 UTC
+    ("2026-07-15T00:30:00+00:00", "2026-07-15T00:00:00+00:00"),   # summer: 02:00 in Paris is 00:00 UTC
+    ("2026-07-14T23:59:00+00:00", "2026-07-14T00:00:00+00:00"),
+])
+def test_a_cron_time_is_read_in_the_exports_time_zone(now: str, slot: str) -> None:
+    from datetime import datetime, timezone
+
+    spec = {"cron": "0 2 * * *", "timezone": "Europe/Paris"}
+    got = jobs.last_slot(spec, datetime.fromisoformat(now))
+    assert got.astimezone(timezone.utc) == datetime.fromisoformat(slot)
