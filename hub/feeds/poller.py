@@ -98,16 +98,15 @@ def poll(feed: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:
 def import_file(client: Any, feed: dict[str, Any], mapping: dict[str, Any], name: str, mtime: int,
                 token: str) -> dict[str, Any]:
     path = posixpath.join(feed["folder"], name)
-    status.start(redis(), feed["name"], name)
     try:
         digest = scan(client, path, mapping["encoding"], feed["read_window"])
     except Unreadable as exc:
         return finish(client, feed, name, "failed", {"rows": 0}, [(0, "", str(exc))], None)
-    finished = redis().hget(done_key(feed["name"]), digest)
-    if finished:
+    if redis().hexists(done_key(feed["name"]), digest):
         status.count(redis(), feed["name"], files_skipped=1)
         move(client, feed["folder"], name, "processed")
         return {"file": name, "outcome": "already_imported", "sha256": digest}
+    status.start(redis(), feed["name"], name)
     when = datetime.fromtimestamp(mtime or time.time(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", newline="") as errors:
         try:
@@ -118,6 +117,7 @@ def import_file(client: Any, feed: dict[str, Any], mapping: dict[str, Any], name
             status.interrupted(redis(), feed["name"], name, str(exc))
             raise sftp.SFTPError(f"{name}: the transfer broke off ({exc}); the file stays for the next poll") from None
         return finish(client, feed, name, "processed", counts, errors, digest)
+
 
 def scan(client: Any, path: str, encoding: str, window: int) -> str:
     """The file's SHA-256, after checking every byte decodes in the mapping's encoding."""
