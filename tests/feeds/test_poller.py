@@ -47,9 +47,9 @@ def test_a_file_lands_in_the_ledger_and_bad_rows_in_the_report(sftp_server, make
     assert report(inbound / "processed" / "day1.csv.errors.csv") == {n: [c] for n, c in expected.bad.items()}
 
 
-def test_the_same_file_again_changes_nothing(sandbox_sftp, make_app, feeds_file, redis_client) -> None:  # type: ignore[no-untyped-def]
-    app = hub_with(make_app, feeds_file, activity_feed(sandbox_sftp))
-    inbound = sandbox_sftp.root / "inbound"
+def test_the_same_file_again_changes_nothing(sftp_server, make_app, feeds_file, redis_client) -> None:  # type: ignore[no-untyped-def]
+    app = hub_with(make_app, feeds_file, activity_feed(sftp_server))
+    inbound = sftp_server.root / "inbound"
     expected = activity(inbound / "a.csv", 1000)
     with app.app_context():
         first = jobs.poll_feed("activity")["files"][0]
@@ -92,17 +92,17 @@ def test_a_file_in_the_wrong_encoding_fails_before_any_row_applies(sandbox_sftp,
     assert "not utf-8" in (inbound / "failed" / "latin.csv.errors.csv").read_text()
 
 
-def test_a_changed_host_key_is_refused(sandbox_sftp, make_app, feeds_file) -> None:  # type: ignore[no-untyped-def]
-    feed = activity_feed(sandbox_sftp)
+def test_a_changed_host_key_is_refused(sftp_server, make_app, feeds_file) -> None:  # type: ignore[no-untyped-def]
+    feed = activity_feed(sftp_server)
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
     feed["sftp"] = {**feed["sftp"], "host_key": other}
     app = hub_with(make_app, feeds_file, feed)
-    activity(sandbox_sftp.root / "inbound" / "a.csv", 10)
+    activity(sftp_server.root / "inbound" / "a.csv", 10)
     with app.app_context(), pytest.raises(HostKeyMismatch) as caught:
         jobs.poll_feed("activity")
     message = str(caught.value)
     assert "host key mismatch" in message and "refusing to connect" in message
-    assert (sandbox_sftp.root / "inbound" / "a.csv").exists()
+    assert (sftp_server.root / "inbound" / "a.csv").exists()
 
 
 def test_password_authentication(tmp_path: Path, make_app, feeds_file) -> None:  # type: ignore[no-untyped-def]
@@ -156,9 +156,9 @@ def test_a_cut_mid_download_applies_whole_rows_only_and_the_next_poll_finishes(s
             assert numbers(states[email]) == want, email
 
 
-def test_two_pollers_import_each_file_once(sandbox_sftp, make_app, feeds_file) -> None:  # type: ignore[no-untyped-def]
-    app = hub_with(make_app, feeds_file, activity_feed(sandbox_sftp, batch=100))
-    inbound = sandbox_sftp.root / "inbound"
+def test_two_pollers_import_each_file_once(sftp_server, make_app, feeds_file) -> None:  # type: ignore[no-untyped-def]
+    app = hub_with(make_app, feeds_file, activity_feed(sftp_server, batch=100))
+    inbound = sftp_server.root / "inbound"
     wanted = {}
     for n in range(4):
         wanted[f"f{n}.csv"] = activity(inbound / f"f{n}.csv", 1500, seed=n)
