@@ -1,4 +1,4 @@
-"""`hub feeds`: status, poll, export, the feed mapping's versions, and the feeds worker."""
+"""`hub feeds`: status, poll, export, and the feed mapping's versions."""
 from __future__ import annotations
 
 import json
@@ -61,7 +61,7 @@ def poll(name: str | None) -> None:
 
 @feeds.command()
 @click.argument("name")
-@click.option("--queue", "queued", is_flag=True, help="queue it on the feeds queue (retried) instead of running it here")
+@click.option("--queue", "queued", is_flag=True, help="queue it for the worker pool (retried) instead of running it here")
 def export(name: str, queued: bool) -> None:
     """Build and upload export NAME now."""
     from . import jobs
@@ -82,15 +82,6 @@ def due(now: str | None) -> None:
 
     with feeds_app():
         emit({"queued": jobs.exports_due(now)})
-
-
-@feeds.command()
-@click.option("--burst", is_flag=True, help="stop when the queue is empty")
-def worker(burst: bool) -> None:
-    """Run an RQ worker on the feeds queue (queued and retried exports)."""
-    from . import jobs
-
-    jobs.work(burst=burst)
 
 
 @feeds.command()

@@ -1,10 +1,10 @@
-"""The feeds' jobs: plain functions run by the hub's scheduler, by an RQ worker on the `feeds`
-queue, or directly by `hub feeds`. Each needs an app context (the worker provides one)."""
+"""The feeds' jobs: plain functions run by the hub's scheduler (hub/scheduler.py: `feeds-poll`
+and `feeds-exports`), by the pool's periodic worker, or directly by `hub feeds`. Each needs an
+app context (the worker provides one)."""
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from flask import current_app
-from rq import Queue, Retry, Worker
+from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from hub.config import retry_schedule
@@ -21,7 +21,7 @@ from . import config, exports, poller, status, versions
 from .sftp import BROKEN as SFTP_BROKEN
 from .sftp import SFTPError
 
-QUEUE = "feeds"
+QUEUE = "hub-periodic"      # hub.scheduler.QUEUE: every worker pool serves it
 log = logging.getLogger("hub.feeds")
 _ADVANCE = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
@@ -86,7 +86,7 @@ def export(name: str) -> dict[str, Any]:
 
 
 def enqueue_export(name: str) -> str:
-    """Queue an export on the feeds queue, retried on the hub's retry schedule; after the last
+    """Queue an export on the periodic queue, retried on the hub's retry schedule; after the last
     attempt it stays in the queue's failed-job registry like any failed sync."""
     hub = current_app.config["HUB"]
     schedule = [int(s) for s in retry_schedule(hub)]
@@ -135,17 +135,3 @@ def export_status(name: str) -> dict[str, Any]:
     if raw.get("error"):
         out["error"] = raw["error"]
     return out
-
-
-def work(burst: bool = False) -> None:
-    """An RQ worker on the feeds queue, inside an app context (`hub feeds worker`)."""
-    from hub import create_app, logs
-
-    app = create_app()
-    with app.app_context():
-        logs.setup(names=("hub", "rq"))
-        hub = app.config["HUB"]
-        worker = Worker([Queue(QUEUE, connection=redis(), serializer=JSONSerializer)], connection=redis(),
-                        serializer=JSONSerializer, worker_ttl=hub["WORKER_TTL"],
-                        maintenance_interval=hub["MAINTENANCE_INTERVAL"])
-        worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))

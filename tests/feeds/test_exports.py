@@ -150,3 +150,35 @@ def test_a_cron_time_is_read_in_the_exports_time_zone(now: str, slot: str) -> No
     spec = {"cron": "0 2 * * *", "timezone": "Europe/Paris"}
     got = jobs.last_slot(spec, datetime.fromisoformat(now))
     assert got.astimezone(timezone.utc) == datetime.fromisoformat(slot)
+
+
+def test_an_export_made_due_runs_through_the_hubs_scheduler(sandbox_sftp, make_app, feeds_file, redis_client) -> None:  # type: ignore[no-untyped-def]
+    from hub.mappingstore import known_contacts
+    from hub.scheduler import QUEUE, HubScheduler, periodic_jobs
+
+    spec = export_spec(sandbox_sftp, cron="0 2 * * *", timezone="Europe/Paris")
+    app = make_app(FEEDS_FILE=feeds_file([activity_feed(sandbox_sftp)], [spec]))
+    activity(sandbox_sftp.root / "inbound" / "seed.csv", 1500)
+    # the last run was long ago, so the latest 02:00 in Paris is due now: no waiting on a clock
+    redis_client.set("hub:feeds:export:stats:slot", 0)
+    scheduler = HubScheduler(redis_client, periodic_jobs(app.config["HUB"]), 30)
+    scheduler.register_birth()
+    try:
+        assert sorted(j.name for j in scheduler.enqueue_jobs()) == ["feeds-exports", "feeds-poll", "sweep"]
+    finally:
+        scheduler.register_death()
+    queue = Queue(QUEUE, connection=redis_client, serializer=JSONSerializer)
+    with app.app_context():
+        # the poll imports the file; exports_due queues the export; the export runs: one pass
+        SimpleWorker([queue], connection=redis_client, serializer=JSONSerializer).work(burst=True)
+        manifest = jobs.export_status("stats")["last"]
+        states = get_ledger().states(list(known_contacts(redis_client)))
+    rows, written, raw = read_export(sandbox_sftp, manifest["file"])
+    assert written == manifest and manifest["sha256"] == hashlib.sha256(raw).hexdigest() and manifest["rows"] == len(rows)
+    referrers = {e: s for e, s in states.items() if s and s["is_referrer"]}
+    assert len(referrers) > 100
+    assert {r["email"]: (int(r["referral_nb_potential_referred"]), int(r["referral_nb_converted_prospects"]),
+                         int(r["referral_nb_converted_customers"]), Decimal(r["referral_turnover_generated"]),
+                         r["referral_referrer_id"], r["referral_promocode"]) for r in rows} == {
+        e: (s["invites_sent"], s["friends_registered"], s["friends_converted"], s["turnover_amount"],
+            s.get("referrer_id", ""), s.get("promo_code", "")) for e, s in referrers.items()}
