@@ -99,3 +99,28 @@ def test_the_cli_says_what_is_wrong_without_a_traceback(make_app, tmp_path, monk
     assert "secret-password-1" not in result.output
     result = CliRunner().invoke(main, ["feeds", "export", "nope"])
     assert result.exit_code == 1 and "no export named 'nope'" in result.output
+
+
+def test_a_feed_mapping_is_versioned_like_a_field_mapping(redis_client) -> None:  # type: ignore[no-untyped-def]
+    from hub.feeds import versions
+    from hub.mappingstore import StaleVersion
+
+    feed = {"name": "shop", "mapping": "referral-activity"}
+    head = versions.current(redis_client, feed)
+    assert (head["version"], head["document"]) == (0, "referral-activity")
+    changed = json.loads(json.dumps(PRESETS["referral-activity"]))
+    changed["type"]["values"]["bought"] = "friend.converted"
+    saved = versions.save(redis_client, feed, changed, author="ops", if_match=head["etag"])
+    assert saved["version"] == 1
+    mapping = versions.current_mapping(redis_client, feed)
+    row = {"referrer": "a@b.example", "friend": "c@d.example", "event_type": "bought", "order_id": "o1",
+           "total": "1.00", "currency": "GBP", "date": "2026-11-01T00:00:00Z"}
+    assert build(mapping, "shop", row, "x")["type"] == "friend.converted"
+    with pytest.raises(StaleVersion):
+        versions.save(redis_client, feed, changed, author="ops", if_match=head["etag"])
+    broken = {**changed, "key": ["missing"]}
+    with pytest.raises(ValueError, match="key: missing is not one of the columns"):
+        versions.save(redis_client, feed, broken, author="ops")
+    back = versions.rollback(redis_client, feed, 0, author="ops")
+    assert (back["version"], versions.current(redis_client, feed)["document"]) == (2, "referral-activity")
+    assert [r["version"] for r in versions.history(redis_client, feed)] == [2, 1, 0]
