@@ -158,10 +158,17 @@ def open_reader(client: paramiko.SFTPClient, path: str, window: int = 1 << 20) -
 
 
 def ensure_dir(client: paramiko.SFTPClient, path: str) -> None:
+    """Create `path` unless it exists; another worker creating it at the same moment is fine
+    (SFTP answers a mkdir over an existing folder with a bare "Failure")."""
     try:
         client.stat(path)
+        return
     except FileNotFoundError:
+        pass
+    try:
         client.mkdir(path)
+    except OSError:
+        client.stat(path)       # raises when the folder still is not there
 
 
 def replace(client: paramiko.SFTPClient, source: str, target: str) -> None:
