@@ -160,14 +160,28 @@ def worker() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--latency", default=0.0, show_default=True, help="seconds added to every vendor call")
 @click.option("--fault-rate", default=0.0, show_default=True, help="share of calls answered 503")
-def sandbox(port: int, host: str, latency: float, fault_rate: float) -> None:
+@click.option("--sftp-port", type=int, help="also serve an SFTP server on this port (0: any free port)")
+@click.option("--sftp-root", default="var/sftp", show_default=True, help="the folder the SFTP server serves")
+@click.option("--sftp-host-key", default="var/sftp-host-key", show_default=True, help="its host key (created if missing)")
+@click.option("--sftp-authorized-keys", help="an authorized_keys file for public-key logins")
+def sandbox(port: int, host: str, latency: float, fault_rate: float, sftp_port: int | None, sftp_root: str,
+            sftp_host_key: str, sftp_authorized_keys: str | None) -> None:
     """Serve the local stand-in for the vendor APIs (one process, many threads)."""
     from sandbox import create_sandbox
 
     from . import logs
 
     logs.setup()
-    Gunicorn.run(lambda: create_sandbox(latency=latency, fault_rate=fault_rate), port, host, 1, 64)
+
+    def factory() -> Any:
+        app = create_sandbox(latency=latency, fault_rate=fault_rate)
+        if sftp_port is not None:
+            from sandbox.sftp import attach
+
+            attach(app, sftp_port, sftp_root, sftp_host_key, sftp_authorized_keys, host)
+        return app
+
+    Gunicorn.run(factory, port, host, 1, 64)
 
 
 @main.command()
@@ -188,10 +202,11 @@ def connectors() -> None:
 
 from .admin_cli import CONNECTOR_COMMANDS, mappings  # noqa: E402
 from .contacts import contacts_cli  # noqa: E402
+from .feeds.cli import feeds  # noqa: E402
 from .ops import connectors_pause, connectors_resume, connectors_status, failed_cli  # noqa: E402
 from .runner_cli import RUN_COMMANDS  # noqa: E402
 
 for _command in (connectors_pause, connectors_resume, connectors_status, *CONNECTOR_COMMANDS):
     connectors.add_command(_command)
-for _command in (failed_cli, contacts_cli, mappings, *RUN_COMMANDS):
+for _command in (failed_cli, contacts_cli, mappings, feeds, *RUN_COMMANDS):
     main.add_command(_command)

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from .auth import sign
+from .feeds import demo as feed_demo
 from .processes import free_port, start, stop, wait_http
 
 SECRET = "whsec_ZGVtby1zZWNyZXQtZm9yLXJlZmVycmFsLXN5bmMtaHVi"
@@ -124,13 +125,15 @@ def run(keep: bool = False) -> None:
     sandbox_port, hub_port = free_port(), free_port()
     sandbox, hub = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{hub_port}"
     env = {**os.environ, "HUB_REDIS_URL": server.url, "HUB_INGEST_SECRETS": SECRET, "HUB_FLUSH_WINDOW": "0.2"}
+    sftp_args, feed_env = feed_demo.prepare(data)
+    env.update(feed_env)
     for vendor, settings in DEMO_SETTINGS.items():
         env.update({f"HUB_{vendor.upper()}_{k.upper()}": v for k, v in settings.items()})
         env[f"HUB_{vendor.upper()}_BASE_URL"] = f"{sandbox}/{vendor}"
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs = [start(name, args, env, logs) for name, args in (
-        ("sandbox", ["sandbox", "--port", str(sandbox_port)]),
+        ("sandbox", ["sandbox", "--port", str(sandbox_port), *sftp_args]),
         ("hub", ["serve", "--port", str(hub_port)]), ("worker", ["worker"]))]
     try:
         wait_http(f"{sandbox}/_sandbox/stats")
@@ -140,6 +143,7 @@ def run(keep: bool = False) -> None:
         print(f"\nPosting {len(delivered)} signed events in 3 batches (one out of order, one retried, one order sent twice):")
         for n, first in enumerate(range(0, len(delivered), 5)):
             print(f"  batch {n + 1}: {answer_line(post(hub, delivered[first:first + 5], f'demo-{n}'))}")
+        feed_demo.run_import(env, data)
         redis = connect(server.url)
         vendors = list(DEMO_SETTINGS)
         deadline = time.monotonic() + 60
@@ -149,7 +153,7 @@ def run(keep: bool = False) -> None:
         time.sleep(0.5)
         print("\nWhat each platform now holds:")
         show(sandbox, vendors, ["anna@example.com", "ben@example.com", "cleo@example.com", "dan@example.com",
-                                "eve@example.com"])
+                                "eve@example.com", "fay@example.com"])
         calls = requests.get(f"{sandbox}/_sandbox/stats", timeout=5).json()
         print("\nVendor calls: " + ", ".join(f"{v} {calls.get(f'{v} total', 0)}" for v in vendors))
         if keep:

@@ -35,6 +35,7 @@ CONTACTS = "hub:m:contacts"      # connector, outcome -> count
 BACKOFFS = "hub:m:backoffs"      # connector, reason -> count
 LATENCY = "hub:m:latency"        # connector, le|sum|count -> value
 SWEEPS = "hub:m:sweeps"          # connector -> flushes the periodic sweep had to queue
+FEEDS = "hub:m:feeds"            # feed, what (rows, accepted, duplicates, errors, files_*) -> count
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
 SEP = "\t"
 
@@ -129,7 +130,9 @@ class HubCollector:
                  (BACKOFFS, "hub_backoffs", "Flushes put off after a retriable vendor error.",
                   ["connector", "reason"]),
                  (SWEEPS, "hub_sweep_flushes", "Flushes the periodic sweep queued for stranded contacts "
-                  "(each one is a path that left no job: expected 0).", ["connector"]))
+                  "(each one is a path that left no job: expected 0).", ["connector"]),
+                 (FEEDS, "hub_feed", "CSV feed rows and files, by feed and what happened to them.",
+                  ["feed", "what"]))
         for key, name, doc, labels in specs:
             family = CounterMetricFamily(name, doc, labels=labels)
             for values, count in sorted(_hash(self.redis, key).items()):

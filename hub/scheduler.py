@@ -49,7 +49,11 @@ def periodic_jobs(config: Mapping[str, Any]) -> list[Periodic]:
     An interval of 0 turns a job off."""
     jobs = [
         Periodic("sweep", "hub.sync.sweep", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
-    ]
+    ] + ([  # CSV feeds over SFTP (docs/feeds.md), when HUB_FEEDS_FILE names some
+        Periodic("feeds-poll", "hub.feeds.jobs.poll_feeds", interval_seconds=float(config.get("FEEDS_POLL_INTERVAL") or 60),
+                 timeout=3600),
+        Periodic("feeds-exports", "hub.feeds.jobs.exports_due", interval_seconds=60, timeout=120),
+    ] if config.get("FEEDS_FILE") else [])
     return [job for job in jobs if job.cron or (job.interval_seconds or 0) > 0]
 
 

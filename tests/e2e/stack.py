@@ -18,7 +18,8 @@ from tests.conftest import INGEST_SECRET, ROOT, TOKENS, signed_headers
 
 class Stack:
     def __init__(self, redis_url: str, logs: Path, connectors: dict[str, dict[str, str]] | None = None,
-                 latency: float = 0.0, env: dict[str, str] | None = None) -> None:
+                 latency: float = 0.0, env: dict[str, str] | None = None,
+                 sandbox_args: list[str] | None = None) -> None:
         self.logs = logs
         self.sandbox_port, self.hub_port = free_port(), free_port()
         self.sandbox = f"http://127.0.0.1:{self.sandbox_port}"
@@ -35,7 +36,8 @@ class Stack:
         self.env.update(env or {})
         self.procs: dict[str, subprocess.Popen[Any]] = {}
         try:
-            self.start("sandbox", "sandbox", "--port", str(self.sandbox_port), "--latency", str(latency))
+            self.start("sandbox", "sandbox", "--port", str(self.sandbox_port), "--latency", str(latency),
+                       *(sandbox_args or []))
             self.start("hub", "serve", "--port", str(self.hub_port), "--workers", "2")
             self.start_worker()
             self.wait_http(f"{self.sandbox}/_sandbox/stats")

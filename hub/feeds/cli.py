@@ -1,0 +1,178 @@
+"""`hub feeds`: status, poll, export, and the feed mapping's versions."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+
+
+@contextmanager
+def feeds_app() -> Iterator[Any]:
+    """An app context; configuration and SFTP errors become a readable message, never a traceback."""
+    from hub.admin_cli import hub_app
+
+    from .config import FeedConfigError
+    from .sftp import SFTPError
+
+    try:
+        with hub_app() as app:
+            yield app
+    except (FeedConfigError, SFTPError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+def feeds() -> None:
+    """CSV feeds over SFTP: files in, exports out (HUB_FEEDS_FILE)."""
+
+
+@feeds.command()
+@click.argument("name", required=False)
+def status(name: str | None) -> None:
+    """Each feed's progress, counts (rows, accepted, duplicates, errors) and each export's last run."""
+    from . import jobs
+    from . import status as feed_status
+
+    with feeds_app() as app:
+        config = jobs.settings()
+        names = [config.feed(name)["name"]] if name and name in config.feeds else ([] if name else list(config.feeds))
+        out: dict[str, Any] = {"feeds": [feed_status.read(app.extensions["redis"], n) for n in names]}
+        export_names = [config.export(name)["name"]] if name and name not in config.feeds else ([] if name else list(config.exports))
+        out["exports"] = [jobs.export_status(n) for n in export_names]
+        emit(out)
+
+
+@feeds.command()
+@click.argument("name", required=False)
+def poll(name: str | None) -> None:
+    """Import the new files of one feed (or every feed) now."""
+    from . import jobs
+
+    with feeds_app():
+        emit(jobs.poll_feed(name) if name else jobs.poll_feeds())
+
+
+@feeds.command()
+@click.argument("name")
+@click.option("--queue", "queued", is_flag=True, help="queue it for the worker pool (retried) instead of running it here")
+def export(name: str, queued: bool) -> None:
+    """Build and upload export NAME now."""
+    from . import jobs
+
+    with feeds_app():
+        if queued:
+            jobs.settings().export(name)
+            emit({"queued": jobs.enqueue_export(name)})
+        else:
+            emit(jobs.export(name))
+
+
+@feeds.command()
+@click.option("--now", help="ISO 8601 time to check the cron schedules against (default: now)")
+def due(now: str | None) -> None:
+    """Queue the exports whose cron time has come (what the scheduler runs each minute)."""
+    from . import jobs
+
+    with feeds_app():
+        emit({"queued": jobs.exports_due(now)})
+
+
+@feeds.command()
+def presets() -> None:
+    """The shipped feed mappings, and whether each follows a published layout."""
+    from .mapping import PRESETS
+
+    emit(PRESETS)
+
+
+@feeds.group()
+def mapping() -> None:
+    """A feed's mapping: show, validate, apply, history, rollback."""
+
+
+def _feed(name: str) -> dict[str, Any]:
+    from . import jobs
+
+    return jobs.settings().feed(name)
+
+
+@mapping.command("show")
+@click.argument("name")
+def mapping_show(name: str) -> None:
+    """The feed's current mapping record (version, ETag, document)."""
+    from . import versions
+
+    with feeds_app() as app:
+        emit(versions.current(app.extensions["redis"], _feed(name)))
+
+
+@mapping.command("validate")
+@click.argument("file")
+def mapping_validate(file: str) -> None:
+    """Validate FILE as a feed mapping."""
+    from hub.admin_cli import read_document
+
+    from .mapping import validate_feed_mapping
+
+    _, errors = validate_feed_mapping(read_document(file))
+    emit({"valid": not errors, "errors": errors})
+    if errors:
+        sys.exit(1)
+
+
+@mapping.command("apply")
+@click.argument("name")
+@click.argument("file")
+@click.option("--comment", "-m", default="")
+@click.option("--if-match", default="*", help="the ETag you edited from (default: any)")
+def mapping_apply(name: str, file: str, comment: str, if_match: str) -> None:
+    """Save FILE as feed NAME's mapping: a new version."""
+    from hub.admin_cli import default_author, read_document
+    from hub.mappingstore import StaleVersion
+
+    from . import versions
+
+    document = read_document(file)
+    with feeds_app() as app:
+        try:
+            record = versions.save(app.extensions["redis"], _feed(name), document, author=default_author(),
+                                   comment=comment, if_match=if_match)
+        except ValueError as exc:
+            raise click.ClickException(f"{file} is not a valid feed mapping: {exc}") from None
+        except StaleVersion as exc:
+            raise click.ClickException(str(exc)) from None
+        emit({k: v for k, v in record.items() if k != "document"})
+
+
+@mapping.command("history")
+@click.argument("name")
+def mapping_history(name: str) -> None:
+    """Every version of feed NAME's mapping, newest first."""
+    from . import versions
+
+    with feeds_app() as app:
+        emit(versions.history(app.extensions["redis"], _feed(name)))
+
+
+@mapping.command("rollback")
+@click.argument("name")
+@click.argument("version", type=int)
+def mapping_rollback(name: str, version: int) -> None:
+    """Make VERSION's document current again (as a new version)."""
+    from hub.admin_cli import default_author
+
+    from . import versions
+
+    with feeds_app() as app:
+        try:
+            record = versions.rollback(app.extensions["redis"], _feed(name), version, author=default_author())
+        except KeyError as exc:
+            raise click.ClickException(str(exc.args[0])) from None
+        emit({k: v for k, v in record.items() if k != "document"})
