@@ -18,7 +18,7 @@ from connectors.errors import VendorError
 from . import mappingstore as store
 from .auth import bearer, require
 from .config import connector_settings
-from .errors import APIError
+from .errors import APIError, int_arg
 from .ledger import get_ledger
 from .mappingstore import StaleVersion, UnknownVersion
 from .preview import build_updates, record_push, simulate_event
@@ -447,7 +447,7 @@ def preview_route(connector: str) -> Any:
 @bp.get("/v1/mappings/<connector>/history")
 @require("admin")
 def history_route(connector: str) -> Any:
-    limit = min(max(request.args.get("limit", 100, type=int), 1), 1000)
+    limit = int_arg("limit", 100, 1, 1000)
     return jsonify({"connector": connector, "versions": store.history(redis(), known(connector), limit)})
 
 

@@ -1,9 +1,10 @@
 """One error shape for every answer: {"error": {"code", "message", "details"}}."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Request, jsonify, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -27,7 +28,57 @@ def error_response(status: int, code: str, message: str, details: Any = None, he
     return response
 
 
+def int_arg(name: str, default: int, low: int = 1, high: int = 1000) -> int:
+    """A whole-number query argument within [low, high]; anything else is a 422 naming it."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        message = f"must be a whole number from {low} to {high}"
+        raise APIError(422, f"invalid_{name}", f"{name} {message}", [{"field": name, "message": message}])
+    return value
+
+
+def checked_json(data: bytes | str) -> Any:
+    """Parsed JSON the hub can store; APIError 400 when it nests too deeply or holds a lone
+    surrogate (valid JSON, but no text: UTF-8, Redis and Lua's cjson refuse it); ValueError
+    when it is not JSON at all."""
+    from .schemas import json_problem
+
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise APIError(400, "invalid_json", "the body nests too deeply to read") from None
+    problem = json_problem(value)
+    if problem:
+        raise APIError(400, "invalid_json", f"the body is not usable JSON: {problem[0]} {problem[1]}",
+                       [{"index": None, "field": problem[0], "message": problem[1]}])
+    return value
+
+
+class CheckedJSON:
+    """What request.get_json parses with: every route that reads a JSON body gets the checks."""
+
+    @staticmethod
+    def loads(data: bytes | str, **kwargs: Any) -> Any:
+        return checked_json(data)
+
+    @staticmethod
+    def dumps(value: Any, **kwargs: Any) -> str:
+        return json.dumps(value, **kwargs)
+
+
+class HubRequest(Request):
+    json_module = CheckedJSON
+
+
 def init_app(app: Flask) -> None:
+    app.request_class = HubRequest
+
     @app.errorhandler(APIError)
     def api_error(exc: APIError):  # type: ignore[no-untyped-def]
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
@@ -38,7 +89,9 @@ def init_app(app: Flask) -> None:
         if exc.code == 413:
             return error_response(413, "payload_too_large",
                                   f"the body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        # a 405 names the methods the route has (RFC 9110, 15.5.6): werkzeug puts them in Allow
+        allow = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+        return error_response(exc.code or 500, code, exc.description or exc.name, headers=allow)
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)

@@ -1,15 +1,14 @@
 """POST /v1/events: authenticate, validate all or nothing, apply, queue the flushes."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
 from . import logs, metrics
 from .auth import authenticate_ingest
-from .errors import APIError
-from .ledger import get_ledger
+from .errors import APIError, checked_json
+from .ledger import LedgerRefused, get_ledger
 from .queue import get_queues
 from .schemas import load_events
 
@@ -26,13 +25,24 @@ def parse_body() -> tuple[bytes, Any]:
     return body, None
 
 
+def parse_json(body: bytes | str) -> Any:
+    """The body as JSON the hub can store, else a 400 naming the problem (see errors.checked_json)."""
+    try:
+        return checked_json(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise APIError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
 def decode(body: bytes) -> Any:
     if request.mimetype != "application/json":
         raise APIError(415, "unsupported_media_type", "send Content-Type: application/json")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise APIError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    return parse_json(body)
+
+
+def refused(exc: LedgerRefused) -> APIError:
+    """A ledger refusal as the 422 a sender can act on (nothing of the batch was applied)."""
+    return APIError(422, "invalid_events", f"event {exc.index}: {exc.field} {exc.message}",
+                    [{"index": exc.index, "field": exc.field, "message": exc.message}])
 
 
 def accept(items: list[Any]) -> tuple[int, int]:
@@ -46,7 +56,11 @@ def accept(items: list[Any]) -> tuple[int, int]:
         raise APIError(422, "invalid_events", f"{len({e['index'] for e in errors})} of {len(items)} events are invalid; nothing was accepted", errors)
     queues = get_queues()
     # One round trip: the ledger step also counts the events and sets the flush flags.
-    outcomes, fresh = get_ledger().apply_each(events, queues.connectors, "api", queues.flags())
+    try:
+        outcomes, fresh = get_ledger().apply_each(events, queues.connectors, "api", queues.flags())
+    except LedgerRefused as exc:
+        metrics.count_rejected(current_app.extensions["redis"], "api", len(items))
+        raise refused(exc) from None
     queues.enqueue_flushes([queues.connectors[i] for i in fresh])
     logs.note(event_ids=[e["id"] for e in events])
     accepted = sum(outcomes)

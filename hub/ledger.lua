@@ -3,7 +3,9 @@
 -- connector. One call takes a batch (one round trip, one script start-up), and Redis runs a
 -- script whole, so each event's step is atomic (and the batch with it).
 -- ARGV[1]: a JSON array of operations built by hub/ledger.py, each with the event as logged.
--- Returns {one 1 (applied) or 0 (a duplicate event id) per operation, flags set (see the end)}.
+-- Returns {one 1 (applied) or 0 (a duplicate event id) per operation, flags set (see the end)},
+-- or, when a bound would break (see check), {{}, {}, {event index, field, reason}} having
+-- written nothing.
 local P = 'hub:'
 local null = cjson.null
 local op, ts, touched
@@ -264,10 +266,143 @@ index_entry(redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id
 return 1
 end
 
+-- Bounds, checked for the whole batch before its first write, so the step cannot fail halfway
+-- (Redis keeps whatever a script wrote before an error). Each argument the step relies on has
+-- its shape, and each HINCRBY target must hold an integer that, with everything the batch could
+-- add to it, stays under LIMIT: 2^63 less a margin wider than the rounding of Lua's doubles.
+-- The sums are upper bounds: a referrer is charged with every order of every friend the batch
+-- may credit to it, though an order already credited is never counted again.
+local LIMIT = 9.2e18
+local MAX_AMOUNT = 1e15  -- hub/schemas.py MAX_AMOUNT in ten-thousandths: exact as a double
+
+local function amount_ok(v)
+  return type(v) == 'string' and #v <= 16 and string.match(v, '^%d+$') ~= nil and tonumber(v) <= MAX_AMOUNT
+end
+local function code_ok(v) return type(v) == 'string' and string.match(v, '^%u+$') ~= nil end
+
+local function check(ops)
+  local stored, adds, orders, linked, claims = {}, {}, {}, {}, {}
+  local refusal
+  -- add n to contact e's field f; the first bound broken is the refusal, named after op i's field
+  local function add(i, e, f, n, field, who)
+    if refusal then return end
+    stored[e] = stored[e] or {}
+    if stored[e][f] == nil then stored[e][f] = redis.call('HGET', key(e), f) or '0' end
+    adds[e] = adds[e] or {}
+    adds[e][f] = (adds[e][f] or 0) + n
+    if not string.match(stored[e][f], '^-?%d+$') then
+      refusal = {i, field, 'the ' .. who .. "'s stored " .. f .. ' is not an integer; nothing was applied'}
+    elseif tonumber(stored[e][f]) + adds[e][f] > LIMIT then
+      refusal = {i, field, 'the ' .. who .. "'s " .. f .. ' would pass the ledger\'s 64-bit limit; nothing was applied'}
+    end
+  end
+  -- friend f's orders per currency: stored ones, then the batch's as they come
+  local function orders_of(i, f)
+    if not orders[f] then
+      orders[f] = {}
+      local rows = redis.call('HGETALL', key(f) .. ':orders')
+      for j = 1, #rows, 2 do
+        local amount, currency = string.match(rows[j + 1], '^(%d+)|(%u+)$')
+        if not amount then
+          refusal = refusal or {i, 'friend.email', "the friend's stored order " .. rows[j] .. ' is unreadable; nothing was applied'}
+        else
+          orders[f][currency] = (orders[f][currency] or 0) + tonumber(amount)
+        end
+      end
+    end
+    return orders[f]
+  end
+  -- everyone the step may take for this event's referrer
+  local function referrers(f, r)
+    if present(r) then return {r} end
+    local out = {}
+    if present(f) then
+      local cur = redis.call('HGET', key(f), 'referred_by')
+      if cur then out[#out + 1] = cur end
+      for c, _ in pairs(claims[f] or {}) do out[#out + 1] = c end
+    end
+    return out
+  end
+  for i, o in ipairs(ops) do
+    if type(o.id) ~= 'string' or o.id == '' or type(o.type) ~= 'string' or type(o.ts) ~= 'string'
+        or type(o.ttl) ~= 'number' or o.ttl <= 0 or type(o.conns) ~= 'table' then
+      return {i, 'id', 'the ledger step got a malformed operation; nothing was applied'}
+    end
+    local f, r, t = o.friend, o.referrer, o.type
+    local order, reward = o.order, o.reward
+    if order ~= nil and order ~= null then
+      if type(order.id) ~= 'string' or order.id == '' then return {i, 'order.id', 'must be a non-empty string'} end
+      if not amount_ok(order.amount) then return {i, 'order.total', 'must be at most 100,000,000,000'} end
+      if not code_ok(order.currency) then return {i, 'order.currency', 'must be an ISO 4217 code'} end
+    else
+      order = nil
+    end
+    if reward ~= nil and reward ~= null then
+      if reward.recipient ~= 'referrer' and reward.recipient ~= 'friend' then
+        return {i, 'reward.recipient', 'must be referrer or friend'}
+      end
+      if present(reward.value) and not amount_ok(reward.value) then
+        return {i, 'reward.value', 'must be at most 100,000,000,000'}
+      end
+      if present(reward.value) and not code_ok(reward.currency) then
+        return {i, 'reward.currency', 'must be an ISO 4217 code'}
+      end
+    else
+      reward = nil
+    end
+    local candidates = referrers(f, r)
+    if present(f) and present(r) and r ~= f then
+      claims[f] = claims[f] or {}
+      claims[f][r] = true
+    end
+    local by = present(r) and 'referrer.email' or 'friend.email'
+    if t == 'referral.invited' then
+      for _, c in ipairs(candidates) do add(i, c, 'invites_sent', 1, by, 'referrer') end
+    elseif (t == 'friend.registered' or t == 'friend.converted') and present(f) then
+      local mine = orders_of(i, f)
+      if t == 'friend.converted' and order then
+        mine[order.currency] = (mine[order.currency] or 0) + tonumber(order.amount)
+        for c, _ in pairs(linked[f] or {}) do
+          add(i, c, 'turnover:' .. order.currency, tonumber(order.amount), 'order.total', 'referrer')
+        end
+      end
+      for _, c in ipairs(candidates) do
+        if c ~= f then
+          add(i, c, 'friends_registered', 1, by, 'referrer')
+          add(i, c, 'friends_converted', 1, by, 'referrer')
+          linked[f] = linked[f] or {}
+          if not linked[f][c] then
+            linked[f][c] = true
+            for currency, amount in pairs(mine) do
+              add(i, c, 'turnover:' .. currency, amount, order and 'order.total' or by, 'referrer')
+            end
+          end
+        end
+      end
+    elseif t == 'reward.granted' and reward then
+      local holders = (reward.recipient == 'referrer') and candidates or {f}
+      for _, h in ipairs(holders) do
+        if present(h) then
+          add(i, h, 'rewards_earned', 1, 'reward.recipient', reward.recipient)
+          if present(reward.value) then
+            add(i, h, 'reward_value:' .. reward.currency, tonumber(reward.value), 'reward.value', reward.recipient)
+          end
+        end
+      end
+    end
+    if refusal then return refusal end
+  end
+  return nil
+end
+
+local ops = cjson.decode(ARGV[1])
+local refused = check(ops)
+if refused then return {{}, {}, refused} end
+
 local results = {}
 local counts = {}
 local any = false
-for i, next_op in ipairs(cjson.decode(ARGV[1])) do
+for i, next_op in ipairs(ops) do
   op, ts = next_op, next_op.ts
   results[i] = apply_one()
   any = any or results[i] == 1

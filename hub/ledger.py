@@ -17,8 +17,15 @@ PREFIX = "hub:"
 SCALE = Decimal(10_000)          # money is stored as integer ten-thousandths: exact in Redis
 COUNTERS = ("invites_sent", "friends_registered", "friends_converted", "rewards_earned")
 PARTY_FIELDS = ("first_name", "last_name", "customer_id", "locale")
-SCRIPT_BATCH = 100               # events per script call: one round trip, Redis busy ~10 ms at most
 MAX_DEFER = 60.0                 # a dirty contact is pushed at most this long after it became dirty
+
+
+class LedgerRefused(Exception):
+    """The ledger step refused a batch before its first write: nothing of it was applied."""
+
+    def __init__(self, index: int, field: str, message: str) -> None:
+        super().__init__(f"event {index}: {field}: {message}")
+        self.index, self.field, self.message = index, field, message
 
 
 def key(email: str) -> str:
@@ -109,9 +116,11 @@ class Ledger:
 
     def apply_each(self, events: list[dict[str, Any]], connectors: list[str], source: str = "api",
                    flags: list[str] | None = None) -> tuple[list[bool], list[int]]:
-        """Apply events in order, each atomically; (True where applied / False for a duplicate,
+        """Apply events in order, all or nothing; (True where applied / False for a duplicate,
         the indexes of the `flags` this call set). Events are counted for /metrics by type,
-        `source` and outcome in the same call."""
+        `source` and outcome in the same call. One script call takes the whole batch (at most
+        HUB_MAX_EVENTS), so the step's bound checks cover every event before anything is written;
+        LedgerRefused names the event and field when a running total would overflow."""
         from .metrics import EVENTS, SEP
 
         wins, cap = self.windows(connectors), float(self.config.get("FLUSH_MAX_DEFER") or MAX_DEFER)
@@ -122,16 +131,17 @@ class Ledger:
             op["log"] = json.dumps(event, default=str, separators=(",", ":"))
             ops.append(op)
         meta = json.dumps({"metrics": EVENTS, "flags": flags or [], "ttl": FLAG_TTL})
-        results: list[int] = []
-        fresh: set[int] = set()
-        for start in range(0, len(ops), SCRIPT_BATCH):
-            done, flagged = self.script(args=[json.dumps(ops[start:start + SCRIPT_BATCH], default=str), meta])
-            results += done
-            fresh.update(i - 1 for i in flagged)
+        if not ops:
+            return [], []
+        answer = self.script(args=[json.dumps(ops, default=str), meta])
+        if len(answer) == 3:
+            index, field, message = answer[2]
+            raise LedgerRefused(int(index) - 1, field.decode(), message.decode())
+        done, flagged = answer
         erased = sorted({e["contact"]["email"] for e in events if e["type"] == "contact.erased"})
         if erased:  # duplicates too: a retried erasure finishes the job
             forget(erased)
-        return [r == 1 for r in results], sorted(fresh)
+        return [r == 1 for r in done], sorted(i - 1 for i in flagged)
 
     def apply(self, events: list[dict[str, Any]], connectors: list[str]) -> tuple[int, int]:
         """Apply events in order, each atomically; returns (accepted, duplicates)."""

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -26,6 +27,7 @@ SECRET_NAMES = re.compile(r"key|token|secret|password|authorization|signature|co
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 HANDLER_NAME = "hub-json"
+MAX_TRACEBACK = 8000      # characters of a traceback kept in its log record
 
 
 def pseudonym(match: re.Match[str]) -> str:
@@ -75,6 +77,10 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             doc["exc"] = scrub(str(record.exc_info[1]))[:500]
+            # the whole traceback inside the one record (JSON escapes its newlines), tail first kept
+            doc["traceback"] = scrub(self.formatException(record.exc_info))[-MAX_TRACEBACK:]
+        elif record.stack_info:
+            doc["stack"] = scrub(record.stack_info)[-MAX_TRACEBACK:]
         return json.dumps(doc, default=str, separators=(",", ":"))
 
 
@@ -92,7 +98,25 @@ def setup(level: str | int | None = None, stream: IO[str] | None = None,
         logger.addHandler(handler)
         logger.setLevel(level.upper() if isinstance(level, str) else level)
         logger.propagate = False
+    sys.excepthook = uncaught
+    threading.excepthook = uncaught_in_thread
     return handler
+
+
+def uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """An exception that ends the process is one JSON record too, never plain traceback lines."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("hub").critical("uncaught exception; the process exits", exc_info=(kind, exc, tb))
+
+
+def uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    logging.getLogger("hub").critical("uncaught exception in a thread", exc_info=(
+        args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        extra={"in_thread": args.thread.name if args.thread else None})
 
 
 def note(**fields: Any) -> None:

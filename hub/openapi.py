@@ -18,7 +18,7 @@ from connectors import CONNECTORS
 from mappings.schema import MappingSchema
 
 from .auth import ROLES
-from .schemas import NEEDS, Event, Money
+from .schemas import MAX_AMOUNT, NEEDS, Event, Money
 from .sources import SOURCES
 
 bp = Blueprint("openapi", __name__)
@@ -98,7 +98,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                            backing_off_until=t("string", format="date-time", nullable=True), attempt=t("integer"),
                            dirty=t("integer"), erase_pending=t("integer"), queued=t("integer"), failed=t("integer")),
     "MappingVersion": obj(connector=t("string"), version=t("integer"), etag=t("string"), author=t("string"),
-                          at=t("string"), comment=t("string"), action=t("string"), document=ref("Mapping")),
+                          at=t("string", "When it was saved; null for version 0, the shipped default.",
+                               nullable=True),
+                          comment=t("string"), action=t("string"), document=ref("Mapping")),
     "MappingSaved": obj(connector=t("string"), saved=t("boolean"), version=t("integer"), etag=t("string"),
                         previous=t("integer"), author=t("string"), at=t("string"), live_check=t("string"),
                         changes=CHANGES, resync=t("object")),
@@ -124,7 +126,8 @@ def attribute_extras(self: Any, field: fields.Field, ret: dict[str, Any], **kwar
         return {"anyOf": [target, {"type": "object", "nullable": True, "enum": [None]}]}
     if isinstance(field, Money):
         return {"pattern": r"^[0-9]+(\.[0-9]{1,4})?$", "example": "59.90",
-                "description": "A decimal amount as a string (a JSON number is read exactly too)."}
+                "description": "A decimal amount as a string (a JSON number is read exactly too), at most "
+                               f"{MAX_AMOUNT:,} (schemas.MAX_AMOUNT)."}
     return {}
 
 
@@ -176,11 +179,14 @@ FILTERS = (query("connector", "Only this connector."), query("code", "Vendor err
            query("contact", "Only failures that include this email."))
 LISTING = (query("source", "Only this webhook source."),
            query("limit", "At most this many entries.", "integer", minimum=1, maximum=1000, default=100))
+LIMIT_422 = "limit is not a whole number from 1 to 1000 (details name `limit`)."
+JOB_ID_422 = "The job id is malformed: RQ ids are letters, digits, - and _ (code invalid_filter)."
 IF_MATCH = header("If-Match", "The ETag of the version you edited, or * to overwrite whatever is current.")
 MAPPING_422 = ("The document is invalid; nothing was saved.", arr(ref("PathProblem")))
 VENDOR_502 = "The vendor answered an error; details carry its status, code and whether it is retriable."
 NOT_ENABLED = "The connector has no credentials."
-BAD_JSON = "The body is not JSON, or not a JSON object."
+BAD_JSON = ("The body is not JSON, not a JSON object, nests deeper than 32 levels or holds a lone UTF-16 "
+            "surrogate (such as \\ud800).")
 CONNECTOR_404 = "No such connector."
 
 ROUTES: dict[str, dict[str, Any]] = {
@@ -194,9 +200,11 @@ ROUTES: dict[str, dict[str, Any]] = {
         {"oneOf": [ref("Event"), ref("EventBatch")]},
         (header("webhook-id", "Message id (Standard Webhooks signing)."),
          header("webhook-timestamp", "Unix seconds; at most HUB_SIGNATURE_TOLERANCE (300) from now.")),
-        {400: "The body is not valid JSON.", 413: "The body is over 1 MiB, or more than 500 events.",
+        {400: "The body is not valid JSON, nests deeper than 32 levels or holds a lone UTF-16 surrogate.", 413: "The body is over 1 MiB, or more than 500 events.",
          415: "Content-Type is not application/json.",
-         422: ("At least one event is invalid; nothing was accepted (all or nothing).", arr(ref("Problem")))},
+         422: ("At least one event is invalid, or applying the batch would overflow a running total (the "
+               "ledger checks every bound before its first write); nothing was accepted (all or nothing).",
+               arr(ref("Problem")))},
         description="One event, or {\"events\": [...]}. Signed like Standard Webhooks, or with a bearer "
                     "ingest token."),
     "webhooks.receive": op(
@@ -207,12 +215,13 @@ ROUTES: dict[str, dict[str, Any]] = {
         {400: "The body is not the platform's shape (never sent to Friendbuy).",
          404: "Unknown source, or the source is not configured.", 413: "The body is over 1 MiB.",
          503: "The source's settings are unusable, or Redis cannot be reached (Retry-After)."},
-        description="Unknown event types and events the hub cannot use are acknowledged (2xx) and counted, "
-                    "so the platform never retries them forever."),
+        description="Unknown event types and events the hub cannot use (invalid dates, amounts over the cap, "
+                    "bodies nested deeper than 32 levels or holding a lone surrogate) are acknowledged (2xx), "
+                    "counted and kept at GET /v1/webhooks/rejected, so the platform never retries them forever."),
     "webhooks.list_parked": op(ok=(200, "Parked events by handle.", obj(total=t("integer"), parked=arr(t("object")))),
-                               params=LISTING, errors={422: "limit is not a whole number."}),
+                               params=LISTING, errors={422: LIMIT_422}),
     "webhooks.list_rejected": op(ok=(200, "Newest first.", obj(total=t("integer"), rejected=arr(t("object")))),
-                                 params=LISTING, errors={422: "limit is not a whole number."}),
+                                 params=LISTING, errors={422: LIMIT_422}),
     "webhooks.stats": op(ok=(200, "source -> outcome -> type -> count.", t("object"))),
     "admin.get_mapping": op("The connector's current mapping", (200, "The current version (ETag header).",
                                                                  ref("MappingVersion")), errors={404: CONNECTOR_404}),
@@ -238,8 +247,9 @@ ROUTES: dict[str, dict[str, Any]] = {
         errors={400: BAD_JSON, 404: CONNECTOR_404,
                 422: ("Neither email(s) nor event, or the event or draft is invalid.", arr(t("object")))}),
     "admin.history_route": op("The mapping's versions, newest first", (200, "Versions without documents.", obj(
-        connector=t("string"), versions=arr(t("object")))), params=(query("limit", "At most.", "integer", default=100),),
-        errors={404: CONNECTOR_404}),
+        connector=t("string"), versions=arr(t("object")))),
+        params=(query("limit", "At most.", "integer", minimum=1, maximum=1000, default=100),),
+        errors={404: CONNECTOR_404, 422: LIMIT_422}),
     "admin.rollback_route": op(
         "Make an old version current again", (200, "Saved as a new version.", ref("MappingSaved")),
         obj(("version",), version=t("integer", minimum=0), comment=t("string")), (IF_MATCH, *FLAGS),
@@ -265,17 +275,17 @@ ROUTES: dict[str, dict[str, Any]] = {
     "ops.list_failed": op("Failed syncs, newest first", (200, "The failed syncs.", obj(
         count=t("integer"), failed=arr(ref("FailedSync")))), params=FILTERS, errors={422: "A filter is invalid."}),
     "ops.show_failed": op("One failed sync", (200, "Everything about it.", ref("FailedSync")),
-                          errors={404: "No such failed sync."}),
+                          errors={404: "No such failed sync.", 422: JOB_ID_422}),
     "ops.retry_one": op("Retry one failed sync with the contacts' current state", (202, "Queued again.", obj(
-        retried=STRINGS)), errors={404: "No such failed sync."}),
+        retried=STRINGS)), errors={404: "No such failed sync.", 422: JOB_ID_422}),
     "ops.retry_many": op("Retry failed syncs by ids, filter or all", (202, "Queued again.", obj(
         retried=STRINGS, count=t("integer"))), ref("Selection"),
-        errors={400: BAD_JSON, 404: "No such failed sync.", 422: "A filter is invalid."}),
+        errors={400: BAD_JSON, 404: "No such failed sync.", 422: "A filter or a job id is invalid."}),
     "ops.discard_one": op("Forget one failed sync", (200, "Discarded.", obj(discarded=STRINGS)),
-                          errors={404: "No such failed sync."}),
+                          errors={404: "No such failed sync.", 422: JOB_ID_422}),
     "ops.discard_many": op("Forget failed syncs by ids, filter or all", (200, "Discarded.", obj(
         discarded=STRINGS, count=t("integer"))), ref("Selection"),
-        errors={400: BAD_JSON, 404: "No such failed sync.", 422: "A filter is invalid."}),
+        errors={400: BAD_JSON, 404: "No such failed sync.", 422: "A filter or a job id is invalid."}),
     "ops.pause_state": op(ok=(200, "The status.", ref("ConnectorStatus")), errors={404: NOT_ENABLED}),
     "ops.pause": op("Stop pushing to a connector until resumed", (200, "The status.", ref("ConnectorStatus")),
                     obj(reason=t("string", maxLength=300)), errors={400: BAD_JSON, 404: NOT_ENABLED}),
@@ -286,7 +296,8 @@ ROUTES: dict[str, dict[str, Any]] = {
     "contacts.resync_view": op(
         "Push the contact's current state again", (202, "Queued.", obj(resync=STRINGS)),
         obj(connectors=arr(t("string"), description="Only these (default: every enabled connector).")),
-        errors={404: "No state for this contact, or no such enabled connector.", 422: "Not an email address."}),
+        errors={400: BAD_JSON, 404: "No state for this contact, or no such enabled connector.",
+                422: "Not an email address."}),
     "contacts.erase_view": op("Erase the contact here and at every connector (irreversible)", (202, "Queued.", obj(
         erased=t("boolean"), event_id=t("string"), connectors=STRINGS)),
         errors={404: "The hub holds no state for this contact.", 422: "Not an email address."}),
@@ -296,7 +307,7 @@ PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "name": ("An enabled connector.", {"enum": sorted(CONNECTORS)}),
     "source": ("A referral platform.", {"enum": sorted(SOURCES)}),
     "email": ("The contact's email address.", {"format": "email"}),
-    "job_id": ("A failed sync's id (GET /v1/failed).", {}),
+    "job_id": ("A failed sync's id (GET /v1/failed).", {"pattern": "^[A-Za-z0-9_-]+$"}),
     "number": ("A version number from the history.", {}),
 }
 

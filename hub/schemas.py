@@ -11,10 +11,77 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 TYPES = ("referrer.enrolled", "referral.invited", "friend.registered", "friend.converted",
          "reward.granted", "contact.updated", "contact.erased")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
+# One amount (an order total, a reward value) is at most 10^11 major units: in the ledger's
+# ten-thousandths that is 10^15, below 2^53, so the Lua step reads it exactly, and about 92,000
+# maximal amounts still fit one 64-bit running total (the step refuses a batch that would not).
+MAX_AMOUNT = Decimal(10) ** 11
+# An address is at most 254 characters (RFC 5321, 4.5.3.1.3: a 256-octet path less its brackets).
+MAX_EMAIL = 254
+# Event times are stored as fixed-width UTC strings compared as text: years 1970 to 9999 only.
+EARLIEST_YEAR = 1970
+# No request body the hub reads nests deeper than this (an event is 3 levels, a mapping about 6).
+MAX_DEPTH = 32
+SURROGATE = re.compile("[\ud800-\udfff]")
+RANGE = f"must be between {EARLIEST_YEAR}-01-01 and 9999-12-31 (UTC)"
+
+
+def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> tuple[str, str] | None:
+    """(dotted path, reason) of the first thing in parsed JSON the hub cannot store: nesting
+    beyond `max_depth`, or a lone UTF-16 surrogate (JSON allows "\\ud800", UTF-8 and Redis's
+    Lua cjson do not). None when the value is clean. Iterative, so depth cannot exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if type(item) is str:
+            if not item.isascii() and SURROGATE.search(item):
+                return path or "$", "holds a lone UTF-16 surrogate such as \\ud800, which is not text"
+            continue
+        if type(item) is dict:
+            pairs: Any = item.items()
+        elif type(item) is list:
+            pairs = enumerate(item)
+        else:
+            continue
+        if depth >= max_depth:
+            return path or "$", f"nests deeper than {max_depth} levels"
+        for key, child in pairs:
+            if type(key) is str and not key.isascii() and SURROGATE.search(key):
+                return path or "$", "has a key holding a lone UTF-16 surrogate such as \\ud800, which is not text"
+            if type(child) in (str, dict, list):
+                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+    return None
+
+
+def utc_stamp(moment: datetime) -> str:
+    """The stored form YYYY-MM-DDTHH:MM:SS.ffffffZ; naive times are UTC; out of range refused."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValidationError(RANGE) from None
+    if moment.year < EARLIEST_YEAR:
+        raise ValidationError(RANGE)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dotted_domain(value: str) -> None:
+    """A deliverable address has a domain with a dot: `name@localhost` is refused."""
+    if "." not in value.rpartition("@")[2]:
+        try:
+            validate.Email()(value)
+        except ValidationError:
+            return  # already refused as not an address at all
+        raise ValidationError("the domain needs a dot, as in name@example.com")
 
 
 class Email(fields.Email):
     """An email, trimmed and lower-cased: the hub's identity for a person."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators += [validate.Length(max=MAX_EMAIL, error="at most {max} characters (RFC 5321)"),
+                            dotted_domain]
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str):
@@ -36,6 +103,8 @@ class Money(fields.String):
             raise ValidationError("must be a non-negative amount")
         if amount.as_tuple().exponent < -4:  # type: ignore[operator]
             raise ValidationError("at most 4 decimal places")
+        if amount > MAX_AMOUNT:
+            raise ValidationError(f"at most {MAX_AMOUNT:,} (the hub's cap on one amount)")
         return amount
 
 
@@ -46,9 +115,7 @@ class Timestamp(fields.DateTime):
         if isinstance(value, str) and value.endswith("Z"):
             value = value[:-1] + "+00:00"
         moment: datetime = super()._deserialize(value, attr, data, **kwargs)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_stamp(moment)
 
 
 def text(max_len: int = 255, **kw: Any) -> fields.String:
@@ -198,7 +265,7 @@ def _money(value: Any) -> Decimal:
         amount = Decimal(value.strip())
     except InvalidOperation:
         raise _Unsure from None
-    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4:  # type: ignore[operator]
+    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4 or amount > MAX_AMOUNT:  # type: ignore[operator]
         raise _Unsure
     return amount
 
@@ -212,10 +279,10 @@ def _currency(value: Any) -> str:
 def _timestamp(value: Any) -> str:
     if type(value) is not str or not _ISO.match(value):
         raise _Unsure
-    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:  # 2026-02-30 matches the pattern but is no date: marshmallow words the refusal
+        return utc_stamp(datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value))
+    except (ValueError, ValidationError):
+        raise _Unsure from None
 
 
 def _party(kind: str, data: Any) -> dict[str, Any] | None:
@@ -230,6 +297,8 @@ def _party(kind: str, data: Any) -> dict[str, Any] | None:
         value = data[name]
         if name == "email":
             value = value.strip().lower()
+            if len(value) > MAX_EMAIL or "." not in value.rpartition("@")[2]:
+                raise _Unsure
             try:
                 _EMAIL(value)
             except ValidationError:
@@ -317,6 +386,10 @@ def load_events(items: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             errors.append({"index": index, "field": "$", "message": "an event is a JSON object"})
+            continue
+        problem = json_problem(item)
+        if problem:  # callers that did not parse JSON themselves (feeds, the CLI) meet it here
+            errors.append({"index": index, "field": problem[0], "message": problem[1]})
             continue
         fast = fast_load(item)
         if fast is not None:

@@ -20,11 +20,11 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .auth import require
 from .erasure import mentions
-from .errors import APIError
+from .errors import APIError, int_arg
 from .ingest import parse_body
-from .ledger import get_ledger
+from .ledger import LedgerRefused, get_ledger
 from .queue import get_queues
-from .schemas import load_events
+from .schemas import json_problem, load_events
 from .sources import SOURCES, PayloadError, SettingsError, SignatureError
 
 bp = Blueprint("webhooks", __name__)
@@ -308,11 +308,18 @@ def take(source: str, items: list[dict[str, Any]]) -> dict[str, int]:
     for event, reasons in refused:
         record(source, reasons, event)
     accepted = duplicates = 0
-    if valid:
+    while valid:
         queues = get_queues()
-        outcomes, fresh = get_ledger().apply_each(valid, queues.connectors, source, queues.flags())
+        try:
+            outcomes, fresh = get_ledger().apply_each(valid, queues.connectors, source, queues.flags())
+        except LedgerRefused as exc:  # nothing was written: keep the event for ops, apply the rest
+            record(source, f"{exc.field}: {exc.message}", raw[exc.index])
+            refused.append((raw.pop(exc.index), exc.message))
+            valid.pop(exc.index)
+            continue
         queues.enqueue_flushes([queues.connectors[i] for i in fresh])
         accepted, duplicates = sum(outcomes), len(outcomes) - sum(outcomes)
+        break
     for event in raw:
         if event.get("type") == "contact.erased" and isinstance(event.get("contact"), dict):
             forget(source, event["contact"])
@@ -354,9 +361,14 @@ def receive(source: str):  # type: ignore[no-untyped-def]
         raise APIError(401, "unauthorized", exc.reason) from None
     try:
         payload = adapter.parse(body)
+        problem = json_problem(payload)
+        if problem:  # the platform would send it again as is: acknowledge it, keep it for ops
+            return unreadable(source, body, f"{problem[0]} {problem[1]}", refuse=False)
         result = adapter.normalise(payload, headers, settings)
     except PayloadError as exc:
         return unreadable(source, body, exc.reason)
+    except RecursionError:
+        return unreadable(source, body, "the body nests too deeply to read", refuse=False)
     except Exception:  # an adapter bug must not make the platform retry (and disable us): keep the body
         current_app.logger.exception("webhook adapter failed", extra={"source": source})
         return unreadable(source, body, "the adapter could not read this body (see the hub log)", refuse=False)
@@ -371,10 +383,7 @@ def receive(source: str):  # type: ignore[no-untyped-def]
 # --- ops --------------------------------------------------------------------------------------
 
 def limit_arg() -> int:
-    try:
-        return max(1, min(int(request.args.get("limit", 100)), 1000))
-    except ValueError:
-        raise APIError(422, "invalid_limit", "limit must be a whole number") from None
+    return int_arg("limit", 100, 1, 1000)
 
 
 def why(handle: str) -> str:

@@ -180,7 +180,10 @@ class Pool:
 
 def run_pool(connectors: list[str], stop_timeout: float | None = None) -> None:
     """Start and supervise the pool until SIGTERM / SIGINT."""
+    from . import logs
     from .config import load
+
+    logs.setup()  # the pool's own lines as JSON, like every other process
 
     Pool(connectors, load()["POOL_STOP_TIMEOUT"] if stop_timeout is None else stop_timeout).run()
 
