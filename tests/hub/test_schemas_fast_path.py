@@ -27,6 +27,8 @@ def test_same_result_as_marshmallow_on_the_workload() -> None:
     {"programme": None}, {"referrer": None}, {"order": {"id": "o", "total": "0.0001", "currency": "EUR"}},
     {"type": "reward.granted", "reward": {"recipient": "referrer", "value": "10.00", "currency": "GBP", "code": "T"}},
     {"type": "contact.updated", "contact": {"email": "x@y.co", "marketing_opt_in": False}},
+    {"order": {"id": "o", "total": "100000000000", "currency": "EUR"}}, {"occurred_at": "1970-01-01T00:00:00Z"},
+    {"occurred_at": "9999-12-31T22:59:59-01:00"}, {"referrer": {"email": "a" * 64 + "@" + ("b" * 63 + ".") * 2 + "b" * 57 + ".com"}},
 ])
 def test_same_result_for_valid_variants(change: dict) -> None:
     event = {**copy.deepcopy(BASE), **change}
@@ -41,6 +43,11 @@ def test_same_result_for_valid_variants(change: dict) -> None:
     {"order": {"id": "o", "total": "1", "currency": "gbp"}}, {"friend": None},
     {"referrer": {"email": "a@b.co", "first_name": "x" * 256}},
     {"type": "reward.granted", "reward": {"recipient": "friend", "value": "1"}},
+    {"occurred_at": "2026-02-30T10:00:00Z"}, {"occurred_at": "0001-01-01T00:00:00+01:00"},
+    {"occurred_at": "9999-12-31T23:59:59-01:00"}, {"occurred_at": "1969-12-31T23:59:59Z"},
+    {"order": {"id": "o", "total": "100000000000.0001", "currency": "GBP"}},
+    {"type": "reward.granted", "reward": {"recipient": "friend", "value": "1e12", "currency": "GBP"}},
+    {"referrer": {"email": "a" * 64 + "@" + ("b" * 63 + ".") * 2 + "b" * 58 + ".com"}}, {"friend": {"email": "cleo@localhost"}},
 ])
 def test_anything_unusual_goes_to_marshmallow(change: dict) -> None:
     event = {**copy.deepcopy(BASE), **change}

@@ -1,0 +1,46 @@
+"""Every process logs JSON, one record a line: the worker pool's own lines, and a worker's
+traceback when it dies (here: its Redis cannot be reached), which is one record, not many lines."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from hub.processes import free_port
+
+
+def test_the_pool_and_a_dying_worker_write_only_json_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "HUB_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+           "HUB_KLAVIYO_API_KEY": "pk_test", "HUB_KLAVIYO_BASE_URL": "http://127.0.0.1:9/klaviyo",
+           "HUB_LOG_LEVEL": "INFO"}
+    pool = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    records: list[dict[str, Any]] = []
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        assert pool.stdout is not None
+        while time.monotonic() < deadline:
+            line = pool.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            records.append(json.loads(line))  # fails on any line that is not one JSON object
+            started = any(r["msg"].startswith("worker for klaviyo started") for r in records)
+            died = any(r["level"] == "critical" and "traceback" in r for r in records)
+            if started and died:
+                break
+    finally:
+        os.killpg(pool.pid, signal.SIGTERM)
+        rest, _ = pool.communicate(timeout=60)
+    lines += rest.splitlines(keepends=True)
+    records += [json.loads(line) for line in rest.splitlines()]
+    assert any(r["logger"] == "hub.workers" and r["msg"].startswith("worker for klaviyo started") for r in records)
+    crash = next(r for r in records if r["level"] == "critical")
+    assert crash["exc_type"] == "ConnectionError"
+    assert "Traceback (most recent call last)" in crash["traceback"] and "hub/workers.py" in crash["traceback"]
+    assert all(line.count("\n") == 1 for line in lines)
