@@ -273,7 +273,8 @@ ROUTES: dict[str, dict[str, Any]] = {
         connector=t("string"), free_form=t("boolean"), fields=arr(t("object")))),
         errors={404: CONNECTOR_404, 409: NOT_ENABLED, 502: VENDOR_502}),
     "ops.list_failed": op("Failed syncs, newest first", (200, "The failed syncs.", obj(
-        count=t("integer"), failed=arr(ref("FailedSync")))), params=FILTERS, errors={422: "A filter is invalid."}),
+        count=t("integer"), failed=arr(ref("FailedSync")))), params=FILTERS,
+        errors={404: "connector names no enabled connector.", 422: "A filter is invalid."}),
     "ops.show_failed": op("One failed sync", (200, "Everything about it.", ref("FailedSync")),
                           errors={404: "No such failed sync.", 422: JOB_ID_422}),
     "ops.retry_one": op("Retry one failed sync with the contacts' current state", (202, "Queued again.", obj(

@@ -36,8 +36,21 @@ def guarded(call: Callable[[], Any]) -> Any:
         raise APIError(422, "invalid_filter", str(exc)) from None
 
 
-def filters(source: dict[str, Any]) -> dict[str, Any]:
+def filters(source: Any) -> dict[str, Any]:
     return {k: source.get(k) or None for k in ("connector", "code", "since", "contact")}
+
+
+def selection(data: dict[str, Any]) -> list[str]:
+    """The job ids a bulk body names; a 422 naming the field when ids or a filter has the wrong type."""
+    ids = data.get("ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise APIError(422, "invalid_request", "ids must be a list of job ids",
+                       [{"field": "ids", "message": "must be a list of strings"}])
+    for name, value in filters(data).items():
+        if value is not None and not isinstance(value, str):
+            raise APIError(422, "invalid_request", f"{name} must be a string",
+                           [{"field": name, "message": "must be a string"}])
+    return guarded(lambda: failed.select(ids, bool(data.get("all")), **filters(data)))
 
 
 @bp.get("/v1/failed")
@@ -69,8 +82,8 @@ def retry_many():  # type: ignore[no-untyped-def]
 
     Body: {"ids": [...]}, a filter {"connector", "code", "since", "contact"}, or {"all": true}.
     """
-    data = body()
-    done = guarded(lambda: failed.retry(failed.select(data.get("ids"), bool(data.get("all")), **filters(data))))
+    ids = selection(body())
+    done = guarded(lambda: failed.retry(ids))
     return jsonify({"retried": done, "count": len(done)}), 202
 
 
@@ -86,8 +99,8 @@ def discard_one(job_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/v1/failed/discard")
 @require("ops")
 def discard_many():  # type: ignore[no-untyped-def]
-    data = body()
-    done = guarded(lambda: failed.discard(failed.select(data.get("ids"), bool(data.get("all")), **filters(data))))
+    ids = selection(body())
+    done = guarded(lambda: failed.discard(ids))
     return jsonify({"discarded": done, "count": len(done)})
 
 
