@@ -229,3 +229,20 @@ def test_a_malformed_job_id_gets_the_documented_422(client) -> None:
         assert "422" in document["paths"][path][method]["responses"]
         response = client.open(path.replace("{job_id}", "not%20a%20job"), method=method.upper(), headers=OPS)
         assert response.status_code == 422, (path, method)
+
+
+def test_a_webhook_event_the_ledger_refuses_is_rejected_and_the_rest_of_the_delivery_applied(
+        hooks, key, redis_client) -> None:
+    """Two rewards in one Friendbuy delivery; Ada's stored reward total sits at the 64-bit limit."""
+    first = GOOD["friendbuy"]["data"][0]
+    second = {**first, "rewardId": "rw-2", "emailAddress": "bea@example.com", "customerId": "c-bea",
+              "couponCode": "BEA-20"}
+    redis_client.hset("hub:c:ada@example.com", "reward_value:USD", str(2**63 - 1))
+    body = json.dumps({**GOOD["friendbuy"], "data": [first, second]}).encode()
+    response = deliver(hooks, key, "friendbuy", body)
+    assert response.status_code in (200, 202)
+    assert (response.json["accepted"], response.json["rejected"]) == (1, 1)
+    kept = rejected(hooks, "friendbuy")
+    assert len(kept) == 1 and "reward.value" in kept[0]["reasons"] and "64-bit" in kept[0]["reasons"]
+    assert redis_client.hget("hub:c:bea@example.com", "reward_value:USD") == b"200000"
+    assert redis_client.hget("hub:c:ada@example.com", "reward_value:USD") == str(2**63 - 1).encode()
