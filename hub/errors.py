@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -44,6 +45,9 @@ def int_arg(name: str, default: int, low: int = 1, high: int = 1000) -> int:
     return value
 
 
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def checked_json(data: bytes | str) -> Any:
     """Parsed JSON the hub can store; APIError 400 when it nests too deeply or holds a lone
     surrogate (valid JSON, but no text: UTF-8, Redis and Lua's cjson refuse it); ValueError
@@ -54,7 +58,9 @@ def checked_json(data: bytes | str) -> Any:
         value = json.loads(data)
     except RecursionError:
         raise APIError(400, "invalid_json", "the body nests too deeply to read") from None
-    problem = json_problem(value)
+    # A lone surrogate can only come from a \\uD800-\\uDFFF escape: skip the string scan without one.
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    problem = json_problem(value, strings=SURROGATE_ESCAPE.search(raw) is not None)
     if problem:
         raise APIError(400, "invalid_json", f"the body is not usable JSON: {problem[0]} {problem[1]}",
                        [{"index": None, "field": problem[0], "message": problem[1]}])

@@ -290,7 +290,7 @@ local function check(ops)
     if stored[e][f] == nil then stored[e][f] = redis.call('HGET', key(e), f) or '0' end
     adds[e] = adds[e] or {}
     adds[e][f] = (adds[e][f] or 0) + n
-    if not string.match(stored[e][f], '^-?%d+$') then
+    if not string.match(stored[e][f], '^-?%d+$') or tonumber(stored[e][f]) < -LIMIT then
       refusal = {i, field, 'the ' .. who .. "'s stored " .. f .. ' is not an integer; nothing was applied'}
     elseif tonumber(stored[e][f]) + adds[e][f] > LIMIT then
       refusal = {i, field, 'the ' .. who .. "'s " .. f .. ' would pass the ledger\'s 64-bit limit; nothing was applied'}
@@ -325,7 +325,8 @@ local function check(ops)
   end
   for i, o in ipairs(ops) do
     if type(o.id) ~= 'string' or o.id == '' or type(o.type) ~= 'string' or type(o.ts) ~= 'string'
-        or type(o.ttl) ~= 'number' or o.ttl <= 0 or type(o.conns) ~= 'table' then
+        or type(o.ttl) ~= 'number' or o.ttl <= 0 or type(o.conns) ~= 'table' or type(o.maxlen) ~= 'number'
+        or type(o.log) ~= 'string' then
       return {i, 'id', 'the ledger step got a malformed operation; nothing was applied'}
     end
     local f, r, t = o.friend, o.referrer, o.type

@@ -25,31 +25,45 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 RANGE = f"must be between {EARLIEST_YEAR}-01-01 and 9999-12-31 (UTC)"
 
 
-def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> tuple[str, str] | None:
+def json_problem(value: Any, max_depth: int = MAX_DEPTH, strings: bool = True) -> tuple[str, str] | None:
     """(dotted path, reason) of the first thing in parsed JSON the hub cannot store: nesting
-    beyond `max_depth`, or a lone UTF-16 surrogate (JSON allows "\\ud800", UTF-8 and Redis's
-    Lua cjson do not). None when the value is clean. Iterative, so depth cannot exhaust the stack."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    beyond `max_depth`, or (with `strings`) a lone UTF-16 surrogate: JSON allows "\\ud800",
+    UTF-8, Redis and Lua's cjson do not. None when the value is clean. Iterative, so depth cannot
+    exhaust the stack; without `strings` it only looks at containers."""
+    if type(value) not in (dict, list):
+        lone = strings and type(value) is str and not value.isascii() and SURROGATE.search(value)
+        return ("$", "holds a lone UTF-16 surrogate such as \\ud800, which is not text") if lone else None
+    stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
-        item, path, depth = stack.pop()
-        if type(item) is str:
-            if not item.isascii() and SURROGATE.search(item):
-                return path or "$", "holds a lone UTF-16 surrogate such as \\ud800, which is not text"
-            continue
-        if type(item) is dict:
-            pairs: Any = item.items()
-        elif type(item) is list:
-            pairs = enumerate(item)
-        else:
-            continue
+        item, depth = stack.pop()
+        children = item.values() if type(item) is dict else item
         if depth >= max_depth:
-            return path or "$", f"nests deeper than {max_depth} levels"
-        for key, child in pairs:
-            if type(key) is str and not key.isascii() and SURROGATE.search(key):
-                return path or "$", "has a key holding a lone UTF-16 surrogate such as \\ud800, which is not text"
-            if type(child) in (str, dict, list):
-                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+            return path_to(value, item), f"nests deeper than {max_depth} levels"
+        if strings and type(item) is dict and any(not k.isascii() and SURROGATE.search(k) for k in item):
+            return path_to(value, item), "has a key holding a lone UTF-16 surrogate such as \\ud800, which is not text"
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif strings and kind is str and not child.isascii() and SURROGATE.search(child):
+                return path_to(value, child), "holds a lone UTF-16 surrogate such as \\ud800, which is not text"
     return None
+
+
+def path_to(root: Any, target: Any) -> str:
+    """The dotted path of `target` (found by identity) inside `root`; only run to word an error."""
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        item, path = stack.pop()
+        if item is target:
+            return path or "$"
+        pairs = item.items() if type(item) is dict else enumerate(item) if type(item) is list else ()
+        for key, child in pairs:
+            if child is target:
+                return f"{path}.{key}" if path else str(key)
+            if type(child) in (dict, list):
+                stack.append((child, f"{path}.{key}" if path else str(key)))
+    return "$"
 
 
 def utc_stamp(moment: datetime) -> str:
@@ -387,16 +401,17 @@ def load_events(items: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
         if not isinstance(item, dict):
             errors.append({"index": index, "field": "$", "message": "an event is a JSON object"})
             continue
-        problem = json_problem(item)
-        if problem:  # callers that did not parse JSON themselves (feeds, the CLI) meet it here
+        loaded = fast_load(item)
+        if loaded is None:
+            try:
+                loaded = EVENT.load(item)
+            except ValidationError as exc:
+                errors += [{"index": index, "field": path, "message": msg} for path, msg in flatten(exc.messages)]
+                continue
+        # what reaches Redis and Lua is text: callers that parsed no JSON (feeds, the CLI) meet it here
+        problem = json_problem(loaded)
+        if problem:
             errors.append({"index": index, "field": problem[0], "message": problem[1]})
             continue
-        fast = fast_load(item)
-        if fast is not None:
-            events.append(fast)
-            continue
-        try:
-            events.append(EVENT.load(item))
-        except ValidationError as exc:
-            errors += [{"index": index, "field": path, "message": msg} for path, msg in flatten(exc.messages)]
+        events.append(loaded)
     return events, errors

@@ -59,3 +59,18 @@ def test_anything_unusual_goes_to_marshmallow(change: dict) -> None:
         assert errors and not events
     else:
         assert events == want and not errors
+
+
+def test_a_lone_surrogate_in_a_stored_field_is_refused_by_either_path() -> None:
+    """Callers that parse no JSON themselves (feeds, the CLI) still never hand Lua a non-text string.
+    The second event takes marshmallow's path (a number for a total)."""
+    friend = {"email": "cleo@example.com", "first_name": "Cl\ud800o"}
+    fast = {**copy.deepcopy(BASE), "friend": friend}
+    slow = {**fast, "order": {"id": "o", "total": 5, "currency": "GBP"}}
+    assert fast_load(fast) is not None and fast_load(slow) is None
+    for item in (fast, slow):
+        events, errors = load_events([item])
+        assert not events and errors == [{"index": 0, "field": "friend.first_name",
+                                          "message": "holds a lone UTF-16 surrogate such as \\ud800, which is not text"}]
+    events, errors = load_events([{**copy.deepcopy(BASE), "unknown_top": "\ud800"}])  # ignored keys are not stored
+    assert events and not errors
