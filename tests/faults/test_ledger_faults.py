@@ -6,7 +6,11 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from tests.story import event
+
+pytestmark = pytest.mark.faults
 
 BEARER = {"Authorization": "Bearer ingest-token"}
 ANNA, CLEO = "anna@example.com", "cleo@example.com"

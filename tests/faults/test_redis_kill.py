@@ -17,8 +17,10 @@ import requests
 from hub.processes import free_port
 from hub.store import SERVER_CONFIG
 from tests.e2e.stack import Stack
+from tests.faults.conftest import report
 from tests.story import event
 
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 SENDERS, BATCHES, PER_BATCH = 4, 40, 10
 KILLS_AT = (0.25, 0.6)           # share of all batches answered 202 before each kill
 
@@ -102,7 +104,6 @@ class Sender(threading.Thread):
                 self.progress.notify_all()
 
 
-@pytest.mark.e2e
 def test_every_event_answered_202_survives_redis_sigkills(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     (tmp_path / "logs").mkdir()
@@ -135,8 +136,9 @@ def test_every_event_answered_202_survives_redis_sigkills(tmp_path: Path) -> Non
         landed = sum(client.exists(f"hub:seen:{i}") for i in accepted)
         counted = sum(int(client.hget(f"hub:c:sender{n}@example.com", "invites_sent") or 0) for n in range(SENDERS))
         sent = total * PER_BATCH
-        print(f"\nredis SIGKILL x{len(KILLS_AT)}: sent {sent}, accepted {len(accepted)}, landed {landed}, "
-              f"lost {len(accepted) - landed}, doubled {counted - landed}, 503s met {state['refused']}")
+        report(tmp_path, "redis_sigkill_mid_ingest", {
+            "kills": len(KILLS_AT), "sent": sent, "accepted": len(accepted), "landed": landed,
+            "lost": len(accepted) - landed, "doubled": counted - landed, "answers_503": state["refused"]})
         assert len(accepted) == len(set(accepted)) == sent
         assert landed == len(accepted)          # lost = 0
         assert counted == landed                # doubled = 0: each invite counted once
