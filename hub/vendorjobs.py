@@ -20,12 +20,13 @@ from connectors import Connector
 from connectors.errors import AuthError, RetriableVendorError, VendorError
 
 from . import sync
-from .ledger import dirty_key, get_ledger
+from .ledger import dirty_key, erase_key, get_ledger
 from .mappingstore import current_mapping
 from .queue import get_queues
 
 JOBS = "hub:vjobs:{}"            # zset: job reference -> when its next check is due
-JOB = "hub:vjob:{}:{}"           # JSON: emails (in the order sent), versions, fingerprints, checks, since
+JOB = "hub:vjob:{}:{}"           # hash: data (JSON: emails in the order sent, versions, fingerprints,
+                                 # since, erase_after) and checks (how many reads said "running")
 WAITING = "hub:vjobwait:{}"      # hash: email -> the job reference it waits on
 # Seconds before each successive check, then the last step again; a job still running after
 # GIVE_UP seconds becomes a (retriable) failed sync so ops can see it.
@@ -50,9 +51,9 @@ def hold(connector: str, pending: dict[str, list[str]], versions: dict[str, int]
     r, now = redis(), time.time()
     for ref, emails in pending.items():
         record = {"emails": emails, "versions": {e: versions[e] for e in emails},
-                  "prints": {e: prints[e] for e in emails}, "checks": 0, "since": now}
+                  "prints": {e: prints[e] for e in emails}, "since": now}
         pipe = r.pipeline(transaction=True)
-        pipe.set(JOB.format(connector, ref), json.dumps(record))
+        pipe.hset(JOB.format(connector, ref), mapping={"data": json.dumps(record), "checks": 0})
         pipe.zadd(JOBS.format(connector), {ref: now + delay(0)})
         pipe.hset(WAITING.format(connector), mapping={e: ref for e in emails})
         pipe.execute()
@@ -86,60 +87,62 @@ def waiting(connector: str, email: str) -> bool:
 
 
 def forget(connector: str, emails: list[str]) -> None:
-    """Erased people leave the pending jobs: their place in a job's order is kept, their email is not."""
+    """Erased people leave the pending jobs' contacts (their place in the order is kept). The job
+    may still create them at the vendor after the deletion, so the email is kept only to delete
+    them once more when the job is done."""
     r = redis()
     refs = r.hmget(WAITING.format(connector), emails) if emails else []
     for email, ref in zip(emails, refs):
         if ref is None:
             continue
         key = JOB.format(connector, ref.decode())
-        raw = r.get(key)
+        raw = r.hget(key, "data")
         if raw:
             record = json.loads(raw)
             record["emails"] = ["" if e == email else e for e in record["emails"]]
             record["versions"].pop(email, None)
             record["prints"].pop(email, None)
-            r.set(key, json.dumps(record), keepttl=True)
+            record.setdefault("erase_after", []).append(email)
+            r.hset(key, "data", json.dumps(record))
         r.hdel(WAITING.format(connector), email)
 
 
 def check(connector: str, ref: str) -> dict[str, Any]:
     """RQ job: read one pending vendor job once; finish its contacts, or look again later."""
     r = redis()
-    raw = r.get(JOB.format(connector, ref))
-    if raw is None:
+    raw = r.hgetall(JOB.format(connector, ref))
+    if not raw:
         return {"job": ref, "gone": True}          # already finished (a check delivered twice)
-    record = json.loads(raw)
+    record, checks = json.loads(raw[b"data"]), int(raw[b"checks"])
     if sync.paused(connector):
-        return again(connector, ref, record, delay(len(STEPS)))
+        return again(connector, ref, delay(len(STEPS)))
     client = sync.build_connector(connector)
     try:
         outcome = client.check_job(ref, record["emails"])
     except AuthError as exc:
         sync.pause_for_auth(connector, exc)
-        return again(connector, ref, record, delay(len(STEPS)))
+        return again(connector, ref, delay(len(STEPS)))
     except RetriableVendorError as exc:
-        return again(connector, ref, record, max(delay(record["checks"]), exc.retry_after or 0.0))
+        return again(connector, ref, max(delay(checks), exc.retry_after or 0.0))
     except VendorError as exc:
         # The job cannot be read (e.g. 404): its outcome is unknown, so its contacts are pushed again.
-        release(connector, ref, record)
+        record = release(connector, ref, record)
         sync.redirty(connector, live(record))
         get_queues().kick([connector])
         return {"job": ref, "unreadable": exc.message}
     if not outcome.done:
-        record["checks"] += 1
         if time.time() - record["since"] > GIVE_UP:
-            release(connector, ref, record)
+            record = release(connector, ref, record)
             sync.record_failure(connector, live(record), RetriableVendorError(
                 f"{connector} job {ref} still running after {GIVE_UP // 3600} h", code="job_still_running"))
             return {"job": ref, "gave_up": True}
-        return again(connector, ref, record, delay(record["checks"]))
+        r.hincrby(JOB.format(connector, ref), "checks", 1)
+        return again(connector, ref, delay(checks + 1))
     return finish(connector, client, ref, record, outcome.failed)
 
 
-def again(connector: str, ref: str, record: dict[str, Any], seconds: float) -> dict[str, Any]:
+def again(connector: str, ref: str, seconds: float) -> dict[str, Any]:
     r = redis()
-    r.set(JOB.format(connector, ref), json.dumps(record))
     r.zadd(JOBS.format(connector), {ref: time.time() + seconds})
     schedule(connector, ref, seconds)
     return {"job": ref, "running": True, "next_check_in": seconds}
@@ -149,27 +152,34 @@ def live(record: dict[str, Any]) -> list[str]:
     return [e for e in record["emails"] if e]
 
 
-def release(connector: str, ref: str, record: dict[str, Any]) -> None:
-    """The job is settled: drop it and the contacts' pointers to it."""
+def release(connector: str, ref: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The job is settled: drop it and the contacts' pointers to it. People erased while it ran
+    are deleted at the vendor once more (the job may have created them again). Returns the
+    record as it stood (erasures made after the check read it included)."""
     r = redis()
+    raw = r.hget(JOB.format(connector, ref), "data")
+    record = json.loads(raw) if raw else record
     pipe = r.pipeline(transaction=True)
     pipe.delete(JOB.format(connector, ref))
     pipe.zrem(JOBS.format(connector), ref)
     emails = live(record)
     if emails:
         pipe.hdel(WAITING.format(connector), *emails)
+    if record.get("erase_after"):
+        pipe.zadd(erase_key(connector), {e: time.time() for e in record["erase_after"]}, nx=True)
     pipe.execute()
+    return record
 
 
 def finish(connector: str, client: Connector, ref: str, record: dict[str, Any],
            rejected: dict[str, VendorError]) -> dict[str, Any]:
     """The job is done: rejected contacts fail; the rest finish their push unless they changed."""
     r = redis()
-    emails = live(record)
     # A safety net first: if this check dies half-way, the next flush pushes them again.
-    if emails:
-        r.zadd(dirty_key(connector), {e: time.time() for e in emails}, nx=True)
-    release(connector, ref, record)
+    if live(record):
+        r.zadd(dirty_key(connector), {e: time.time() for e in live(record)}, nx=True)
+    record = release(connector, ref, record)
+    emails = live(record)
     versions = dict(zip(emails, get_ledger().versions(emails)))
     fresh = [e for e in emails if versions[e] == record["versions"].get(e)]
     failures = {e: x for e, x in rejected.items() if e in fresh}

@@ -21,7 +21,8 @@ from .klaviyo_fields import BODIES, Refusal, check
 
 VENDOR = "klaviyo"
 API_KEY = "pk_sandbox_demo"
-LISTS = {"RfMkt1": "Referral friends - marketing", "RfTxn1": "Referral friends - customers"}
+LISTS = {"RfMkt1": "Referral friends - marketing", "RfTxn1": "Referral friends - customers",
+         "RfMkt2": "Referral friends - newsletter"}
 REVISION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.pre)?$")
 # (burst per second, steady per minute), from the spec's x-klaviyo-ratelimit.
 LIMITS = {
