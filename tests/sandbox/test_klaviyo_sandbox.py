@@ -189,14 +189,14 @@ def test_a_job_can_stay_processing_for_a_number_of_status_reads(server: LiveServ
 
 
 def test_import_errors_come_in_pages_and_every_page_is_read(server: LiveServer, connector: KlaviyoConnector) -> None:
-    bad = [f"reject-{i:02d}@example.com" for i in range(45)]
+    bad = [f"reject-{i:03d}@example.com" for i in range(130)]     # more than one page of 100
     result = connector.push([ContactUpdate(email="anna@example.com")] + [ContactUpdate(email=e) for e in bad])
     assert sorted(result.failed) == bad
     job_id = next(r["path"] for r in requests.get(f"{server.url}/_sandbox/requests", timeout=5).json()["requests"]
                   if r["path"].endswith("/import-errors")).split("/")[-2]
     first = call(server, "GET", f"/api/profile-bulk-import-jobs/{job_id}/import-errors")
     assert len(first.json()["data"]) == 20 and first.json()["links"]["next"]
-    pages, url = 0, f"/api/profile-bulk-import-jobs/{job_id}/import-errors?page[size]=20"
+    pages, url = 0, f"/api/profile-bulk-import-jobs/{job_id}/import-errors?page[size]=50"
     seen: list[str] = []
     while url:
         body = call(server, "GET", url.removeprefix(f"{server.url}/klaviyo")).json()
