@@ -384,8 +384,9 @@ class KlaviyoConnector(Connector):
     def check(self) -> dict[str, Any]:
         """The key works and has every scope the hub uses. Klaviyo cannot list a key's scopes, so
         each is tried: a harmless read for the read scopes; for a write scope, a body Klaviyo
-        refuses (400 means the key got past the scope check, so the scope is there, inferred;
-        403 means it is missing). A write probe needing a scope already missing says nothing."""
+        refuses, so nothing is written (400 means the key got past the scope check: granted, an
+        inference; 403 means missing). A probe whose operation also needs a scope already found
+        missing cannot tell: "unknown"."""
         scopes: dict[str, str] = {}
         account = None
         for scope, method, path, needs in SCOPE_PROBES:
@@ -399,11 +400,11 @@ class KlaviyoConnector(Connector):
             if response.status_code == 403:
                 scopes[scope] = "missing"
             else:
-                scopes[scope] = "granted" if method == "GET" else "granted (inferred)"
+                scopes[scope] = "granted"
                 if path == "/api/accounts":
                     account = (response.json().get("data") or [{}])[0].get("id")
         missing = [s for s, state in scopes.items() if state == "missing"]
-        return {"ok": not missing, "account": account, "scopes": scopes, "missing_scopes": missing}
+        return {"ok": not missing, "account": account, "permissions": scopes, "missing": missing}
 
     def fields(self) -> list[dict[str, Any]]:
         # Klaviyo custom properties are free-form: any name is accepted, none must pre-exist.

@@ -433,10 +433,10 @@ def test_check_reports_every_scope_the_key_has() -> None:
                  "data-privacy-deletion-jobs"):
         responses.post(f"{BASE}/api/{path}", status=400, json={"errors": [{
             "id": "e", "status": 400, "code": "invalid", "title": "Invalid input.", "detail": "'data' is required."}]})
-    assert connector().check() == {"ok": True, "account": "ACC1", "missing_scopes": [], "scopes": {
+    assert connector().check() == {"ok": True, "account": "ACC1", "missing": [], "permissions": {
         "accounts:read": "granted", "lists:read": "granted", "profiles:read": "granted",
-        "profiles:write": "granted (inferred)", "lists:write": "granted (inferred)",
-        "subscriptions:write": "granted (inferred)", "data-privacy:write": "granted (inferred)"}}
+        "profiles:write": "granted", "lists:write": "granted", "subscriptions:write": "granted",
+        "data-privacy:write": "granted"}}
     posted = [c.request.body for c in responses.calls if c.request.method == "POST"]
     assert posted == ["{}"] * 4, "a write scope is probed with a body Klaviyo refuses, so nothing is written"
 
@@ -451,6 +451,6 @@ def test_check_names_the_scopes_that_answer_403() -> None:
     responses.post(f"{BASE}/api/profile-import", status=403, json=denied)
     responses.post(f"{BASE}/api/data-privacy-deletion-jobs", status=400, json={"errors": []})
     result = connector().check()
-    assert result["ok"] is False and result["missing_scopes"] == ["lists:read", "profiles:write"]
-    assert result["scopes"]["lists:write"] == result["scopes"]["subscriptions:write"] == "unknown"
-    assert result["scopes"]["data-privacy:write"] == "granted (inferred)"
+    assert result["ok"] is False and result["missing"] == ["lists:read", "profiles:write"]
+    assert result["permissions"]["lists:write"] == result["permissions"]["subscriptions:write"] == "unknown"
+    assert result["permissions"]["data-privacy:write"] == "granted"

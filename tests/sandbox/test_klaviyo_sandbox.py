@@ -281,4 +281,4 @@ def test_check_against_a_key_with_limited_scopes(server: LiveServer, connector: 
         emulation.ALL_SCOPES - {"subscriptions:write", "lists:read"})})
     limited = KlaviyoConnector({"api_key": "pk_no_subscriptions", "base_url": f"{server.url}/klaviyo"})
     result = limited.check()
-    assert result["ok"] is False and result["missing_scopes"] == ["lists:read", "subscriptions:write"]
+    assert result["ok"] is False and result["missing"] == ["lists:read", "subscriptions:write"]
