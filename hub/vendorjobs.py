@@ -6,6 +6,7 @@ them again meanwhile. A follow-up check is scheduled on the connector's queue wi
 the job once and, while it still runs, schedules the next with a longer wait. When the job is
 done, rejected contacts become failed syncs and the others finish their push (consent, lists)
 and are recorded as landed, unless they changed meanwhile: then they are simply dirty again.
+A check holds the connector's flush lease, as a flush does: it writes to the vendor.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from connectors import Connector
 from connectors.errors import AuthError, RetriableVendorError, VendorError
 
 from . import sync
+from .lease import Lease
 from .ledger import dirty_key, erase_key, get_ledger
 from .mappingstore import current_mapping
 from .queue import get_queues
@@ -70,8 +72,13 @@ def schedule(connector: str, ref: str, seconds: float) -> None:
                                            description=f"check {connector} job {ref}")
 
 
+def sweep_all() -> dict[str, int]:
+    """The hub scheduler's entry: re-arm lost checks for every enabled connector."""
+    return {c: n for c in get_queues().connectors if (n := sweep(c))}
+
+
 def sweep(connector: str) -> int:
-    """Re-arm checks that are long overdue (their scheduled job was lost); for the hub scheduler too."""
+    """Re-arm checks that are long overdue (their scheduled job was lost)."""
     r = redis()
     late = r.zrangebyscore(JOBS.format(connector), "-inf", time.time() - LOST)
     for ref in late:
@@ -108,17 +115,33 @@ def forget(connector: str, emails: list[str]) -> None:
 
 
 def check(connector: str, ref: str) -> dict[str, Any]:
-    """RQ job: read one pending vendor job once; finish its contacts, or look again later."""
+    """RQ job: read one pending vendor job once; finish its contacts, or look again later. It
+    writes to the vendor and records pushes, so it holds the connector's flush lease meanwhile."""
+    if not redis().exists(JOB.format(connector, ref)):
+        return {"job": ref, "gone": True}          # already finished (a check delivered twice)
+    if sync.paused(connector):
+        return again(connector, ref, delay(len(STEPS)))
+    lease = sync.flush_lease(connector)
+    if not lease.acquire():
+        return again(connector, ref, max(lease.waiting_ms / 1000 + 0.5, delay(0)))   # a flush is writing
+    try:
+        return look(connector, ref, lease)
+    finally:
+        lease.release()
+        sync.follow_up(connector)                  # a flush for whatever is dirty now
+
+
+def look(connector: str, ref: str, lease: Lease) -> dict[str, Any]:
     r = redis()
     raw = r.hgetall(JOB.format(connector, ref))
     if not raw:
-        return {"job": ref, "gone": True}          # already finished (a check delivered twice)
+        return {"job": ref, "gone": True}
     record, checks = json.loads(raw[b"data"]), int(raw[b"checks"])
-    if sync.paused(connector):
-        return again(connector, ref, delay(len(STEPS)))
-    client = sync.build_connector(connector)
+    client = sync.build_connector(connector, lease)
     try:
         outcome = client.check_job(ref, record["emails"])
+    except sync.Superseded:
+        return again(connector, ref, delay(checks))
     except AuthError as exc:
         sync.pause_for_auth(connector, exc)
         return again(connector, ref, delay(len(STEPS)))
@@ -128,7 +151,6 @@ def check(connector: str, ref: str) -> dict[str, Any]:
         # The job cannot be read (e.g. 404): its outcome is unknown, so its contacts are pushed again.
         record = release(connector, ref, record)
         sync.redirty(connector, live(record))
-        get_queues().kick([connector])
         return {"job": ref, "unreadable": exc.message}
     if not outcome.done:
         if time.time() - record["since"] > GIVE_UP:
@@ -138,7 +160,7 @@ def check(connector: str, ref: str) -> dict[str, Any]:
             return {"job": ref, "gave_up": True}
         r.hincrby(JOB.format(connector, ref), "checks", 1)
         return again(connector, ref, delay(checks + 1))
-    return finish(connector, client, ref, record, outcome.failed)
+    return finish(connector, client, lease, ref, record, outcome.failed)
 
 
 def again(connector: str, ref: str, seconds: float) -> dict[str, Any]:
@@ -171,7 +193,7 @@ def release(connector: str, ref: str, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def finish(connector: str, client: Connector, ref: str, record: dict[str, Any],
+def finish(connector: str, client: Connector, lease: Lease, ref: str, record: dict[str, Any],
            rejected: dict[str, VendorError]) -> dict[str, Any]:
     """The job is done: rejected contacts fail; the rest finish their push unless they changed."""
     r = redis()
@@ -190,33 +212,24 @@ def finish(connector: str, client: Connector, ref: str, record: dict[str, Any],
                         get_ledger().states([e for e in fresh if e not in failures]))
     ready = [x for x in entries if x["status"] == "would_push" and x["fingerprint"] == record["prints"].get(x["email"])]
     done = [x["email"] for x in entries if x["status"] in ("unchanged", "unknown")]
-    landed: list[str] = []
+    pushed: dict[str, str] = {}
     if ready:
         try:
             result = client.finish([x["update"] for x in ready])
+        except sync.Superseded:
+            # Some calls may have landed: re-marked for the flush that holds the lease now.
+            sync.settle(connector, lease, {x["email"]: versions[x["email"]] for x in ready},
+                        {x["email"]: sync.written(x["update"], "superseded") for x in ready})
+            return {"job": ref, "finished": False, "superseded": True}
         except VendorError as exc:
             if not exc.retriable:
                 sync.record_failure(connector, [x["email"] for x in ready], exc)
                 r.zrem(dirty_key(connector), *[x["email"] for x in ready])
-            get_queues().kick([connector])      # retriable: they are dirty, the next flush pushes them
-            return {"job": ref, "finished": False, "error": exc.as_dict()}
-        sync.record_failures(connector, {e: x for e, x in result.failed.items()})
+            return {"job": ref, "finished": False, "error": exc.as_dict()}   # retriable: still dirty
+        sync.record_failures(connector, dict(result.failed))
         if result.failed:
             r.zrem(dirty_key(connector), *result.failed)
-        landed = [x["email"] for x in ready if x["email"] not in result.failed]
-        record_landed(connector, [x for x in ready if x["email"] in landed])
-    cleared = landed + done
-    sync.clear_dirty(connector, cleared, [versions[e] for e in cleared])
-    get_queues().kick([connector])              # whatever changed meanwhile (or differs now) is dirty
-    return {"job": ref, "finished": True, "landed": len(landed), "failed": len(failures)}
-
-
-def record_landed(connector: str, entries: list[dict[str, Any]]) -> None:
-    """What sync.push records for a landed contact: what was pushed (the next diff's base)."""
-    pipe = redis().pipeline(transaction=False)
-    for entry in entries:
-        update = entry["update"]
-        pipe.hset(sync.PUSHED.format(connector), update.email, json.dumps(
-            {"fp": entry["fingerprint"], "lists": update.lists, "consent": update.marketing_consent}))
-        pipe.hset(sync.LAST.format(connector), update.email, json.dumps({"at": time.time(), "ok": True}))
-    pipe.execute()
+        pushed = {x["email"]: sync.written(x["update"], x["fingerprint"]) for x in ready
+                  if x["email"] not in result.failed}
+    sync.settle(connector, lease, {e: versions[e] for e in [*pushed, *done]}, pushed)
+    return {"job": ref, "finished": True, "landed": len(pushed), "failed": len(failures)}

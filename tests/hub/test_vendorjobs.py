@@ -12,6 +12,7 @@ from rq.registry import ScheduledJobRegistry
 from hub import failed, sync, vendorjobs
 from hub.ledger import dirty_key, erase_key
 from hub.queue import get_queues
+from hub.scheduler import Periodic, periodic_jobs
 from tests.hub.test_ops import INGEST, OPS, holds, post_story
 from tests.story import KLAVIYO, event
 
@@ -143,3 +144,8 @@ def test_a_check_lost_long_ago_is_re_armed(app, sandbox_server) -> None:  # type
             r.zadd(vendorjobs.JOBS.format("klaviyo"), {ref: 1.0})
         assert vendorjobs.sweep("klaviyo") == 2
         assert len(scheduled_checks(app)) == 2
+
+
+def test_lost_checks_are_looked_for_on_the_hub_scheduler() -> None:
+    assert Periodic("vendor-jobs", "hub.vendorjobs.sweep_all", interval_seconds=60, timeout=120) in periodic_jobs(
+        {"SWEEP_INTERVAL": 60})
