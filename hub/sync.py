@@ -304,6 +304,7 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
 def erase_pending(connector: str, client: Connector) -> int:
     """Delete erased people at the vendor; forget what the hub pushed for them."""
     emails = [e.decode() for e in redis().zrange(erase_key(connector), 0, client.max_batch - 1)]
+    emails = [e for e in emails if e not in vendorjobs.waiting_among(connector, emails)]  # after their job
     if not emails:
         return 0
     result = client.erase(emails)
@@ -315,7 +316,6 @@ def erase_pending(connector: str, client: Connector) -> int:
     pipe.hdel(SUSPECT.format(connector), *emails)
     pipe.hdel(LAST.format(connector), *emails)  # a push that raced the erasure may have noted one
     pipe.execute()
-    vendorjobs.forget(connector, emails)
     return len(emails)
 
 

@@ -22,13 +22,13 @@ from connectors.errors import AuthError, RetriableVendorError, VendorError
 
 from . import sync
 from .lease import Lease
-from .ledger import dirty_key, erase_key, get_ledger
+from .ledger import dirty_key, get_ledger
 from .mappingstore import current_mapping
 from .queue import get_queues
 
 JOBS = "hub:vjobs:{}"            # zset: job reference -> when its next check is due
 JOB = "hub:vjob:{}:{}"           # hash: data (JSON: emails in the order sent, versions, fingerprints,
-                                 # since, erase_after) and checks (how many reads said "running")
+                                 # since) and checks (how many reads said "running")
 WAITING = "hub:vjobwait:{}"      # hash: email -> the job reference it waits on
 # Seconds before each successive check, then the last step again; a job still running after
 # GIVE_UP seconds becomes a (retriable) failed sync so ops can see it.
@@ -93,25 +93,12 @@ def waiting(connector: str, email: str) -> bool:
     return bool(redis().hexists(WAITING.format(connector), email))
 
 
-def forget(connector: str, emails: list[str]) -> None:
-    """Erased people leave the pending jobs' contacts (their place in the order is kept). The job
-    may still create them at the vendor after the deletion, so the email is kept only to delete
-    them once more when the job is done."""
-    r = redis()
-    refs = r.hmget(WAITING.format(connector), emails) if emails else []
-    for email, ref in zip(emails, refs):
-        if ref is None:
-            continue
-        key = JOB.format(connector, ref.decode())
-        raw = r.hget(key, "data")
-        if raw:
-            record = json.loads(raw)
-            record["emails"] = ["" if e == email else e for e in record["emails"]]
-            record["versions"].pop(email, None)
-            record["prints"].pop(email, None)
-            record.setdefault("erase_after", []).append(email)
-            r.hset(key, "data", json.dumps(record))
-        r.hdel(WAITING.format(connector), email)
+def waiting_among(connector: str, emails: list[str]) -> set[str]:
+    """Which of these contacts wait on a vendor job. Erasure waits for the job too: deleted
+    before the job completes, the person could be created again by it."""
+    if not emails:
+        return set()
+    return {e for e, ref in zip(emails, redis().hmget(WAITING.format(connector), emails)) if ref is not None}
 
 
 def check(connector: str, ref: str) -> dict[str, Any]:
@@ -149,12 +136,12 @@ def look(connector: str, ref: str, lease: Lease) -> dict[str, Any]:
         return again(connector, ref, max(delay(checks), exc.retry_after or 0.0))
     except VendorError as exc:
         # The job cannot be read (e.g. 404): its outcome is unknown, so its contacts are pushed again.
-        record = release(connector, ref, record)
+        release(connector, ref, record)
         sync.redirty(connector, live(record))
         return {"job": ref, "unreadable": exc.message}
     if not outcome.done:
         if time.time() - record["since"] > GIVE_UP:
-            record = release(connector, ref, record)
+            release(connector, ref, record)
             sync.record_failure(connector, live(record), RetriableVendorError(
                 f"{connector} job {ref} still running after {GIVE_UP // 3600} h", code="job_still_running"))
             return {"job": ref, "gave_up": True}
@@ -174,23 +161,15 @@ def live(record: dict[str, Any]) -> list[str]:
     return [e for e in record["emails"] if e]
 
 
-def release(connector: str, ref: str, record: dict[str, Any]) -> dict[str, Any]:
-    """The job is settled: drop it and the contacts' pointers to it. People erased while it ran
-    are deleted at the vendor once more (the job may have created them again). Returns the
-    record as it stood (erasures made after the check read it included)."""
-    r = redis()
-    raw = r.hget(JOB.format(connector, ref), "data")
-    record = json.loads(raw) if raw else record
-    pipe = r.pipeline(transaction=True)
+def release(connector: str, ref: str, record: dict[str, Any]) -> None:
+    """The job is settled: drop it and the contacts' pointers to it (an erasure that waited on
+    it can go ahead: the flush that follows sends it)."""
+    pipe = redis().pipeline(transaction=True)
     pipe.delete(JOB.format(connector, ref))
     pipe.zrem(JOBS.format(connector), ref)
-    emails = live(record)
-    if emails:
-        pipe.hdel(WAITING.format(connector), *emails)
-    if record.get("erase_after"):
-        pipe.zadd(erase_key(connector), {e: time.time() for e in record["erase_after"]}, nx=True)
+    if live(record):
+        pipe.hdel(WAITING.format(connector), *live(record))
     pipe.execute()
-    return record
 
 
 def finish(connector: str, client: Connector, lease: Lease, ref: str, record: dict[str, Any],
@@ -200,7 +179,7 @@ def finish(connector: str, client: Connector, lease: Lease, ref: str, record: di
     # A safety net first: if this check dies half-way, the next flush pushes them again.
     if live(record):
         r.zadd(dirty_key(connector), {e: time.time() for e in live(record)}, nx=True)
-    record = release(connector, ref, record)
+    release(connector, ref, record)
     emails = live(record)
     versions = dict(zip(emails, get_ledger().versions(emails)))
     fresh = [e for e in emails if versions[e] == record["versions"].get(e)]
