@@ -4,7 +4,7 @@ sizes, and the time those calls take under its published rate limits (vendor-api
 It assumes a perfect hub that knows the final state up front and pushes every contact once,
 in full batches, with every bucket used at its published rate. Calls that a correct hub cannot
 skip are counted (the OAuth/JWT login, one status read per Klaviyo import job to learn which
-profiles failed); reads for inspection are not.
+profiles failed, Klaviyo's suppression read before subscribing); reads for inspection are not.
 """
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ from .expected import Expected
 LATENCY = 0.03      # the sandbox answers each call after this long
 # Published figures, as the sandbox enforces them: (calls, seconds) per bucket.
 LIMITS: dict[str, dict[str, tuple[tuple[int, float], ...]]] = {
-    "klaviyo": {"bulk-import": ((10, 1.0), (150, 60.0)), "subscribe": ((75, 1.0), (750, 60.0))},
+    "klaviyo": {"bulk-import": ((10, 1.0), (150, 60.0)), "subscribe": ((75, 1.0), (750, 60.0)),
+                "profiles": ((75, 1.0), (750, 60.0))},
     "emarsys": {"api": ((1000, 60.0),)},
     "salesforce": {"api": ()},                    # no per-second limit; a 24 h allocation
     "ometria": {"push": ((8, 1.0),)},
     "splio": {"contacts": ((20, 1.0),), "default": ((10, 1.0),)},
 }
-KLAVIYO_JOB_MAX, KLAVIYO_JOB_BYTES, KLAVIYO_SUBSCRIBE_MAX = 10_000, 5_000_000, 1_000
+KLAVIYO_JOB_MAX, KLAVIYO_JOB_BYTES, KLAVIYO_SUBSCRIBE_MAX, KLAVIYO_LOOKUP_MAX = 10_000, 5_000_000, 1_000, 100
 EMARSYS_CONTACTS_MAX, EMARSYS_LIST_MAX = 1_000, 1_000
 SALESFORCE_COLLECTION_MAX = 200
 OMETRIA_PUSH_MAX = 100
@@ -72,10 +73,13 @@ def compute(expected: Expected, list_kinds: dict[str, dict[str, str]]) -> dict[s
         if vendor == "klaviyo":
             jobs = klaviyo_jobs(rows, {i for i, k in lists.items() if k == TRANSACTIONAL})
             calls = {"POST bulk-import": jobs, "GET bulk-import (job status)": jobs,
+                     "GET profiles (suppressions)": math.ceil(m / KLAVIYO_LOOKUP_MAX),
                      "POST subscribe": math.ceil(m / KLAVIYO_SUBSCRIBE_MAX)}
-            buckets = {"bulk-import": 2 * jobs, "subscribe": calls["POST subscribe"]}
+            buckets = {"bulk-import": 2 * jobs, "subscribe": calls["POST subscribe"],
+                       "profiles": calls["GET profiles (suppressions)"]}
             how = (f"{n} profiles in {jobs} import jobs (<= 10,000 profiles and 5 MB each; customers apart, "
-                   f"since a job adds all its profiles to its lists) + 1 status read each; {m} consents in "
+                   f"since a job adds all its profiles to its lists) + 1 status read each; {m} consents: "
+                   f"their suppressions read 100 at a time (a subscription would lift one), then "
                    f"subscription jobs of 1,000")
         elif vendor == "emarsys":
             calls = {"PUT contact": math.ceil(n / EMARSYS_CONTACTS_MAX),

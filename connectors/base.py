@@ -72,10 +72,15 @@ class ContactUpdate:
 
 @dataclass
 class PushResult:
-    """Per-contact outcome of a push or erase: every email not in `failed` succeeded."""
+    """Per-contact outcome of a push or erase: every email not in `failed` or `pending` succeeded.
+
+    pending: vendor job reference -> the emails (in the order sent) whose outcome waits on that
+    asynchronous job; the hub checks it later (`Connector.check_job`) and then `finish`es them.
+    """
 
     failed: dict[str, VendorError] = field(default_factory=dict)
     calls: int = 0
+    pending: dict[str, list[str]] = field(default_factory=dict)
 
     def fail(self, email: str, error: VendorError) -> None:
         self.failed.setdefault(email, error)
@@ -106,6 +111,14 @@ def permission_report(found: dict[str, bool], **extra: Any) -> dict[str, Any]:
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+@dataclass
+class JobCheck:
+    """Where a vendor's asynchronous job stands: still running, or done with per-contact failures."""
+
+    done: bool
+    failed: dict[str, VendorError] = field(default_factory=dict)
 
 
 class Connector:
@@ -166,6 +179,14 @@ class Connector:
 
     def fields(self) -> list[dict[str, Any]]:
         """The custom fields the account has: [{"name", "id", "type"}]."""
+        raise NotImplementedError
+
+    def check_job(self, ref: str, emails: list[str]) -> JobCheck:
+        """Where a job `push` left pending stands (only connectors with asynchronous jobs)."""
+        raise NotImplementedError
+
+    def finish(self, updates: list[ContactUpdate]) -> PushResult:
+        """The rest of a push for contacts whose pending job has completed (consent, lists)."""
         raise NotImplementedError
 
     def error_from_response(self, response: requests.Response) -> VendorError:

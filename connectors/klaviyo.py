@@ -6,12 +6,13 @@ Every body built here validates against Klaviyo's official OpenAPI spec (tests c
 from __future__ import annotations
 
 import json
-import time
+import re
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import requests
 
-from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, PushResult, chunks
+from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, JobCheck, PushResult, chunks
 from .errors import FatalVendorError, VendorError
 
 REVISION = "2026-07-15"
@@ -35,6 +36,41 @@ BULK_BYTES = 4_500_000       # under the 5 MB payload cap
 SUBSCRIBE_MAX = 1_000        # profiles per subscription job
 UNSUBSCRIBE_MAX = 100        # profiles per unsubscribe job
 LIST_MAX = 1_000             # profile ids per list add/remove
+ERRORS_PAGE = 100            # import errors per page (20 by default, 100 at most)
+# Global suppressions: a subscription would lift UNSUBSCRIBE, SPAM_COMPLAINT and USER_SUPPRESSED
+# (bulk_subscribe_profiles), and HARD_BOUNCE / INVALID_EMAIL mean no marketing email can reach
+# the person anyway, so any of them stops the hub from subscribing.
+SUPPRESSIONS = {"UNSUBSCRIBE", "SPAM_COMPLAINT", "SPAM_REPORT", "USER_SUPPRESSED", "HARD_BOUNCE", "INVALID_EMAIL"}
+
+
+# Each scope the hub needs (the spec's x-klaviyo-scopes of the operations it calls), the probe
+# that shows it, and the scopes that probe's operation also needs.
+SCOPE_PROBES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("accounts:read", "GET", "/api/accounts", ()),                       # check
+    ("lists:read", "GET", "/api/lists", ()),                             # import job status
+    ("profiles:read", "GET", "/api/profiles", ()),                       # lookups, job status, errors
+    ("profiles:write", "POST", "/api/profile-import", ()),
+    ("lists:write", "POST", "/api/profile-bulk-import-jobs", ("profiles:write",)),
+    ("subscriptions:write", "POST", "/api/profile-subscription-bulk-create-jobs", ("profiles:write", "lists:write")),
+    ("data-privacy:write", "POST", "/api/data-privacy-deletion-jobs", ()),
+)
+
+
+@dataclass
+class ConsentHeld:
+    """A profile's email marketing state at Klaviyo, as it bears on subscribing it."""
+
+    blocked: bool
+    list_blocked: set[str | None] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, attributes: dict[str, Any]) -> ConsentHeld:
+        """From get_profiles' `subscriptions.email.marketing` (additional-fields[profile])."""
+        marketing = (((attributes.get("subscriptions") or {}).get("email") or {}).get("marketing") or {})
+        suppressed = {str(s.get("reason")) for s in marketing.get("suppression") or []}
+        blocked = marketing.get("consent") == "UNSUBSCRIBED" or bool(suppressed & SUPPRESSIONS)
+        lists = {str(s.get("list_id")) for s in marketing.get("list_suppressions") or []}
+        return cls(blocked=blocked, list_blocked=set(lists))
 
 
 class KlaviyoConnector(Connector):
@@ -48,8 +84,6 @@ class KlaviyoConnector(Connector):
     secret_settings = ("api_key",)
     required_settings = ("api_key",)
     default_base_url = "https://a.klaviyo.com"
-    job_poll_seconds = 20.0
-    job_poll_interval = 0.25
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Klaviyo-API-Key {self.settings['api_key']}",
@@ -139,14 +173,27 @@ class KlaviyoConnector(Connector):
 
     # -- push --------------------------------------------------------------------------------
     def push(self, updates: list[ContactUpdate]) -> PushResult:
+        """Profiles first; consent and lists for those whose profile has landed. Contacts in an
+        import job that is still running stay pending: the hub checks the job later."""
         result = PushResult()
         self.upsert_profiles(updates, result)
-        live = [u for u in updates if u.email not in result.failed]
-        self.subscribe(live, result)
-        self.unsubscribe([u for u in live if u.email not in result.failed], result)
-        self.leave_lists([u for u in live if u.email not in result.failed], result)
+        waiting = {e for emails in result.pending.values() for e in emails}
+        self.after_upsert([u for u in updates if u.email not in waiting], result)
         result.calls = self.calls
         return result
+
+    def finish(self, updates: list[ContactUpdate]) -> PushResult:
+        result = PushResult()
+        self.after_upsert(updates, result)
+        result.calls = self.calls
+        return result
+
+    def after_upsert(self, updates: list[ContactUpdate], result: PushResult) -> None:
+        live = [u for u in updates if u.email not in result.failed]
+        self.subscribe(live, result)
+        self.join_lists(live, result)
+        self.unsubscribe(live, result)
+        self.leave_lists(live, result)
 
     def upsert_profiles(self, updates: list[ContactUpdate], result: PushResult) -> None:
         """One profile: profile-import (sync). More: bulk import jobs, grouped by the
@@ -161,7 +208,13 @@ class KlaviyoConnector(Connector):
             for batch in self.size_batches(group):
                 job_id = self.post("/api/profile-bulk-import-jobs",
                                    self.bulk_import_body([self.profile(u) for u in batch], list_ids)).json()["data"]["id"]
-                self.await_import(job_id, batch, result)
+                emails = [u.email for u in batch]
+                check = self.check_job(f"import:{job_id}", emails)
+                if check.done:
+                    for email, error in check.failed.items():
+                        result.fail(email, error)
+                else:
+                    result.pending[f"import:{job_id}"] = emails
 
     def size_batches(self, updates: list[ContactUpdate]) -> list[list[ContactUpdate]]:
         batches: list[list[ContactUpdate]] = [[]]
@@ -175,38 +228,89 @@ class KlaviyoConnector(Connector):
             size += n
         return batches
 
-    def await_import(self, job_id: str, batch: list[ContactUpdate], result: PushResult) -> None:
-        """Poll the import job until it completes; profiles it rejected fail on their own."""
-        deadline = time.monotonic() + self.job_poll_seconds
-        while True:
-            attributes = self.request("GET", f"/api/profile-bulk-import-jobs/{job_id}").json()["data"]["attributes"]
-            if attributes["status"] in ("complete", "cancelled") or time.monotonic() > deadline:
-                break
-            self.sleep(self.job_poll_interval)
-        if attributes["status"] == "cancelled":
-            result.fail_all((u.email for u in batch), FatalVendorError(
-                f"bulk import job {job_id} was cancelled", code="job_cancelled"))
-        elif attributes.get("failed_count"):
-            errors = self.request("GET", f"/api/profile-bulk-import-jobs/{job_id}/import-errors").json()["data"]
-            for error in errors:
-                a = error["attributes"]
-                email = ((a.get("original_payload") or {}).get("email") or "").strip().lower()
-                result.fail(email, FatalVendorError(f"{a['title']}: {a['detail']}", code=a["code"]))
+    def check_job(self, ref: str, emails: list[str]) -> JobCheck:
+        """One status read of an import job (`import:<id>`; `emails` in the order sent). Queued or
+        processing: not done, nothing landed yet. Cancelled: every profile fails. Complete: the
+        profiles its import errors name fail on their own, every page of them read."""
+        job_id = ref.removeprefix("import:")
+        attributes = self.request("GET", f"/api/profile-bulk-import-jobs/{job_id}").json()["data"]["attributes"]
+        status = attributes["status"]
+        if status in ("queued", "processing"):
+            return JobCheck(done=False)
+        if status == "cancelled":
+            error = FatalVendorError(f"bulk import job {job_id} was cancelled", code="job_cancelled")
+            return JobCheck(done=True, failed={e: error for e in emails})
+        if status != "complete":
+            # A status this revision does not list: not done, never called landed.
+            return JobCheck(done=False)
+        failed = self.import_errors(job_id, emails) if attributes.get("failed_count") else {}
+        unnamed = int(attributes.get("failed_count") or 0) - len(failed)
+        if unnamed > 0:
+            # Rejections that name no profile: nothing says which landed, so none is called landed.
+            error = FatalVendorError(f"bulk import job {job_id} rejected {unnamed} profile(s) without naming them",
+                                     code="import_error_unnamed")
+            failed.update({e: error for e in emails if e not in failed})
+        return JobCheck(done=True, failed=failed)
+
+    def import_errors(self, job_id: str, emails: list[str]) -> dict[str, VendorError]:
+        """Every page of a job's import errors (cursor-paginated, `links.next`), as per-email
+        failures. A null `original_payload` is placed by the index in `source.pointer`."""
+        failed: dict[str, VendorError] = {}
+        page: str | None = f"/api/profile-bulk-import-jobs/{job_id}/import-errors"
+        params: dict[str, Any] | None = {"page[size]": ERRORS_PAGE}
+        while page:
+            body = self.request("GET", page, params=params).json()
+            for item in body.get("data") or []:
+                a = item.get("attributes") or {}
+                email = self.rejected_email(a, emails)
+                if email:
+                    failed.setdefault(email, FatalVendorError(
+                        f"{a.get('title', '')}: {a.get('detail', '')}".strip(": "), code=a.get("code")))
+            page, params = (body.get("links") or {}).get("next"), None
+        return failed
+
+    @staticmethod
+    def rejected_email(attributes: dict[str, Any], emails: list[str]) -> str | None:
+        payload = attributes.get("original_payload") or {}
+        email = str(payload.get("email") or "").strip().lower()
+        if email in emails:
+            return email
+        pointer = str((attributes.get("source") or {}).get("pointer") or "")
+        found = re.match(r"^/data/attributes/profiles/data/(\d+)(/|$)", pointer)
+        if found and int(found.group(1)) < len(emails):
+            return emails[int(found.group(1))]
+        return None
 
     def subscribe(self, updates: list[ContactUpdate], result: PushResult) -> None:
-        """Marketing list = consent SUBSCRIBED through the subscription job (one list a job)."""
+        """Consent SUBSCRIBED only where the hub's consent went from no to yes, one job per
+        marketing list (or none: the account's default). Never over a person's unsubscribe or a
+        suppression Klaviyo holds: the call would lift it (bulk_subscribe_profiles)."""
+        granted = [u for u in updates if u.consent_granted]
+        if not granted:
+            return
+        holds = self.consent_held([u.email for u in granted])
         groups: dict[str | None, list[str]] = {}
-        for update in updates:
-            lists = update.lists_of(MARKETING)
-            if update.consent_granted:
-                targets: list[str | None] = list(lists) or [None]
-            else:
-                targets = list(update.new_lists(MARKETING)) if update.marketing_consent else []
+        for update in granted:
+            held = holds.get(update.email)
+            if held is not None and held.blocked:
+                continue
+            targets: list[str | None] = list(update.lists_of(MARKETING)) or [None]
             for list_id in targets:
-                groups.setdefault(list_id, []).append(update.email)
-        for list_id, emails in groups.items():
+                if held is None or list_id not in held.list_blocked:
+                    groups.setdefault(list_id, []).append(update.email)
+        for target, emails in groups.items():
             for batch in chunks(emails, SUBSCRIBE_MAX):
-                self.post("/api/profile-subscription-bulk-create-jobs", self.subscribe_body(batch, list_id))
+                self.post("/api/profile-subscription-bulk-create-jobs", self.subscribe_body(batch, target))
+
+    def join_lists(self, updates: list[ContactUpdate], result: PushResult) -> None:
+        """A marketing list newly in the mapping, for a contact whose consent did not change:
+        plain membership (add_profiles_to_list), never a new subscription."""
+        groups: dict[str, list[str]] = {}
+        for update in updates:
+            if update.marketing_consent is True and not update.consent_granted:
+                for list_id in update.new_lists(MARKETING):
+                    groups.setdefault(list_id, []).append(update.email)
+        self.membership("POST", groups)
 
     def unsubscribe(self, updates: list[ContactUpdate], result: PushResult) -> None:
         """Withdrawn consent: unsubscribe from the marketing lists the hub had joined."""
@@ -221,27 +325,47 @@ class KlaviyoConnector(Connector):
                 self.post("/api/profile-subscription-bulk-delete-jobs", self.unsubscribe_body(batch, list_id))
 
     def leave_lists(self, updates: list[ContactUpdate], result: PushResult) -> None:
-        """Transactional lists the contact no longer belongs in (a mapping change)."""
+        """Lists the contact no longer belongs in after a mapping change: transactional ones, and
+        marketing ones while consent stands (plain removal; a withdrawal unsubscribes instead)."""
         groups: dict[str, list[str]] = {}
         for update in updates:
-            for list_id in update.dropped_lists(TRANSACTIONAL):
+            dropped = update.dropped_lists(TRANSACTIONAL)
+            if not update.consent_withdrawn:
+                dropped += update.dropped_lists(MARKETING)
+            for list_id in dropped:
                 groups.setdefault(list_id, []).append(update.email)
+        self.membership("DELETE", groups)
+
+    def membership(self, method: str, groups: dict[str, list[str]]) -> None:
+        """Add (POST) or remove (DELETE) profiles to or from lists, 1,000 profile ids a call."""
         for list_id, emails in groups.items():
             ids = self.profile_ids(emails)
             for batch in chunks(sorted(ids.values()), LIST_MAX):
                 body = {"data": [{"type": "profile", "id": i} for i in batch]}
-                self.request("DELETE", f"/api/lists/{list_id}/relationships/profiles",
+                self.request(method, f"/api/lists/{list_id}/relationships/profiles",
                              data=json.dumps(body, separators=(",", ":")))
 
-    def profile_ids(self, emails: Sequence[str]) -> dict[str, str]:
-        ids: dict[str, str] = {}
+    def find_profiles(self, emails: Sequence[str], subscriptions: bool = False) -> list[dict[str, Any]]:
+        """The profiles Klaviyo holds for these emails (get_profiles, 100 a call)."""
+        found: list[dict[str, Any]] = []
         for batch in chunks(list(emails), 100):
             quoted = ",".join(json.dumps(e) for e in batch)
-            response = self.request("GET", "/api/profiles", params={
-                "filter": f"any(email,[{quoted}])", "page[size]": 100})
-            for item in response.json()["data"]:
-                ids[item["attributes"]["email"]] = item["id"]
-        return ids
+            params: dict[str, Any] = {"filter": f"any(email,[{quoted}])", "page[size]": 100}
+            if subscriptions:
+                params["additional-fields[profile]"] = "subscriptions"
+            found.extend(self.request("GET", "/api/profiles", params=params).json()["data"])
+        return found
+
+    def profile_ids(self, emails: Sequence[str]) -> dict[str, str]:
+        return {str(item["attributes"]["email"]).lower(): item["id"] for item in self.find_profiles(emails)}
+
+    def consent_held(self, emails: Sequence[str]) -> dict[str, ConsentHeld]:
+        """What Klaviyo holds against subscribing each profile it has seen."""
+        held: dict[str, ConsentHeld] = {}
+        for item in self.find_profiles(emails, subscriptions=True):
+            email = str(item["attributes"].get("email") or "").lower()
+            held[email] = ConsentHeld.of(item["attributes"])
+        return held
 
     # -- erase, check, fields ----------------------------------------------------------------
     def erase(self, emails: list[str]) -> PushResult:
@@ -258,8 +382,29 @@ class KlaviyoConnector(Connector):
         return result
 
     def check(self) -> dict[str, Any]:
-        data = self.request("GET", "/api/accounts").json()["data"]
-        return {"ok": True, "account": data[0]["id"] if data else None}
+        """The key works and has every scope the hub uses. Klaviyo cannot list a key's scopes, so
+        each is tried: a harmless read for the read scopes; for a write scope, a body Klaviyo
+        refuses, so nothing is written (400 means the key got past the scope check: granted, an
+        inference; 403 means missing). A probe whose operation also needs a scope already found
+        missing cannot tell: "unknown"."""
+        scopes: dict[str, str] = {}
+        account = None
+        for scope, method, path, needs in SCOPE_PROBES:
+            if any(scopes.get(n) == "missing" for n in needs):
+                scopes[scope] = "unknown"
+                continue
+            if method == "GET":
+                response = self.request(method, path, ok=(403,), params={"page[size]": 1} if path != "/api/accounts" else None)
+            else:
+                response = self.request(method, path, ok=(400, 403), data="{}")
+            if response.status_code == 403:
+                scopes[scope] = "missing"
+            else:
+                scopes[scope] = "granted"
+                if path == "/api/accounts":
+                    account = (response.json().get("data") or [{}])[0].get("id")
+        missing = [s for s, state in scopes.items() if state == "missing"]
+        return {"ok": not missing, "account": account, "permissions": scopes, "missing": missing}
 
     def fields(self) -> list[dict[str, Any]]:
         # Klaviyo custom properties are free-form: any name is accepted, none must pre-exist.

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from flask import Blueprint, current_app, jsonify, request
 
-from . import failed, sync
+from . import failed, sync, vendorjobs
 from .auth import require
 from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
@@ -48,7 +48,7 @@ def connector_view(redis: Any, connector: str, email: str, failures: list[dict[s
     if outcome:
         outcome["at"] = datetime.fromtimestamp(outcome["at"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"last_push": outcome,
-            "pending": redis.zscore(dirty_key(connector), email) is not None,
+            "pending": redis.zscore(dirty_key(connector), email) is not None or vendorjobs.waiting(connector, email),
             "erase_pending": redis.zscore(erase_key(connector), email) is not None,
             "paused": sync.paused(connector),
             "failed": [{k: f[k] for k in ("id", "kind", "status", "code", "message", "attempts", "last_attempt")}

@@ -49,6 +49,7 @@ def periodic_jobs(config: Mapping[str, Any]) -> list[Periodic]:
     An interval of 0 turns a job off."""
     jobs = [
         Periodic("sweep", "hub.sync.sweep", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
+        Periodic("vendor-jobs", "hub.vendorjobs.sweep_all", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
     ] + ([  # CSV feeds over SFTP (docs/feeds.md), when HUB_FEEDS_FILE names some
         Periodic("feeds-poll", "hub.feeds.jobs.poll_feeds", interval_seconds=float(config.get("FEEDS_POLL_INTERVAL") or 60),
                  timeout=3600),

@@ -25,7 +25,7 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
-from . import metrics
+from . import metrics, vendorjobs
 from .config import connector_settings, retry_schedule
 from .ledger import dirty_key, erase_key, get_ledger
 from .lease import Lease
@@ -280,6 +280,7 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     writes are re-marked for the current holder)."""
     versions = dict(zip(emails, get_ledger().versions(emails)))
     updates, prints, skip, failed = updates_for(connector, emails)
+    held: set[str] = set()
     if updates:
         started = time.perf_counter()
         try:
@@ -292,7 +293,9 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
         seconds = time.perf_counter() - started
         failed.update(result.failed)
         metrics.observe_push(redis(), connector, seconds, len(updates) - len(result.failed), len(result.failed))
-    landed = {u.email: written(u, prints[u.email]) for u in updates if u.email not in failed}
+        # Contacts in a vendor job still running: not landed; they leave the dirty set and wait there.
+        held = vendorjobs.hold(connector, result.pending, versions, prints)
+    landed = {u.email: written(u, prints[u.email]) for u in updates if u.email not in failed and u.email not in held}
     if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed):
         raise Superseded(f"flush of {connector} lost its lease during a push")
     return failed
@@ -301,6 +304,7 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
 def erase_pending(connector: str, client: Connector) -> int:
     """Delete erased people at the vendor; forget what the hub pushed for them."""
     emails = [e.decode() for e in redis().zrange(erase_key(connector), 0, client.max_batch - 1)]
+    emails = [e for e in emails if e not in vendorjobs.waiting_among(connector, emails)]  # after their job
     if not emails:
         return 0
     result = client.erase(emails)

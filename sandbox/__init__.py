@@ -34,6 +34,8 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
     app.extensions["sandbox"] = Store(latency=latency, fault_rate=fault_rate)
     for module in VENDORS.values():
         app.register_blueprint(module.bp, url_prefix=f"/{module.VENDOR}")
+        if hasattr(module, "control"):   # sandbox-only controls a vendor emulation offers tests
+            app.register_blueprint(module.control, url_prefix=f"/_sandbox/{module.VENDOR}")
 
     def sandbox() -> Store:
         return app.extensions["sandbox"]

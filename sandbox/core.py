@@ -58,6 +58,7 @@ class Store:
         self.jobs: dict[str, dict[str, Any]] = {}
         # Per-vendor answer modes a test can switch on (e.g. Ometria's "counts_only").
         self.modes: dict[str, str] = {}
+        self.vendor_state: dict[str, Any] = {}    # what one vendor models beyond people (keys, settings)
         self.seq = 0
         # vendor -> email -> {"count", "writes": [{"seq", "at", "state"}]}: each change a request
         # made to a contact, in the order the sandbox applied them (the fault tests read it).
