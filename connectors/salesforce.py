@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import jwt
 import requests
 
-from .base import Connector, ContactUpdate, PushResult, chunks
+from .base import Connector, ContactUpdate, ContactView, PushResult, chunks
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
 LOGIN_URL = "https://login.salesforce.com"
@@ -35,6 +35,7 @@ CONCURRENCY_WAIT = 60.0              # too many concurrent long calls: a short w
 ALREADY_GONE = ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
 USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+RECORD_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 
 def encode(value: Any) -> Any:
@@ -323,3 +324,57 @@ class SalesforceConnector(Connector):
         describe = self.request("GET", f"{self.api}/sobjects/Contact/describe").json()
         return [{"name": f["name"], "id": f["name"], "type": f["type"]}
                 for f in describe.get("fields") or [] if f["name"].endswith("__c")]
+
+    # -- read (the anti-entropy audit) ---------------------------------------------------------
+    def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
+        """Two SOQL queries through GET {api}/query
+        (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_query.htm):
+        the mapped Contact fields and HasOptedOutOfEmail by the external id, then the
+        CampaignMember rows (CampaignId, ContactId) of the Contacts found: the campaigns are the
+        hub's lists. Both page through nextRecordsUrl."""
+        views: dict[str, ContactView | None] = {u.email: None for u in updates}
+        ids: dict[str, str] = {}
+        groups: dict[str, list[ContactUpdate]] = {}
+        for update in updates:
+            groups.setdefault(self.key_of(update)[0], []).append(update)
+        for key_field, group in groups.items():
+            if not IDENTIFIER.match(key_field):
+                raise FatalVendorError(f"bad external id field name {key_field!r}", code="bad_mapping")
+            for batch in chunks(group, COLLECTION_MAX):
+                ids.update(self.read_contacts(key_field, batch, views))
+        for batch in chunks(sorted(ids), COLLECTION_MAX):
+            quoted = ",".join(f"'{i}'" for i in batch if RECORD_ID.fullmatch(i))
+            query = f"SELECT ContactId, CampaignId FROM CampaignMember WHERE ContactId IN ({quoted})"
+            for record in self.soql(query) if quoted else []:
+                view = views.get(ids.get(str(record.get("ContactId")), ""))
+                if view is not None and view.lists is not None:
+                    view.lists.add(str(record["CampaignId"]))
+        return views
+
+    def read_contacts(self, key_field: str, batch: Sequence[ContactUpdate],
+                      views: dict[str, ContactView | None]) -> dict[str, str]:
+        """Fill `views` for one batch; returns Contact id -> email for those found."""
+        keys = {str(self.key_of(u)[1]).strip().lower(): u.email for u in batch}
+        names = sorted({n for u in batch for n in u.fields if IDENTIFIER.match(n)} - {key_field, "Id"})
+        quoted = ",".join("'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'" for k in keys)
+        columns = ", ".join(["Id", key_field, "HasOptedOutOfEmail", *[n for n in names if n != "HasOptedOutOfEmail"]])
+        found: dict[str, str] = {}
+        for record in self.soql(f"SELECT {columns} FROM Contact WHERE {key_field} IN ({quoted})"):
+            email = keys.get(str(record.get(key_field) or "").strip().lower())
+            if email is None:
+                continue
+            opted_out = record.get("HasOptedOutOfEmail")
+            views[email] = ContactView(fields={n: record.get(n) for n in names}, lists=set(),
+                                       marketing_consent=None if opted_out is None else not opted_out,
+                                       consent_read=True)
+            found[str(record["Id"])] = email
+        return found
+
+    def soql(self, query: str) -> list[dict[str, Any]]:
+        """Every record a SOQL query returns, following nextRecordsUrl."""
+        body = self.request("GET", f"{self.api}/query", params={"q": query}).json()
+        records: list[dict[str, Any]] = list(body.get("records") or [])
+        while not body.get("done", True) and body.get("nextRecordsUrl"):
+            body = self.request("GET", body["nextRecordsUrl"]).json()
+            records += body.get("records") or []
+        return records

@@ -22,6 +22,7 @@ LIMITS = {
     "profiles": ((75, 1.0), (750, 60.0)),
     "deletion": ((3, 1.0), (60, 60.0)),
     "accounts": ((1, 1.0), (15, 60.0)),
+    "profile-lists": ((3, 1.0), (60, 60.0)),
 }
 
 bp = Blueprint("klaviyo", __name__)
@@ -54,6 +55,8 @@ def endpoint_of(path: str, method: str) -> str:
         return "deletion"
     if path.startswith("/api/accounts"):
         return "accounts"
+    if path.startswith("/api/profiles/") and path.endswith("/relationships/lists"):
+        return "profile-lists"
     return "profiles"
 
 
@@ -223,7 +226,7 @@ def list_members(list_id: str) -> Response:
 @bp.get("/api/profiles")
 def profiles() -> Response:
     wanted = re.findall(r'"([^"]+)"', request.args.get("filter", ""))
-    found = [profile_json(e, p) for e in wanted if (p := store().find(VENDOR, e)) and not p.deleted]
+    found = [profile_resource(e, p) for e in wanted if (p := store().find(VENDOR, e)) and not p.deleted]
     return jsonify({"data": found, "links": {"self": request.url}})
 
 
@@ -242,3 +245,33 @@ def deletion() -> Response:
 @bp.get("/api/accounts")
 def accounts() -> Response:
     return jsonify({"data": [{"type": "account", "id": "SANDBOX", "attributes": {}}]})
+
+
+# -- reading profiles back (the hub's anti-entropy audit) ----------------------------------------
+# Standard profile attributes; every other stored field is a custom property.
+ATTRIBUTES = {"email", "phone_number", "external_id", "first_name", "last_name", "organization",
+              "locale", "title", "image"}
+CONSENT = {True: "SUBSCRIBED", False: "UNSUBSCRIBED", None: "NEVER_SUBSCRIBED"}
+
+
+def profile_resource(email: str, person: Person) -> dict[str, Any]:
+    """A profile as GET /api/profiles returns it: standard attributes at the top, custom ones in
+    `properties`, and `subscriptions` only when additional-fields[profile] asks for it."""
+    attributes: dict[str, Any] = {"email": email, **{k: v for k, v in person.fields.items() if k in ATTRIBUTES}}
+    attributes["properties"] = {k: v for k, v in person.fields.items() if k not in ATTRIBUTES}
+    if "subscriptions" in request.args.get("additional-fields[profile]", "").split(","):
+        attributes["subscriptions"] = {"email": {"marketing": {
+            "can_receive_email_marketing": person.marketing_consent is not False,
+            "consent": CONSENT[person.marketing_consent]}}}
+    return {"type": "profile", "id": person.vendor_id, "attributes": attributes}
+
+
+@bp.get("/api/profiles/<profile_id>/relationships/lists")
+def profile_lists(profile_id: str) -> Response:
+    """get_list_ids_for_profile: the ids of the lists the profile is in; 404 for no such profile."""
+    with store().lock:
+        person = next((p for p in store().people[VENDOR].values() if p.vendor_id == profile_id and not p.deleted), None)
+        if person is None:
+            return error(404, "not_found", "Not found.", f"Profile {profile_id} does not exist.")
+        ids = sorted(person.lists)
+    return jsonify({"data": [{"type": "list", "id": i} for i in ids], "links": {"self": request.url}})

@@ -342,7 +342,10 @@ QUERY = re.compile(r"^\s*SELECT\s+(.+?)\s+FROM\s+Contact\s+WHERE\s+(\w+)\s+IN\s*
 
 @bp.get("/services/data/<version>/query")
 def query(version: str) -> Response:
-    """The one SOQL shape the connector sends: SELECT <fields> FROM Contact WHERE <field> IN (...)."""
+    """The SOQL shapes the connector sends: SELECT <fields> FROM Contact WHERE <field> IN (...),
+    and CampaignMember rows by ContactId."""
+    if MEMBERS.match(request.args.get("q", "")):
+        return campaign_members(version)
     match = QUERY.match(request.args.get("q", ""))
     if not match:
         return errors(400, "MALFORMED_QUERY", "the sandbox answers SELECT ... FROM Contact WHERE field IN (...)")
@@ -375,3 +378,28 @@ def describe(version: str) -> Response:
 @bp.get("/services/data/<version>/limits")
 def limits(version: str) -> Response:
     return jsonify({"DailyApiRequests": {"Max": DAILY_REQUESTS, "Remaining": DAILY_REQUESTS - api_usage()}})
+
+
+# -- reading campaign members back (the hub's anti-entropy audit) ------------------------------------
+MEMBERS = re.compile(r"^\s*SELECT\s+(.+?)\s+FROM\s+CampaignMember\s+WHERE\s+ContactId\s+IN\s*\((.*)\)\s*$", re.I | re.S)
+MEMBER_FIELDS = ("Id", "CampaignId", "ContactId")
+
+
+def campaign_members(version: str) -> Response:
+    """SELECT <CampaignId, ContactId, Id> FROM CampaignMember WHERE ContactId IN ('003...', ...)."""
+    match = MEMBERS.match(request.args.get("q", ""))
+    assert match is not None
+    selected = [f.strip() for f in match.group(1).split(",")]
+    unknown = [f for f in selected if f not in MEMBER_FIELDS]
+    if unknown:
+        return errors(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity 'CampaignMember'")
+    wanted = set(re.findall(r"'([^'\\]*)'", match.group(2)))
+    records = []
+    with store().lock:
+        for person in store().people[VENDOR].values():
+            if person.deleted or person.vendor_id not in wanted:
+                continue
+            for campaign in sorted(person.lists):
+                row = {"Id": f"00v{person.vendor_id[3:]}"[:18], "CampaignId": campaign, "ContactId": person.vendor_id}
+                records.append({"attributes": {"type": "CampaignMember"}, **{f: row[f] for f in selected}})
+    return jsonify({"totalSize": len(records), "done": True, "records": records})
