@@ -363,9 +363,10 @@ class SalesforceConnector(Connector):
             email = keys.get(str(record.get(key_field) or "").strip().lower())
             if email is None:
                 continue
-            opted_out = record.get("HasOptedOutOfEmail")
+            # HasOptedOutOfEmail false is every Contact's default: it says no opt-out, not an
+            # opt-in. Only a true is a consent fact (withdrawn).
             views[email] = ContactView(fields={n: record.get(n) for n in names}, lists=set(),
-                                       marketing_consent=None if opted_out is None else not opted_out,
+                                       marketing_consent=False if record.get("HasOptedOutOfEmail") is True else None,
                                        consent_read=True)
             found[str(record["Id"])] = email
         return found
