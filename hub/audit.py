@@ -10,7 +10,7 @@ vendor, and consent is never written against it) and lists the vendor has beyond
 
 Findings are kept in the contact's own hash (`audit:history`, bounded), so whatever erases the
 contact erases them; a pending repair is marked there too (`audit:pending`) and settled when a
-push lands (`settle`, called by hub.sync.push).
+push lands (`close_repairs`, called by hub.sync.push).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from .drift import Finding, compare
 from .errors import APIError
 from .ledger import dirty_key, get_ledger, key
 from .mappingstore import current_mapping
-from .queue import get_queues, queue_name
+from .queue import get_queues
 
 HISTORY = "audit:history"            # field of hub:c:<email>: newest finding first, bounded
 PENDING = "audit:pending"            # field of hub:c:<email>: {connector: when} repairs not landed yet
@@ -121,12 +121,17 @@ def enabled(config: dict[str, Any], connector: str) -> bool:
     return CONNECTORS[connector].readable() and setting(config, "AUDIT_INTERVAL", connector) > 0
 
 
-def periodic_audits(config: dict[str, Any], connectors: Sequence[str]) -> list[dict[str, Any]]:
-    """The audit's entries for the hub's scheduler: one job per audited connector, on that
-    connector's own queue, every HUB_AUDIT_INTERVAL[_<CONNECTOR>] seconds."""
-    return [{"name": f"audit-{c}", "func": "hub.audit.audit_job", "queue": queue_name(c), "cron": None,
-             "interval_seconds": setting(config, "AUDIT_INTERVAL", c), "args": [c]}
-            for c in connectors if enabled(config, c)]
+def periodic_audits(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The audit's entries for the hub's scheduler (hub.scheduler.Periodic keyword arguments):
+    one job per enabled connector whose vendor has a read and whose interval is not 0, every
+    HUB_AUDIT_INTERVAL[_<CONNECTOR>] seconds, on the scheduler's own queue so it never holds up
+    the connector's flushes."""
+    from .queue import enabled_connectors
+
+    return [{"name": f"audit-{c}", "func": "hub.audit.audit_job", "args": (c,),
+             "interval_seconds": setting(config, "AUDIT_INTERVAL", c),
+             "timeout": int(float(config["AUDIT_BUDGET"])) + 120}
+            for c in enabled_connectors(config) if enabled(config, c)]
 
 
 # -- the audit's reads: the connector's own shared limiter, held to a share -------------------------
@@ -184,7 +189,7 @@ def record(connector: str, finding: Finding) -> bool:
     return bool(done)
 
 
-def settle(r: Any, connector: str, emails: list[str]) -> int:
+def close_repairs(r: Any, connector: str, emails: list[str]) -> int:
     """Called once a push has landed: close the audit repairs waiting on these contacts."""
     if not emails or int(r.get(OPEN.format(connector)) or 0) <= 0:
         return 0
@@ -274,7 +279,9 @@ def audit(connector: str, size: int | None = None, emails: list[str] | None = No
     except VendorError as exc:
         from .sync import scrub_secrets
 
-        report["stopped"] = scrub_secrets(f"vendor error: HTTP {exc.status or '-'} {exc.code or ''} {exc.message}")[:300]
+        # The vendor's text may name a contact: it goes to the caller, never into Redis.
+        report["stopped"] = "vendor_error"
+        report["error"] = {"status": exc.status, "code": exc.code, "message": scrub_secrets(exc.message)[:300]}
     finish(connector, report)
     return report
 
@@ -316,7 +323,7 @@ def finish(connector: str, report: dict[str, Any]) -> None:
     count(r, connector, {"checked": report["checked"], "in_step": report["in_step"],
                          "out_of_step": report["out_of_step"], "repair_queued": report["repairs_queued"]},
           run="stopped" if report["stopped"] else "completed")
-    r.set(LAST.format(connector), json.dumps({k: v for k, v in report.items() if k != "findings"}))
+    r.set(LAST.format(connector), json.dumps(counts_only(report)))
     if report["repairs_queued"]:
         get_queues().kick([connector])
     current_app.logger.info("audit done", extra={k: report[k] for k in (
@@ -328,11 +335,26 @@ def audit_job(connector: str) -> dict[str, Any]:
     addresses there would outlive an erasure."""
     if not enabled(current_app.config["HUB"], connector):
         return {"connector": connector, "skipped": "audit turned off"}
-    report = audit(connector)
-    return {k: v for k, v in report.items() if k != "findings"}
+    return counts_only(audit(connector))
+
+
+def counts_only(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without anything that may name a person (findings, the vendor's error text)."""
+    return {k: v for k, v in report.items() if k not in ("findings", "error")}
 
 
 # -- HTTP and CLI ---------------------------------------------------------------------------------
+def address(value: Any) -> bool:
+    """An email address the hub could hold: text with an @, at most 254 characters, valid UTF-8."""
+    if not isinstance(value, str) or "@" not in value or len(value) > 254:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @bp.post("/v1/connectors/<name>/audit")
 @require("ops")
 def run_view(name: str):  # type: ignore[no-untyped-def]
@@ -344,7 +366,7 @@ def run_view(name: str):  # type: ignore[no-untyped-def]
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1000):
         raise APIError(422, "invalid_sample", "sample must be an integer from 1 to 1000", {"field": "sample"})
     if contacts is not None and (not isinstance(contacts, list) or not 1 <= len(contacts) <= 1000
-                                 or not all(isinstance(c, str) and "@" in c for c in contacts)):
+                                 or not all(address(c) for c in contacts)):
         raise APIError(422, "invalid_contacts", "contacts must be 1 to 1000 email addresses", {"field": "contacts"})
     if name not in get_queues().connectors:
         raise APIError(404, "not_found", f"no enabled connector named {name!r}")
@@ -384,6 +406,9 @@ def show(report: dict[str, Any]) -> None:
                f"out of step {report['out_of_step']}, repairs queued {report['repairs_queued']}"
                + (f", left to the flush {report['changed_meanwhile']}" if report["changed_meanwhile"] else "")
                + (f"; stopped early: {report['stopped']}" if report["stopped"] else ""))
+    if report.get("error"):
+        error = report["error"]
+        click.echo(f"  vendor answered HTTP {error['status'] or '-'} {error['code'] or ''}: {error['message']}")
     for item in report["findings"]:
         parts = ["missing at the vendor"] if item.get("missing") else []
         if item.get("fields"):

@@ -295,8 +295,9 @@ ROUTES: dict[str, dict[str, Any]] = {
             connector=t("string"), at=t("string"), checked=t("integer"), in_step=t("integer"),
             out_of_step=t("integer"), repairs_queued=t("integer"), changed_meanwhile=t("integer"),
             skipped=t("string", "Why it did not run (paused, backing off, no read API).", nullable=True),
-            stopped=t("string", "Why it stopped early (budget, rate_share, rate_limited, vendor error).",
+            stopped=t("string", "Why it stopped early (budget, rate_share, rate_limited, vendor_error).",
                       nullable=True),
+            error=obj(status=t("integer", nullable=True), code=t("string", nullable=True), message=t("string")),
             findings=arr(t("object", "email, repair, and what differs: missing, fields, lists_lost, "
                                      "lists_other, consent.")))),
         obj(sample=t("integer", "Contacts to read back (default HUB_AUDIT_SAMPLE).", minimum=1, maximum=1000),

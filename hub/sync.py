@@ -296,7 +296,7 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed):
         raise Superseded(f"flush of {connector} lost its lease during a push")
     if landed:
-        from .audit import settle as close_repairs  # repairs the anti-entropy audit queued have landed
+        from .audit import close_repairs  # repairs the anti-entropy audit queued have landed
 
         close_repairs(redis(), connector, list(landed))
     return failed

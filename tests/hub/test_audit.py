@@ -193,9 +193,10 @@ def test_a_stopped_audit_keeps_what_it_compared(app, monkeypatch) -> None:  # ty
 def test_settings_per_connector_and_turning_it_off(make_app, sandbox_server) -> None:  # type: ignore[no-untyped-def]
     config = {"AUDIT_INTERVAL": 600, "AUDIT_SAMPLE": 20, "AUDIT_INTERVAL_SPLIO": "0", "AUDIT_SAMPLE_KLAVIYO": "5"}
     assert audit.setting(config, "AUDIT_SAMPLE", "klaviyo") == 5 and audit.setting(config, "AUDIT_SAMPLE", "splio") == 20
-    jobs = audit.periodic_audits(config, ["klaviyo", "splio", "ometria"])
-    assert jobs == [{"name": "audit-klaviyo", "func": "hub.audit.audit_job", "queue": "sync-klaviyo", "cron": None,
-                     "interval_seconds": 600, "args": ["klaviyo"]}]
+    config.update({"AUDIT_BUDGET": 10.0, "KLAVIYO_API_KEY": "k", "SPLIO_API_KEY": "s", "OMETRIA_API_KEY": "o"})
+    jobs = audit.periodic_audits(config)
+    assert jobs == [{"name": "audit-klaviyo", "func": "hub.audit.audit_job", "args": ("klaviyo",),
+                     "interval_seconds": 600, "timeout": 130}]
     app = make_app(SPLIO_API_KEY="splio_sandbox_demo", SPLIO_BASE_URL=f"{sandbox_server.url}/splio",
                    AUDIT_INTERVAL_SPLIO="0")
     with app.app_context():
@@ -233,7 +234,9 @@ def test_api_runs_one_audit_for_ops(app, sandbox_server) -> None:  # type: ignor
     assert client.post("/v1/connectors/nope/audit", json={}, headers=OPS).status_code == 404
     bad = client.post("/v1/connectors/salesforce/audit", json={"sample": 0}, headers=OPS)
     assert bad.status_code == 422 and bad.json["error"]["details"] == {"field": "sample"}
-    assert client.post("/v1/connectors/salesforce/audit", json={"contacts": ["x"]}, headers=OPS).status_code == 422
+    for contacts in (["x"], [], "a@example.com", ["\ud800@example.com"], ["a" * 250 + "@example.com"]):
+        refused = client.post("/v1/connectors/salesforce/audit", json={"contacts": contacts}, headers=OPS)
+        assert refused.status_code == 422 and refused.json["error"]["details"] == {"field": "contacts"}
     answer = client.post("/v1/connectors/salesforce/audit", json={"contacts": ["Ben@Example.com"]}, headers=OPS)
     assert answer.status_code == 200
     assert answer.json["findings"] == [{"email": "ben@example.com", "repair": True,
@@ -298,3 +301,17 @@ def test_erasure_leaves_no_trace_of_the_audit(app, sandbox_server) -> None:  # t
         run_queue(app, vendor)
     without_audit = erase_and_flush()
     assert with_audit == without_audit
+
+
+def test_a_vendor_error_stops_the_audit_and_its_text_stays_out_of_redis(app, sandbox_server) -> None:  # type: ignore[no-untyped-def]
+    requests.post(f"{sandbox_server.url}/_sandbox/faults", timeout=5, json={
+        "vendor": "splio", "status": 403, "path": "/splio/data/contacts/", "body": {"status": 403, "errors": [
+            {"error_key": "id", "error": "forbidden", "error_description": "no access to anna@example.com"}]}})
+    with app.app_context():
+        report = audit.audit("splio", emails=["anna@example.com"])
+        result = audit.audit_job("splio")
+    assert report["stopped"] == "vendor_error" and report["checked"] == 0
+    assert report["error"] == {"status": 403, "code": "forbidden", "message": "id: no access to anna@example.com"}
+    assert result["stopped"] == "vendor_error" and "@" not in json.dumps(result)
+    assert "@" not in app.extensions["redis"].get(audit.LAST.format("splio")).decode()
+    assert app.extensions["redis"].hget(audit.RUNS, "splio\tstopped") == b"2"
