@@ -38,7 +38,10 @@ from .queue import get_queues
 
 HISTORY = "audit:history"            # field of hub:c:<email>: newest finding first, bounded
 PENDING = "audit:pending"            # field of hub:c:<email>: {connector: when} repairs not landed yet
-OPEN = "hub:audit:open:{}"           # how many repairs wait to land for the connector (no emails)
+# How many repairs wait to land for the connector (no emails): pushes look for repairs to close
+# only while it is above 0. It lapses a day after the last repair was queued, so a repair that
+# can never land (its contact erased meanwhile) does not keep every push looking.
+OPEN = "hub:audit:open:{}"
 LAST = "hub:audit:last:{}"           # the connector's last run, counts only
 CONTACTS = metrics.AUDIT             # connector, outcome -> count
 RUNS = metrics.AUDIT_RUNS            # connector, outcome -> count
@@ -81,6 +84,7 @@ local raw = redis.call('HGET', KEYS[1], 'audit:pending')
 local pending = {}
 if raw then pending = cjson.decode(raw) end
 if pending[ARGV[2]] == nil then redis.call('INCR', KEYS[4]) end
+redis.call('EXPIRE', KEYS[4], 86400)
 pending[ARGV[2]] = ARGV[3]
 redis.call('HSET', KEYS[1], 'audit:pending', cjson.encode(pending))
 redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[1])

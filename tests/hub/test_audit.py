@@ -101,6 +101,7 @@ def test_drift_is_found_then_the_flush_repairs_it(app, sandbox_server, vendor: s
     r = app.extensions["redis"]
     assert sorted(e.decode() for e in r.zrange(dirty_key(vendor), 0, -1)) == sorted(findings)
     assert get_queues_count(app, vendor) == 1      # the audit started the flush that repairs
+    assert 0 < r.ttl(audit.OPEN.format(vendor)) <= 86400
 
     run_queue(app, vendor)
     assert float(holds(sandbox_server, vendor, "anna@example.com")["fields"][TURNOVER[vendor]]) == 59.9
