@@ -245,6 +245,9 @@ class Connector:
         raise last
 
     # -- read-back for the anti-entropy audit (hub.audit) ------------------------------------
+    # Contacts the audit hands `read` at once: vendors that read in bulk take more per call.
+    read_batch: ClassVar[int] = 10
+
     @classmethod
     def readable(cls) -> bool:
         """True when the vendor has a read API this connector implements (`read`)."""

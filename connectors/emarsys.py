@@ -286,6 +286,8 @@ class EmarsysConnector(Connector):
                 for f in body.get("data") or []]
 
     # -- read (the anti-entropy audit) ---------------------------------------------------------
+    read_batch = CONTACTS_MAX        # getdata takes up to 1,000 keys
+
     def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
         """POST /api/v2/contact/getdata {"keyId", "keyValues", "fields"} (Emarsys Suite API docs,
         "Querying Contact Data"): at most 1,000 keys a call, `data.result` one row per contact

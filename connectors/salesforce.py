@@ -326,6 +326,8 @@ class SalesforceConnector(Connector):
                 for f in describe.get("fields") or [] if f["name"].endswith("__c")]
 
     # -- read (the anti-entropy audit) ---------------------------------------------------------
+    read_batch = COLLECTION_MAX      # two SOQL queries per 200 contacts
+
     def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
         """Two SOQL queries through GET {api}/query
         (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_query.htm):

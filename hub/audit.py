@@ -45,7 +45,6 @@ OPEN = "hub:audit:open:{}"
 LAST = "hub:audit:last:{}"           # the connector's last run, counts only
 CONTACTS = metrics.AUDIT             # connector, outcome -> count
 RUNS = metrics.AUDIT_RUNS            # connector, outcome -> count
-READ_CHUNK = 10                      # contacts per vendor read: a stop loses at most this much
 MAX_READ_WAIT = 1.0                  # the longest the audit waits for a rate-limit slot
 
 bp = Blueprint("audit", __name__)
@@ -272,7 +271,7 @@ def audit(connector: str, size: int | None = None, emails: list[str] | None = No
     mapping = current_mapping(redis(), connector)
     kinds = {str(rule["id"]): rule["kind"] for rule in mapping.get("lists", []) if rule["kind"] in (MARKETING, TRANSACTIONAL)}
     try:
-        for batch in chunks(chosen, READ_CHUNK):
+        for batch in chunks(chosen, client.read_batch):
             if time.monotonic() > deadline:
                 raise Stop("budget")
             check(connector, client, mapping, kinds, list(batch), report)

@@ -13,6 +13,7 @@ import requests
 from click.testing import CliRunner
 
 from connectors.ratelimit import RateLimiter
+from connectors.splio import SplioConnector
 from hub import audit, sync
 from hub.cli import main
 from hub.ledger import dirty_key
@@ -176,7 +177,7 @@ def test_reads_keep_to_their_share_of_the_shared_limit(redis_client) -> None:  #
 
 
 def test_a_stopped_audit_keeps_what_it_compared(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(audit, "READ_CHUNK", 2)
+    monkeypatch.setattr(SplioConnector, "read_batch", 2)
     calls = {"n": 0}
     real = audit.check
 
