@@ -47,8 +47,11 @@ class Periodic:
 def periodic_jobs(config: Mapping[str, Any]) -> list[Periodic]:
     """The hub's periodic jobs. Add an entry here; the function must also work when called directly.
     An interval of 0 turns a job off."""
+    from .audit import periodic_audits
+
     jobs = [
         Periodic("sweep", "hub.sync.sweep", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
+        *(Periodic(**entry) for entry in periodic_audits(dict(config))),
     ]
     return [job for job in jobs if job.cron or (job.interval_seconds or 0) > 0]
 

@@ -317,3 +317,29 @@ def test_a_vendor_error_stops_the_audit_and_its_text_stays_out_of_redis(app, san
     assert result["stopped"] == "vendor_error" and "@" not in json.dumps(result)
     assert "@" not in app.extensions["redis"].get(audit.LAST.format("splio")).decode()
     assert app.extensions["redis"].hget(audit.RUNS, "splio\tstopped") == b"2"
+
+
+def test_the_hub_scheduler_runs_an_audit_per_readable_connector(app, sandbox_server) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue, SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from hub.scheduler import QUEUE, HubScheduler, Periodic, periodic_jobs
+
+    drift(sandbox_server, "emarsys", "anna@example.com", fields={"12005": "1.00"})
+    config = app.config["HUB"]
+    jobs = [j for j in periodic_jobs(config) if j.name.startswith("audit-")]
+    assert jobs == [Periodic(f"audit-{c}", "hub.audit.audit_job", interval_seconds=3600, args=(c,), timeout=130)
+                    for c in READABLE]
+    r = app.extensions["redis"]
+    scheduler = HubScheduler(r, jobs, 30)
+    scheduler.register_birth()
+    assert sorted(j.name for j in scheduler.enqueue_jobs()) == sorted(f"audit-{c}" for c in READABLE)
+    scheduler.register_death()
+    with app.app_context():
+        queue = Queue(QUEUE, connection=r, serializer=JSONSerializer)
+        SimpleWorker([queue], connection=r, serializer=JSONSerializer).work(burst=True)
+    for connector in READABLE:
+        last = json.loads(r.get(audit.LAST.format(connector)))
+        assert (last["checked"], last["stopped"]) == (5, None)
+    assert json.loads(r.get(audit.LAST.format("emarsys")))["repairs_queued"] == 1
+    assert r.zrange(dirty_key("emarsys"), 0, -1) == [b"anna@example.com"]
