@@ -35,7 +35,8 @@ def metric(stack, connector: str, outcome: str) -> float:  # type: ignore[no-unt
 
 def test_drift_made_inside_the_vendors_is_found_and_repaired(stack_factory) -> None:  # type: ignore[no-untyped-def]
     # A generous budget and the whole rate limit: on a loaded machine the audit must not stop early.
-    stack = stack_factory(connectors=connectors(), env={"HUB_AUDIT_SHARE": "1", "HUB_AUDIT_BUDGET": "120"})
+    stack = stack_factory(connectors=connectors(), env={"HUB_AUDIT_SHARE": "1", "HUB_AUDIT_BUDGET": "120",
+                                                        "HUB_AUDIT_INTERVAL": "0"})
     assert stack.post(story(), msg_id="story").status_code == 202
     for vendor in READABLE:
         stack.wait_for(lambda v=vendor: lands(stack, v), what=f"{vendor} to hold the story")
@@ -76,3 +77,19 @@ def test_drift_made_inside_the_vendors_is_found_and_repaired(stack_factory) -> N
                         timeout=5).json()
     events = {(h["connector"], h["event"]) for h in view["audit"]}
     assert events == {(v, e) for v in READABLE for e in ("mismatch", "repaired")}
+
+
+def test_the_scheduled_audit_repairs_drift_on_its_own(stack_factory) -> None:  # type: ignore[no-untyped-def]
+    """No one runs anything: the hub's scheduler queues an audit every 2 s, and the drift made
+    inside Splio is gone by itself, the contact's history saying how."""
+    splio = {"splio": {k.upper(): v for k, v in connectors()["splio"].items()}}
+    stack = stack_factory(connectors=splio, env={"HUB_AUDIT_INTERVAL": "2", "HUB_AUDIT_BUDGET": "120"})
+    assert stack.post(story(), msg_id="story").status_code == 202
+    stack.wait_for(lambda: lands(stack, "splio"), what="Splio to hold the story")
+    requests.patch(f"{stack.sandbox}/_sandbox/splio/contacts/ben@example.com",
+                   json={"fields": {TURNOVER["splio"]: 0.5}}, timeout=5).raise_for_status()
+    stack.wait_for(lambda: metric(stack, "splio", "repaired") >= 1, timeout=120, what="a scheduled audit's repair")
+    stack.wait_for(lambda: lands(stack, "splio"), what="Splio to hold the story again")
+    view = requests.get(f"{stack.hub}/v1/contacts/ben@example.com", headers={"Authorization": "Bearer ops-token"},
+                        timeout=5).json()
+    assert [h["event"] for h in view["audit"]][:2] == ["repaired", "mismatch"]
