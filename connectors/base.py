@@ -108,6 +108,23 @@ def permission_report(found: dict[str, bool], **extra: Any) -> dict[str, Any]:
             "missing": missing}
 
 
+@dataclass
+class ContactView:
+    """What a vendor holds for one contact, read back for the anti-entropy audit.
+
+    fields: vendor field name -> value as the vendor returns it (the audit compares loosely:
+    "2" equals 2, "59.90" equals 59.9, two spellings of one instant are equal).
+    lists: the list ids the contact is in, or None where the vendor's read does not say.
+    marketing_consent: True / False / None as the vendor holds it; meaningful only when
+    `consent_read` (some reads do not return consent at all).
+    """
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    lists: set[str] | None = None
+    marketing_consent: bool | None = None
+    consent_read: bool = False
+
+
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -285,3 +302,19 @@ class Connector:
                 self.sleep(self.backoff * (2 ** attempt))
         assert last is not None
         raise last
+
+    # -- read-back for the anti-entropy audit (hub.audit) ------------------------------------
+    # Contacts the audit hands `read` at once: vendors that read in bulk take more per call.
+    read_batch: ClassVar[int] = 10
+
+    @classmethod
+    def readable(cls) -> bool:
+        """True when the vendor has a read API this connector implements (`read`)."""
+        return cls.read is not Connector.read
+
+    def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
+        """The vendor's current copy of each contact (None: the vendor does not hold it).
+
+        `updates` are the contacts as the hub would push them now: their identity says how to
+        look each one up and their fields which fields to read."""
+        raise NotImplementedError

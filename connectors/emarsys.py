@@ -17,7 +17,7 @@ from typing import Any, Callable, Collection, Sequence
 import requests
 from requests.auth import AuthBase
 
-from .base import Connector, ContactUpdate, Probe, PushResult, chunks, permission_report
+from .base import Connector, ContactUpdate, ContactView, Probe, PushResult, chunks, permission_report
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
 # Emarsys' own API collection (github.com/emartech/Emarsys-postman-collection, readme.md) sets the
@@ -334,3 +334,34 @@ class EmarsysConnector(Connector):
         body = self.request("GET", f"{self.api}/field/translate/en").json()
         return [{"name": f["name"], "id": str(f["id"]), "type": f.get("application_type")}
                 for f in body.get("data") or []]
+
+    # -- read (the anti-entropy audit) ---------------------------------------------------------
+    read_batch = CONTACTS_MAX        # getdata takes up to 1,000 keys
+
+    def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
+        """POST {api}/contact/getdata {"keyId", "keyValues", "fields"} (v3 under OAuth2, v2 under
+        WSSE; Emarsys Suite API docs,
+        "Querying Contact Data"): at most 1,000 keys a call, `data.result` one row per contact
+        found (values as strings, keyed by field id), keys not found listed in `data.errors`
+        with 2008. Field 31 is the opt-in (1 True, 2 False). List membership is not read back:
+        Emarsys lists the members of a list (GET /api/v2/contactlist/{id}/), not the lists of a
+        contact, so reading it for a sample means paging through whole lists."""
+        views: dict[str, ContactView | None] = {u.email: None for u in updates}
+        groups: dict[str, list[ContactUpdate]] = {}
+        for update in updates:
+            groups.setdefault(self.key_of(update)[0], []).append(update)
+        for key_id, group in groups.items():
+            for batch in chunks(group, CONTACTS_MAX):
+                keys = {str(self.key_of(u)[1]).strip().lower(): u.email for u in batch}
+                wanted = {key_id, OPT_IN_FIELD} | {f for u in batch for f in u.fields}
+                body = {"keyId": key_id, "keyValues": [str(self.key_of(u)[1]) for u in batch],
+                        "fields": sorted((int(f) if f.isdigit() else f for f in wanted), key=str)}
+                data = self.data(self.send("POST", f"{self.api}/contact/getdata", body))
+                rows = data.get("result")
+                for row in rows if isinstance(rows, list) else []:
+                    email = keys.get(str(row.get(key_id) or "").strip().lower())
+                    if email is not None:
+                        values = {str(k): v for k, v in row.items() if k not in ("id", "uid")}
+                        views[email] = ContactView(fields=values, marketing_consent={"1": True, "2": False}.get(
+                            str(values.get(OPT_IN_FIELD) or "")), consent_read=True)
+        return views

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import requests
 
-from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, JobCheck, PushResult, chunks
+from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, ContactView, JobCheck, PushResult, chunks
 from .errors import FatalVendorError, VendorError
 
 REVISION = "2026-07-15"
@@ -30,6 +30,7 @@ LIMITS = {
     "profiles": ((70, 1.0), (740, 60.0)),
     "deletion": ((3, 1.0), (59, 60.0)),
     "accounts": ((1, 1.0), (14, 60.0)),
+    "profile-lists": ((3, 1.0), (59, 60.0)),
 }
 BULK_MAX = 10_000            # profiles per bulk import job
 BULK_BYTES = 4_500_000       # under the 5 MB payload cap
@@ -103,6 +104,8 @@ class KlaviyoConnector(Connector):
             bucket = "deletion"
         elif path.startswith("/api/accounts"):
             bucket = "accounts"
+        elif path.startswith("/api/profiles/") and path.endswith("/relationships/lists"):
+            bucket = "profile-lists"
         else:
             bucket = "profiles"
         return bucket, LIMITS[bucket]
@@ -409,3 +412,33 @@ class KlaviyoConnector(Connector):
     def fields(self) -> list[dict[str, Any]]:
         # Klaviyo custom properties are free-form: any name is accepted, none must pre-exist.
         return []
+
+    # -- read (the anti-entropy audit) -------------------------------------------------------
+    def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
+        """Profiles by email with their email marketing consent, then each one's lists.
+
+        GET /api/profiles?filter=any(email,[...])&additional-fields[profile]=subscriptions (up
+        to 100 a page; https://developers.klaviyo.com/en/reference/get_profiles); the list ids
+        come from GET /api/profiles/{id}/relationships/lists (get_list_ids_for_profile, 3/s and
+        60/m in the spec's x-klaviyo-ratelimit), since get_profiles cannot include lists."""
+        views: dict[str, ContactView | None] = {u.email: None for u in updates}
+        for item in self.find_profiles([u.email for u in updates], subscriptions=True):
+            email = str(item["attributes"].get("email") or "").strip().lower()
+            if email in views:
+                views[email] = self.view_of(item, self.request(
+                    "GET", f"/api/profiles/{item['id']}/relationships/lists").json()["data"])
+        return views
+
+    @staticmethod
+    def view_of(item: dict[str, Any], lists: list[dict[str, Any]]) -> ContactView:
+        """Standard attributes and custom properties as one field map; consent SUBSCRIBED is
+        True, UNSUBSCRIBED or a global suppression False, NEVER_SUBSCRIBED (or none) None."""
+        attributes = item["attributes"]
+        fields = {k: v for k, v in attributes.items() if k in ATTRIBUTES and k != "email"}
+        fields.update(attributes.get("properties") or {})
+        marketing = (((attributes.get("subscriptions") or {}).get("email") or {}).get("marketing") or {})
+        consent = {"SUBSCRIBED": True, "UNSUBSCRIBED": False}.get(str(marketing.get("consent")))
+        if ConsentHeld.of(attributes).blocked:
+            consent = False         # a global suppression: no marketing email reaches the person
+        return ContactView(fields=fields, lists={str(i["id"]) for i in lists}, marketing_consent=consent,
+                           consent_read=True)

@@ -45,11 +45,16 @@ class RateLimiter:
 
     def acquire(self, bucket: str, limits: Sequence[Limit]) -> float:
         """Take one slot in every limit of `bucket`, or return how long until one frees up."""
-        if not limits:
+        return self.acquire_all([(bucket, limits)])
+
+    def acquire_all(self, buckets: Sequence[tuple[str, Sequence[Limit]]]) -> float:
+        """One slot in every limit of every bucket at once (all or none), or the wait."""
+        pairs = [(f"{self.prefix}:{bucket}:{count}/{period}", count, period)
+                 for bucket, limits in buckets for count, period in limits]
+        if not pairs:
             return 0.0
-        keys = [f"{self.prefix}:{bucket}:{count}/{period}" for count, period in limits]
         args: list[Any] = []
-        for count, period in limits:
+        for _, count, period in pairs:
             args += [count, period]
         args.append(uuid.uuid4().hex)
-        return float(self._script(keys=keys, args=args))
+        return float(self._script(keys=[key for key, _, _ in pairs], args=args))

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import jwt
 import requests
 
-from .base import MARKETING, Connector, ContactUpdate, PushResult, chunks, permission_report
+from .base import MARKETING, Connector, ContactUpdate, ContactView, PushResult, chunks, permission_report
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 
 LOGIN_URL = "https://login.salesforce.com"
@@ -419,3 +419,51 @@ class SalesforceConnector(Connector):
         describe = self.describe_object("Contact")
         return [{"name": f["name"], "id": f["name"], "type": f["type"]}
                 for f in describe.get("fields") or [] if f["name"].endswith("__c")]
+
+    # -- read (the anti-entropy audit) ---------------------------------------------------------
+    read_batch = COLLECTION_MAX      # two SOQL queries per 200 contacts
+
+    def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
+        """Two SOQL queries through GET {api}/query
+        (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_query.htm):
+        the mapped Contact fields and HasOptedOutOfEmail by the external id, then the
+        CampaignMember rows (CampaignId, ContactId) of the Contacts found: the campaigns are the
+        hub's lists. Both page through nextRecordsUrl."""
+        views: dict[str, ContactView | None] = {u.email: None for u in updates}
+        ids: dict[str, str] = {}
+        groups: dict[str, list[ContactUpdate]] = {}
+        for update in updates:
+            groups.setdefault(self.key_of(update)[0], []).append(update)
+        for key_field, group in groups.items():
+            if not IDENTIFIER.match(key_field):
+                raise FatalVendorError(f"bad external id field name {key_field!r}", code="bad_mapping")
+            for batch in chunks(group, COLLECTION_MAX):
+                ids.update(self.read_contacts(key_field, batch, views))
+        for batch in chunks(sorted(ids), COLLECTION_MAX):
+            quoted = quote([i for i in batch if SALESFORCE_ID.match(i)])
+            query = f"SELECT ContactId, CampaignId FROM CampaignMember WHERE ContactId IN ({quoted})"
+            for record in self.query(query) if quoted else []:
+                view = views.get(ids.get(str(record.get("ContactId")), ""))
+                if view is not None and view.lists is not None:
+                    view.lists.add(str(record["CampaignId"]))
+        return views
+
+    def read_contacts(self, key_field: str, batch: Sequence[ContactUpdate],
+                      views: dict[str, ContactView | None]) -> dict[str, str]:
+        """Fill `views` for one batch; returns Contact id -> email for those found."""
+        keys = {str(self.key_of(u)[1]).strip().lower(): u.email for u in batch}
+        names = sorted({n for u in batch for n in u.fields if IDENTIFIER.match(n)} - {key_field, "Id"})
+        quoted = quote(list(keys))
+        columns = ", ".join(["Id", key_field, "HasOptedOutOfEmail", *[n for n in names if n != "HasOptedOutOfEmail"]])
+        found: dict[str, str] = {}
+        for record in self.query(f"SELECT {columns} FROM Contact WHERE {key_field} IN ({quoted})"):
+            email = keys.get(str(record.get(key_field) or "").strip().lower())
+            if email is None:
+                continue
+            # HasOptedOutOfEmail false is every Contact's default: it says no opt-out, not an
+            # opt-in. Only a true is a consent fact (withdrawn).
+            views[email] = ContactView(fields={n: record.get(n) for n in names}, lists=set(),
+                                       marketing_consent=False if record.get("HasOptedOutOfEmail") is True else None,
+                                       consent_read=True)
+            found[str(record["Id"])] = email
+        return found

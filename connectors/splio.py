@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 import requests
 
-from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, Probe, PushResult, chunks, permission_report
+from .base import (MARKETING, TRANSACTIONAL, Connector, ContactUpdate, ContactView, Probe, PushResult, chunks,
+                   permission_report)
 from .errors import AuthError, FatalVendorError, RetriableVendorError, VendorError
 
 BULK_MAX = 1_000                    # contacts per bulk create / bulk delete
@@ -303,3 +304,26 @@ class SplioConnector(Connector):
             if not elements or page * 100 >= int(data.get("count_element") or 0):
                 return found
             page += 1
+
+    # -- read (the anti-entropy audit) -------------------------------------------------------
+    def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
+        """GET /data/contacts/{unique_key}, one call per contact (Splio has no bulk read by key;
+        https://dev-scp.splio.com/reference, "Get a contact"): standard keys at the top level,
+        `custom_fields` [{id, name, value, data_type}] and `lists` [{id, name}]. A 404 means
+        Splio holds no such contact. Consent is list membership in Splio, so there is no
+        separate consent to read."""
+        views: dict[str, ContactView | None] = {}
+        for update in updates:
+            try:
+                data = self.request("GET", f"/data/contacts/{quote(self.key(update), safe='@')}").json()
+            except VendorError as exc:
+                if exc.status != 404:
+                    raise
+                views[update.email] = None
+                continue
+            fields = {k: data[k] for k in STANDARD if k in data and k != "email"}
+            for item in data.get("custom_fields") or []:
+                fields[str(item.get("name"))] = item.get("value")
+                fields[str(item.get("id"))] = item.get("value")
+            views[update.email] = ContactView(fields=fields, lists={str(i.get("id")) for i in data.get("lists") or []})
+        return views

@@ -200,6 +200,10 @@ def connectors() -> None:
 
 # -- registration: each module defines its commands beside the code they drive ----------------
 
+from .audit import audit_cli  # noqa: E402
+
+main.add_command(audit_cli)
+
 from .admin_cli import CONNECTOR_COMMANDS, mappings  # noqa: E402
 from .contacts import contacts_cli  # noqa: E402
 from .feeds.cli import feeds  # noqa: E402

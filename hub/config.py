@@ -32,11 +32,19 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_GRACE": 30.0,             # seconds past due before the sweep calls a contact stranded
     "SCHEDULER_LEASE": 30.0,         # seconds before a standby scheduler takes over from a silent one
     "POOL_STOP_TIMEOUT": 30.0,       # seconds `hub worker` lets jobs finish on TERM before killing them
+    # Anti-entropy audit (hub.audit, docs/reliability.md); AUDIT_SAMPLE_<CONNECTOR> and
+    # AUDIT_INTERVAL_<CONNECTOR> override the first two for one connector.
+    "AUDIT_INTERVAL": 3600,          # seconds between audits of a connector; 0 turns it off
+    "AUDIT_SAMPLE": 20,              # contacts read back per audit
+    "AUDIT_SHARE": 0.2,              # the audit's share of each vendor rate limit (pushes keep the rest)
+    "AUDIT_BUDGET": 10.0,            # seconds one audit may spend before it stops
+    "AUDIT_HISTORY": 20,             # audit findings kept per contact
 }
 INTEGERS = {"SIGNATURE_TOLERANCE", "MAX_EVENTS", "MAX_BODY", "DEDUPE_DAYS", "EVENT_LOG_MAXLEN",
-            "FAILURE_TTL", "WORKER_TTL", "MAINTENANCE_INTERVAL", "WORKER_NICE", "SWEEP_INTERVAL"}
+            "FAILURE_TTL", "WORKER_TTL", "MAINTENANCE_INTERVAL", "WORKER_NICE", "SWEEP_INTERVAL",
+            "AUDIT_INTERVAL", "AUDIT_SAMPLE", "AUDIT_HISTORY"}
 FLOATS = {"FLUSH_WINDOW", "FLUSH_BUDGET", "RETRY_JITTER", "FLUSH_LEASE", "SWEEP_GRACE", "SCHEDULER_LEASE",
-          "POOL_STOP_TIMEOUT"}
+          "POOL_STOP_TIMEOUT", "AUDIT_SHARE", "AUDIT_BUDGET"}
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from flask import Blueprint, current_app, jsonify, request
 
-from . import failed, sync, vendorjobs
+from . import audit, failed, sync, vendorjobs
 from .auth import require
 from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
@@ -65,7 +65,8 @@ def view(email: str) -> dict[str, Any]:
     failures = failed.list_failed(contact=email)
     return {"email": email, "contact_id": contact_id(email), "erased": erased,
             "state": plain(state) if state else None,
-            "connectors": {c: connector_view(redis, c, email, failures) for c in get_queues().connectors}}
+            "connectors": {c: connector_view(redis, c, email, failures) for c in get_queues().connectors},
+            "audit": audit.history(redis, email)}
 
 
 def resync(email: str, connectors: list[str] | None = None) -> list[str]:

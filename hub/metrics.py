@@ -36,6 +36,8 @@ BACKOFFS = "hub:m:backoffs"      # connector, reason -> count
 LATENCY = "hub:m:latency"        # connector, le|sum|count -> value
 SWEEPS = "hub:m:sweeps"          # connector -> flushes the periodic sweep had to queue
 FEEDS = "hub:m:feeds"            # feed, what (rows, accepted, duplicates, errors, files_*) -> count
+AUDIT = "hub:m:audit"            # connector, outcome -> count (hub.audit)
+AUDIT_RUNS = "hub:m:audit_runs"  # connector, outcome -> count (hub.audit)
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
 SEP = "\t"
 
@@ -56,6 +58,11 @@ def _write(redis: Any, ops: Iterable[tuple[str, str, float]]) -> None:
         pipe.execute()
     except RedisError as exc:
         log.warning("metrics not recorded: %s", type(exc).__name__)
+
+
+def add(redis: Any, ops: Iterable[tuple[str, str, float]]) -> None:
+    """Add to counters kept elsewhere (e.g. hub.audit's), with the same never-break rule."""
+    _write(redis, ops)
 
 
 def count_rejected(redis: Any, source: str, count: int, outcome: str = "invalid") -> None:
@@ -132,7 +139,13 @@ class HubCollector:
                  (SWEEPS, "hub_sweep_flushes", "Flushes the periodic sweep queued for stranded contacts "
                   "(each one is a path that left no job: expected 0).", ["connector"]),
                  (FEEDS, "hub_feed", "CSV feed rows and files, by feed and what happened to them.",
-                  ["feed", "what"]))
+                  ["feed", "what"]),
+                 (AUDIT, "hub_audit_contacts", "Contacts the anti-entropy audit read back, by outcome: "
+                  "checked, in_step, out_of_step, repair_queued, repaired (the repairing push landed).",
+                  ["connector", "outcome"]),
+                 (AUDIT_RUNS, "hub_audit_runs", "Anti-entropy audit runs: completed, stopped early "
+                  "(budget or rate share spent, vendor error), skipped (paused, backing off, no read API).",
+                  ["connector", "outcome"]))
         for key, name, doc, labels in specs:
             family = CounterMetricFamily(name, doc, labels=labels)
             for values, count in sorted(_hash(self.redis, key).items()):

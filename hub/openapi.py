@@ -112,7 +112,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ContactView": obj(email=t("string"), contact_id=t("string"), erased=t("boolean"),
                        state=t("object", "Referral state; money as strings.", nullable=True),
                        connectors=t("object", "Per enabled connector: last_push, pending, erase_pending, "
-                                    "paused, failed.", additionalProperties=t("object"))),
+                                    "paused, failed.", additionalProperties=t("object")),
+                       audit=arr(t("object", "One anti-entropy audit finding (at, connector, event "
+                                             "mismatch or repaired, what differed: names, never values)."),
+                                 description="Newest first, at most HUB_AUDIT_HISTORY.")),
     "Selection": obj(ids=STRINGS, connector=t("string"), code=t("string"), since=t("string"),
                      contact=t("string"), all=t("boolean", "Every failed sync.")),
 }
@@ -299,6 +302,20 @@ ROUTES: dict[str, dict[str, Any]] = {
         obj(connectors=arr(t("string"), description="Only these (default: every enabled connector).")),
         errors={400: BAD_JSON, 404: "No state for this contact, or no such enabled connector.",
                 422: "Not an email address."}),
+    "audit.run_view": op(
+        "Run the anti-entropy audit for one connector now", (200, "What it read back and found.", obj(
+            connector=t("string"), at=t("string"), checked=t("integer"), in_step=t("integer"),
+            out_of_step=t("integer"), repairs_queued=t("integer"), changed_meanwhile=t("integer"),
+            skipped=t("string", "Why it did not run (paused, backing off, no read API).", nullable=True),
+            stopped=t("string", "Why it stopped early (budget, rate_share, rate_limited, vendor_error).",
+                      nullable=True),
+            error=obj(status=t("integer", nullable=True), code=t("string", nullable=True), message=t("string")),
+            findings=arr(t("object", "email, repair, and what differs: missing, fields, lists_lost, "
+                                     "lists_other, consent.")))),
+        obj(sample=t("integer", "Contacts to read back (default HUB_AUDIT_SAMPLE).", minimum=1, maximum=1000),
+            contacts=arr(t("string", format="email"), description="Audit these instead of a sample.",
+                         minItems=1, maxItems=1000)),
+        errors={400: BAD_JSON, 404: NOT_ENABLED, 422: "sample or contacts out of range."}),
     "contacts.erase_view": op("Erase the contact here and at every connector (irreversible)", (202, "Queued.", obj(
         erased=t("boolean"), event_id=t("string"), connectors=STRINGS)),
         errors={404: "The hub holds no state for this contact.", 422: "Not an email address."}),
@@ -414,7 +431,7 @@ def operation(app: Flask, endpoint: str, method: str, params: list[dict[str, Any
     if role:
         out["x-hub-role"] = role
     if doc["body"] is not None and method in ("POST", "PUT", "PATCH"):
-        out["requestBody"] = {"required": endpoint != "ops.pause", "content": {JSON: {"schema": doc["body"]}}}
+        out["requestBody"] = {"required": endpoint not in ("ops.pause", "audit.run_view"), "content": {JSON: {"schema": doc["body"]}}}
     if endpoint not in ROUTES:
         out["x-undocumented"] = True
     return out

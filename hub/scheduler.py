@@ -47,9 +47,12 @@ class Periodic:
 def periodic_jobs(config: Mapping[str, Any]) -> list[Periodic]:
     """The hub's periodic jobs. Add an entry here; the function must also work when called directly.
     An interval of 0 turns a job off."""
+    from .audit import periodic_audits
+
     jobs = [
         Periodic("sweep", "hub.sync.sweep", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
         Periodic("vendor-jobs", "hub.vendorjobs.sweep_all", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
+        *(Periodic(**entry) for entry in periodic_audits(dict(config))),
     ] + ([  # CSV feeds over SFTP (docs/feeds.md), when HUB_FEEDS_FILE names some
         Periodic("feeds-poll", "hub.feeds.jobs.poll_feeds", interval_seconds=float(config.get("FEEDS_POLL_INTERVAL") or 60),
                  timeout=3600),

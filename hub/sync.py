@@ -298,6 +298,10 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     landed = {u.email: written(u, prints[u.email]) for u in updates if u.email not in failed and u.email not in held}
     if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed):
         raise Superseded(f"flush of {connector} lost its lease during a push")
+    if landed:
+        from .audit import close_repairs  # repairs the anti-entropy audit queued have landed
+
+        close_repairs(redis(), connector, list(landed))
     return failed
 
 

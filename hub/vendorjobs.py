@@ -211,4 +211,8 @@ def finish(connector: str, client: Connector, lease: Lease, ref: str, record: di
         pushed = {x["email"]: sync.written(x["update"], x["fingerprint"]) for x in ready
                   if x["email"] not in result.failed}
     sync.settle(connector, lease, {e: versions[e] for e in [*pushed, *done]}, pushed)
+    if pushed:
+        from .audit import close_repairs  # a repair the audit queued landed with this job
+
+        close_repairs(r, connector, list(pushed))
     return {"job": ref, "finished": True, "landed": len(pushed), "failed": len(failures)}

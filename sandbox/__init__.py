@@ -100,6 +100,10 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
             return jsonify({"error": {"code": "not_found", "message": f"{vendor} never heard of {email}"}}), 404
         return jsonify(person.view(email.strip().lower()))
 
+    @app.patch("/_sandbox/<vendor>/contacts/<path:email>")
+    def drift(vendor: str, email: str) -> Any:
+        return change_contact(sandbox(), vendor, email)
+
     @app.get("/_sandbox/<vendor>/contacts")
     def contacts(vendor: str) -> Any:
         with sandbox().lock:
@@ -148,3 +152,30 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
         return Response(status=204)
 
     return app
+
+
+def change_contact(store: Store, vendor: str, email: str) -> Any:
+    """Change what a vendor holds for a contact behind the hub's back (drift, for the audit's
+    tests): {"fields": {name: value or null to remove}, "lists": [ids] (replaces),
+    "marketing_consent": true | false | null}. Answers the contact's new view."""
+    spec = request.get_json(silent=True)
+    if vendor not in VENDORS or not isinstance(spec, dict):
+        return jsonify({"error": {"code": "bad_request", "message": "a known vendor and a JSON object"}}), 400
+    with store.lock:
+        person = store.find(vendor, email)
+        if person is None or person.deleted:
+            return jsonify({"error": {"code": "not_found", "message": f"{vendor} never heard of {email}"}}), 404
+        for name, value in (spec.get("fields") or {}).items():
+            if value is None:
+                person.fields.pop(name, None)
+            else:
+                person.fields[name] = value
+        if "lists" in spec:
+            lists = {str(i) for i in spec["lists"] or []}
+            if vendor == "salesforce":
+                salesforce.replace_lists(person, lists)     # its CampaignMember rows follow
+            else:
+                person.lists = lists
+        if "marketing_consent" in spec:
+            person.marketing_consent = spec["marketing_consent"]
+        return jsonify(person.view(email.strip().lower()))

@@ -276,3 +276,38 @@ def settings(version: str) -> Response:
     return reply({"id": 900001, "environment": "sandbox.emarsys.local", "timezone": "Europe/London",
                   "name": "Referral demo account", "password_history_queue_size": 0,
                   "country": "United Kingdom"})
+
+
+# -- reading contacts back (the hub's anti-entropy audit) ----------------------------------------
+@bp.post("/api/<version>/contact/getdata")
+def getdata(version: str) -> Response:
+    """POST contact/getdata {"keyId", "keyValues", "fields"}: the values (as strings) of the asked
+    fields per contact found; keys not found come back in data.errors as 2008, and `result` is
+    false when none was found (Emarsys Suite API docs, "Querying Contact Data")."""
+    data = body()
+    key_id, values, wanted = str(data.get("keyId") or "3"), data.get("keyValues"), data.get("fields") or []
+    if key_id != "3":
+        return reply("", 400, 2004, f"Invalid key field id: {key_id}")
+    if not isinstance(values, list) or not values:
+        return reply("", 400, 10001, "Missing parameter: keyValues" if values is None else "keyValues must be an array")
+    if not isinstance(wanted, list):
+        return reply("", 400, 10001, "Fields must be an array")
+    if len(values) > 1000:
+        return reply("", 400, 10001, "Max. number of contacts: 1000")
+    unknown = [f for f in wanted if not str(f).isdigit() or int(f) not in FIELDS]
+    if unknown:
+        return reply("", 400, 2007, f"Invalid field id: {unknown[0]}")
+    fields = [str(f) for f in wanted] or [str(f) for f in FIELDS]
+    result, errors = [], []
+    with store().lock:
+        for value in values:
+            key = str(value).strip().lower()
+            person = store().find(VENDOR, key)
+            if person is None or person.deleted:
+                errors.append({"key": str(value), "errorCode": "2008",
+                               "errorMsg": "No contact found with the external id: 3"})
+                continue
+            row = {f: (None if (v := person.fields.get(f)) is None else str(v)) for f in fields}
+            row.update({"id": person.vendor_id[2:].lstrip("0") or "0", "uid": person.vendor_id.lower(), "3": key})
+            result.append(row)
+    return reply({"errors": errors, "result": result or False})

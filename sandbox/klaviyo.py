@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from .core import Person, admit, store
-from .klaviyo_fields import BODIES, Refusal, check
+from .klaviyo_fields import BODIES, PROFILE_ATTRIBUTES, Refusal, check
 
 VENDOR = "klaviyo"
 API_KEY = "pk_sandbox_demo"
@@ -34,6 +34,7 @@ LIMITS = {
     "profiles": ((75, 1.0), (750, 60.0)),
     "deletion": ((3, 1.0), (60, 60.0)),
     "accounts": ((1, 1.0), (15, 60.0)),
+    "profile-lists": ((3, 1.0), (60, 60.0)),
 }
 ALL_SCOPES = frozenset({"accounts:read", "lists:read", "lists:write", "profiles:read", "profiles:write",
                         "subscriptions:read", "subscriptions:write", "data-privacy:write"})
@@ -50,6 +51,7 @@ NEEDS = {
     "klaviyo.profiles": ("profiles:read",),
     "klaviyo.deletion": ("data-privacy:write",),
     "klaviyo.accounts": ("accounts:read",),
+    "klaviyo.profile_lists": ("lists:read", "profiles:read"),
 }
 # The body schema (klaviyo_fields.BODIES) of each route that takes one.
 BODY_OF = {"klaviyo.profile_import": "profile-import", "klaviyo.bulk_import": "bulk-import",
@@ -60,6 +62,8 @@ BODY_OF = {"klaviyo.profile_import": "profile-import", "klaviyo.bulk_import": "b
 LIFTED = {"UNSUBSCRIBE", "SPAM_COMPLAINT", "USER_SUPPRESSED"}
 REASONS = ("HARD_BOUNCE", "INVALID_EMAIL", "SPAM_COMPLAINT", "UNSUBSCRIBE", "USER_SUPPRESSED")
 CONSENT = {True: "SUBSCRIBED", False: "UNSUBSCRIBED", None: "NEVER_SUBSCRIBED"}
+# Standard profile attributes (location included); every other stored field is a custom property.
+STANDARD = frozenset(PROFILE_ATTRIBUTES.fields) - {"properties"}
 
 bp = Blueprint("klaviyo", __name__)
 control = Blueprint("klaviyo_sandbox", __name__)
@@ -114,6 +118,8 @@ def endpoint_of(path: str, method: str) -> str:
         return "deletion"
     if path.startswith("/api/accounts"):
         return "accounts"
+    if path.startswith("/api/profiles/") and path.endswith("/relationships/lists"):
+        return "profile-lists"
     return "profiles"
 
 
@@ -198,7 +204,10 @@ def subscriptions_json(email: str, person: Person) -> dict[str, Any]:
 
 
 def profile_json(email: str, person: Person) -> dict[str, Any]:
-    attributes: dict[str, Any] = {"email": email, **person.fields}
+    """A profile as Klaviyo answers it: standard attributes at the top, custom ones nested under
+    `properties`, and `subscriptions` only when additional-fields[profile] asks for it."""
+    attributes: dict[str, Any] = {"email": email, **{k: v for k, v in person.fields.items() if k in STANDARD}}
+    attributes["properties"] = {k: v for k, v in person.fields.items() if k not in STANDARD}
     if "subscriptions" in request.args.get("additional-fields[profile]", "").split(","):
         attributes["subscriptions"] = subscriptions_json(email, person)
     return {"type": "profile", "id": person.vendor_id, "attributes": attributes}
@@ -465,3 +474,15 @@ def add_suppression() -> Response:
 @control.get("/suppressions/<path:email>")
 def suppressions(email: str) -> Response:
     return jsonify({"email": email.lower(), "suppression": account().suppressions.get(email.strip().lower(), [])})
+
+
+# -- reading profiles back (the hub's anti-entropy audit) ----------------------------------------
+@bp.get("/api/profiles/<profile_id>/relationships/lists")
+def profile_lists(profile_id: str) -> Response:
+    """get_list_ids_for_profile: the ids of the lists the profile is in; 404 for no such profile."""
+    with store().lock:
+        person = next((p for p in store().people[VENDOR].values() if p.vendor_id == profile_id and not p.deleted), None)
+        if person is None:
+            return error(404, "not_found", "Not found.", f"Profile {profile_id} does not exist.")
+        ids = sorted(person.lists)
+    return jsonify({"data": [{"type": "list", "id": i} for i in ids], "links": {"self": request.url}})

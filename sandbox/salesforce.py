@@ -471,3 +471,15 @@ def describe_member(version: str) -> Response:
 @bp.get("/services/data/<version>/limits")
 def limits(version: str) -> Response:
     return jsonify({"DailyApiRequests": {"Max": DAILY_REQUESTS, "Remaining": DAILY_REQUESTS - api_usage()}})
+
+
+# -- drift (the hub's anti-entropy audit tests) ---------------------------------------------------
+def replace_lists(person: Person, lists: set[str]) -> None:
+    """A contact's campaigns changed behind the hub's back: CampaignMember rows follow, so the
+    audit's CampaignMember query sees the change."""
+    for member_id, (_, contact_id) in list(members().items()):
+        if contact_id == person.vendor_id:
+            del members()[member_id]
+    for campaign_id in sorted(lists):
+        members()[new_id("00v")] = (campaign_id, person.vendor_id)
+    person.lists = set(lists)

@@ -302,3 +302,16 @@ def lists() -> Response:
     with store().lock:
         members = {i: sum(1 for p in store().people[VENDOR].values() if i in p.lists) for i in LISTS}
     return page([{"id": int(i), "name": name, "members": members[i]} for i, name in LISTS.items()])
+
+
+# -- reading contacts back (the hub's anti-entropy audit) ----------------------------------------
+@bp.get("/data/contacts/<key>")
+def read(key: str) -> Response:
+    """Get a contact by its unique key: standard keys, custom_fields with their data_type, lists.
+    Splio documents no 404 for this route; "Contact not found for given identifier." is what its
+    other contact routes answer, so the sandbox answers that."""
+    with store().lock:
+        person = live(key)
+        if person is None:
+            return error(404, "id", "Contact not found for given identifier.")
+        return jsonify(contact_json(key.strip().lower(), person))

@@ -28,7 +28,11 @@ class Stack:
                     "HUB_FLUSH_WINDOW": "0.1", "PYTHONPATH": str(ROOT),
                     # A crashed flush's lease blocks its connector this long: short for tests, and
                     # still longer than any sandbox call.
-                    "HUB_FLUSH_LEASE": "10"}
+                    "HUB_FLUSH_LEASE": "10",
+                    # The scheduled anti-entropy audit reads vendors back whenever its worker gets
+                    # to it; a test that counts vendor calls must not see those reads. Tests of
+                    # the audit turn it on (or run it with `hub audit run`).
+                    "HUB_AUDIT_INTERVAL": "0"}
         self.env.update({f"HUB_{k}": v for k, v in TOKENS.items()})
         for name, settings in (connectors or {"klaviyo": {"API_KEY": "pk_sandbox_demo"}}).items():
             self.env[f"HUB_{name.upper()}_BASE_URL"] = f"{self.sandbox}/{name}"
