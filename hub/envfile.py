@@ -62,8 +62,8 @@ def render(sandbox: bool, port: int, sandbox_port: int) -> str:
         lines += [
             "# Connectors: a connector is enabled when its credentials are set (docs/connectors.md).",
             "# HUB_KLAVIYO_API_KEY=pk_...",
-            "# HUB_EMARSYS_USERNAME=...",
-            "# HUB_EMARSYS_SECRET=...",
+            "# HUB_EMARSYS_CLIENT_ID=...          (OAuth2, the default; WSSE's USERNAME/SECRET are retiring)",
+            "# HUB_EMARSYS_CLIENT_SECRET=...",
             "# HUB_SALESFORCE_CLIENT_ID=...",
             "# HUB_SALESFORCE_CLIENT_SECRET=...",
             "# HUB_SALESFORCE_REFRESH_TOKEN=...",

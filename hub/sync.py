@@ -602,6 +602,26 @@ def overdue(connector: str, grace: float) -> int:
     return int(r.zcount(dirty_key(connector), "-inf", before)) + int(r.zcount(erase_key(connector), "-inf", before))
 
 
+def release_stuck(connector: str, grace: float) -> int:
+    """Queue now the connector's scheduled jobs that are more than `grace` seconds past due.
+
+    RQ moves scheduled jobs only in the worker that holds its queue's scheduler lock; after a
+    worker is killed that lock outlives it for about a minute, and a new worker retries it only
+    at its next maintenance. Until then a back-off or lease follow-up would sit unmoved, and the
+    sweep would take it for a flush on its way. Public RQ API only (the registry and enqueue_job).
+    """
+    queue = get_queues().get(connector)
+    registry = ScheduledJobRegistry(queue=queue)
+    ids = registry.get_jobs_to_schedule(int(time.time() - grace))
+    moved = 0
+    for job_id, job in zip(ids, Job.fetch_many(ids, connection=redis(), serializer=JSONSerializer)):
+        registry.remove(job_id)
+        if job is not None:
+            queue.enqueue_job(job)
+            moved += 1
+    return moved
+
+
 def flush_waiting(connector: str) -> bool:
     """A flush job is queued or scheduled for the connector (its worker will get to it)."""
     queue = get_queues().get(connector)
@@ -625,7 +645,12 @@ def sweep() -> dict[str, int]:
             rearm(connector, until)
             continue
         late = overdue(connector, grace)
-        if not late or flush_waiting(connector):
+        if not late:
+            continue
+        if release_stuck(connector, grace):
+            current_app.logger.warning("sweep queued scheduled jobs past due", extra={"connector": connector})
+            continue
+        if flush_waiting(connector):
             continue
         r.delete(FLAG.format(connector))    # a flag whose job was lost must not block the kick
         if get_queues().kick([connector]):

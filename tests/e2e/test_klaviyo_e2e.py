@@ -48,7 +48,9 @@ def test_story_lands_exactly_with_duplicates_and_reordering(stack_factory) -> No
 
 
 def test_worker_killed_mid_flush_loses_nothing(stack_factory) -> None:  # type: ignore[no-untyped-def]
-    stack = stack_factory(latency=1.0)
+    # short sweep settings: after a whole-tree kill, the dead worker's RQ scheduler lock outlives it
+    # and the sweep is what moves the flush that waits on the dead flush's lease
+    stack = stack_factory(latency=1.0, env={"HUB_SWEEP_INTERVAL": "2", "HUB_SWEEP_GRACE": "2"})
     assert stack.post(story(), "story").status_code == 202
     stack.wait_for(lambda: stack.stats().get("klaviyo total", 0) >= 1, what="the first vendor call")
     stack.kill_worker()

@@ -43,7 +43,10 @@ class OwnRedis:
         # write of its AOF buffer while an fsync is slow (up to 2 s) and still answer, so a kill
         # then loses writes it acknowledged; a loaded box showed it (10 of 1,600 events). See
         # docs/reliability.md, "Ledger and input".
-        config = {**SERVER_CONFIG, "appendfsync": "always"}
+        # (the embedded server's persistence settings; its port, socket and daemon mode are not ours)
+        config = {key: value for key, value in SERVER_CONFIG.items()
+                  if key not in ("port", "daemonize", "unixsocketperm", "save")}
+        config.update({"appendfsync": "always", "save": ""})
         settings = [arg for key, value in config.items() for arg in (f"--{key}", value)]
         with open(self.folder / "redis.log", "ab") as log:
             self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1",

@@ -100,7 +100,7 @@ def test_init_writes_fresh_secrets_and_config_check_masks_them(tmp_path: Path) -
     for name in ("klaviyo", "emarsys", "salesforce", "ometria", "splio"):
         assert any(line.split()[:2] == [name, "enabled"] for line in done.stdout.splitlines()), name
     for key in ("HUB_INGEST_SECRETS", "HUB_ADMIN_TOKENS", "HUB_OPS_TOKENS", "HUB_KLAVIYO_API_KEY",
-                "HUB_EMARSYS_SECRET", "HUB_SALESFORCE_CLIENT_SECRET", "HUB_SALESFORCE_REFRESH_TOKEN"):
+                "HUB_EMARSYS_CLIENT_SECRET", "HUB_SALESFORCE_CLIENT_SECRET", "HUB_SALESFORCE_REFRESH_TOKEN"):
         assert values[key] not in done.stdout, key
     assert not Embedded.of(tmp_path / "var").running()    # checking starts nothing
 

@@ -40,7 +40,7 @@ def test_the_pool_and_a_dying_worker_write_only_json_records(tmp_path) -> None: 
     lines += rest.splitlines(keepends=True)
     records += [json.loads(line) for line in rest.splitlines()]
     assert any(r["logger"] == "hub.workers" and "started (pid" in r["msg"] for r in records)
-    crash = next(r for r in records if r["level"] == "critical")
-    assert crash["exc_type"] == "ConnectionError"
-    assert "Traceback (most recent call last)" in crash["traceback"] and "hub/workers.py" in crash["traceback"]
+    crashes = [r for r in records if r["level"] == "critical"]
+    assert crashes and all(r["exc_type"] == "ConnectionError" for r in crashes)
+    assert all("Traceback (most recent call last)" in r["traceback"] for r in crashes)
     assert all(line.count("\n") == 1 for line in lines)
