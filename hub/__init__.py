@@ -14,7 +14,7 @@ from flask import Flask
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults."""
     from . import admin, config, errors, health, ingest, ledger, queue, store, webhooks
-    from . import contacts, logs, metrics, openapi, ops
+    from . import contacts, endpoints, logs, metrics, openapi, ops
 
     app = Flask(__name__)
     settings = config.load(overrides)
@@ -34,4 +34,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(contacts.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(endpoints.bp)
     return app
