@@ -144,7 +144,7 @@ def build_messages(event: dict[str, Any], accepted_ms: float, states: dict[str, 
         # The receiver learns whom to forget by the id it already has; the email is not repeated.
         cids = [contact_id(e) for e in who.values()]
         slim = {"id": event["id"], "type": event["type"], "occurred_at": event.get("occurred_at")}
-        payload = {"type": event["type"], "timestamp": stamp,
+        payload = {"id": message_id(event["id"], event["type"]), "type": event["type"], "timestamp": stamp,
                    "data": {"event": slim, "contacts": {r: {"contact_id": contact_id(e), "erased": True} for r, e in who.items()}}}
         return [{"id": message_id(event["id"], event["type"]), "type": event["type"], "payload": payload, "cids": cids}]
     contacts = {role: plain(states.get(email)) for role, email in who.items()}
@@ -159,7 +159,8 @@ def build_messages(event: dict[str, Any], accepted_ms: float, states: dict[str, 
     for kind, named in out:
         data: dict[str, Any] = {"event": plain(event), "contacts": named}
         messages.append({"id": message_id(event["id"], kind), "type": kind,
-                         "payload": {"type": kind, "timestamp": stamp, "data": data}, "cids": cids})
+                         "payload": {"id": message_id(event["id"], kind), "type": kind, "timestamp": stamp,
+                                     "data": data}, "cids": cids})
     return messages
 
 

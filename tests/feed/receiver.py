@@ -20,7 +20,7 @@ class Receiver:
         self.secrets = list(secrets or [])
         self.answer: Any = 200
         self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
