@@ -207,6 +207,7 @@ class Dispatcher:
             pipe.hset(state_key(ep), "recovered_at", now)
             attempt["note"] = "endpoint recovered"
         pipe.execute()
+        feed.drop_delivered_erasures(self.r, ids, all_endpoints(self.r))
 
     def failed(self, endpoint: dict[str, Any], ids: list[str], attempt: dict[str, Any]) -> None:
         ep, now, status = endpoint["id"], time.time(), attempt["status"]

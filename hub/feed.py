@@ -28,12 +28,16 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
+from redis.exceptions import WatchError
+
 from .config import split
 from .ledger import PREFIX, contact_id, key, state_of
 
 EVENTS = f"{PREFIX}events"
 CURSOR = "hub:feed:cursor"
 TIMES = "hub:feed:times"
+ERASURES = "hub:feed:erasures"          # bumped by every erasure: a build step that overlaps one is redone
+EPHEMERAL = "hub:feed:ephemeral"        # erasure messages, dropped once delivered everywhere
 TOTALS_TYPES = {"referral.invited", "friend.registered", "friend.converted", "reward.granted"}
 DEFAULTS: dict[str, Any] = {
     "FEED_RETENTION": 7 * 86400,         # seconds messages are kept for retries and replay
@@ -131,6 +135,17 @@ def parties(event: dict[str, Any]) -> dict[str, str]:
             if isinstance(event.get(role), dict) and event[role].get("email")}
 
 
+def addresses(value: Any) -> set[str]:
+    """The email addresses anywhere in a JSON-like value."""
+    if isinstance(value, str):
+        return {value.lower()} if "@" in value and " " not in value and len(value) < 320 else set()
+    if isinstance(value, dict):
+        return set().union(*(addresses(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(addresses(v) for v in value)) if value else set()
+    return set()
+
+
 def consent_roles(event: dict[str, Any]) -> list[str]:
     return [role for role in ("friend", "contact")
             if isinstance(event.get(role), dict) and "marketing_opt_in" in event[role]]
@@ -141,12 +156,7 @@ def build_messages(event: dict[str, Any], accepted_ms: float, states: dict[str, 
     who = parties(event)
     stamp = iso(accepted_ms)
     if event["type"] == "contact.erased":
-        # The receiver learns whom to forget by the id it already has; the email is not repeated.
-        cids = [contact_id(e) for e in who.values()]
-        slim = {"id": event["id"], "type": event["type"], "occurred_at": event.get("occurred_at")}
-        payload = {"id": message_id(event["id"], event["type"]), "type": event["type"], "timestamp": stamp,
-                   "data": {"event": slim, "contacts": {r: {"contact_id": contact_id(e), "erased": True} for r, e in who.items()}}}
-        return [{"id": message_id(event["id"], event["type"]), "type": event["type"], "payload": payload, "cids": cids}]
+        return []       # the log keeps it without the person: forget() sends it instead
     contacts = {role: plain(states.get(email)) for role, email in who.items()}
     out = [(event["type"], contacts)]
     if event["type"] in TOTALS_TYPES and "referrer" in who:
@@ -155,7 +165,9 @@ def build_messages(event: dict[str, Any], accepted_ms: float, states: dict[str, 
     if roles:
         out.append(("list.membership_changed", {r: contacts[r] for r in roles}))
     messages = []
-    cids = [contact_id(e) for e in who.values()]        # the event itself names them all
+    # Every address the message holds (the event's parties, a friend's referred_by...): erasing
+    # any of them removes the message.
+    cids = sorted({contact_id(e) for e in addresses([event, contacts])})
     for kind, named in out:
         data: dict[str, Any] = {"event": plain(event), "contacts": named}
         messages.append({"id": message_id(event["id"], kind), "type": kind,
@@ -184,6 +196,18 @@ def build_step(r: Any, config: Mapping[str, Any], endpoints: list[dict[str, Any]
     if not endpoints:
         return 0
     start_cursor(r)
+    with r.pipeline(transaction=True) as pipe:
+        # An erasure between reading and writing would let old state back in: it bumps
+        # ERASURES, the write fails, and the next step reads again.
+        pipe.watch(ERASURES)
+        try:
+            return write_messages(r, pipe, config, endpoints)
+        except WatchError:
+            return 0
+
+
+def write_messages(r: Any, pipe: Any, config: Mapping[str, Any], endpoints: list[dict[str, Any]]) -> int:
+    """Read on `r` (the WATCH on the pipeline's connection covers them), write in one MULTI."""
     cursor = r.get(CURSOR)
     rows = r.xrange(EVENTS, min=f"({cursor.decode()}", count=setting(config, "FEED_READ_BATCH"))
     if not rows:
@@ -197,12 +221,9 @@ def build_step(r: Any, config: Mapping[str, Any], endpoints: list[dict[str, Any]
     emails = sorted({e for _, ev in events for e in parties(ev).values()})
     states = read_states(r, emails, str(config.get("CURRENCY", "GBP")))
     keep = setting(config, "FEED_RETENTION")
-    pipe = r.pipeline(transaction=True)
+    pipe.multi()
     for entry_id, event in events:
         accepted = float(entry_id.decode().split("-")[0])
-        if event.get("type") == "contact.erased":
-            for email in parties(event).values():
-                erase_contact(r, contact_id(email), endpoints)
         for message in build_messages(event, accepted, states):
             body = json.dumps(message["payload"], separators=(",", ":"), default=str)
             pipe.set(msg_key(message["id"]), body, ex=keep)
@@ -216,6 +237,71 @@ def build_step(r: Any, config: Mapping[str, Any], endpoints: list[dict[str, Any]
     pipe.set(CURSOR, rows[-1][0])
     pipe.execute()
     return len(rows)
+
+
+def forget(r: Any, emails: list[str]) -> int:
+    """Erasure (called by hub.erasure.forget): remove every stored message and attempt that names
+    the people, and queue a `contact.erased` message (their contact_id only) to the endpoints
+    that want it; that message is dropped once every such endpoint has it."""
+    from .endpoints import all_endpoints
+
+    r.incr(ERASURES)
+    endpoints = all_endpoints(r)
+    if not endpoints:
+        return 0
+    removed = 0
+    for email in emails:
+        removed += erase_contact(r, contact_id(email), endpoints)
+    scrub_attempts(r, emails, endpoints)
+    keep = setting({}, "FEED_RETENTION")
+    now = time.time()
+    for email in emails:
+        cid = contact_id(email)
+        wanting = [e for e in endpoints if "contact.erased" in e["event_types"]]
+        if not wanting:
+            continue
+        msg = message_id("erase:" + cid, "contact.erased")
+        payload = {"id": msg, "type": "contact.erased", "timestamp": iso(now * 1000),
+                   "data": {"contacts": {"contact": {"contact_id": cid, "erased": True}}}}
+        pipe = r.pipeline(transaction=True)
+        pipe.set(msg_key(msg), json.dumps(payload, separators=(",", ":")), ex=keep)
+        pipe.sadd(EPHEMERAL, msg)
+        for endpoint in wanting:
+            pipe.zadd(lane_key(endpoint["id"]), {msg: now}, nx=True)
+        pipe.execute()
+    return removed
+
+
+def scrub_attempts(r: Any, emails: list[str], endpoints: list[dict[str, Any]]) -> None:
+    """A receiver's answer may quote what it was sent: attempts naming the people lose their answer."""
+    needles = [e.lower() for e in emails]
+    for endpoint in endpoints:
+        name = f"hub:feed:attempts:{endpoint['id']}"
+        rows = r.lrange(name, 0, -1)
+        if not any(n in row.decode("utf-8", "replace").lower() for row in rows for n in needles):
+            continue
+        kept = []
+        for row in rows:
+            attempt = json.loads(row)
+            if any(n in row.decode("utf-8", "replace").lower() for n in needles):
+                attempt.update(answer="(removed: it named an erased contact)", error=attempt.get("error") and "(removed)")
+            kept.append(json.dumps(attempt))
+        pipe = r.pipeline(transaction=True)
+        pipe.delete(name)
+        pipe.rpush(name, *kept)
+        pipe.execute()
+
+
+def drop_delivered_erasures(r: Any, ids: list[str], endpoints: list[dict[str, Any]]) -> None:
+    """An erasure message is kept only until every endpoint that wants it has it."""
+    marked = [m for m, flag in zip(ids, r.smismember(EPHEMERAL, ids)) if flag]
+    for msg in marked:
+        pipe = r.pipeline(transaction=False)
+        for endpoint in endpoints:
+            pipe.zscore(lane_key(endpoint["id"]), msg)
+        if all(score is None for score in pipe.execute()):
+            r.delete(msg_key(msg))
+            r.srem(EPHEMERAL, msg)
 
 
 def erase_contact(r: Any, cid: str, endpoints: list[dict[str, Any]]) -> int:

@@ -6,6 +6,7 @@ import json
 import threading
 from collections import Counter
 
+from hub.ledger import contact_id
 from tests.feed.conftest import ADMIN, create, post_story, story_messages
 from tests.story import event, story
 
@@ -215,6 +216,12 @@ def test_erasure_removes_the_person_from_stored_messages(client, receivers, driv
     assert client.post("/v1/contacts/cleo@example.com/erase", headers=ADMIN).status_code == 202
     driver.until(lambda: not mentions("cleo@example.com"), what="cleo gone from the feed's store")
     assert mentions("anna@example.com")         # the others stay
+    cid = contact_id("cleo@example.com")
+    receiver.answer = 200
+    driver.until(lambda: any(m["type"] == "contact.erased" for m in receiver.accepted()), what="the erasure message")
+    erased = next(m for m in receiver.accepted() if m["type"] == "contact.erased")
+    assert erased["data"]["contacts"]["contact"] == {"contact_id": cid, "erased": True}
+    driver.until(lambda: not mentions(cid), what="the erasure message dropped once delivered")
 
 
 def test_a_new_event_after_an_endpoint_exists(client, receivers, driver) -> None:  # type: ignore[no-untyped-def]
