@@ -414,3 +414,28 @@ def endpoint_stats(r: Any, endpoint_id: str) -> dict[str, Any]:
 
 def lags(r: Any, endpoint_id: str) -> list[float]:
     return [float(v) for v in r.lrange(f"hub:feed:lags:{endpoint_id}", 0, -1)]
+
+
+def metric_families(r: Any) -> list[Any]:
+    """Per endpoint, for /metrics: messages sent and failed, latency, pending, lag, disabled."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from .endpoints import all_endpoints
+
+    sent = CounterMetricFamily("hub_feed_messages", "Event-feed messages by endpoint and outcome "
+                               "(failed counts each failed attempt).", labels=["endpoint", "outcome"])
+    latency = GaugeMetricFamily("hub_feed_latency_seconds", "Mean request latency per endpoint.", labels=["endpoint"])
+    pending = GaugeMetricFamily("hub_feed_pending", "Messages waiting in the endpoint's lane.", labels=["endpoint"])
+    lag = GaugeMetricFamily("hub_feed_lag_seconds", "Age of the oldest message waiting for the endpoint.",
+                            labels=["endpoint"])
+    disabled = GaugeMetricFamily("hub_feed_disabled", "1 when the endpoint is disabled.", labels=["endpoint"])
+    for endpoint in all_endpoints(r):
+        ep = endpoint["id"]
+        stats = endpoint_stats(r, ep)
+        sent.add_metric([ep, "sent"], stats["sent"])
+        sent.add_metric([ep, "failed"], stats["failed"])
+        latency.add_metric([ep], stats["mean_latency_seconds"] or 0.0)
+        pending.add_metric([ep], stats["pending"])
+        lag.add_metric([ep], stats["lag_seconds"])
+        disabled.add_metric([ep], 1.0 if endpoint["disabled"] else 0.0)
+    return [sent, latency, pending, lag, disabled]

@@ -34,6 +34,10 @@ def test_every_message_is_signed_and_carries_the_contacts_state(client, receiver
             for m in consent} == {"cleo@example.com": True, "dan@example.com": False, "eve@example.com": True}
     shown = client.get(f"/v1/endpoints/{made['id']}", headers=ADMIN).get_json()["stats"]
     assert shown["sent"] == story_messages() and shown["pending"] == 0 and shown["failed"] == 0
+    text = client.get("/metrics").get_data(as_text=True)
+    assert f'hub_feed_messages_total{{endpoint="{made["id"]}",outcome="sent"}} {story_messages()}.0' in text
+    assert f'hub_feed_disabled{{endpoint="{made["id"]}"}} 0.0' in text
+    assert f'hub_feed_pending{{endpoint="{made["id"]}"}} 0.0' in text
 
 
 def test_only_the_types_an_endpoint_wants(client, receivers, driver) -> None:  # type: ignore[no-untyped-def]
