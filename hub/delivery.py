@@ -108,6 +108,7 @@ class Dispatcher:
         self.in_flight: dict[str, set[str]] = {}     # endpoint -> message ids being sent
         self.batches: dict[str, int] = {}            # endpoint -> requests in flight
         self.last_trim = 0.0
+        self.last_failed_scan = 0.0
         self.wake = threading.Event()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -115,6 +116,10 @@ class Dispatcher:
         """Build new messages, trim old ones now and then, start what is due; returns requests started."""
         endpoints = all_endpoints(self.r)
         feed.build_step(self.r, self.config, endpoints)
+        scan = setting(self.config, "FEED_FAILED_SCAN")
+        if scan and time.time() - self.last_failed_scan >= scan:
+            feed.failed_step(self.r, self.config, endpoints)
+            self.last_failed_scan = time.time()
         if time.time() - self.last_trim > 60:
             feed.trim(self.r, self.config, endpoints)
             self.last_trim = time.time()

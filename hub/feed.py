@@ -38,6 +38,7 @@ CURSOR = "hub:feed:cursor"
 TIMES = "hub:feed:times"
 ERASURES = "hub:feed:erasures"          # bumped by every erasure: a build step that overlaps one is redone
 EPHEMERAL = "hub:feed:ephemeral"        # erasure messages, dropped once delivered everywhere
+FAILED_SEEN = "hub:feed:failed-seen"    # failed syncs already sent as sync.failed (id:retries)
 TOTALS_TYPES = {"referral.invited", "friend.registered", "friend.converted", "reward.granted"}
 DEFAULTS: dict[str, Any] = {
     "FEED_RETENTION": 7 * 86400,         # seconds messages are kept for retries and replay
@@ -52,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "FEED_ROTATION_OVERLAP": 86400,      # seconds the previous secret still signs after a rotation
     "FEED_MAX_RETRY_AFTER": 86400,       # cap on a receiver's Retry-After
     "FEED_READ_BATCH": 500,              # events read from the log per step
+    "FEED_FAILED_SCAN": 5.0,             # seconds between looks for newly failed syncs (0: never)
 }
 
 
@@ -302,6 +304,48 @@ def drop_delivered_erasures(r: Any, ids: list[str], endpoints: list[dict[str, An
         if all(score is None for score in pipe.execute()):
             r.delete(msg_key(msg))
             r.srem(EPHEMERAL, msg)
+
+
+def failed_step(r: Any, config: Mapping[str, Any], endpoints: list[dict[str, Any]]) -> int:
+    """Send each newly failed sync (a push that failed for good, or failed again after a retry)
+    as a `sync.failed` message; needs an app context (hub.failed)."""
+    from .failed import list_failed
+
+    if not any("sync.failed" in e["event_types"] for e in endpoints):
+        return 0
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch(ERASURES)
+        items = list_failed()
+        marks = [f"{item['id']}:{item['retries']}" for item in items]
+        seen = set(r.smembers(FAILED_SEEN))
+        fresh = [(item, mark) for item, mark in zip(items, marks) if mark.encode() not in seen]
+        stale = [m for m in seen if m.decode() not in set(marks)]
+        states = read_states(r, sorted({c for item, _ in fresh for c in item["contacts"]}),
+                             str(config.get("CURRENCY", "GBP")))
+        keep, now = setting(config, "FEED_RETENTION"), time.time()
+        pipe.multi()
+        for item, mark in fresh:
+            msg = message_id(f"failed:{mark}", "sync.failed")
+            payload = {"id": msg, "type": "sync.failed", "timestamp": iso(now * 1000),
+                       "data": {"failed_sync": {k: item[k] for k in ("id", "connector", "kind", "status", "code",
+                                                                      "message", "attempts", "retries", "contacts")},
+                                "contacts": {c: plain(states.get(c)) for c in item["contacts"]}}}
+            pipe.set(msg_key(msg), json.dumps(payload, separators=(",", ":"), default=str), ex=keep)
+            pipe.zadd(TIMES, {msg: now * 1000})
+            for cid in sorted({contact_id(e) for e in addresses(payload) | set(item["contacts"])}):
+                pipe.sadd(who_key(cid), msg)
+                pipe.expire(who_key(cid), keep)
+            for endpoint in endpoints:
+                if "sync.failed" in endpoint["event_types"]:
+                    pipe.zadd(lane_key(endpoint["id"]), {msg: now}, nx=True)
+            pipe.sadd(FAILED_SEEN, mark)
+        if stale:
+            pipe.srem(FAILED_SEEN, *stale)
+        try:
+            pipe.execute()
+        except WatchError:
+            return 0
+    return len(fresh)
 
 
 def erase_contact(r: Any, cid: str, endpoints: list[dict[str, Any]]) -> int:
