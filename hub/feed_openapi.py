@@ -44,9 +44,9 @@ FEED_ROUTES: dict[str, dict[str, Any]] = {
         id=t("string"), secret=t("string"), previous_valid_until=t("string", nullable=True), secret_note=t("string"))),
         body=obj(overlap_seconds=t("number", "How long the old secret still signs (default HUB_FEED_ROTATION_OVERLAP).",
                                    minimum=0, maximum=604800)),
-        errors={404: NOT_FOUND, 422: INVALID}),
+        errors={400: "The body is not JSON.", 404: NOT_FOUND, 422: INVALID}),
     "endpoints.disable_route": op(ok=(200, "The endpoint.", ENDPOINT), body=obj(reason=t("string", maxLength=500)),
-                                  errors={404: NOT_FOUND, 422: INVALID}),
+                                  errors={400: "The body is not JSON.", 404: NOT_FOUND, 422: INVALID}),
     "endpoints.enable_route": op(ok=(200, "The endpoint.", ENDPOINT), errors=ERRORS),
     "endpoints.test_route": op(ok=(200, "The attempt, and whether the endpoint accepted it.", {
         **ATTEMPT, "properties": {**ATTEMPT["properties"], "delivered": t("boolean")}}), errors=ERRORS),
