@@ -38,6 +38,8 @@ from .feed import lane_key, msg_key, setting, state_key
 from .lease import Lease
 
 log = logging.getLogger("hub.delivery")
+DONE = ("for i = 2, #ARGV do local s = redis.call('ZSCORE', KEYS[1], ARGV[i]) "
+        "if s and tonumber(s) <= tonumber(ARGV[1]) then redis.call('ZREM', KEYS[1], ARGV[i]) end end return 1")
 LANE_TROUBLE = {408, 429, 500, 502, 503, 504}
 
 
@@ -183,22 +185,24 @@ class Dispatcher:
         else:
             body, webhook_id = present[0][1], ids[0]
         secrets = signing_secrets(ep, dict(self.config), self.r)
+        started = time.time()
         attempt = post(self.config, endpoint["url"], headers_for(secrets, webhook_id, body), body, self.resolver)
         attempt.update(message_ids=ids, webhook_id=webhook_id)
         status = attempt["status"]
         if status is not None and 200 <= status < 300 and not attempt["error"]:
-            self.succeeded(ep, ids, attempt)
+            self.succeeded(ep, ids, attempt, started)
         else:
             self.failed(endpoint, ids, attempt)
         feed.record_attempt(self.r, self.config, ep, attempt)
 
-    def succeeded(self, ep: str, ids: list[str], attempt: dict[str, Any]) -> None:
+    def succeeded(self, ep: str, ids: list[str], attempt: dict[str, Any], started: float) -> None:
         now = time.time()
         accepted = self.r.zmscore(feed.TIMES, ids)
         lags = [round(now - a / 1000, 4) for a in accepted if a is not None]
         state = self.r.hgetall(state_key(ep))
         pipe = self.r.pipeline(transaction=True)
-        pipe.zrem(lane_key(ep), *ids)
+        # A message queued again (a replay) while this request ran stays queued.
+        pipe.eval(DONE, 1, lane_key(ep), started, *ids)
         pipe.hdel(f"hub:feed:tries:{ep}", *ids)
         pipe.hdel(state_key(ep), "blocked_until", "fails", "failing_since", "recovering")
         pipe.hincrby(state_key(ep), "sent", len(ids))
