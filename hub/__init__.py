@@ -14,7 +14,7 @@ from flask import Flask
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults."""
     from . import admin, config, errors, health, ingest, ledger, queue, store, webhooks
-    from . import audit, contacts, logs, metrics, openapi, ops
+    from . import audit, contacts, endpoints, logs, metrics, openapi, ops
 
     app = Flask(__name__)
     settings = config.load(overrides)
@@ -35,4 +35,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(audit.bp)
+    app.register_blueprint(endpoints.bp)
     return app

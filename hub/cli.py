@@ -214,3 +214,7 @@ for _command in (connectors_pause, connectors_resume, connectors_status, *CONNEC
     connectors.add_command(_command)
 for _command in (failed_cli, contacts_cli, mappings, feeds, *RUN_COMMANDS):
     main.add_command(_command)
+
+from .endpoints_cli import endpoints_cli  # noqa: E402
+
+main.add_command(endpoints_cli)

@@ -113,7 +113,7 @@ def forget(emails: list[str]) -> dict[str, int]:
     (rewritten without them or discarded), webhook identities, parked and rejected webhooks,
     and each connector's per-contact stores. One pass for a whole batch of erasures.
     Idempotent: an erasure retried runs it again."""
-    from . import failed, webhooks
+    from . import feed, failed, webhooks
     from .queue import get_queues
     from .sync import LAST
 
@@ -124,6 +124,7 @@ def forget(emails: list[str]) -> dict[str, int]:
     pipe.execute()
     done = {"failed": failed.forget(emails)}
     done.update(webhooks.forget_address(emails))
+    done["feed"] = feed.forget(redis, emails)
     return done
 
 

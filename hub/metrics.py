@@ -126,6 +126,9 @@ class HubCollector:
         yield from self.counters()
         yield self.latency()
         yield from self.gauges()
+        from .feed import metric_families
+
+        yield from metric_families(self.redis)
 
     def counters(self) -> Iterator[Any]:
         specs = ((EVENTS, "hub_events", "Referral events received, by type, source and outcome.",

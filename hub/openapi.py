@@ -320,7 +320,11 @@ ROUTES: dict[str, dict[str, Any]] = {
         erased=t("boolean"), event_id=t("string"), connectors=STRINGS)),
         errors={404: "The hub holds no state for this contact.", 422: "Not an email address."}),
 }
+from .feed_openapi import FEED_ROUTES  # noqa: E402 - built from the helpers above
+
+ROUTES.update(FEED_ROUTES)
 PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "endpoint_id": ("An event-feed endpoint (ep_...).", {}),
     "connector": ("A connector.", {"enum": sorted(CONNECTORS)}),
     "name": ("An enabled connector.", {"enum": sorted(CONNECTORS)}),
     "source": ("A referral platform.", {"enum": sorted(SOURCES)}),

@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 
 log = logging.getLogger("hub.workers")
 SCHEDULER = "scheduler"
+FEED = "feed"       # the event feed's delivery process (hub.delivery)
 COLD_GAP = 1.2      # RQ ignores a second signal within a second of the first
 
 
@@ -103,7 +104,7 @@ class Pool:
         self.first_signal = 0.0
 
     def spawn(self, name: str) -> None:
-        module = ["hub.scheduler"] if name == SCHEDULER else ["hub.workers", name]
+        module = {SCHEDULER: ["hub.scheduler"], FEED: ["hub.delivery"]}.get(name, ["hub.workers", name])
         self.children[name] = subprocess.Popen([sys.executable, "-m", *module])
         log.warning("%s started (pid %s)", name, self.children[name].pid)
 
@@ -141,7 +142,7 @@ class Pool:
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         become_subreaper()
-        for name in [*self.queues, SCHEDULER]:
+        for name in [*self.queues, SCHEDULER, FEED]:
             self.spawn(name)
         while not self.signals:
             for name, child in list(self.children.items()):

@@ -85,6 +85,11 @@ class Stack:
         body = json.dumps({"events": events}).encode()
         return requests.post(f"{self.hub}/v1/events", data=body, headers=signed_headers(body, msg_id=msg_id), timeout=10)
 
+    def api(self, method: str, path: str, body: Any = None, token: str = "admin-token") -> requests.Response:
+        """The hub's HTTP API with a bearer token (admin by default)."""
+        return requests.request(method, f"{self.hub}{path}", json=body, timeout=30,
+                                headers={"Authorization": f"Bearer {token}"})
+
     def holds(self, vendor: str, email: str) -> dict[str, Any] | None:
         response = requests.get(f"{self.sandbox}/_sandbox/{vendor}/contacts/{email}", timeout=5)
         return response.json() if response.ok else None

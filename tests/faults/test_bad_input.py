@@ -29,8 +29,13 @@ ROUTES = {
     ("post", "/v1/failed/discard"): OPS,
     ("post", "/v1/connectors/{name}/pause"): OPS,
     ("post", "/v1/contacts/{email}/resync"): OPS,
+    ("post", "/v1/endpoints"): ADMIN,
+    ("patch", "/v1/endpoints/{endpoint_id}"): ADMIN,
+    ("post", "/v1/endpoints/{endpoint_id}/rotate-secret"): ADMIN,
+    ("post", "/v1/endpoints/{endpoint_id}/disable"): ADMIN,
+    ("post", "/v1/endpoints/{endpoint_id}/replay"): ADMIN,
 }
-VALUES = {"{connector}": "klaviyo", "{name}": "klaviyo", "{email}": ANNA}
+VALUES = {"{connector}": "klaviyo", "{name}": "klaviyo", "{email}": ANNA, "{endpoint_id}": "ep_0"}
 DEEP = 100_000
 BODIES = {
     "array nested 100,000 deep": (b"[" * DEEP + b"]" * DEEP, "nests too deeply"),

@@ -23,7 +23,10 @@ import pytest
 import redis as redis_lib
 import requests
 
+from cryptography.fernet import Fernet
+
 from sandbox import DEMO_SETTINGS
+from tests.feed.receiver import Receiver
 from tests.hub.test_webhooks import SECRETS
 from tests.sources.test_mention_me import sign as mention_me_sign
 
@@ -187,12 +190,16 @@ WAIT = 180.0   # generous: the machine may be loaded; nothing here depends on ho
 
 def test_erasure_leaves_no_trace(stack_factory, redis_url) -> None:  # type: ignore[no-untyped-def]
     connectors = {vendor: {k.upper(): v for k, v in settings.items()} for vendor, settings in DEMO_SETTINGS.items()}
+    receiver = Receiver()       # an event-feed endpoint: its stored messages must forget too
     stack = stack_factory(connectors=connectors, env={
+        "HUB_SECRET_KEY": Fernet.generate_key().decode(), "HUB_FEED_ALLOW": "127.0.0.0/8",
         "HUB_ERASURE_KEY": ERASURE_KEY, "HUB_SOURCE_MENTION_ME_SECRET": SECRETS["mention_me"],
         # A short burst cap: contacts touched together come due together (one batch, one failure).
         "HUB_RETRY_SCHEDULE": "1", "HUB_FLUSH_MAX_DEFER": "0.5"})
     client = redis_lib.Redis.from_url(redis_url)
     vendors = list(REFERRED_BY)
+    assert requests.post(f"{stack.hub}/v1/endpoints", json={"url": receiver.url}, headers=ADMIN,
+                         timeout=10).status_code == 201
 
     # The story by the API; then by webhook: the person as a friend of a referrer Mention Me has
     # not named yet (a copy parks), buying with a code (the code is learnt), and a body the hub
@@ -251,6 +258,10 @@ def test_erasure_leaves_no_trace(stack_factory, redis_url) -> None:  # type: ign
     state = requests.get(f"{stack.hub}/v1/contacts/{PERSON}", headers=OPS, timeout=10).json()
     assert state["erased"] is True and state["state"] is None
 
+    stack.wait_for(lambda: not any(client.zcard(k) for k in client.scan_iter("hub:feed:lane:*")),
+                   what="the event feed to deliver", timeout=WAIT)
+    assert any(m["type"] == "contact.erased" for m in receiver.accepted())
+    receiver.stop()
     found = scan(client, PERSON)
     assert not found, "the erased address is still in Redis:\n" + "\n".join(found)
     assert client.exists(f"hub:erased:{keyed(PERSON)}"), "the keyed erasure marker is what refuses re-creation"
