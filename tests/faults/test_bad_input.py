@@ -28,6 +28,7 @@ ROUTES = {
     ("post", "/v1/failed/retry"): OPS,
     ("post", "/v1/failed/discard"): OPS,
     ("post", "/v1/connectors/{name}/pause"): OPS,
+    ("post", "/v1/connectors/{name}/audit"): OPS,
     ("post", "/v1/contacts/{email}/resync"): OPS,
     ("post", "/v1/endpoints"): ADMIN,
     ("patch", "/v1/endpoints/{endpoint_id}"): ADMIN,
