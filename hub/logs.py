@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from datetime import datetime, timezone
 from typing import IO, Any
 
@@ -84,11 +85,44 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, separators=(",", ":"))
 
 
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose lines stay whole when a signal handler logs mid-write.
+
+    A write to a full pipe blocks; a signal then runs its Python handler inside that write, and
+    RQ's and the pool's signal handlers log. A plain StreamHandler would write again into the
+    same buffered stream, which raises "reentrant call" and prints a non-JSON "Logging error".
+    Here a record logged during a write waits in a queue and the interrupted write sends it next.
+    """
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        super().__init__(stream)
+        self.waiting: deque[str] = deque()
+        self.writing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.waiting.append(self.format(record) + self.terminator)
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+            return
+        if self.writing:
+            return      # called from a signal handler inside our own write: the loop below sends it
+        self.writing = True
+        try:
+            while self.waiting:
+                self.stream.write(self.waiting.popleft())
+                self.flush()
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+        finally:
+            self.writing = False
+
+
 def setup(level: str | int | None = None, stream: IO[str] | None = None,
           names: tuple[str, ...] = ("hub",)) -> logging.Handler:
     """Give the named loggers one JSON handler (idempotent: a second call replaces it)."""
     level = level or os.environ.get("HUB_LOG_LEVEL", "INFO")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = LineHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
     for name in names:

@@ -16,7 +16,12 @@ def test_every_message_is_signed_and_carries_the_contacts_state(client, receiver
     made = create(client, receiver.url)
     receiver.secrets = [made["secret"]]
     post_story(client)
-    driver.until(lambda: len(receiver.accepted()) >= story_messages(), what="the story's messages")
+    def stats() -> dict:  # type: ignore[type-arg]
+        return client.get(f"/v1/endpoints/{made['id']}", headers=ADMIN).get_json()["stats"]  # type: ignore[no-any-return]
+
+    # the receiver holds a message before the dispatcher has recorded its answer: wait for both
+    driver.until(lambda: len(receiver.accepted()) >= story_messages() and stats()["sent"] >= story_messages(),
+                 what="the story's messages, sent and recorded")
     messages = receiver.accepted()
     assert all(r["verified"] == [0] for r in receiver.requests)
     assert len(messages) == story_messages() and len({r["id"] for r in receiver.requests}) == story_messages()
@@ -32,7 +37,7 @@ def test_every_message_is_signed_and_carries_the_contacts_state(client, receiver
     consent = [m for m in messages if m["type"] == "list.membership_changed"]
     assert {m["data"]["contacts"]["friend"]["email"]: m["data"]["contacts"]["friend"]["marketing_opt_in"]
             for m in consent} == {"cleo@example.com": True, "dan@example.com": False, "eve@example.com": True}
-    shown = client.get(f"/v1/endpoints/{made['id']}", headers=ADMIN).get_json()["stats"]
+    shown = stats()
     assert shown["sent"] == story_messages() and shown["pending"] == 0 and shown["failed"] == 0
     text = client.get("/metrics").get_data(as_text=True)
     assert f'hub_feed_messages_total{{endpoint="{made["id"]}",outcome="sent"}} {story_messages()}.0' in text

@@ -2,14 +2,17 @@
 traceback when it dies (here: its Redis cannot be reached), which is one record, not many lines."""
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
+from hub import logs
 from hub.processes import free_port
 
 
@@ -44,3 +47,39 @@ def test_the_pool_and_a_dying_worker_write_only_json_records(tmp_path) -> None: 
     assert crashes and all(r["exc_type"] == "ConnectionError" for r in crashes)
     assert all("Traceback (most recent call last)" in r["traceback"] for r in crashes)
     assert all(line.count("\n") == 1 for line in lines)
+
+
+
+class InterruptedPipe(io.RawIOBase):
+    """The bytes end of a pipe whose first write is interrupted by a signal handler that logs,
+    as happens when the pipe is full and the pool or RQ gets SIGTERM."""
+
+    def __init__(self, interrupt: Callable[[], None]) -> None:
+        self.data = bytearray()
+        self.interrupt: Callable[[], None] | None = interrupt
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[no-untyped-def,override]
+        if self.interrupt is not None:
+            handler, self.interrupt = self.interrupt, None
+            handler()
+        self.data += bytes(b)
+        return len(b)
+
+
+def test_a_signal_handler_that_logs_mid_write_keeps_every_line_whole(capsys) -> None:  # type: ignore[no-untyped-def]
+    log = logging.getLogger("hub.test_interrupted")
+    pipe = InterruptedPipe(lambda: log.warning("warm shut down requested"))
+    # Python's own buffered text stream, as sys.stderr is: it refuses a reentrant write
+    stream = io.TextIOWrapper(io.BufferedWriter(pipe), encoding="utf-8", line_buffering=True)
+    handler = logs.setup("INFO", stream=stream, names=("hub.test_interrupted",))
+    try:
+        log.info("flushing klaviyo")
+        log.info("stopped")
+    finally:
+        log.removeHandler(handler)
+    assert "Logging error" not in capsys.readouterr().err
+    lines = pipe.data.decode().splitlines()
+    assert [json.loads(line)["msg"] for line in lines] == ["flushing klaviyo", "warm shut down requested", "stopped"]
