@@ -54,7 +54,7 @@ def periodic_jobs(config: Mapping[str, Any]) -> list[Periodic]:
         Periodic("vendor-jobs", "hub.vendorjobs.sweep_all", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
         *(Periodic(**entry) for entry in periodic_audits(dict(config))),
     ] + ([  # CSV feeds over SFTP (docs/feeds.md), when HUB_FEEDS_FILE names some
-        Periodic("feeds-poll", "hub.feeds.jobs.poll_feeds", interval_seconds=float(config.get("FEEDS_POLL_INTERVAL") or 60),
+        Periodic("feeds-poll", "hub.feeds.jobs.poll_feeds", interval_seconds=float(config.get("FEEDS_POLL_INTERVAL", 60)),
                  timeout=3600),
         Periodic("feeds-exports", "hub.feeds.jobs.exports_due", interval_seconds=60, timeout=120),
     ] if config.get("FEEDS_FILE") else [])

@@ -94,7 +94,9 @@ def test_a_large_activity_file_reaches_every_platform_exactly_once(stack_factory
     # platforms' sync is not what the test waits on
     expected = activity(inbound / "activity-1.csv", ROWS, referrers=200, friends_each=4)
     small = activity(inbound / "activity-2.csv", 2000, seed=99, referrers=50, prefix="other")
-    stack = stack_factory(connectors=connectors(), env={"HUB_FEEDS_FILE": str(feeds_file)}, sandbox_args=args)
+    # the test runs every poll itself: the scheduler's periodic poll is off, or it could take a file first
+    stack = stack_factory(connectors=connectors(), env={"HUB_FEEDS_FILE": str(feeds_file), "HUB_FEEDS_POLL_INTERVAL": "0"},
+                          sandbox_args=args)
 
     summaries = poll_together(stack)
     files = sorted((f["file"], f["outcome"]) for s in summaries for f in s["files"])

@@ -20,6 +20,14 @@ def test_the_sweep_is_a_periodic_job_of_the_configured_interval() -> None:
     assert periodic_jobs({"SWEEP_INTERVAL": 0}) == []
 
 
+def test_the_feeds_poll_follows_its_interval_and_zero_turns_it_off() -> None:
+    feeds = {"SWEEP_INTERVAL": 0, "FEEDS_FILE": "feeds.json"}
+    assert [(j.name, j.interval_seconds) for j in periodic_jobs({**feeds, "FEEDS_POLL_INTERVAL": 15})] == \
+        [("feeds-poll", 15.0), ("feeds-exports", 60)]
+    assert [j.name for j in periodic_jobs({**feeds, "FEEDS_POLL_INTERVAL": 0})] == ["feeds-exports"]
+    assert [j.name for j in periodic_jobs({"SWEEP_INTERVAL": 0})] == []       # no feeds file: no feed jobs
+
+
 def test_two_schedulers_enqueue_each_run_once(redis_client) -> None:  # type: ignore[no-untyped-def]
     jobs = periodic_jobs({"SWEEP_INTERVAL": 3600})
     first, second = HubScheduler(redis_client, jobs, 30), HubScheduler(redis_client, jobs, 30)
