@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -85,13 +86,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, separators=(",", ":"))
 
 
-class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A stream handler whose lines stay whole when a signal handler logs mid-write.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGALRM,
+                signal.SIGUSR1, signal.SIGUSR2}
 
-    A write to a full pipe blocks; a signal then runs its Python handler inside that write, and
-    RQ's and the pool's signal handlers log. A plain StreamHandler would write again into the
-    same buffered stream, which raises "reentrant call" and prints a non-JSON "Logging error".
-    Here a record logged during a write waits in a queue and the interrupted write sends it next.
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose lines stay whole when a signal arrives mid-write.
+
+    A write to a full pipe blocks, and a signal then runs its Python handler inside that write.
+    RQ's and the pool's handlers log, and RQ's scheduler raises `StopRequested` from its own. A
+    plain StreamHandler then writes into the same buffered stream again ("reentrant call") or is
+    cut off by the exception, and prints a plain-text "Logging error". Here the main thread
+    holds those signals back for the length of one write (they run right after it, and an
+    exception one raises reaches the caller as it would anywhere else), and a record logged
+    during a write anyway waits in a queue for the write in progress to send it next.
     """
 
     def __init__(self, stream: IO[str] | None = None) -> None:
@@ -106,16 +114,22 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
             return
         if self.writing:
-            return      # called from a signal handler inside our own write: the loop below sends it
-        self.writing = True
+            return      # logged from inside our own write: the loop below sends it
+        main = threading.current_thread() is threading.main_thread()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if main else None
         try:
-            while self.waiting:
-                self.stream.write(self.waiting.popleft())
-                self.flush()
-        except Exception:  # noqa: BLE001
-            self.handleError(record)
+            self.writing = True
+            try:
+                while self.waiting:
+                    self.stream.write(self.waiting.popleft())
+                    self.flush()
+            except Exception:  # noqa: BLE001 - the stream's own failure (closed, full disk)
+                self.handleError(record)
+            finally:
+                self.writing = False
         finally:
-            self.writing = False
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)    # a held signal's handler runs here
 
 
 def setup(level: str | int | None = None, stream: IO[str] | None = None,
@@ -142,6 +156,11 @@ def uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
     if issubclass(kind, KeyboardInterrupt):
         sys.__excepthook__(kind, exc, tb)
         return
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        try:    # the process is ending: a stop signal now must not cut its last record short
+            signal.signal(number, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            break
     logging.getLogger("hub").critical("uncaught exception; the process exits", exc_info=(kind, exc, tb))
 
 

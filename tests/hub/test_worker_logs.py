@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any, Callable
 
+import pytest
+
 from hub import logs
 from hub.processes import free_port
 
@@ -83,3 +85,31 @@ def test_a_signal_handler_that_logs_mid_write_keeps_every_line_whole(capsys) -> 
     assert "Logging error" not in capsys.readouterr().err
     lines = pipe.data.decode().splitlines()
     assert [json.loads(line)["msg"] for line in lines] == ["flushing klaviyo", "warm shut down requested", "stopped"]
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_signal_that_raises_mid_write_waits_for_the_line_then_reaches_the_caller(capsys) -> None:  # type: ignore[no-untyped-def]
+    """RQ's scheduler raises StopRequested from its SIGTERM handler. Sent while a line is being
+    written, the signal runs once the line is whole, and its exception reaches the code that
+    logged, as it would anywhere else."""
+    log = logging.getLogger("hub.test_stopped")
+    pipe = InterruptedPipe(lambda: os.kill(os.getpid(), signal.SIGUSR1))    # a real signal, mid-write
+
+    def stop_requested(signum: int, frame: Any) -> None:
+        log.warning("stop requested")
+        raise Stop()
+
+    previous = signal.signal(signal.SIGUSR1, stop_requested)
+    stream = io.TextIOWrapper(io.BufferedWriter(pipe), encoding="utf-8", line_buffering=True)
+    handler = logs.setup("INFO", stream=stream, names=("hub.test_stopped",))
+    try:
+        with pytest.raises(Stop):
+            log.info("flushing klaviyo")
+    finally:
+        log.removeHandler(handler)
+        signal.signal(signal.SIGUSR1, previous)
+    assert "Logging error" not in capsys.readouterr().err
+    assert [json.loads(line)["msg"] for line in pipe.data.decode().splitlines()] == ["flushing klaviyo", "stop requested"]
