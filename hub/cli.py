@@ -153,7 +153,7 @@ def worker() -> None:
         raise UserError("no connector is enabled: set HUB_<CONNECTOR>_* credentials (`hub config check` "
                         "shows what is missing; `hub init --sandbox` writes a .env for the sandbox)")
     with redis_for(config, long_running=True) as url:
-        upgrade(config, url)
+        upgrade(config, url, outage_ok=True)
         run_pool(connectors)
 
 
