@@ -7,11 +7,15 @@ no fixed window a vendor may count in can ever see more than `count` requests.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+# ARGV: (count, period) per key, the member to add, then the time ('' for the server's clock).
 _ACQUIRE = """
-local now = redis.call('TIME')
-local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local t = tonumber(ARGV[#ARGV])
+if not t then
+  local now = redis.call('TIME')
+  t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+end
 local wait = 0
 for i, key in ipairs(KEYS) do
   local count = tonumber(ARGV[2 * i - 1])
@@ -24,7 +28,7 @@ for i, key in ipairs(KEYS) do
   end
 end
 if wait > 0 then return tostring(wait) end
-local member = ARGV[#ARGV]
+local member = ARGV[#ARGV - 1]
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, t, member)
   redis.call('EXPIRE', key, math.ceil(tonumber(ARGV[2 * i])) + 1)
@@ -36,11 +40,14 @@ Limit = tuple[int, float]
 
 
 class RateLimiter:
-    """Admits calls per named bucket; `acquire` returns 0 or the seconds to wait."""
+    """Admits calls per named bucket; `acquire` returns 0 or the seconds to wait.
 
-    def __init__(self, redis: Any, prefix: str) -> None:
+    Time is Redis's own clock, one for every worker host; `clock` replaces it (tests)."""
+
+    def __init__(self, redis: Any, prefix: str, clock: Callable[[], float] | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.clock = clock
         self._script = redis.register_script(_ACQUIRE)
 
     def acquire(self, bucket: str, limits: Sequence[Limit]) -> float:
@@ -56,5 +63,5 @@ class RateLimiter:
         args: list[Any] = []
         for _, count, period in pairs:
             args += [count, period]
-        args.append(uuid.uuid4().hex)
+        args += [uuid.uuid4().hex, "" if self.clock is None else repr(self.clock())]
         return float(self._script(keys=[key for key, _, _ in pairs], args=args))

@@ -131,7 +131,8 @@ def serve(port: int, host: str, workers: int, threads: int) -> None:
     logs.setup()
     config = load()
     warn_at_startup(config)
-    with redis_for(config, long_running=True):
+    with redis_for(config, long_running=True) as url:
+        upgrade(config, url)
         Gunicorn.run(create_app, port, host, workers, threads)
 
 
@@ -151,7 +152,8 @@ def worker() -> None:
     if not connectors:
         raise UserError("no connector is enabled: set HUB_<CONNECTOR>_* credentials (`hub config check` "
                         "shows what is missing; `hub init --sandbox` writes a .env for the sandbox)")
-    with redis_for(config, long_running=True):
+    with redis_for(config, long_running=True) as url:
+        upgrade(config, url, outage_ok=True)
         run_pool(connectors)
 
 
@@ -218,3 +220,7 @@ for _command in (failed_cli, contacts_cli, mappings, feeds, *RUN_COMMANDS):
 from .endpoints_cli import endpoints_cli  # noqa: E402
 
 main.add_command(endpoints_cli)
+
+from .migrate_cli import migrate_cli, upgrade  # noqa: E402
+
+main.add_command(migrate_cli)

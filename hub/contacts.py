@@ -8,6 +8,7 @@ protection decision, so it needs the admin role.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -78,14 +79,28 @@ def resync(email: str, connectors: list[str] | None = None) -> list[str]:
     for name in names:
         if name not in queues.connectors:
             raise APIError(404, "not_found", f"no enabled connector named {name!r}")
-        pushed = redis.hget(sync.PUSHED.format(name), email)
-        if pushed:
-            # Keep what was pushed (lists, consent: the connectors diff against it) but not its
-            # fingerprint, so the next flush sends the contact even if nothing changed.
-            redis.hset(sync.PUSHED.format(name), email, json.dumps({**json.loads(pushed), "fp": "resync"}))
-        sync.redirty(name, [email])
+    mark = redis.register_script(_RESYNC)
+    for name in names:
+        mark(keys=[sync.PUSHED.format(name), "hub:ver", dirty_key(name)], args=[email, time.time()])
     queues.kick(names)
     return names
+
+
+# A resync in one step: keep what was pushed (lists, consent: the connectors diff against it) but
+# not its fingerprint, so the next flush sends the contact even if nothing changed; bump the
+# contact's version, so a flush that read it before cannot clear the dirty mark or record its
+# fingerprint as current (hub/sync.py _SETTLE); mark it dirty, keeping an older due time.
+# KEYS: pushed, hub:ver, dirty. ARGV: email, now.
+_RESYNC = """
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+if before then
+  local pushed = cjson.decode(before)
+  pushed.fp = 'resync'
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(pushed))
+end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
+"""
 
 
 def erase(email: str) -> dict[str, Any]:

@@ -15,14 +15,14 @@ from .schemas import load_events
 bp = Blueprint("ingest", __name__)
 
 
-def parse_body() -> tuple[bytes, Any]:
+def parse_body() -> bytes:
     config = current_app.config["HUB"]
     if request.content_length is not None and request.content_length > config["MAX_BODY"]:
         raise APIError(413, "payload_too_large", f"the body is larger than {config['MAX_BODY']} bytes")
     body = request.get_data(cache=True)
     if len(body) > config["MAX_BODY"]:
         raise APIError(413, "payload_too_large", f"the body is larger than {config['MAX_BODY']} bytes")
-    return body, None
+    return body
 
 
 def parse_json(body: bytes | str) -> Any:
@@ -69,7 +69,7 @@ def accept(items: list[Any]) -> tuple[int, int]:
 
 @bp.post("/v1/events")
 def post_events():  # type: ignore[no-untyped-def]
-    body, _ = parse_body()
+    body = parse_body()
     authenticate_ingest(body)
     payload = decode(body)
     if isinstance(payload, dict) and "events" in payload:

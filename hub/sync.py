@@ -55,11 +55,19 @@ for i = 4, #ARGV, 3 do
   -- erased while the vendor answered: note nothing (the erase queue deletes them there)
   if redis.call('EXISTS', 'hub:c:' .. email) == 0 then pushed = '' end
   if held then
+    local current = (redis.call('HGET', KEYS[6], email) or '0') == version
     if pushed ~= '' then
+      if not current then
+        -- touched (or a resync asked for) since it was read: record what landed (lists,
+        -- consent) but no fingerprint, so the next flush never takes it as the current state
+        local landed = cjson.decode(pushed)
+        landed.fp = ''
+        pushed = cjson.encode(landed)
+      end
       redis.call('HSET', KEYS[3], email, pushed)
       redis.call('HSET', KEYS[4], email, ARGV[3])
     end
-    if (redis.call('HGET', KEYS[6], email) or '0') == version then
+    if current then
       redis.call('ZREM', KEYS[2], email)
       redis.call('HDEL', KEYS[5], email)
     end

@@ -114,8 +114,9 @@ class Up:
 def run(host: str, port: int, web_workers: int, sandbox_port: int | None) -> None:
     """`hub up`: embedded Redis when no URL is set, then sandbox, web and worker pool."""
     from .config import load
+    from .migrate_cli import upgrade
     from .queue import enabled_connectors
-    from .store import Embedded
+    from .store import Embedded, url_for
     from .terminal import UserError
 
     config = load()
@@ -138,6 +139,7 @@ def run(host: str, port: int, web_workers: int, sandbox_port: int | None) -> Non
     up.say("up", f"hub up (pid {os.getpid()}): hub http://{host}:{port}" + (f"  sandbox http://{host}:{sandbox_port}" if sandbox_port else "")
            + "  (Ctrl-C stops everything)")
     try:
+        up.say("redis", upgrade(config, url_for(config)).summary())
         up.run()
     finally:
         if server is not None:

@@ -352,7 +352,7 @@ def receive(source: str):  # type: ignore[no-untyped-def]
         raise APIError(503, "source_misconfigured", str(exc), headers={"Retry-After": "60"}) from None
     if not adapter.configured(settings):
         raise APIError(404, "source_not_configured", f"set HUB_SOURCE_{source.upper()}_* to receive {adapter.label} webhooks")
-    body, _ = parse_body()
+    body = parse_body()
     headers = dict(request.headers)  # werkzeug's Headers is no Mapping[str, str] to a type checker
     try:
         adapter.verify(headers, body, settings, time.time())

@@ -37,11 +37,13 @@ def run_one(queue: str, burst: bool = False) -> None:
 
     from . import create_app, logs
     from .ledger import dirty_key, erase_key
+    from .migrate import migrate
     from .queue import get_queues
 
     app = create_app()
     with app.app_context():
         r = app.extensions["redis"]
+        migrate(r, app.extensions["erasure"])   # no job runs on an older data layout (hub/migrate.py)
         if queue.startswith("sync-"):
             connector = queue.removeprefix("sync-")
             if r.zcard(dirty_key(connector)) or r.zcard(erase_key(connector)):

@@ -5,6 +5,7 @@ Nothing here imports the hub: the sandbox only knows the vendors' wire formats.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -40,12 +41,31 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
     def sandbox() -> Store:
         return app.extensions["sandbox"]
 
+    # Vendor calls being answered right now: a test that cut a client off waits for zero, so the
+    # calls that client had already made have landed before it looks (an explicit synchronisation
+    # point; the latency knob keeps a call in progress for a while).
+    flight = {"calls": 0}
+    flight_lock = threading.Lock()
+
+    @app.teardown_request
+    def landed(exc: BaseException | None) -> None:
+        if not request.path.startswith("/_sandbox/"):
+            with flight_lock:
+                flight["calls"] -= 1
+
+    @app.get("/_sandbox/in-flight")
+    def in_flight() -> Any:
+        with flight_lock:
+            return jsonify({"calls": flight["calls"]})
+
     @app.before_request
     def record_request() -> None:
         # What each vendor was sent (method, path, body), so a test can compare it to a preview.
         # Bodies are kept raw and parsed only when asked for: recording costs nothing under load.
         if request.path.startswith("/_sandbox/"):
             return
+        with flight_lock:
+            flight["calls"] += 1
         with sandbox().lock:
             sandbox().requests.append({"method": request.method, "path": request.path,
                                        "query": request.args.to_dict(), "body": request.get_data(cache=True)})

@@ -114,10 +114,14 @@ def hub_app(make_app, sandbox_server):  # type: ignore[no-untyped-def]
 
 
 def signed_headers(body: bytes, secret: str = INGEST_SECRET, msg_id: str = "msg_1", timestamp: int | None = None) -> dict[str, str]:
+    """Standard Webhooks headers signed by the `standardwebhooks` package, so every test that
+    posts signed events checks the hub's verifier against an implementation other than its own."""
     import time as _time
+    from datetime import datetime, timezone
 
-    from hub.auth import sign
+    from standardwebhooks.webhooks import Webhook
 
     stamp = int(_time.time()) if timestamp is None else timestamp
+    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(stamp, timezone.utc), body.decode("utf-8"))
     return {"webhook-id": msg_id, "webhook-timestamp": str(stamp),
-            "webhook-signature": sign(secret, msg_id, stamp, body), "Content-Type": "application/json"}
+            "webhook-signature": signature, "Content-Type": "application/json"}

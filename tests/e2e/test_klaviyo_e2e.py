@@ -1,8 +1,6 @@
 """Signed events in, Klaviyo state out: the hub, a worker and the sandbox as real processes."""
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
@@ -54,7 +52,8 @@ def test_worker_killed_mid_flush_loses_nothing(stack_factory) -> None:  # type: 
     assert stack.post(story(), "story").status_code == 202
     stack.wait_for(lambda: stack.stats().get("klaviyo total", 0) >= 1, what="the first vendor call")
     stack.kill_worker()
-    time.sleep(1.5)
+    stack.wait_for(lambda: requests.get(f"{stack.sandbox}/_sandbox/in-flight", timeout=5).json()["calls"] == 0,
+                   what="the killed worker's calls to land at the sandbox")
     assert not matches(stack, KLAVIYO), "the kill landed mid-flush"
     stack.start_worker()
     stack.wait_for(lambda: matches(stack, KLAVIYO), timeout=90, what="the state to land after the restart")

@@ -108,3 +108,41 @@ def test_cli_show_resync_erase(app, sandbox_server, monkeypatch: pytest.MonkeyPa
     erased = runner.invoke(main, ["contacts", "erase", "ben@example.com", "--yes"])
     assert erased.output.startswith("erased; deletion queued for klaviyo")
     clear(sandbox_server, "klaviyo")
+
+
+@pytest.mark.parametrize("change", ["pushed", "unchanged"])
+def test_a_resync_during_a_flush_is_never_lost(app, sandbox_server, monkeypatch: pytest.MonkeyPatch,
+                                               change: str) -> None:  # type: ignore[no-untyped-def]
+    """Ops ask for a resync after a flush read the contact and before it recorded the outcome
+    (explicit synchronisation: the request is made from inside the flush, at that point, once).
+    The vendor must get the contact again after the request, whatever that flush sent."""
+    post_story(app)
+    run_queue(app, "klaviyo")
+    client = app.test_client()
+    if change == "pushed":      # the flush sends Cleo: her state changed
+        touch = {"id": "evt-race", "type": "contact.updated", "occurred_at": "2026-11-22T10:00:00Z",
+                 "contact": {"email": "cleo@example.com", "first_name": "Cleopatra"}}
+        assert client.post("/v1/events", json=touch, headers=INGEST).status_code == 202
+    else:                       # the flush finds Cleo as the vendor holds her and sends nothing
+        with app.app_context():
+            sync.redirty("klaviyo", ["cleo@example.com"])
+    settle, asked = sync.settle, []
+
+    def resync_then_settle(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not asked:
+            answer = client.post("/v1/contacts/cleo@example.com/resync", json={"connectors": ["klaviyo"]}, headers=OPS)
+            assert answer.status_code == 202
+            asked.append(calls(sandbox_server, "klaviyo"))
+        return settle(*args, **kwargs)
+
+    monkeypatch.setattr(sync, "settle", resync_then_settle)
+    before = calls(sandbox_server, "klaviyo")
+    with app.app_context():
+        sync.flush("klaviyo")
+        assert asked, "the flush never reached the point the resync is made at"
+        assert (asked[0] > before) is (change == "pushed")
+        sync.flush("klaviyo")       # whatever the racing flush left for the next one
+    assert calls(sandbox_server, "klaviyo") > asked[0], "the resync was lost: nothing sent after it"
+    assert app.extensions["redis"].zscore(dirty_key("klaviyo"), "cleo@example.com") is None
+    assert holds(sandbox_server, "klaviyo", "cleo@example.com")["fields"]["first_name"] == \
+        ("Cleopatra" if change == "pushed" else "Cleo")

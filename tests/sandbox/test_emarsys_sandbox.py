@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -12,19 +12,8 @@ from connectors.base import MARKETING, TRANSACTIONAL, ContactUpdate
 from connectors.emarsys import EmarsysConnector
 from connectors.errors import AuthError, FatalVendorError, RateLimited
 from connectors.ratelimit import RateLimiter
-from sandbox import VENDORS, create_sandbox
 from sandbox import emarsys as emulation
 from tests.conftest import LiveServer
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    # Until sandbox/__init__.py lists Emarsys, add it here so create_sandbox() mounts it at /emarsys.
-    if "emarsys" not in VENDORS:
-        monkeypatch.setitem(VENDORS, "emarsys", emulation)
-    live = LiveServer(create_sandbox())
-    yield live
-    live.stop()
 
 
 def make(server: LiveServer, redis_client: Any, **settings: str) -> EmarsysConnector:

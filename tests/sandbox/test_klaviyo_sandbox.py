@@ -1,7 +1,7 @@
 """The Klaviyo sandbox refuses what Klaviyo refuses, and the connector against it over real HTTP."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -10,19 +10,11 @@ from connectors.base import MARKETING, TRANSACTIONAL, ContactUpdate
 from connectors.errors import FatalVendorError
 from connectors.klaviyo import REVISION, KlaviyoConnector
 from connectors.ratelimit import RateLimiter
-from sandbox import create_sandbox
 from sandbox import klaviyo as emulation
 from tests.conftest import LiveServer
 
 HEADERS = {"Authorization": f"Klaviyo-API-Key {emulation.API_KEY}", "revision": REVISION,
            "Content-Type": "application/vnd.api+json", "Accept": "application/vnd.api+json"}
-
-
-@pytest.fixture
-def server() -> Iterator[LiveServer]:
-    live = LiveServer(create_sandbox())
-    yield live
-    live.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The Ometria connector against the Ometria sandbox over real HTTP."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -10,20 +10,8 @@ from connectors.base import MARKETING, TRANSACTIONAL, ContactUpdate
 from connectors.errors import AuthError
 from connectors.ometria import OmetriaConnector
 from connectors.ratelimit import RateLimiter
-from sandbox import VENDORS, create_sandbox
 from sandbox import ometria as emulation
 from tests.conftest import LiveServer
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    # Until sandbox/__init__.py lists Ometria, add it for this test: create_sandbox() then mounts
-    # the blueprint at /ometria and /_sandbox/ometria/... answers for it.
-    if "ometria" not in VENDORS:
-        monkeypatch.setitem(VENDORS, "ometria", emulation)
-    live = LiveServer(create_sandbox())
-    yield live
-    live.stop()
 
 
 @pytest.fixture

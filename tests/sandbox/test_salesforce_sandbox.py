@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -12,22 +12,11 @@ from connectors.base import MARKETING, TRANSACTIONAL, ContactUpdate
 from connectors.errors import AuthError, FatalVendorError, RateLimited
 from connectors.ratelimit import RateLimiter
 from connectors.salesforce import PLACEHOLDER_LAST_NAME, SalesforceConnector
-from sandbox import VENDORS, create_sandbox
 from sandbox import salesforce as emulation
 from tests.conftest import LiveServer
 
 MKT, TXN = "701Rf000000Mkt1AAA", "701Rf000000Txn1AAA"
 EXT = "Referral_Hub_Email__c"
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    # Until sandbox/__init__.py lists Salesforce, add it here so create_sandbox() mounts it at /salesforce.
-    if "salesforce" not in VENDORS:
-        monkeypatch.setitem(VENDORS, "salesforce", emulation)
-    live = LiveServer(create_sandbox())
-    yield live
-    live.stop()
 
 
 def make(server: LiveServer, redis_client: Any, **settings: str) -> SalesforceConnector:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import jwt
 import pytest
@@ -12,20 +12,8 @@ from connectors.base import MARKETING, TRANSACTIONAL, ContactUpdate
 from connectors.errors import AuthError
 from connectors.ratelimit import RateLimiter
 from connectors.splio import SplioConnector
-from sandbox import VENDORS, create_sandbox
 from sandbox import splio as emulation
 from tests.conftest import LiveServer
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    # Until sandbox/__init__.py lists Splio, add it for this test: create_sandbox() then mounts
-    # the blueprint at /splio and /_sandbox/splio/... answers for it.
-    if "splio" not in VENDORS:
-        monkeypatch.setitem(VENDORS, "splio", emulation)
-    live = LiveServer(create_sandbox())
-    yield live
-    live.stop()
 
 
 @pytest.fixture

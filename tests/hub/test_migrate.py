@@ -1,0 +1,149 @@
+"""Upgrades keep the data: a store written by today's code, with the keys an older hub left
+(erasure markers and dedupe markers named by plain addresses, no layout version), is brought
+forward by `hub migrate`, and the hub then reads it exactly as before, with no address left."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+
+from tests.conftest import signed_headers
+from tests.e2e.stack import Stack
+from tests.faults.test_erasure_scan import ERASURE_KEY, keyed, scan
+from tests.hub.test_cli import clean_env, hub, one_line_error
+from tests.story import event, story
+
+ERASED = "dan@example.com"
+ADMIN = {"Authorization": "Bearer admin-token"}
+PEOPLE = ("anna@example.com", "ben@example.com", "cleo@example.com", ERASED, "eve@example.com")
+# Mention Me builds event ids from addresses: the hub keeps their dedupe markers keyed.
+NAMED = [{**event(30, "referral.invited", referrer={"email": "anna@example.com"}), "id": "mm-invite-anna@example.com-7"},
+         {**event(31, "contact.updated", contact={"email": ERASED, "first_name": "Daniel"}), "id": f"mm-update-{ERASED}"}]
+
+
+def seen_key(event_id: str) -> str:
+    """The keyed dedupe marker, computed here independently of the hub."""
+    return f"hub:seen:#{keyed('event:' + event_id)}"
+
+
+def post(client: Any, events: list[dict[str, Any]], msg_id: str) -> dict[str, Any]:
+    body = json.dumps({"events": events}).encode()
+    answer = client.post("/v1/events", data=body, headers=signed_headers(body, msg_id=msg_id))
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    return answer.get_json()  # type: ignore[no-any-return]
+
+
+def views(client: Any) -> dict[str, Any]:
+    """What the hub shows of each person (404 for someone it does not know as erased)."""
+    out = {}
+    for email in PEOPLE:
+        answer = client.get(f"/v1/contacts/{email}", headers=ADMIN)
+        out[email] = (answer.status_code, answer.get_json())
+    return out
+
+
+def written_by_today(app: Any) -> dict[str, Any]:
+    """The story and the address-named events through the API, then an erasure through it."""
+    client = app.test_client()
+    assert post(client, story() + NAMED, "story") == {"accepted": len(story()) + 2, "duplicates": 0}
+    assert client.post(f"/v1/contacts/{ERASED}/erase", headers=ADMIN).status_code == 202
+    return views(client)
+
+
+def as_an_older_hub_left_it(redis_client: redis_lib.Redis) -> None:
+    """The keys an older hub wrote instead of today's: the erasure marker named by the address
+    (its erasure bumped `hub:ver` for the address rather than removing it), dedupe markers named
+    by the raw event id, and no layout version."""
+    assert redis_client.rename(f"hub:erased:{keyed(ERASED)}", f"hub:erased:{ERASED}")
+    redis_client.hset("hub:ver", ERASED, 3)
+    for named in NAMED:
+        assert redis_client.rename(seen_key(named["id"]), f"hub:seen:{named['id']}")  # RENAME keeps the TTL
+    assert not redis_client.exists("hub:layout")
+
+
+def migrate_env(redis_url: str) -> dict[str, str]:
+    return clean_env(HUB_REDIS_URL=redis_url, HUB_ERASURE_KEY=ERASURE_KEY)
+
+
+def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
+        make_app, redis_client: redis_lib.Redis, redis_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(ERASURE_KEY=ERASURE_KEY)
+    before = written_by_today(app)
+    assert before[ERASED][1]["erased"] is True and before[ERASED][1]["state"] is None
+    ttls = {n["id"]: redis_client.pttl(seen_key(n["id"])) for n in NAMED}
+    as_an_older_hub_left_it(redis_client)
+
+    # Today's code misreads the old keys: the erased person looks unknown, and the address is in Redis.
+    assert views(app.test_client())[ERASED][0] == 404
+    assert f"hub:erased:{ERASED}: the key name (clear {ERASED})" in scan(redis_client, ERASED)
+
+    done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "layout 1 -> 2: 1 erasure markers keyed, 2 dedupe markers keyed"
+    assert redis_client.get("hub:layout") == b"2"
+
+    client = app.test_client()
+    assert views(client) == before
+    found = scan(redis_client, ERASED)
+    assert not found, "the erased address is still in Redis:\n" + "\n".join(found)
+    for named in NAMED:     # the dedupe markers keep their expiry (a few ms pass between the reads)
+        assert 0 < ttls[named["id"]] - redis_client.pttl(seen_key(named["id"])) < 60_000
+    # Everything already applied is still a duplicate, and the erased person stays erased.
+    assert post(client, story() + NAMED, "again") == {"accepted": 0, "duplicates": len(story()) + 2}
+    later = event(40, "friend.registered", referrer={"email": "anna@example.com"}, friend={"email": ERASED})
+    assert post(client, [later], "later") == {"accepted": 1, "duplicates": 0}
+    assert views(client)[ERASED] == before[ERASED]
+    anna = views(client)["anna@example.com"][1]["state"]
+    assert anna["friends_registered"] == before["anna@example.com"][1]["state"]["friends_registered"] == 2
+
+    again = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
+    assert again.returncode == 0 and again.stdout.strip() == "layout 2 (current): nothing to migrate"
+
+
+def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_lib.Redis, redis_url: str,
+                                                 tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(ERASURE_KEY=ERASURE_KEY)
+    before = written_by_today(app)
+    as_an_older_hub_left_it(redis_client)
+    procs = [subprocess.Popen([sys.executable, "-m", "hub", "migrate"], cwd=tmp_path, env=migrate_env(redis_url),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    answers = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, answers
+    outputs = sorted(out.strip() for out, _ in answers)
+    assert outputs == ["layout 1 -> 2: 1 erasure markers keyed, 2 dedupe markers keyed"] + \
+        ["layout 2 (current): nothing to migrate"] * 3
+    assert views(app.test_client()) == before
+    assert not redis_client.exists("hub:layout:lock")
+
+
+def test_a_store_from_a_newer_hub_is_refused_in_one_line(redis_client: redis_lib.Redis, redis_url: str,
+                                                        tmp_path: Path) -> None:
+    redis_client.set("hub:layout", 99)
+    env = migrate_env(redis_url)
+    one_line_error(hub("migrate", cwd=tmp_path, env=env), 2, "layout 99", "newer hub")
+    one_line_error(hub("serve", "--port", "0", cwd=tmp_path, env=env), 2, "layout 99")
+    assert redis_client.get("hub:layout") == b"99"
+
+
+@pytest.mark.e2e
+def test_serve_and_worker_migrate_at_start(make_app, redis_client: redis_lib.Redis, redis_url: str,
+                                           tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(ERASURE_KEY=ERASURE_KEY)
+    before = written_by_today(app)
+    as_an_older_hub_left_it(redis_client)
+    stack = Stack(redis_url, tmp_path, env={"HUB_ERASURE_KEY": ERASURE_KEY})
+    try:
+        assert redis_client.get("hub:layout") == b"2"      # the hub answers only once it has migrated
+        answer = stack.api("GET", f"/v1/contacts/{ERASED}")
+        assert answer.status_code == 200 and (answer.json()["erased"], answer.json()["state"]) == (True, None)
+        answer = stack.api("GET", "/v1/contacts/anna@example.com")
+        assert answer.json()["state"] == before["anna@example.com"][1]["state"]
+        assert not scan(redis_client, ERASED)
+        assert stack.post(NAMED, "named").json() == {"accepted": 0, "duplicates": 2}
+    finally:
+        stack.stop()
