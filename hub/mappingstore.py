@@ -168,6 +168,14 @@ def known_contacts(redis: Any, count: int = 1000) -> Iterator[str]:
             yield rest
 
 
+def contacts_page(redis: Any, cursor: int, count: int) -> tuple[int, list[str]]:
+    """One SCAN step over the contacts: (next cursor, 0 at the end; their emails). A cursor kept
+    between runs stays valid: every contact there for the whole scan is returned once or more."""
+    cursor, keys = redis.scan(cursor, match=f"{CONTACT_PREFIX}*", count=count)
+    rest = [(k.decode() if isinstance(k, bytes) else k)[len(CONTACT_PREFIX):] for k in keys]
+    return int(cursor), [r for r in rest if ":" not in r]
+
+
 def count_contacts(redis: Any) -> int:
     return sum(1 for _ in known_contacts(redis))
 
