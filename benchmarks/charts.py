@@ -78,6 +78,9 @@ def backlog(result: dict[str, Any]) -> Any:
     if not points:
         return None
     vendors = vendors_of(result, *(counts for _, counts in points))
+    drained = drain.get("seconds")
+    if isinstance(drained, (int, float)) and drained > points[-1][0]:
+        points.append((float(drained), {}))     # drained: nothing waits anywhere
     figure, axes = plt.subplots(figsize=SIZE)
     times = [at for at, _ in points]
     for vendor in vendors:

@@ -26,7 +26,7 @@ from rq.serializers import JSONSerializer
 from tests.conftest import ROOT
 
 CONTACTS = 3000
-STEP = re.compile(r"^(?P<label>[\w ]+): (?P<done>[\d,]+)/(?P<total>[\d,]+) (?P<unit>[a-z ]+) \((?P<pct>\d+)%\), "
+STEP = re.compile(r"^(?P<label>[\w .-]+): (?P<done>[\d,]+)/(?P<total>[\d,]+) (?P<unit>[a-z ]+) \((?P<pct>\d+)%\), "
                   r"(?P<rate>[\d,]+)/s")
 
 
