@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -246,6 +247,31 @@ def test_a_cancelled_job_stops_and_a_retry_job_counts_what_it_requeued(app) -> N
     seen = client.get(f"/v1/jobs/{retry['id']}", headers=OPS).json
     assert (seen["state"], seen["done"], seen["total"], seen["result"]) == ("done", 30, 30, {"retried": 30})
     assert FailedJobRegistry(queue=queue).count == 0
+
+
+def opened(value: bytes) -> bytes:
+    """A value as stored, and inflated too when it is zlib data (RQ compresses a job's call)."""
+    try:
+        return value + zlib.decompress(value)
+    except zlib.error:
+        return value
+
+
+def test_a_job_selected_by_contact_stores_no_email_address(app) -> None:  # type: ignore[no-untyped-def]
+    """Jobs are no new store of personal data: the selection becomes failed-sync ids at once."""
+    redis = app.extensions["redis"]
+    email = "Private.Person@Example.com"
+    job = app.test_client().post("/v1/jobs", json={"kind": "failed_retry", "contact": email}, headers=OPS).json
+    run_periodic(app)
+    values = []
+    for key in redis.scan_iter("*"):
+        kind = redis.type(key)
+        values += list(redis.hgetall(key).values()) if kind == b"hash" else [redis.get(key) or b""] \
+            if kind == b"string" else []
+    dump = b"".join(opened(v) for v in values)
+    assert job["id"].encode() in dump and b"retried" in dump and b"hub.jobs.run" in dump, "the record and RQ's job"
+    assert b'"contact"' not in dump
+    assert email.lower().encode() not in dump.lower()
 
 
 def test_job_requests_are_checked_before_anything_starts(app) -> None:  # type: ignore[no-untyped-def]
