@@ -180,9 +180,10 @@ def count_contacts(redis: Any) -> int:
     return sum(1 for _ in known_contacts(redis))
 
 
-def mark_dirty(redis: Any, connector: str, batch: int = 1000) -> int:
+def mark_dirty(redis: Any, connector: str, batch: int = 1000, progress: Any = None) -> int:
     """Mark every known contact dirty for `connector` (ZADD NX keeps an earlier mark's place) and
-    bump its version, so a flush already holding the old state does not clear the new mark."""
+    bump its version, so a flush already holding the old state does not clear the new mark. With
+    a progress, a step is `batch` contacts."""
     dirty, marked, score = f"hub:dirty:{connector}", 0, time.time()
     emails: list[str] = []
 
@@ -199,7 +200,12 @@ def mark_dirty(redis: Any, connector: str, batch: int = 1000) -> int:
             write(emails)
             marked += len(emails)
             emails = []
+            if progress is not None:
+                progress.step(batch)
     if emails:
         write(emails)
         marked += len(emails)
+        if progress is not None:
+            progress.total = marked
+            progress.step(len(emails))
     return marked

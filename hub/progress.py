@@ -236,6 +236,9 @@ def command(label: str, total: int | None = None, unit: str = "items") -> Iterat
             progress.finish()
             click.echo(progress.summary(stopped=True), err=True)
             raise SystemExit(130) from None
+        except BaseException:
+            progress.finish()       # the bar gives the terminal its cursor back before the error shows
+            raise
         progress.finish()
         if progress.began:
             click.echo(progress.summary(stopped=False), err=True)
