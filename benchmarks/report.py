@@ -51,4 +51,7 @@ def write(result: dict[str, Any], directory: Path = REPORTS) -> tuple[Path, Path
     json_path, md_path = directory / "latest.json", directory / "latest.md"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     md_path.write_text(table(result))
+    from .charts import draw
+
+    draw(result, directory)
     return json_path, md_path

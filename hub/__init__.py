@@ -14,7 +14,7 @@ from flask import Flask
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults."""
     from . import admin, config, errors, health, ingest, ledger, queue, store, webhooks
-    from . import audit, contacts, endpoints, logs, metrics, openapi, ops
+    from . import audit, contacts, endpoints, jobs, logs, metrics, openapi, ops
 
     app = Flask(__name__)
     settings = config.load(overrides)
@@ -36,4 +36,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(endpoints.bp)
+    app.register_blueprint(jobs.bp)
     return app

@@ -137,12 +137,17 @@ def affected(connector: str, old: dict[str, Any], new: dict[str, Any]) -> int:
     return 0 if semantic(old) == semantic(new) else store.count_contacts(redis())
 
 
-def resync(connector: str, count: int, dry_run: bool) -> dict[str, Any]:
+def resync(connector: str, count: int, dry_run: bool, progress: Any = None) -> dict[str, Any]:
     if dry_run or count == 0:
         return {"contacts": count, "marked": False, "dry_run": dry_run}
     if not enabled(connector):
         return {"contacts": count, "marked": False, "reason": "the connector is not enabled"}
-    marked = store.mark_dirty(redis(), connector)
+    if progress is not None:
+        progress.label = f"resync {connector}"
+        progress.resume = (f"The {connector} mapping is saved; to re-sync the contacts not yet marked, run "
+                           f"`hub contacts resync --all --connector {connector}`.")
+        progress.start(count, "contacts")
+    marked = store.mark_dirty(redis(), connector, progress=progress)
     get_queues().kick([connector])
     return {"contacts": marked, "marked": True, "dry_run": False}
 
@@ -164,7 +169,8 @@ def validate(connector: str, document: Any, live: bool = True) -> dict[str, Any]
 
 
 def apply(connector: str, document: Any, *, author: str, comment: str, if_match: str | None,
-          live: bool = True, do_resync: bool = True, dry_run: bool = False, action: str = "put") -> dict[str, Any]:
+          live: bool = True, do_resync: bool = True, dry_run: bool = False, action: str = "put",
+          progress: Any = None) -> dict[str, Any]:
     """Validate (schema, live account), then save as a new version and re-sync what it affects."""
     known(connector)
     if not if_match:
@@ -186,14 +192,15 @@ def apply(connector: str, document: Any, *, author: str, comment: str, if_match:
                             action=action, live_check=note)
     except StaleVersion as exc:
         raise stale(connector, exc.current) from None
-    return saved(connector, record, head, note, count if do_resync else 0, do_resync)
+    return saved(connector, record, head, note, count if do_resync else 0, do_resync, progress)
 
 
 def saved(connector: str, record: dict[str, Any], head: dict[str, Any], note: str, count: int,
-          do_resync: bool) -> dict[str, Any]:
+          do_resync: bool, progress: Any = None) -> dict[str, Any]:
     current_app.logger.info("mapping saved", extra={"connector": connector, "version": record["version"],
                                                     "author": record["author"]})
-    sync = resync(connector, count, False) if do_resync else {"contacts": 0, "marked": False, "reason": "resync off"}
+    sync = resync(connector, count, False, progress) if do_resync else \
+        {"contacts": 0, "marked": False, "reason": "resync off"}
     return {"connector": connector, "saved": True, "version": record["version"], "etag": record["etag"],
             "previous": head["version"], "author": record["author"], "at": record["at"],
             "live_check": note, "changes": changes(head["document"], record["document"]), "resync": sync}
@@ -206,7 +213,7 @@ def stale(connector: str, head: dict[str, Any]) -> APIError:
 
 
 def rollback(connector: str, number: int, *, author: str, comment: str = "", if_match: str | None = None,
-             live: bool = True, do_resync: bool = True) -> dict[str, Any]:
+             live: bool = True, do_resync: bool = True, progress: Any = None) -> dict[str, Any]:
     """A new version carrying version `number`'s exact document (validated against the account again)."""
     known(connector)
     try:
@@ -222,7 +229,7 @@ def rollback(connector: str, number: int, *, author: str, comment: str = "", if_
     except StaleVersion as exc:
         raise stale(connector, exc.current) from None
     count = affected(connector, head["document"], record["document"])
-    return saved(connector, record, head, note, count if do_resync else 0, do_resync)
+    return saved(connector, record, head, note, count if do_resync else 0, do_resync, progress)
 
 
 def preview(connector: str, *, emails: list[str] | None = None, event: Any = None, document: Any = None,
@@ -276,7 +283,7 @@ def export_all() -> dict[str, Any]:
 
 
 def import_all(payload: Any, *, author: str, comment: str, force: bool = False, live: bool = True,
-               do_resync: bool = True, dry_run: bool = False) -> dict[str, Any]:
+               do_resync: bool = True, dry_run: bool = False, progress: Any = None) -> dict[str, Any]:
     """All or nothing: every document is validated (and its ETag checked unless `force`) before
     any is saved; unchanged documents are skipped."""
     if not isinstance(payload, dict) or not isinstance(payload.get("mappings"), dict):
@@ -315,7 +322,7 @@ def import_all(payload: Any, *, author: str, comment: str, force: bool = False, 
             continue
         record = store.save(redis(), name, document, author=author, comment=comment or "import",
                             if_match="*", action="import", live_check=note)
-        results[name] = saved(name, record, head, note, count if do_resync else 0, do_resync)
+        results[name] = saved(name, record, head, note, count if do_resync else 0, do_resync, progress)
     unchanged = sorted(set(payload["mappings"]) - {p[0] for p in plan})
     return {"imported": results, "unchanged": unchanged, "dry_run": dry_run}
 

@@ -128,11 +128,14 @@ def apply(connector: str, file: str, comment: str, author: str, if_match: str | 
     from . import admin
     from . import mappingstore as store
 
+    from .progress import command
+
     document = read_document(file)
-    with hub_app():
+    with hub_app(), command("resync", unit="contacts") as progress:
         etag = if_match or store.current(admin.redis(), admin.known(connector))["etag"]
-        emit(admin.apply(connector, document, author=author, comment=comment, if_match=etag, live=live,
-                         do_resync=resync, dry_run=dry_run))
+        result = admin.apply(connector, document, author=author, comment=comment, if_match=etag, live=live,
+                             do_resync=resync, dry_run=dry_run, progress=progress)
+    emit(result)
 
 
 @mappings.command()
@@ -187,9 +190,12 @@ def rollback(connector: str, version: int, comment: str, author: str, if_match: 
     """Make VERSION's exact document current again (as a new version) and re-sync."""
     from . import admin
 
-    with hub_app():
-        emit(admin.rollback(connector, version, author=author, comment=comment, if_match=if_match, live=live,
-                            do_resync=resync))
+    from .progress import command
+
+    with hub_app(), command("resync", unit="contacts") as progress:
+        result = admin.rollback(connector, version, author=author, comment=comment, if_match=if_match, live=live,
+                                do_resync=resync, progress=progress)
+    emit(result)
 
 
 @mappings.command("export")
@@ -221,10 +227,13 @@ def import_(file: str, comment: str, author: str, force: bool, dry_run: bool, re
     """Import an export file: all mappings validated first, then the changed ones saved."""
     from . import admin
 
+    from .progress import command
+
     payload = read_document(file)
-    with hub_app():
-        emit(admin.import_all(payload, author=author, comment=comment, force=force, live=live,
-                              do_resync=resync, dry_run=dry_run))
+    with hub_app(), command("resync", unit="contacts") as progress:
+        result = admin.import_all(payload, author=author, comment=comment, force=force, live=live,
+                                  do_resync=resync, dry_run=dry_run, progress=progress)
+    emit(result)
 
 
 @click.group()

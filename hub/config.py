@@ -40,10 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_BUDGET": 10.0,            # seconds one audit may spend before it stops
     "AUDIT_HISTORY": 20,             # audit findings kept per contact
     "FEEDS_POLL_INTERVAL": 60.0,     # seconds between polls of the SFTP feeds (docs/feeds.md); 0 turns it off
+    "JOB_TTL": 7 * 86400,            # seconds a long job's progress stays readable (GET /v1/jobs/<id>)
 }
 INTEGERS = {"SIGNATURE_TOLERANCE", "MAX_EVENTS", "MAX_BODY", "DEDUPE_DAYS", "EVENT_LOG_MAXLEN",
             "FAILURE_TTL", "WORKER_TTL", "MAINTENANCE_INTERVAL", "WORKER_NICE", "SWEEP_INTERVAL",
-            "AUDIT_INTERVAL", "AUDIT_SAMPLE", "AUDIT_HISTORY"}
+            "AUDIT_INTERVAL", "AUDIT_SAMPLE", "AUDIT_HISTORY", "JOB_TTL"}
 FLOATS = {"FLUSH_WINDOW", "FLUSH_BUDGET", "RETRY_JITTER", "FLUSH_LEASE", "SWEEP_GRACE", "SCHEDULER_LEASE",
           "POOL_STOP_TIMEOUT", "AUDIT_SHARE", "AUDIT_BUDGET", "FEEDS_POLL_INTERVAL"}
 

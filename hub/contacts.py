@@ -21,8 +21,10 @@ from . import audit, failed, sync, vendorjobs
 from .auth import require
 from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
+from .progress import Progress
 from .queue import get_queues
 from .schemas import load_events
+from .terminal import UserError
 
 bp = Blueprint("contacts", __name__)
 
@@ -79,28 +81,81 @@ def resync(email: str, connectors: list[str] | None = None) -> list[str]:
     for name in names:
         if name not in queues.connectors:
             raise APIError(404, "not_found", f"no enabled connector named {name!r}")
-    mark = redis.register_script(_RESYNC)
-    for name in names:
-        mark(keys=[sync.PUSHED.format(name), "hub:ver", dirty_key(name)], args=[email, time.time()])
+    redis.register_script(_RESYNC)(keys=resync_keys(names), args=[email, time.time()])
     queues.kick(names)
     return names
 
 
 # A resync in one step: keep what was pushed (lists, consent: the connectors diff against it) but
 # not its fingerprint, so the next flush sends the contact even if nothing changed; bump the
-# contact's version, so a flush that read it before cannot clear the dirty mark or record its
-# fingerprint as current (hub/sync.py _SETTLE); mark it dirty, keeping an older due time.
-# KEYS: pushed, hub:ver, dirty. ARGV: email, now.
+# contact's version once, so a flush that read it before cannot clear the dirty mark or record
+# its fingerprint as current (hub/sync.py _SETTLE); mark it dirty, keeping an older due time.
+# KEYS: hub:ver, then per connector its pushed hash and its dirty set. ARGV: email, now.
 _RESYNC = """
-local before = redis.call('HGET', KEYS[1], ARGV[1])
-if before then
-  local pushed = cjson.decode(before)
-  pushed.fp = 'resync'
-  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(pushed))
+for i = 2, #KEYS, 2 do
+  local before = redis.call('HGET', KEYS[i], ARGV[1])
+  if before then
+    local pushed = cjson.decode(before)
+    pushed.fp = 'resync'
+    redis.call('HSET', KEYS[i], ARGV[1], cjson.encode(pushed))
+  end
+  redis.call('ZADD', KEYS[i + 1], 'NX', ARGV[2], ARGV[1])
 end
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 """
+
+
+def resync_keys(names: list[str]) -> list[str]:
+    return ["hub:ver"] + [key for name in names for key in (sync.PUSHED.format(name), dirty_key(name))]
+RESYNC_RUN = "hub:resync:run:{}"     # where a re-sync of every contact has got to: SCAN cursor, done
+RESYNC_KEEP = 7 * 86400              # seconds a stopped run can be continued
+
+
+def enabled_names(connectors: list[str] | None) -> list[str]:
+    queues = get_queues()
+    for name in connectors or []:
+        if name not in queues.connectors:
+            raise APIError(404, "not_found", f"no enabled connector named {name!r}; enabled: "
+                           f"{', '.join(queues.connectors)}")
+    return sorted(connectors or queues.connectors)
+
+
+def mark_for_resync(redis: Any, names: list[str], emails: list[str]) -> None:
+    """What `resync` does for one contact, for a page of them, each contact in one atomic step."""
+    if not emails:
+        return
+    mark, keys, now = redis.register_script(_RESYNC), resync_keys(names), time.time()
+    pipe = redis.pipeline(transaction=False)
+    for email in emails:
+        mark(keys=keys, args=[email, now], client=pipe)
+    pipe.execute()
+
+
+def resync_all(progress: Progress, connectors: list[str] | None = None, batch: int = 500,
+               restart: bool = False) -> dict[str, Any]:
+    """Push every contact's current state again, a page of contacts a step. Where the run has got
+    to is kept after each step, so a run stopped (Ctrl-C, a cancel, a crash) continues there."""
+    from .mappingstore import contacts_page, count_contacts
+
+    redis, names = current_app.extensions["redis"], enabled_names(connectors)
+    run = RESYNC_RUN.format(",".join(names))
+    saved = {} if restart else {k.decode(): int(v) for k, v in redis.hgetall(run).items()}
+    cursor = saved.get("cursor", 0)
+    progress.resume = "Run the same command again to re-sync the rest: it continues where this one stopped."
+    progress.start(count_contacts(redis), "contacts", done=saved.get("done", 0))
+    while True:
+        cursor, emails = contacts_page(redis, cursor, batch)
+        mark_for_resync(redis, names, emails)
+        if cursor == 0:
+            redis.delete(run)
+            progress.total = progress.done + len(emails)     # the scan has seen every contact
+        else:
+            redis.hset(run, mapping={"cursor": cursor, "done": progress.done + len(emails)})
+            redis.expire(run, RESYNC_KEEP)
+        get_queues().kick(names)
+        progress.step(len(emails))
+        if cursor == 0:
+            return {"connectors": names, "contacts": progress.done, "resumed_from": saved.get("done", 0)}
 
 
 def erase(email: str) -> dict[str, Any]:
@@ -166,13 +221,27 @@ def contacts_show(email: str) -> None:
 
 
 @contacts_cli.command("resync")
-@click.argument("email")
+@click.argument("email", required=False)
+@click.option("--all", "every", is_flag=True, help="every contact the hub holds (shows progress; Ctrl-C stops cleanly)")
 @click.option("--connector", "connectors", multiple=True, help="only these connectors (repeatable)")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=500, show_default=True,
+              help="with --all: contacts a step")
+@click.option("--restart", is_flag=True, help="with --all: start from the beginning, not where a stopped run ended")
 @in_app
-def contacts_resync(email: str, connectors: tuple[str, ...]) -> None:
-    """Send the contact's current state again, even if unchanged."""
-    names = resync(email.strip().lower(), list(connectors) or None)
-    click.echo(f"resync queued for {', '.join(names)}")
+def contacts_resync(email: str | None, every: bool, connectors: tuple[str, ...], batch: int, restart: bool) -> None:
+    """Send a contact's current state again (or --all contacts'), even if unchanged."""
+    from .progress import command
+
+    if bool(email) == every:
+        raise UserError("give one contact's EMAIL, or --all for every contact")
+    if email:
+        names = resync(email.strip().lower(), list(connectors) or None)
+        click.echo(f"resync queued for {', '.join(names)}")
+        return
+    with command("resync", unit="contacts") as progress:
+        result = resync_all(progress, list(connectors) or None, batch, restart)
+    click.echo(f"{result['contacts']} contacts marked for re-sync on {', '.join(result['connectors'])}; "
+               "the workers push them")
 
 
 @contacts_cli.command("erase")

@@ -260,7 +260,15 @@ def send_test(endpoint_id: str) -> dict[str, Any]:
     return send_now(redis(), config(), record, current_app.extensions.get("feed_resolver"))
 
 
-def replay(endpoint_id: str, data: Any) -> dict[str, Any]:
+def replay(endpoint_id: str, data: Any, progress: Any = None, batch: int = 1000) -> dict[str, Any]:
+    from . import feed
+
+    ids, start, end = replay_selection(endpoint_id, data)
+    return feed.replay(redis(), endpoint_id, ids, start, end, progress, batch)
+
+
+def replay_selection(endpoint_id: str, data: Any) -> tuple[list[str] | None, float | None, float | None]:
+    """(message ids, start, end in ms) from a replay body; 404 / 400 / 422 naming the field."""
     from . import feed
 
     load(endpoint_id)
@@ -276,7 +284,7 @@ def replay(endpoint_id: str, data: Any) -> dict[str, Any]:
         end = feed.parse_time(until) if until is not None else None
     except ValueError as exc:
         raise problem("since" if "since" in str(exc) else "until", str(exc)) from None
-    return feed.replay(redis(), endpoint_id, ids, start, end)
+    return ids, start, end
 
 
 def attempts(endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -160,12 +160,16 @@ def attempts(endpoint_id: str, limit: int) -> None:
 @click.option("--since", help="ISO 8601 time: replay messages from here")
 @click.option("--until", help="ISO 8601 time: up to here")
 @click.option("--id", "ids", multiple=True, help="a message id (repeat)")
-def replay(endpoint_id: str, since: str | None, until: str | None, ids: tuple[str, ...]) -> None:
-    """Send stored messages again to one endpoint."""
+@click.option("--batch", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="messages a step (progress on stderr; Ctrl-C stops cleanly)")
+def replay(endpoint_id: str, since: str | None, until: str | None, ids: tuple[str, ...], batch: int) -> None:
+    """Send stored messages again to one endpoint, oldest first."""
     from . import endpoints
+    from .progress import command
 
     data: dict[str, Any] = {"since": since, "until": until} if since or until else {}
     if ids:
         data["message_ids"] = list(ids)
-    with hub_app():
-        emit(endpoints.replay(endpoint_id, data))
+    with hub_app(), command("replay", unit="messages") as progress:
+        result = endpoints.replay(endpoint_id, data, progress, batch)
+    emit(result)

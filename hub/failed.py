@@ -21,6 +21,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from .erasure import mentions
+from .progress import Progress
 from .queue import get_queues
 from .sync import ATTEMPTS, scrub_secrets
 
@@ -140,23 +141,39 @@ def reset_counters(job: Job) -> None:
     redis.delete(ATTEMPTS.format(connector), f"{ATTEMPTS.format(connector)}:first")
 
 
-def retry(job_ids: Iterable[str]) -> list[str]:
-    """Put failed syncs back on their queue with fresh counters; returns the ids requeued."""
-    done = []
-    for job_id in job_ids:
-        job = fetch(job_id)
-        registry = FailedJobRegistry(queue=get_queues().get(job.origin.removeprefix("sync-")))
-        if job.id not in registry:
-            continue
-        reset_counters(job)
-        try:
-            registry.requeue(job.id)
-        except InvalidJobOperation:  # another ops call got there first
-            continue
-        done.append(job.id)
-    if done:
-        current_app.logger.warning("failed syncs retried", extra={"jobs": len(done)})
+def retry(job_ids: Iterable[str], progress: Progress | None = None, batch: int = 100) -> list[str]:
+    """Put failed syncs back on their queue with fresh counters; returns the ids requeued. With a
+    progress, a step is `batch` ids; a stopped run leaves the rest in the failed list, so running
+    the same selection again retries only those."""
+    ids = list(job_ids)
+    done: list[str] = []
+    if progress is not None:
+        progress.resume = ("Run the same command again to retry the rest: the ones retried have left "
+                           "the failed list.")
+        progress.start(len(ids), "failed syncs")
+    try:
+        for start in range(0, len(ids), batch):
+            chunk = ids[start:start + batch]
+            done += [job_id for job_id in chunk if retry_one(job_id)]
+            if progress is not None:
+                progress.step(len(chunk), note=f"{len(done):,} requeued")
+    finally:
+        if done:
+            current_app.logger.warning("failed syncs retried", extra={"jobs": len(done)})
     return done
+
+
+def retry_one(job_id: str) -> bool:
+    job = fetch(job_id)
+    registry = FailedJobRegistry(queue=get_queues().get(job.origin.removeprefix("sync-")))
+    if job.id not in registry:
+        return False
+    reset_counters(job)
+    try:
+        registry.requeue(job.id)
+    except InvalidJobOperation:  # another ops call got there first
+        return False
+    return True
 
 
 def discard(job_ids: Iterable[str]) -> list[str]:

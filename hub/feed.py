@@ -383,28 +383,54 @@ def trim(r: Any, config: Mapping[str, Any], endpoints: list[dict[str, Any]]) -> 
 
 # -- lanes, replay, figures -----------------------------------------------------------------
 
-def replay(r: Any, endpoint_id: str, ids: list[str] | None, start: float | None, end: float | None) -> dict[str, Any]:
-    """Queue stored messages again on one endpoint's lane, due now, whatever it had received."""
+def replay(r: Any, endpoint_id: str, ids: list[str] | None, start: float | None, end: float | None,
+           progress: Any = None, batch: int = 1000) -> dict[str, Any]:
+    """Queue stored messages again on one endpoint's lane, due now, whatever it had received; in
+    time order, `batch` messages a step (never splitting messages of the same millisecond, so a
+    stopped replay continues exactly from the time its `resume` hint names)."""
     from .endpoints import load
 
     wanted = set(load(endpoint_id, r)["event_types"])
+    missing: list[str] = []
     if ids is not None:
         candidates = list(dict.fromkeys(ids))
         scores = r.zmscore(TIMES, candidates) if candidates else []
-        found = [m for m, s in zip(candidates, scores) if s is not None]
+        entries = sorted(((m, s) for m, s in zip(candidates, scores) if s is not None), key=lambda e: e[1])
         missing = [m for m, s in zip(candidates, scores) if s is None]
     else:
-        found = [m.decode() for m in r.zrangebyscore(TIMES, start if start is not None else "-inf",
-                                                    end if end is not None else "+inf")]
-        bodies = r.mget([msg_key(m) for m in found]) if found else []
-        found = [m for m, b in zip(found, bodies) if b and json.loads(b)["type"] in wanted]
-        missing = []
-    if found:
-        pipe = r.pipeline(transaction=True)
-        pipe.zadd(lane_key(endpoint_id), {m: time.time() for m in found})
-        pipe.hdel(f"hub:feed:tries:{endpoint_id}", *found)
-        pipe.execute()
+        entries = [(m.decode(), s) for m, s in r.zrangebyscore(TIMES, start if start is not None else "-inf",
+                                                               end if end is not None else "+inf", withscores=True)]
+    if progress is not None:
+        progress.start(len(entries), "messages")
+    found: list[str] = []
+    at = 0
+    while at < len(entries):
+        stop = min(at + batch, len(entries))
+        while stop < len(entries) and entries[stop][1] == entries[stop - 1][1]:
+            stop += 1
+        chunk = [m for m, _ in entries[at:stop]]
+        if ids is None:
+            bodies = r.mget([msg_key(m) for m in chunk])
+            chunk = [m for m, b in zip(chunk, bodies) if b and json.loads(b)["type"] in wanted]
+        if chunk:
+            pipe = r.pipeline(transaction=True)
+            pipe.zadd(lane_key(endpoint_id), {m: time.time() for m in chunk})
+            pipe.hdel(f"hub:feed:tries:{endpoint_id}", *chunk)
+            pipe.execute()
+        found += chunk
+        steps, at = stop - at, stop
+        if progress is not None:
+            if at < len(entries):
+                since = iso_ms(entries[at][1])
+                until = f" --until {iso_ms(end)}" if end is not None and ids is None else ""
+                progress.resume = (f"To queue the rest, replay again from {since} (--since {since}{until})"
+                                   if ids is None else f"{len(entries) - at:,} of the given ids were not queued")
+            progress.step(steps, note=f"{len(found):,} queued")
     return {"endpoint": endpoint_id, "queued": len(found), "message_ids": found, "not_found": missing}
+
+
+def iso_ms(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def on_enabled(r: Any, endpoint_id: str) -> None:

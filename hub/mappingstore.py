@@ -168,13 +168,22 @@ def known_contacts(redis: Any, count: int = 1000) -> Iterator[str]:
             yield rest
 
 
+def contacts_page(redis: Any, cursor: int, count: int) -> tuple[int, list[str]]:
+    """One SCAN step over the contacts: (next cursor, 0 at the end; their emails). A cursor kept
+    between runs stays valid: every contact there for the whole scan is returned once or more."""
+    cursor, keys = redis.scan(cursor, match=f"{CONTACT_PREFIX}*", count=count)
+    rest = [(k.decode() if isinstance(k, bytes) else k)[len(CONTACT_PREFIX):] for k in keys]
+    return int(cursor), [r for r in rest if ":" not in r]
+
+
 def count_contacts(redis: Any) -> int:
     return sum(1 for _ in known_contacts(redis))
 
 
-def mark_dirty(redis: Any, connector: str, batch: int = 1000) -> int:
+def mark_dirty(redis: Any, connector: str, batch: int = 1000, progress: Any = None) -> int:
     """Mark every known contact dirty for `connector` (ZADD NX keeps an earlier mark's place) and
-    bump its version, so a flush already holding the old state does not clear the new mark."""
+    bump its version, so a flush already holding the old state does not clear the new mark. With
+    a progress, a step is `batch` contacts."""
     dirty, marked, score = f"hub:dirty:{connector}", 0, time.time()
     emails: list[str] = []
 
@@ -191,7 +200,12 @@ def mark_dirty(redis: Any, connector: str, batch: int = 1000) -> int:
             write(emails)
             marked += len(emails)
             emails = []
+            if progress is not None:
+                progress.step(batch)
     if emails:
         write(emails)
         marked += len(emails)
+        if progress is not None:
+            progress.total = marked
+            progress.step(len(emails))
     return marked

@@ -323,7 +323,11 @@ ROUTES: dict[str, dict[str, Any]] = {
 from .feed_openapi import FEED_ROUTES  # noqa: E402 - built from the helpers above
 
 ROUTES.update(FEED_ROUTES)
+from .jobs_openapi import JOB_ROUTES  # noqa: E402
+
+ROUTES.update(JOB_ROUTES)
 PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "job": ("A long job's id (job_..., from POST /v1/jobs).", {"pattern": "^[A-Za-z0-9_-]+$"}),
     "endpoint_id": ("An event-feed endpoint (ep_...).", {}),
     "connector": ("A connector.", {"enum": sorted(CONNECTORS)}),
     "name": ("An enabled connector.", {"enum": sorted(CONNECTORS)}),

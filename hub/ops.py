@@ -207,13 +207,18 @@ def failed_show(job_id: str) -> None:
 @click.argument("job_ids", nargs=-1)
 @with_filters
 @click.option("--all", "every", is_flag=True, help="every failed sync")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="failed syncs a step (progress on stderr; Ctrl-C stops cleanly)")
 @in_app
 def failed_retry(job_ids: tuple[str, ...], connector: str | None, code: str | None, since: str | None,
-                 contact: str | None, every: bool) -> None:
+                 contact: str | None, every: bool, batch: int) -> None:
     """Retry failed syncs (ids, a filter, or --all) with fresh attempt counters; each pushes
     its contacts' CURRENT state."""
-    done = failed.retry(failed.select(list(job_ids), every, connector=connector, code=code, since=since,
-                                      contact=contact))
+    from .progress import command
+
+    ids = failed.select(list(job_ids), every, connector=connector, code=code, since=since, contact=contact)
+    with command("retry", unit="failed syncs") as progress:
+        done = failed.retry(ids, progress, batch)
     click.echo(f"retried {len(done)} failed sync(s)")
     for job_id in done:
         click.echo(f"  {job_id}")

@@ -52,26 +52,33 @@ def status(name: str | None) -> None:
 @feeds.command()
 @click.argument("name", required=False)
 def poll(name: str | None) -> None:
-    """Import the new files of one feed (or every feed) now."""
+    """Import the new files of one feed (or every feed) now; progress on stderr, Ctrl-C stops cleanly."""
+    from hub.progress import command
+
     from . import jobs
 
-    with feeds_app():
-        emit(jobs.poll_feed(name) if name else jobs.poll_feeds())
+    with feeds_app(), command("import", unit="bytes") as progress:
+        result = jobs.poll_feed(name, progress) if name else jobs.poll_feeds(progress)
+    emit(result)
 
 
 @feeds.command()
 @click.argument("name")
 @click.option("--queue", "queued", is_flag=True, help="queue it for the worker pool (retried) instead of running it here")
 def export(name: str, queued: bool) -> None:
-    """Build and upload export NAME now."""
+    """Build and upload export NAME now; progress on stderr, Ctrl-C stops cleanly (nothing is published)."""
+    from hub.progress import command
+
     from . import jobs
 
     with feeds_app():
         if queued:
             jobs.settings().export(name)
             emit({"queued": jobs.enqueue_export(name)})
-        else:
-            emit(jobs.export(name))
+            return
+        with command(f"export {name}", unit="contacts") as progress:
+            result = jobs.export(name, progress)
+    emit(result)
 
 
 @feeds.command()

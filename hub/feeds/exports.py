@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from hub.ledger import get_ledger
-from hub.mappingstore import current_mapping, known_contacts
+from hub.mappingstore import count_contacts, current_mapping, known_contacts
 from mappings import render, validate_mapping
 
 from . import sftp
@@ -82,25 +82,34 @@ def text(value: Any) -> str:
     return str(value)
 
 
-def states() -> Iterator[dict[str, Any]]:
-    """Every contact's current state, read in batches (never all at once)."""
-    ledger, batch = get_ledger(), []
-    for email in known_contacts(current_app.extensions["redis"]):
+def states(progress: Any = None) -> Iterator[dict[str, Any]]:
+    """Every contact's current state, read in batches (never all at once); a step a batch."""
+    ledger, batch, redis = get_ledger(), [], current_app.extensions["redis"]
+    if progress is not None:
+        progress.resume = ("Nothing was published (the part-written file was removed); run the export "
+                           "again: it is a snapshot, so it starts over.")
+        progress.start(count_contacts(redis), "contacts")
+    for email in known_contacts(redis):
         batch.append(email)
         if len(batch) >= READ_BATCH:
             yield from (s for s in ledger.states(batch).values() if s)
+            if progress is not None:
+                progress.step(len(batch))
             batch = []
     if batch:
         yield from (s for s in ledger.states(batch).values() if s)
+        if progress is not None:
+            progress.total = progress.done + len(batch)
+            progress.step(len(batch))
 
 
-def rows(export: dict[str, Any]) -> Iterator[list[str]]:
+def rows(export: dict[str, Any], progress: Any = None) -> Iterator[list[str]]:
     """The export's rows from the ledger's state, streamed."""
     mapping = columns_mapping(export)
     names = header(export, mapping)
     lists = current_mapping(current_app.extensions["redis"], export.get("lists_from", "splio")) \
         if export["kind"] == "friends" else None
-    for state in states():
+    for state in states(progress):
         if export["kind"] == "referrer-stats" and not state.get("is_referrer"):
             continue
         if export["kind"] == "friends" and not state.get("is_friend"):
@@ -136,7 +145,7 @@ def filename(export: dict[str, Any], now: datetime) -> str:
     return name + ".gz" if export.get("gzip") and not name.endswith(".gz") else name
 
 
-def write(handle: Any, export: dict[str, Any]) -> tuple[int, Hashing]:
+def write(handle: Any, export: dict[str, Any], progress: Any = None) -> tuple[int, Hashing]:
     """Stream the CSV (gzipped when asked) into `handle`; (rows, the hashing stream)."""
     raw = Hashing(handle)
     binary: Any = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if export.get("gzip") else raw
@@ -144,7 +153,7 @@ def write(handle: Any, export: dict[str, Any]) -> tuple[int, Hashing]:
     writer = csv.writer(out)
     writer.writerow(header(export, columns_mapping(export)))
     count = 0
-    for row in rows(export):
+    for row in rows(export, progress):
         writer.writerow(row)
         count += 1
     out.flush()
@@ -171,13 +180,13 @@ def publish(client: Any, folder: str, name: str, fill: Any) -> Any:
     return result
 
 
-def run(export: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+def run(export: dict[str, Any], now: datetime | None = None, progress: Any = None) -> dict[str, Any]:
     """Build and upload one export; its summary (what the manifest says)."""
     now = now or datetime.now(timezone.utc)
     name = filename(export, now)
     with sftp.connect(export["sftp"]) as client:
         sftp.ensure_dir(client, export["folder"])
-        count, stream = publish(client, export["folder"], name, lambda handle: write(handle, export))
+        count, stream = publish(client, export["folder"], name, lambda handle: write(handle, export, progress))
         manifest = {"export": export["name"], "kind": export["kind"], "file": name, "rows": count,
                     "bytes": stream.size, "sha256": stream.sha256.hexdigest(), "gzip": bool(export.get("gzip")),
                     "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -38,12 +38,12 @@ def settings() -> config.Feeds:
     return config.load(current_app.config["HUB"])
 
 
-def poll_feed(name: str) -> dict[str, Any]:
+def poll_feed(name: str, progress: Any = None) -> dict[str, Any]:
     """Import every new file in one feed's folder."""
     feed = settings().feed(name)
     mapping = versions.current_mapping(redis(), feed)
     try:
-        result = poller.poll(feed, mapping)
+        result = poller.poll(feed, mapping, progress)
     except SFTPError as exc:
         status.polled(redis(), name, str(exc))
         raise
@@ -51,13 +51,13 @@ def poll_feed(name: str) -> dict[str, Any]:
     return result
 
 
-def poll_feeds() -> dict[str, Any]:
+def poll_feeds(progress: Any = None) -> dict[str, Any]:
     """Poll every configured feed; one feed's broken server does not stop the others."""
     out: dict[str, Any] = {}
     failures = []
     for name in settings().feeds:
         try:
-            out[name] = poll_feed(name)
+            out[name] = poll_feed(name, progress)
         except SFTPError as exc:
             failures.append(f"{name}: {exc}")
             out[name] = {"error": str(exc)}
@@ -70,11 +70,11 @@ def export_key(name: str) -> str:
     return f"hub:feeds:export:{name}:status"
 
 
-def export(name: str) -> dict[str, Any]:
+def export(name: str, progress: Any = None) -> dict[str, Any]:
     """Build and upload one export now; an SFTP failure raises (RQ retries the job)."""
     spec = settings().export(name)
     try:
-        manifest = exports.run(spec)
+        manifest = exports.run(spec, progress=progress)
     except SFTPError as exc:
         redis().hset(export_key(name), mapping={"error": str(exc)[:300], "failed_at": time.time()})
         raise

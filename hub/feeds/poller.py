@@ -31,6 +31,7 @@ from typing import Any, Iterator
 from flask import current_app
 
 from hub.ledger import get_ledger
+from hub.progress import Stopped
 from hub.queue import get_queues
 from hub.schemas import load_events
 
@@ -76,7 +77,7 @@ def release(feed: str, name: str, token: str) -> None:
     redis().eval(_RELEASE, 1, claim_key(feed, name), token)
 
 
-def poll(feed: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:
+def poll(feed: dict[str, Any], mapping: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     """One pass over the feed's folder; a summary per file handled."""
     handled: list[dict[str, Any]] = []
     with sftp.connect(feed["sftp"]) as client:
@@ -87,7 +88,7 @@ def poll(feed: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:
             if token is None:
                 continue
             try:
-                handled.append(import_file(client, feed, mapping, name, mtime, token))
+                handled.append(import_file(client, feed, mapping, name, mtime, token, progress))
             except FileNotFoundError:
                 continue            # another worker finished it between our listing and our claim
             finally:
@@ -96,7 +97,7 @@ def poll(feed: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_file(client: Any, feed: dict[str, Any], mapping: dict[str, Any], name: str, mtime: int,
-                token: str) -> dict[str, Any]:
+                token: str, progress: Any = None) -> dict[str, Any]:
     path = posixpath.join(feed["folder"], name)
     try:
         digest = scan(client, path, mapping["encoding"], feed["read_window"])
@@ -110,7 +111,10 @@ def import_file(client: Any, feed: dict[str, Any], mapping: dict[str, Any], name
     when = datetime.fromtimestamp(mtime or time.time(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", newline="") as errors:
         try:
-            counts = stream(client, feed, mapping, path, name, when, errors, token)
+            counts = stream(client, feed, mapping, path, name, when, errors, token, progress)
+        except Stopped:
+            status.interrupted(redis(), feed["name"], name, "stopped on request")
+            raise
         except Unreadable as exc:
             return finish(client, feed, name, "failed", {"rows": 0}, [(1, "", str(exc))], None)
         except (sftp.SFTPError, *sftp.BROKEN) as exc:
@@ -196,13 +200,18 @@ class Applier:
 
 
 def stream(client: Any, feed: dict[str, Any], mapping: dict[str, Any], path: str, name: str, when: str,
-           errors: Any, token: str) -> dict[str, int]:
+           errors: Any, token: str, progress: Any = None) -> dict[str, int]:
     writer = csv.writer(errors)
     counts = {"rows": 0, "accepted": 0, "duplicates": 0, "errors": 0}
     batch: list[tuple[int, dict[str, Any]]] = []
     applier = Applier(feed["name"], name, token, counts)
     try:
         with sftp.open_reader(client, path, feed["read_window"]) as handle:
+            if progress is not None:
+                progress.label = f"import {name}"
+                progress.resume = (f"{name} stays in the folder: the next poll reads it again from the start, and "
+                                   "the rows already applied count as duplicates (nothing is counted twice).")
+                progress.start(int(getattr(handle.raw, "size", 0)), "bytes")
             for number, row in rows(handle, mapping):
                 counts["rows"] += 1
                 try:
@@ -214,7 +223,12 @@ def stream(client: Any, feed: dict[str, Any], mapping: dict[str, Any], path: str
                 if len(batch) >= feed["batch"]:
                     validate(mapping, batch, counts, writer, applier)
                     batch = []
+                    if progress is not None:
+                        progress.step(handle.tell() - progress.done, note=f"{counts['rows']:,} rows")
             validate(mapping, batch, counts, writer, applier)
+            if progress is not None:
+                progress.total = max(progress.total or 0, progress.done)
+                progress.step(progress.total - progress.done, note=f"{counts['rows']:,} rows")
     finally:
         applier.close()
     status.progress(redis(), feed["name"], name, counts)

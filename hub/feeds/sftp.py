@@ -134,6 +134,10 @@ class Reader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        """Bytes handed on so far (the progress of an import)."""
+        return self.offset - len(self.buffer)
+
     def readinto(self, target: Any) -> int:
         if not len(self.buffer):
             if self.offset >= self.size:

@@ -4,10 +4,14 @@ No timing is asserted here: speed is what `make bench` reports, never a test tha
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from benchmarks import expected, workload
+from benchmarks import charts, expected, report, workload
 from benchmarks.runner import Options, VENDORS, run
+from tests.benchmarks import png
 
 
 def test_workload_is_seeded_and_shaped_as_benchmark_md_says() -> None:
@@ -43,11 +47,45 @@ def test_comparison_catches_a_wrong_count() -> None:
     assert expected.compare(want, held)["splio"]["mismatched"] == 1
 
 
-@pytest.mark.timeout(120)
-def test_smoke_run_every_vendor_holds_the_expected_state() -> None:
+def sensible_chart(path: Path) -> png.Image:
+    """A real PNG of a readable size that draws something (axes, lines and bars in several colours)."""
+    image = png.read(path.read_bytes())
+    assert 600 <= image.width <= 2000 and 300 <= image.height <= 1500, (path.name, image.width, image.height)
+    assert len(image.colours()) >= 6, f"{path.name} is nearly blank"
+    return image
+
+
+@pytest.mark.timeout(180)
+def test_smoke_run_every_vendor_holds_the_expected_state(tmp_path: Path) -> None:
     result = run(Options(referrers=200, single=False, freshness=False, drain_timeout=90))
     assert not result["drain"]["timed_out"], result["drain"]
     assert result["correctness"]["failed_syncs"] == 0
     for vendor in VENDORS:
         assert result["correctness"][vendor]["contacts"] == 600
         assert result["correctness"][vendor]["mismatched"] == 0, result["correctness"][vendor]["examples"]
+    json_path, md_path = report.write(result, tmp_path)
+    assert json.loads(json_path.read_text())["referrers"] == 200 and md_path.exists()
+    for name in ("backlog", "calls"):       # the smoke run measures no freshness
+        sensible_chart(tmp_path / f"{name}.png")
+    assert not (tmp_path / "freshness.png").exists()
+
+
+def test_charts_of_a_full_report_and_of_missing_figures(tmp_path: Path) -> None:
+    """The committed R = 10,000 report (freshness included) draws all three; a report without a
+    section skips its chart instead of failing."""
+    result = json.loads((report.REPORTS / "latest.json").read_text())
+    written = charts.draw(result, tmp_path / "full")
+    assert [p.name for p in written] == ["backlog.png", "calls.png", "freshness.png"]
+    for path in written:
+        sensible_chart(path)
+    partial = {"referrers": 5, "drain": {"backlog_trace": "not a list"}, "calls": {"splio": {"total": 3}}}
+    assert [p.name for p in charts.draw(partial, tmp_path / "partial")] == ["calls.png"]
+
+
+def test_the_png_reader_is_not_fooled() -> None:
+    blob = (report.REPORTS.parent.parent / "docs" / "benchmark" / "calls.png").read_bytes()
+    png.read(blob)
+    broken = bytearray(blob)
+    broken[40] ^= 0xFF          # inside IHDR's body or the first chunk after it: a CRC no longer matches
+    with pytest.raises(AssertionError):
+        png.read(bytes(broken))

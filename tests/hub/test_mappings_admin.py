@@ -359,7 +359,11 @@ def test_cli_apply_history_preview_rollback(hub_app, client, sandbox_server, tmp
     assert json.loads(dry.output)["resync"] == {"contacts": 5, "marked": False, "dry_run": True}
     applied = runner.invoke(main, ["mappings", "apply", "klaviyo", str(path), "-m", "rename invites"], env=env)
     assert applied.exit_code == 0, applied.output
-    assert json.loads(applied.output)["resync"]["marked"] is True
+    assert json.loads(applied.stdout)["resync"]["marked"] is True
+    progress = [line for line in applied.stderr.splitlines() if line.startswith("resync klaviyo")]
+    assert progress[0] == "resync klaviyo: 5 contacts to do", "progress goes to stderr"
+    assert progress[-2].startswith("resync klaviyo: 5/5 contacts (100%)")
+    assert progress[-1].startswith("resync klaviyo: done, 5 contacts")
     flush(hub_app)
     assert held(sandbox_server, "anna@example.com")["fields"]["referral_invites_sent"] == 2
 
@@ -367,7 +371,7 @@ def test_cli_apply_history_preview_rollback(hub_app, client, sandbox_server, tmp
     lines = history.output.splitlines()
     assert lines[0].startswith("* v1") and "carla" in lines[0] and "rename invites" in lines[0]
     back = runner.invoke(main, ["mappings", "rollback", "klaviyo", "0", "-m", "undo"], env=env)
-    assert back.exit_code == 0 and json.loads(back.output)["version"] == 2
+    assert back.exit_code == 0 and json.loads(back.stdout)["version"] == 2
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"connector": "klaviyo", "identity": {"field": "email", "source": "email"},

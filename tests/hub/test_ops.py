@@ -351,7 +351,8 @@ def test_cli_lists_retries_and_pauses(ops_app, sandbox_server, monkeypatch: pyte
     assert json.loads(runner.invoke(main, ["failed", "show", job_id]).output)["contacts"] == PEOPLE
     assert runner.invoke(main, ["failed", "retry"]).exit_code != 0, "retry needs ids, a filter or --all"
     retried = runner.invoke(main, ["failed", "retry", "--connector", "klaviyo"])
-    assert retried.output.startswith("retried 1 failed sync(s)") and job_id in retried.output
+    assert retried.stdout.startswith("retried 1 failed sync(s)") and job_id in retried.stdout
+    assert "retry: 1/1 failed syncs (100%)" in retried.stderr, "progress goes to stderr"
     paused = runner.invoke(main, ["connectors", "pause", "ometria", "--reason", "vendor incident 42"])
     assert "ometria: PAUSED by ops" in paused.output and "vendor incident 42" in paused.output
     assert "ometria: active" in runner.invoke(main, ["connectors", "resume", "ometria"]).output

@@ -1,0 +1,249 @@
+"""Progress of long work, the same for a terminal, a log and the API.
+
+A piece of long work (re-sync every contact, retry failed syncs, replay messages, import or export
+a feed) takes a `Progress` and calls `step(n)` after each step it has finished whole. What the
+steps look like depends on who watches:
+
+  at a terminal   a bar on stderr: done of total, rate, time left (click's progressbar)
+  in a log or CI  one plain line per step on stderr: `resync: 1,500/3,000 contacts (50%), 740/s, ~2s left`
+  over the API    the figures in Redis (hub.jobs), read by GET /v1/jobs/<id>
+
+Stopping: Ctrl-C (or a cancel over the API) asks the work to stop; `step` then raises `Stopped`
+at the next step boundary, so a step is never left half done. The command prints what was done,
+what was not, and how to finish (the work's `resume` hint), and exits 130. A second Ctrl-C stops
+at once. Progress goes to stderr so a command's JSON on stdout stays parseable.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Protocol
+
+import click
+
+
+class Stopped(Exception):
+    """The work was asked to stop and has stopped at a step boundary."""
+
+    def __init__(self, progress: "Progress") -> None:
+        super().__init__(f"{progress.label}: stopped after {progress.done:,} of {progress.total_text()}")
+        self.progress = progress
+
+
+class Sink(Protocol):
+    def begin(self, progress: "Progress") -> None: ...
+    def update(self, progress: "Progress") -> None: ...
+    def end(self, progress: "Progress") -> None: ...
+
+
+class Progress:
+    """Done of total for one piece of work; `step` after each finished step."""
+
+    def __init__(self, label: str, total: int | None = None, unit: str = "items", sinks: list[Sink] | None = None,
+                 should_stop: Callable[[], bool] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.label, self.total, self.unit = label, total, unit
+        self.done = self.base = 0
+        self.note = ""              # what the work adds to its line (rows read, the file name ...)
+        self.resume = ""            # how to finish after a stop (the command to run again)
+        self.sinks = list(sinks or [])
+        self.should_stop = should_stop or (lambda: False)
+        self.clock = clock
+        self.started = clock()
+        self.began = False
+
+    def start(self, total: int | None = None, unit: str | None = None, done: int = 0) -> None:
+        """The total once it is known (counting it can be a step of its own); `done` is what an
+        earlier, stopped run already did."""
+        self.done = self.base = done
+        if total is not None:
+            self.total = total
+        if unit is not None:
+            self.unit = unit
+        self.started = self.clock()
+        self.began = True
+        for sink in self.sinks:
+            sink.begin(self)
+
+    def step(self, n: int = 1, note: str | None = None) -> None:
+        """`n` more done; raises Stopped when a stop was asked for (the step itself is finished)."""
+        if not self.began:
+            self.start()
+        self.done += n
+        if note is not None:
+            self.note = note
+        for sink in self.sinks:
+            sink.update(self)
+        self.check()
+
+    def check(self) -> None:
+        if self.total is not None and self.done >= self.total:
+            return              # everything is done: nothing is left to stop
+        if self.should_stop():
+            raise Stopped(self)
+
+    def finish(self) -> None:
+        for sink in self.sinks:
+            sink.end(self)
+
+    # -- figures ---------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return max(self.clock() - self.started, 1e-9)
+
+    def rate(self) -> float:
+        return (self.done - self.base) / self.elapsed()
+
+    def left_seconds(self) -> float | None:
+        if self.total is None or self.done <= self.base:
+            return None
+        return max(self.total - self.done, 0) / self.rate()
+
+    def remaining(self) -> int | None:
+        return None if self.total is None else max(self.total - self.done, 0)
+
+    def total_text(self) -> str:
+        return f"{self.total:,} {self.unit}" if self.total is not None else f"? {self.unit}"
+
+    def figures(self) -> dict[str, Any]:
+        left = self.left_seconds()
+        return {"done": self.done, "total": self.total, "unit": self.unit, "rate_per_s": round(self.rate(), 1),
+                "eta_s": None if left is None else round(left, 1), "note": self.note}
+
+    def line(self) -> str:
+        """The plain line of one step."""
+        share = f" ({100 * self.done // self.total}%)" if self.total else ""
+        left = self.left_seconds()
+        eta = f", ~{duration(left)} left" if left is not None and self.done < (self.total or 0) else ""
+        note = f", {self.note}" if self.note else ""
+        total = f"/{self.total:,}" if self.total is not None else ""
+        return f"{self.label}: {self.done:,}{total} {self.unit}{share}, {self.rate():,.0f}/s{eta}{note}"
+
+    def summary(self, stopped: bool) -> str:
+        """What was done and what was not, after the work ended or stopped."""
+        if not stopped:
+            return f"{self.label}: done, {self.done:,} {self.unit} in {duration(self.elapsed())}"
+        left = self.remaining()
+        text = f"{self.label}: stopped; {self.done:,} {self.unit} done"
+        text += f", {left:,} not done" if left is not None else ""
+        return text + (f". {self.resume}" if self.resume else "")
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class Lines:
+    """One plain line per step, flushed at once, for logs and CI."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        stream = self.stream or sys.stderr
+        stream.write(text + "\n")
+        stream.flush()
+
+    def begin(self, progress: Progress) -> None:
+        self.write(f"{progress.label}: {progress.total_text()} to do")
+
+    def update(self, progress: Progress) -> None:
+        self.write(progress.line())
+
+    def end(self, progress: Progress) -> None:
+        pass
+
+
+class Bar:
+    """click's progressbar on a terminal: position, percentage, rate and time left."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.at = 0
+        self.open = False       # a line without a total is being rewritten in place
+
+    def begin(self, progress: Progress) -> None:
+        self.end(progress)          # a new piece of the work (the next file) gets its own bar
+        if progress.total is None:
+            return
+        self.bar = click.progressbar(length=progress.total, label=progress.label, file=sys.stderr, show_pos=True,
+                                     show_eta=True, show_percent=True,
+                                     item_show_func=lambda _: f"{progress.rate():,.0f} {progress.unit}/s"
+                                     + (f"  {progress.note}" if progress.note else ""))
+        self.bar.__enter__()
+        self.at = 0
+
+    def update(self, progress: Progress) -> None:
+        if self.bar is None and progress.total is not None:
+            self.begin(progress)
+        if self.bar is None:
+            click.echo(f"\r{progress.line()}", nl=False, err=True)
+            self.open = True
+            return
+        self.bar.update(progress.done - self.at, progress.note)
+        self.at = progress.done
+
+    def end(self, progress: Progress) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        elif self.open:
+            click.echo("", err=True)
+        self.open = False
+
+
+class Interrupts:
+    """The first SIGINT asks the work to stop at its next step boundary; a second one stops now."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.previous: Any = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __enter__(self) -> "Interrupts":
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def on_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def command(label: str, total: int | None = None, unit: str = "items") -> Iterator[Progress]:
+    """Progress for a CLI command: a bar or lines on stderr, Ctrl-C as a clean stop. On a stop the
+    summary (done, not done, how to finish) is printed and the command exits 130."""
+    with Interrupts() as interrupts:
+        progress = Progress(label, total, unit, [Bar() if on_terminal() else Lines()],
+                            should_stop=lambda: interrupts.asked)
+        try:
+            yield progress
+        except Stopped:
+            progress.finish()
+            click.echo(progress.summary(stopped=True), err=True)
+            raise SystemExit(130) from None
+        except BaseException:
+            progress.finish()       # the bar gives the terminal its cursor back before the error shows
+            raise
+        progress.finish()
+        if progress.began:
+            click.echo(progress.summary(stopped=False), err=True)
+
+
+def quiet(label: str = "", total: int | None = None, unit: str = "items") -> Progress:
+    """Progress nobody watches (an API call that answers when the work is done)."""
+    return Progress(label, total, unit)
