@@ -9,6 +9,7 @@ import sys
 from importlib import metadata
 from typing import Any, Callable
 
+import msgspec
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
@@ -18,7 +19,7 @@ from connectors import CONNECTORS
 from mappings.schema import MappingSchema
 
 from .auth import ROLES
-from .schemas import MAX_AMOUNT, NEEDS, Event, Money
+from .schemas import CURRENCY, MAX_AMOUNT, MAX_EMAIL, NEEDS, Currency, Email, Event, Money, OptIn, Timestamp, Url
 from .sources import SOURCES
 
 bp = Blueprint("openapi", __name__)
@@ -123,15 +124,53 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 def attribute_extras(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """apispec writes a nullable nested part as anyOf [any object, $ref] under 3.0, which accepts any
-    object at all; a null-only branch keeps the part's own schema in force. Money reads as a string."""
+    object at all; a null-only branch keeps the part's own schema in force."""
     if isinstance(field, fields.Nested) and field.allow_none and "anyOf" in ret:
         target = next(item for item in ret["anyOf"] if "$ref" in item)
-        return {"anyOf": [target, {"type": "object", "nullable": True, "enum": [None]}]}
-    if isinstance(field, Money):
-        return {"pattern": r"^[0-9]+(\.[0-9]{1,4})?$", "example": "59.90",
-                "description": "A decimal amount as a string (a JSON number is read exactly too), at most "
-                               f"{MAX_AMOUNT:,} (schemas.MAX_AMOUNT)."}
+        return {"anyOf": [target, NULL]}
     return {}
+
+
+NULL = {"type": "object", "nullable": True, "enum": [None]}
+VALUES: dict[type, dict[str, Any]] = {
+    Email: {"type": "string", "format": "email", "maxLength": MAX_EMAIL},
+    Url: {"type": "string", "format": "uri"},
+    Currency: {"type": "string", "pattern": CURRENCY.pattern},
+    Timestamp: {"type": "string", "format": "date-time"},
+    OptIn: {"type": "boolean"},
+    Money: {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,4})?$", "example": "59.90",
+            "description": "A decimal amount as a string (a JSON number is read exactly too), at most "
+                           f"{MAX_AMOUNT:,} (schemas.MAX_AMOUNT)."},
+}
+
+
+def openapi30(schema: Any) -> Any:
+    """msgspec's JSON Schema as OpenAPI 3.0 reads it: `anyOf [X, null]` becomes a nullable X."""
+    if isinstance(schema, list):
+        return [openapi30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: openapi30(value) for key, value in schema.items() if key not in ("title", "default")}
+    branches = out.get("anyOf", [])
+    if {"type": "null"} in branches:
+        rest = [item for item in branches if item != {"type": "null"}]
+        del out["anyOf"]
+        if len(rest) == 1 and "$ref" in rest[0]:
+            out["anyOf"] = [rest[0], NULL]
+        elif len(rest) == 1:
+            out.update({**rest[0], "nullable": True})
+        else:
+            out.update({"anyOf": rest, "nullable": True})
+    return out
+
+
+def event_components() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of schemas.Event (and its parts) as components, from the msgspec declaration."""
+    _, components = msgspec.json.schema_components(
+        [Event], schema_hook=lambda kind: dict(VALUES[kind]), ref_template="#/components/schemas/{name}")
+    out = {name: openapi30(schema) for name, schema in components.items()}
+    out["Event"].update(event_rules())
+    return out
 
 
 def event_rules() -> dict[str, Any]:
@@ -462,7 +501,8 @@ def build(app: Flask) -> dict[str, Any]:
         "{\"error\": {\"code\", \"message\", \"details\"}}.")})
     plugin.converter.add_attribute_function(attribute_extras)  # type: ignore[union-attr]
     spec.components.schema("Error", schema=Error)
-    spec.components.schema("Event", event_rules(), schema=Event)
+    for name, schema in event_components().items():
+        spec.components.schema(name, schema)
     spec.components.schema("Mapping", schema=MappingSchema)
     batch = app.config["HUB"]["MAX_EVENTS"]
     spec.components.schema("EventBatch", obj(("events",), events=arr(ref("Event"), minItems=1, maxItems=batch)))
