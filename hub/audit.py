@@ -34,9 +34,9 @@ from .drift import Finding, compare
 from .errors import APIError
 from .ledger import dirty_key, get_ledger, key
 from .mappingstore import current_mapping, now_iso
+from .openapi import BAD_JSON, NOT_ENABLED, arr, declare, obj, t
 from .queue import get_queues
 from .vendorjobs import waiting_among
-from .openapi import arr, declare, obj, t, BAD_JSON, NOT_ENABLED
 
 HISTORY = "audit:history"            # field of hub:c:<email>: newest finding first, bounded
 PENDING = "audit:pending"            # field of hub:c:<email>: {connector: when} repairs not landed yet

@@ -21,9 +21,9 @@ from . import audit, failed, sync, vendorjobs
 from .auth import require
 from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
+from .openapi import BAD_JSON, STRINGS, arr, declare, obj, ref, t
 from .queue import get_queues
 from .schemas import load_events
-from .openapi import arr, declare, obj, ref, t, BAD_JSON, STRINGS
 
 bp = Blueprint("contacts", __name__)
 

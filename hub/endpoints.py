@@ -27,8 +27,8 @@ from .auth import require
 from .config import split
 from .errors import APIError
 from .feed import setting, start_cursor
-from .schemas import TYPES
 from .openapi import arr, declare, obj, query, t
+from .schemas import TYPES
 
 bp = Blueprint("endpoints", __name__)
 ENDPOINTS = "hub:feed:endpoints"        # id -> JSON record (no secret)

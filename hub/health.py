@@ -5,7 +5,7 @@ from flask import current_app, jsonify
 from flask_smorest import Blueprint
 
 from .errors import error_response
-from .openapi import declare, obj, t, STRINGS
+from .openapi import STRINGS, declare, obj, t
 
 bp = Blueprint("health", __name__)
 

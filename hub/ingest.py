@@ -10,9 +10,9 @@ from . import logs, metrics
 from .auth import authenticate_ingest
 from .errors import APIError, checked_json
 from .ledger import LedgerRefused, get_ledger
+from .openapi import arr, declare, header, ref
 from .queue import get_queues
 from .schemas import load_events
-from .openapi import arr, declare, header, ref
 
 bp = Blueprint("ingest", __name__)
 

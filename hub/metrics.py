@@ -15,7 +15,6 @@ prometheus_client only renders them (a custom collector on a private registry).
 """
 from __future__ import annotations
 
-
 import logging
 import time
 from typing import Any, Iterable, Iterator

@@ -15,8 +15,8 @@ from flask_smorest import Blueprint
 from . import failed, sync
 from .auth import require
 from .errors import APIError
+from .openapi import BAD_JSON, FILTERS, JOB_ID_422, NOT_ENABLED, STRINGS, arr, declare, obj, ref, t
 from .queue import get_queues
-from .openapi import arr, declare, obj, ref, t, BAD_JSON, FILTERS, JOB_ID_422, NOT_ENABLED, STRINGS
 
 bp = Blueprint("ops", __name__)
 

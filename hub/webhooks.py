@@ -24,10 +24,10 @@ from .erasure import mentions
 from .errors import APIError, int_arg
 from .ingest import parse_body
 from .ledger import LedgerRefused, get_ledger
+from .openapi import LIMIT_422, LISTING, arr, declare, obj, ref, t
 from .queue import get_queues
 from .schemas import json_problem, load_events
 from .sources import SOURCES, PayloadError, SettingsError, SignatureError
-from .openapi import arr, declare, obj, ref, t, LIMIT_422, LISTING
 
 bp = Blueprint("webhooks", __name__)
 
