@@ -6,7 +6,6 @@ shares (auth, path parameters, 503, operation ids) is added here from the app's 
 `x-undocumented` (tests/hub/test_openapi.py names it)."""
 from __future__ import annotations
 
-import copy
 import inspect
 import re
 import sys
@@ -375,15 +374,18 @@ class HubApi(Api):
     DEFAULT_ERROR_RESPONSE_NAME = None
 
 
-def init_app(app: Flask) -> Api:
-    """flask-smorest's Api with the components every declaration refers to. Made before
-    errors.init_app, so the hub's own error answers replace flask-smorest's."""
+def documenting_api(app: Flask) -> Api:
+    """flask-smorest's Api over the declared blueprints of `app`, with the components the
+    declarations refer to. It documents them on a bare Flask app of its own, so the hub's app
+    gains nothing (no error handlers, no cost) until the document is first asked for."""
     try:
         version = metadata.version("referral-sync-hub")
     except metadata.PackageNotFoundError:
         version = "0.0.0"
-    app.config.update(API_TITLE="Referral Sync Hub", API_VERSION=version, OPENAPI_VERSION="3.0.3")
-    api = HubApi(app, spec_kwargs={"info": {"description": (
+    documenting = Flask(app.import_name)
+    documenting.config.update(HUB=app.config["HUB"], API_TITLE="Referral Sync Hub", API_VERSION=version,
+                              OPENAPI_VERSION="3.0.3")
+    api = HubApi(documenting, spec_kwargs={"info": {"description": (
         "Receives referral events and platform webhooks, keeps each person's referral state and keeps "
         "Klaviyo, Emarsys, Salesforce, Ometria and Splio in step. Every error answer has one shape: "
         "{\"error\": {\"code\", \"message\", \"details\"}}.")}})
@@ -400,7 +402,9 @@ def init_app(app: Flask) -> Api:
         spec.components.schema(name, schema)
     for name, scheme in schemes(app).items():
         spec.components.security_scheme(name, scheme)
-    app.extensions["hub.api"] = api
+    for blueprint in app.blueprints.values():
+        if isinstance(blueprint, Blueprint):
+            api.register_blueprint(blueprint)
     return api
 
 
@@ -408,7 +412,7 @@ def build(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.0 document of every route `app` registers (static files aside): flask-smorest's
     document of the declared blueprints, each operation given its path parameters and id; a route
     nobody declared gets an entry from its docstring and auth, marked x-undocumented."""
-    document = copy.deepcopy(app.extensions["hub.api"].spec.to_dict())
+    document = documenting_api(app).spec.to_dict()
     paths = document.setdefault("paths", {})
     used: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
