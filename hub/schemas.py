@@ -289,25 +289,18 @@ def rules(event: Event) -> list[tuple[str, str]]:
     return []
 
 
-def as_dict(value: Struct) -> dict[str, Any]:
-    """The event as the ledger takes it: plain str and Decimal, absent and null parts left out."""
-    out: dict[str, Any] = {}
-    for name in value.__struct_fields__:
-        item = getattr(value, name)
-        if item is None:
-            continue
-        kind = type(item)
-        if isinstance(item, Struct):
-            out[name] = as_dict(item)
-        elif kind is OptIn:
-            out[name] = bool(item)
-        elif kind is Money:
-            out[name] = Decimal(item)
-        elif kind in (Email, Url, Currency, Timestamp):
-            out[name] = str.__str__(item)
-        else:
-            out[name] = item
-    return out
+PLAIN: dict[type, Any] = {Email: str.__str__, Url: str.__str__, Currency: str.__str__, Timestamp: str.__str__,
+                         Money: Decimal, OptIn: bool}
+
+
+def plain(value: Any) -> Any:
+    """msgspec's enc_hook: the checked values back as plain str, Decimal and bool."""
+    return PLAIN[type(value)](value)
+
+
+def as_dict(event: Event) -> dict[str, Any]:
+    """The event as the ledger takes it: plain str, Decimal and bool; absent and null parts left out."""
+    return msgspec.to_builtins(event, builtin_types=(Decimal,), enc_hook=plain)  # type: ignore[no-any-return]
 
 
 # -- the wording of a refusal ----------------------------------------------------------------------
