@@ -10,7 +10,8 @@ import difflib
 import hashlib
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
 
 from connectors import CONNECTORS
 from connectors.errors import VendorError
@@ -24,6 +25,8 @@ from .mappingstore import StaleVersion, UnknownVersion
 from .preview import build_updates, record_push, simulate_event
 from .queue import get_queues
 from .schemas import load_events
+from .openapi import (BAD_JSON, CHANGES, CONNECTOR_404, FLAGS, IF_MATCH, LIMIT_422, MAPPING_422, NOT_ENABLED, STRINGS,
+                      VENDOR_502, arr, declare, header, obj, query, ref, t)
 
 bp = Blueprint("admin", __name__)
 EXPORT_FORMAT = "referral-sync-hub/mappings@1"
@@ -273,13 +276,12 @@ def preview(connector: str, *, emails: list[str] | None = None, event: Any = Non
 
 
 def export_all() -> dict[str, Any]:
-    from .sync import now_iso
 
     out = {}
     for name in sorted(CONNECTORS):
         record = store.current(redis(), name)
         out[name] = {"version": record["version"], "etag": record["etag"], "document": record["document"]}
-    return {"format": EXPORT_FORMAT, "exported_at": now_iso(), "mappings": out}
+    return {"format": EXPORT_FORMAT, "exported_at": store.now_iso(), "mappings": out}
 
 
 def import_all(payload: Any, *, author: str, comment: str, force: bool = False, live: bool = True,
@@ -405,12 +407,16 @@ def with_etag(body: dict[str, Any], status: int = 200) -> Any:
 
 
 @bp.get("/v1/mappings/<connector>")
+@declare("The connector's current mapping", (200, "The current version (ETag header).",
+    ref("MappingVersion")), errors={404: CONNECTOR_404})
 @require("admin")
 def get_mapping(connector: str) -> Any:
     return with_etag(view(connector, store.current(redis(), known(connector))))
 
 
 @bp.get("/v1/mappings/<connector>/versions/<int:number>")
+@declare("One saved version of the mapping", (200, "The version.", ref("MappingVersion")),
+    errors={404: "No such connector or version."})
 @require("admin")
 def get_version(connector: str, number: int) -> Any:
     try:
@@ -421,6 +427,13 @@ def get_version(connector: str, number: int) -> Any:
 
 
 @bp.put("/v1/mappings/<connector>")
+@declare(
+    "Save a new mapping version", (200, "Saved (or, with dry_run, what would change).", ref("MappingSaved")),
+    ref("MappingEdit"), (IF_MATCH, *FLAGS, query("dry_run", "Validate and report only.", "boolean", default=False),
+                         query("comment", "Why (when the body is the bare document)."),
+                         header("X-Hub-Author", "Who makes the change (else a token fingerprint).")),
+    {400: BAD_JSON, 404: CONNECTOR_404, 412: "If-Match is not the current version.", 422: MAPPING_422,
+     428: "If-Match is missing.", 502: VENDOR_502})
 @require("admin")
 def put_mapping(connector: str) -> Any:
     document, comment = unwrap(payload())
@@ -430,15 +443,27 @@ def put_mapping(connector: str) -> Any:
 
 
 @bp.post("/v1/mappings/<connector>/validate")
+@declare(
+    "Validate a mapping document", (200, "Errors, live check, and what saving would change.", obj(
+        connector=t("string"), valid=t("boolean"), errors=arr(ref("PathProblem")), live_check=t("string"),
+        changes=CHANGES, resync=t("object"))), ref("MappingEdit"), FLAGS[:1],
+    {400: BAD_JSON, 404: CONNECTOR_404, 502: VENDOR_502})
 @require("admin")
-def validate_mapping_route(connector: str) -> Any:
+def validate_mapping(connector: str) -> Any:
     document, _ = unwrap(payload())
     return jsonify(validate(connector, document, live=flag("live", True)))
 
 
 @bp.post("/v1/mappings/<connector>/preview")
+@declare(
+    "The exact vendor requests a sync would send", (200, "Requests with secrets masked; nothing is sent.", obj(
+        connector=t("string"), mapping=t("object"), sent=t("boolean"), contacts=arr(t("object")),
+        requests=arr(t("object")), event=t("object"), failed=t("object"))),
+    obj(email=t("string"), emails=STRINGS, event=ref("Event"), document=ref("Mapping"), force=t("boolean")),
+    errors={400: BAD_JSON, 404: CONNECTOR_404,
+            422: ("Neither email(s) nor event, or the event or draft is invalid.", arr(t("object")))})
 @require("admin")
-def preview_route(connector: str) -> Any:
+def preview_mapping(connector: str) -> Any:
     data = payload()
     if not isinstance(data, dict):
         raise APIError(422, "invalid_request", "send {\"email\": ...}, {\"emails\": [...]} or {\"event\": {...}}")
@@ -450,15 +475,24 @@ def preview_route(connector: str) -> Any:
 
 
 @bp.get("/v1/mappings/<connector>/history")
+@declare("The mapping's versions, newest first", (200, "Versions without documents.", obj(
+    connector=t("string"), versions=arr(t("object")))),
+    params=(query("limit", "At most.", "integer", minimum=1, maximum=1000, default=100),),
+    errors={404: CONNECTOR_404, 422: LIMIT_422})
 @require("admin")
-def history_route(connector: str) -> Any:
+def list_versions(connector: str) -> Any:
     limit = int_arg("limit", 100, 1, 1000)
     return jsonify({"connector": connector, "versions": store.history(redis(), known(connector), limit)})
 
 
 @bp.post("/v1/mappings/<connector>/rollback")
+@declare(
+    "Make an old version current again", (200, "Saved as a new version.", ref("MappingSaved")),
+    obj(("version",), version=t("integer", minimum=0), comment=t("string")), (IF_MATCH, *FLAGS),
+    {400: BAD_JSON, 404: "No such connector or version.", 412: "If-Match is not the current version.",
+     422: MAPPING_422})
 @require("admin")
-def rollback_route(connector: str) -> Any:
+def rollback_mapping(connector: str) -> Any:
     data = payload()
     number = data.get("version") if isinstance(data, dict) else None
     if not isinstance(number, int) or isinstance(number, bool) or number < 0:
@@ -469,16 +503,26 @@ def rollback_route(connector: str) -> Any:
 
 
 @bp.get("/v1/mappings/export")
+@declare("Every connector's current mapping, as one file", (200, "An attachment.", obj(
+    format=t("string"), exported_at=t("string"), mappings=t("object"))))
 @require("admin")
-def export_route() -> Any:
+def export_mappings() -> Any:
     response = jsonify(export_all())
     response.headers["Content-Disposition"] = 'attachment; filename="mappings.json"'
     return response
 
 
 @bp.post("/v1/mappings/import")
+@declare(
+    "Import an export file, all or nothing", (200, "Imported and unchanged connectors.", obj(
+        imported=t("object"), unchanged=STRINGS, dry_run=t("boolean"))),
+    obj(("mappings",), format=t("string"), mappings=t("object")),
+    (query("comment", "Why."), query("force", "Ignore the exported ETags.", "boolean", default=False), *FLAGS,
+     query("dry_run", "Validate and report only.", "boolean", default=False)),
+    {400: BAD_JSON, 412: ("A connector changed since the export.", arr(ref("PathProblem"))),
+     422: ("Problems in the import; nothing was saved.", arr(ref("PathProblem")))})
 @require("admin")
-def import_route() -> Any:
+def import_mappings() -> Any:
     data = payload()
     return jsonify(import_all(data, author=author(), comment=request.args.get("comment", ""),
                               force=flag("force", False), live=flag("live", True),
@@ -486,18 +530,25 @@ def import_route() -> Any:
 
 
 @bp.get("/v1/connectors")
+@declare("Every connector, with masked settings", (200, "The connectors.", obj(
+    connectors=arr(ref("Connector")))))
 @require("admin")
-def connectors_route() -> Any:
+def list_connectors() -> Any:
     return jsonify({"connectors": connectors_list()})
 
 
 @bp.route("/v1/connectors/<connector>/check", methods=["GET", "POST"])
+@declare("Check the connector's credentials against the vendor", (200, "ok, or the vendor's error.",
+    t("object")), errors={404: CONNECTOR_404, 409: NOT_ENABLED})
 @require("admin")
-def check_route(connector: str) -> Any:
+def check_connector(connector: str) -> Any:
     return jsonify(connector_check(connector))
 
 
 @bp.get("/v1/connectors/<connector>/fields")
+@declare("The fields the vendor account has", (200, "The fields.", obj(
+    connector=t("string"), free_form=t("boolean"), fields=arr(t("object")))),
+    errors={404: CONNECTOR_404, 409: NOT_ENABLED, 502: VENDOR_502})
 @require("admin")
-def fields_route(connector: str) -> Any:
+def list_fields(connector: str) -> Any:
     return jsonify(connector_fields(connector))

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import click
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
 
 from connectors import CONNECTORS, MARKETING, TRANSACTIONAL
 from connectors.base import chunks
@@ -33,7 +33,8 @@ from .config import connector_settings
 from .drift import Finding, compare
 from .errors import APIError
 from .ledger import dirty_key, get_ledger, key
-from .mappingstore import current_mapping
+from .mappingstore import current_mapping, now_iso
+from .openapi import BAD_JSON, NOT_ENABLED, arr, declare, obj, t
 from .queue import get_queues
 from .vendorjobs import waiting_among
 
@@ -170,10 +171,6 @@ def client_for(connector: str, deadline: float) -> Any:
 
 
 # -- recording ------------------------------------------------------------------------------------
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def record(connector: str, finding: Finding) -> bool:
     """Note the finding in the contact's history; when it is repairable, make the next flush
     push the contact again (and re-join lists the vendor lost). False if the contact is gone."""
@@ -364,8 +361,22 @@ def address(value: Any) -> bool:
 
 
 @bp.post("/v1/connectors/<name>/audit")
+@declare(
+    "Run the anti-entropy audit for one connector now", (200, "What it read back and found.", obj(
+        connector=t("string"), at=t("string"), checked=t("integer"), in_step=t("integer"),
+        out_of_step=t("integer"), repairs_queued=t("integer"), changed_meanwhile=t("integer"),
+        skipped=t("string", "Why it did not run (paused, backing off, no read API).", nullable=True),
+        stopped=t("string", "Why it stopped early (budget, rate_share, rate_limited, vendor_error).",
+                  nullable=True),
+        error=obj(status=t("integer", nullable=True), code=t("string", nullable=True), message=t("string")),
+        findings=arr(t("object", "email, repair, and what differs: missing, fields, lists_lost, "
+                                 "lists_other, consent.")))),
+    obj(sample=t("integer", "Contacts to read back (default HUB_AUDIT_SAMPLE).", minimum=1, maximum=1000),
+        contacts=arr(t("string", format="email"), description="Audit these instead of a sample.",
+                     minItems=1, maxItems=1000)),
+    errors={400: BAD_JSON, 404: NOT_ENABLED, 422: "sample or contacts out of range."}, body_required=False)
 @require("ops")
-def run_view(name: str):  # type: ignore[no-untyped-def]
+def run_audit(name: str):  # type: ignore[no-untyped-def]
     """Run the anti-entropy audit for one connector now and answer what it found."""
     data = request.get_json(silent=True) if request.data else {}
     if not isinstance(data, dict):
@@ -377,7 +388,7 @@ def run_view(name: str):  # type: ignore[no-untyped-def]
                                  or not all(address(c) for c in contacts)):
         raise APIError(422, "invalid_contacts", "contacts must be 1 to 1000 email addresses", {"field": "contacts"})
     if name not in get_queues().connectors:
-        raise APIError(404, "not_found", f"no enabled connector named {name!r}")
+        raise APIError(404, "unknown_connector", f"no enabled connector named {name!r}")
     return jsonify(audit(name, size, contacts))
 
 

@@ -15,13 +15,15 @@ from decimal import Decimal
 from typing import Any
 
 import click
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
 
 from . import audit, failed, sync, vendorjobs
 from .auth import require
 from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
 from .progress import Progress
+from .openapi import BAD_JSON, STRINGS, arr, declare, obj, ref, t
 from .queue import get_queues
 from .schemas import load_events
 from .terminal import UserError
@@ -64,7 +66,7 @@ def view(email: str) -> dict[str, Any]:
     state = ledger.state(email)
     erased = ledger.is_erased(email)
     if state is None and not erased:
-        raise APIError(404, "not_found", "the hub holds no state for this contact")
+        raise APIError(404, "unknown_contact", "the hub holds no state for this contact")
     failures = failed.list_failed(contact=email)
     return {"email": email, "contact_id": contact_id(email), "erased": erased,
             "state": plain(state) if state else None,
@@ -76,11 +78,11 @@ def resync(email: str, connectors: list[str] | None = None) -> list[str]:
     """Push the contact's current state again to each connector, even if unchanged."""
     redis, queues = current_app.extensions["redis"], get_queues()
     if get_ledger().state(email) is None:
-        raise APIError(404, "not_found", "the hub holds no state for this contact")
+        raise APIError(404, "unknown_contact", "the hub holds no state for this contact")
     names = connectors or queues.connectors
     for name in names:
         if name not in queues.connectors:
-            raise APIError(404, "not_found", f"no enabled connector named {name!r}")
+            raise APIError(404, "unknown_connector", f"no enabled connector named {name!r}")
     redis.register_script(_RESYNC)(keys=resync_keys(names), args=[email, time.time()])
     queues.kick(names)
     return names
@@ -161,7 +163,7 @@ def resync_all(progress: Progress, connectors: list[str] | None = None, batch: i
 def erase(email: str) -> dict[str, Any]:
     """Erase through the ledger, exactly as a contact.erased event would."""
     if get_ledger().state(email) is None and not get_ledger().is_erased(email):
-        raise APIError(404, "not_found", "the hub holds no state for this contact")
+        raise APIError(404, "unknown_contact", "the hub holds no state for this contact")
     raw = {"id": f"ops-erase-{uuid.uuid4().hex}", "type": "contact.erased",
            "occurred_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "contact": {"email": email}}
     events, errors = load_events([raw])
@@ -174,22 +176,32 @@ def erase(email: str) -> dict[str, Any]:
 
 
 @bp.get("/v1/contacts/<path:email>")
+@declare("A contact's state and sync status per connector", (200, "The contact.", ref("ContactView")),
+    errors={404: "The hub holds no state for this contact.", 422: "Not an email address."})
 @require("ops")
-def show(email: str):  # type: ignore[no-untyped-def]
+def show_contact(email: str):  # type: ignore[no-untyped-def]
     return jsonify(view(normal(email)))
 
 
 @bp.post("/v1/contacts/<path:email>/resync")
+@declare(
+    "Push the contact's current state again", (202, "Queued.", obj(resync=STRINGS)),
+    obj(connectors=arr(t("string"), description="Only these (default: every enabled connector).")),
+    errors={400: BAD_JSON, 404: "No state for this contact, or no such enabled connector.",
+            422: "Not an email address."})
 @require("ops")
-def resync_view(email: str):  # type: ignore[no-untyped-def]
+def resync_contact(email: str):  # type: ignore[no-untyped-def]
     data = request.get_json(silent=True) or {}
     names = data.get("connectors") if isinstance(data, dict) else None
     return jsonify({"resync": resync(normal(email), names)}), 202
 
 
 @bp.post("/v1/contacts/<path:email>/erase")
+@declare("Erase the contact here and at every connector (irreversible)", (202, "Queued.", obj(
+    erased=t("boolean"), event_id=t("string"), connectors=STRINGS)),
+    errors={404: "The hub holds no state for this contact.", 422: "Not an email address."})
 @require("admin")
-def erase_view(email: str):  # type: ignore[no-untyped-def]
+def erase_contact(email: str):  # type: ignore[no-untyped-def]
     return jsonify(erase(normal(email))), 202
 
 

@@ -19,13 +19,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
 
 from . import netguard
 from .auth import require
 from .config import split
 from .errors import APIError
 from .feed import setting, start_cursor
+from .openapi import arr, declare, obj, query, t
 from .schemas import TYPES
 
 bp = Blueprint("endpoints", __name__)
@@ -35,6 +37,31 @@ DERIVED = ("referrer.totals_changed", "list.membership_changed", "sync.failed")
 EVENT_TYPES = TYPES + DERIVED
 EDITABLE = ("url", "description", "event_types", "batch", "max_in_flight")
 MAX_BATCH = 1000
+# The answers and bodies the routes below declare for the OpenAPI document.
+NOT_FOUND = "No such endpoint."
+INVALID = ("A field is invalid (named in details), e.g. a URL that resolves to a private address.", arr(t("object")))
+BATCH = obj(max_events=t("integer", "Up to this many messages per request.", minimum=1, maximum=1000),
+            max_seconds=t("number", "Or whatever is due after this many seconds.", minimum=0, maximum=3600))
+BATCH["nullable"] = True
+TYPE_LIST = arr(t("string", enum=list(EVENT_TYPES)), minItems=1)
+STATS = obj(sent=t("integer"), failed=t("integer"), pending=t("integer"), mean_latency_seconds=t("number", nullable=True),
+            lag_seconds=t("number", "Age of the oldest message still waiting for this endpoint."),
+            failing_since=t("string", nullable=True), retry_at=t("string", nullable=True),
+            last_success_at=t("string", nullable=True), recovered_at=t("string", nullable=True))
+ENDPOINT = obj(id=t("string"), url=t("string"), description=t("string"), event_types=TYPE_LIST, batch=BATCH,
+               max_in_flight=t("integer"), disabled=t("boolean"),
+               disabled_reason=t("string", "Why it was disabled (by an operator, a 410, or continuous failure).",
+                                 nullable=True),
+               disabled_at=t("string", nullable=True), created_at=t("string"), updated_at=t("string"), stats=STATS)
+FIELDS = obj(url=t("string", "http(s); must resolve to public addresses unless HUB_FEED_ALLOW lists it."),
+             description=t("string", maxLength=500), event_types=TYPE_LIST, batch=BATCH,
+             max_in_flight=t("integer", minimum=1, maximum=32, default=4))
+CREATED = {**ENDPOINT, "properties": {**ENDPOINT["properties"], "secret": t("string", "whsec_...: shown only here."),
+                                      "secret_note": t("string")}}
+ATTEMPT = obj(at=t("string"), status=t("integer", nullable=True), latency=t("number"),
+              answer=t("string", "The first bytes of the answer."), error=t("string", nullable=True),
+              webhook_id=t("string"), message_ids=arr(t("string")), note=t("string"), retry_in=t("number"))
+ERRORS: dict[int, Any] = {404: NOT_FOUND}
 
 
 def redis() -> Any:
@@ -45,7 +72,8 @@ def config() -> dict[str, Any]:
     return current_app.config["HUB"]
 
 
-def now_iso(moment: float | None = None) -> str:
+def iso_seconds(moment: float | None = None) -> str:
+    """A unix time (default now) as ISO 8601 UTC to the second, with +00:00."""
     return datetime.fromtimestamp(time.time() if moment is None else moment, timezone.utc).isoformat(timespec="seconds")
 
 
@@ -167,7 +195,7 @@ def check_fields(data: Any, creating: bool) -> dict[str, Any]:
 def load(endpoint_id: str, r: Any = None) -> dict[str, Any]:
     raw = (r or redis()).hget(ENDPOINTS, endpoint_id)
     if not raw:
-        raise APIError(404, "not_found", f"no endpoint {endpoint_id!r}")
+        raise APIError(404, "unknown_endpoint", f"no endpoint {endpoint_id!r}")
     return json.loads(raw)
 
 
@@ -190,7 +218,7 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
 def create(data: Any) -> dict[str, Any]:
     fields = check_fields(data, creating=True)
     cipher()        # refuse before anything is stored when no key is set
-    stamp = now_iso()
+    stamp = iso_seconds()
     record = {"id": "ep_" + secrets.token_hex(8), **fields, "disabled": False, "disabled_reason": None,
               "disabled_at": None, "created_at": stamp, "updated_at": stamp}
     secret = new_secret()
@@ -203,7 +231,7 @@ def create(data: Any) -> dict[str, Any]:
 
 def update(endpoint_id: str, data: Any) -> dict[str, Any]:
     record = load(endpoint_id)
-    record.update(check_fields(data, creating=False), updated_at=now_iso())
+    record.update(check_fields(data, creating=False), updated_at=iso_seconds())
     save(record)
     return view(record)
 
@@ -218,7 +246,7 @@ def rotate(endpoint_id: str, overlap: float | None = None) -> dict[str, Any]:
     current = signing_secrets(endpoint_id)
     secret = new_secret()
     store_secrets(endpoint_id, [(secret, None)] + [(s, until) for s in current if keep > 0])
-    return {"id": endpoint_id, "secret": secret, "previous_valid_until": now_iso(until) if keep > 0 and current else None,
+    return {"id": endpoint_id, "secret": secret, "previous_valid_until": iso_seconds(until) if keep > 0 and current else None,
             "secret_note": "shown once: store it now"}
 
 
@@ -229,9 +257,9 @@ def set_disabled(endpoint_id: str, disabled: bool, reason: str | None = None, r:
     r = r or redis()
     record = load(endpoint_id, r)
     was = record["disabled"]
-    record.update(disabled=disabled, updated_at=now_iso())
+    record.update(disabled=disabled, updated_at=iso_seconds())
     if disabled:
-        record.update(disabled_reason=reason or "disabled by an operator", disabled_at=now_iso())
+        record.update(disabled_reason=reason or "disabled by an operator", disabled_at=iso_seconds())
     else:
         record.update(disabled_reason=None, disabled_at=None)
     save(record, r)
@@ -304,43 +332,56 @@ def body() -> Any:
 
 
 @bp.get("/v1/endpoints")
+@declare(ok=(200, "The endpoints.", obj(endpoints=arr(ENDPOINT))))
 @require("admin")
-def list_route() -> Any:
+def list_endpoints() -> Any:
     """List the event-feed endpoints."""
     return jsonify({"endpoints": [view(e) for e in all_endpoints()]})
 
 
 @bp.post("/v1/endpoints")
+@declare(ok=(201, "Created; the answer holds the secret, once.", CREATED), body=FIELDS,
+    errors={400: "The body is not a JSON object.", 422: INVALID,
+            503: "HUB_SECRET_KEY is not set or invalid."})
 @require("admin")
-def create_route() -> Any:
+def create_endpoint() -> Any:
     """Create an endpoint; the answer holds its signing secret, once."""
     return jsonify(create(body())), 201
 
 
 @bp.get("/v1/endpoints/<endpoint_id>")
+@declare(ok=(200, "The endpoint.", ENDPOINT), errors=ERRORS)
 @require("admin")
-def show_route(endpoint_id: str) -> Any:
+def show_endpoint(endpoint_id: str) -> Any:
     """Show an endpoint and its delivery figures."""
     return jsonify(view(load(endpoint_id)))
 
 
 @bp.patch("/v1/endpoints/<endpoint_id>")
+@declare(ok=(200, "The endpoint.", ENDPOINT), body=FIELDS,
+    errors={400: "The body is not a JSON object.", 404: NOT_FOUND, 422: INVALID})
 @require("admin")
-def update_route(endpoint_id: str) -> Any:
+def update_endpoint(endpoint_id: str) -> Any:
     """Change an endpoint's URL, event types, description, batch mode or in-flight cap."""
     return jsonify(update(endpoint_id, body()))
 
 
 @bp.delete("/v1/endpoints/<endpoint_id>")
+@declare(ok=(200, "Deleted.", obj(id=t("string"), deleted=t("boolean"))), errors=ERRORS)
 @require("admin")
-def delete_route(endpoint_id: str) -> Any:
+def delete_endpoint(endpoint_id: str) -> Any:
     """Delete an endpoint and its queue."""
     return jsonify(delete(endpoint_id))
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/rotate-secret")
+@declare(ok=(200, "The new secret, once.", obj(
+    id=t("string"), secret=t("string"), previous_valid_until=t("string", nullable=True), secret_note=t("string"))),
+    body=obj(overlap_seconds=t("number", "How long the old secret still signs (default HUB_FEED_ROTATION_OVERLAP).",
+                               minimum=0, maximum=604800)),
+    errors={400: "The body is not JSON.", 404: NOT_FOUND, 422: INVALID})
 @require("admin")
-def rotate_route(endpoint_id: str) -> Any:
+def rotate_secret(endpoint_id: str) -> Any:
     """Make a new signing secret; the old one signs too until the overlap ends."""
     data = body()
     overlap = data.get("overlap_seconds") if isinstance(data, dict) else None
@@ -350,8 +391,10 @@ def rotate_route(endpoint_id: str) -> Any:
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/disable")
+@declare(ok=(200, "The endpoint.", ENDPOINT), body=obj(reason=t("string", maxLength=500)),
+    errors={400: "The body is not JSON.", 404: NOT_FOUND, 422: INVALID})
 @require("admin")
-def disable_route(endpoint_id: str) -> Any:
+def disable_endpoint(endpoint_id: str) -> Any:
     """Stop sending to an endpoint."""
     data = body()
     reason = data.get("reason") if isinstance(data, dict) else None
@@ -361,29 +404,42 @@ def disable_route(endpoint_id: str) -> Any:
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/enable")
+@declare(ok=(200, "The endpoint.", ENDPOINT), errors=ERRORS)
 @require("admin")
-def enable_route(endpoint_id: str) -> Any:
+def enable_endpoint(endpoint_id: str) -> Any:
     """Resume sending to an endpoint."""
     return jsonify(view(set_disabled(endpoint_id, False)))
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/test")
+@declare(ok=(200, "The attempt, and whether the endpoint accepted it.", {
+    **ATTEMPT, "properties": {**ATTEMPT["properties"], "delivered": t("boolean")}}), errors=ERRORS)
 @require("admin")
-def test_route(endpoint_id: str) -> Any:
+def test_endpoint(endpoint_id: str) -> Any:
     """Send a signed hub.test message now; answers with the attempt."""
     return jsonify(send_test(endpoint_id))
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/replay")
+@declare(ok=(202, "Queued again.", obj(endpoint=t("string"), queued=t("integer"),
+                                   message_ids=arr(t("string")), not_found=arr(t("string")))),
+    body=obj(message_ids=arr(t("string"), maxItems=10000),
+             since=t("string", "ISO 8601: messages accepted from here."),
+             until=t("string", "ISO 8601: up to here.")),
+    errors={400: "The body is not a JSON object.", 404: NOT_FOUND, 422: INVALID})
 @require("admin")
-def replay_route(endpoint_id: str) -> Any:
+def replay_messages(endpoint_id: str) -> Any:
     """Queue stored messages again for one endpoint: a time range or a list of ids."""
     return jsonify(replay(endpoint_id, body())), 202
 
 
 @bp.get("/v1/endpoints/<endpoint_id>/attempts")
+@declare(ok=(200, "Newest first.", obj(attempts=arr(ATTEMPT))),
+    params=(query("limit", "At most this many.", "integer", minimum=1, maximum=1000,
+                  default=50),),
+    errors={404: NOT_FOUND, 422: "limit is not an integer from 1 to 1000."})
 @require("admin")
-def attempts_route(endpoint_id: str) -> Any:
+def list_attempts(endpoint_id: str) -> Any:
     """The endpoint's latest delivery attempts, newest first."""
     try:
         limit = int(request.args.get("limit", 50))

@@ -1,20 +1,25 @@
 """Liveness and readiness."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import current_app, jsonify
+from flask_smorest import Blueprint
 
 from .errors import error_response
+from .openapi import STRINGS, declare, obj, t
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+@declare("The process is up.", (200, "Up.", obj(status=t("string", enum=["ok"]))), redis=False)
+def check_liveness():  # type: ignore[no-untyped-def]
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+@declare("The hub can reach Redis.", (200, "Ready.", obj(status=t("string"), connectors=STRINGS)),
+    errors={503: "Redis cannot be reached (code not_ready)."})
+def check_readiness():  # type: ignore[no-untyped-def]
     try:
         current_app.extensions["redis"].ping()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready

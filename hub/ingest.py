@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
 
 from . import logs, metrics
 from .auth import authenticate_ingest
 from .errors import APIError, checked_json
 from .ledger import LedgerRefused, get_ledger
+from .openapi import arr, declare, header, ref
 from .queue import get_queues
 from .schemas import load_events
 
@@ -68,7 +70,19 @@ def accept(items: list[Any]) -> tuple[int, int]:
 
 
 @bp.post("/v1/events")
-def post_events():  # type: ignore[no-untyped-def]
+@declare(
+    "Receive referral events", (202, "Every event is valid; new ones are applied and syncs queued.", ref("Accepted")),
+    {"oneOf": [ref("Event"), ref("EventBatch")]},
+    (header("webhook-id", "Message id (Standard Webhooks signing)."),
+     header("webhook-timestamp", "Unix seconds; at most HUB_SIGNATURE_TOLERANCE (300) from now.")),
+    {400: "The body is not valid JSON, nests deeper than 32 levels or holds a lone UTF-16 surrogate.", 413: "The body is over 1 MiB, or more than 500 events.",
+     415: "Content-Type is not application/json.",
+     422: ("At least one event is invalid, or applying the batch would overflow a running total (the "
+           "ledger checks every bound before its first write); nothing was accepted (all or nothing).",
+           arr(ref("Problem")))},
+    description="One event, or {\"events\": [...]}. Signed like Standard Webhooks, or with a bearer "
+                "ingest token.", auth="ingest")
+def receive_events():  # type: ignore[no-untyped-def]
     body = parse_body()
     authenticate_ingest(body)
     payload = decode(body)

@@ -22,12 +22,14 @@ import time
 import uuid
 from typing import Any, Callable
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from .auth import bearer, has_role, require
 from .errors import APIError
+from .openapi import arr, declare, obj, t
 from .progress import Progress, Stopped
 
 bp = Blueprint("jobs", __name__)
@@ -78,7 +80,7 @@ class Record:
 def read(job_id: str) -> dict[str, Any]:
     raw = redis().hgetall(KEY.format(job_id))
     if not raw:
-        raise APIError(404, "not_found", f"no job {job_id!r} (or it ended more than HUB_JOB_TTL seconds ago)")
+        raise APIError(404, "unknown_job", f"no job {job_id!r} (or it ended more than HUB_JOB_TTL seconds ago)")
     data = {k.decode(): json.loads(v) for k, v in raw.items()}
     out = {"id": job_id, **{k: data.get(k) for k in ("kind", "state", "done", "total", "unit", "note",
                                                          "rate_per_s", "eta_s", "result", "error", "resume")}}
@@ -186,9 +188,38 @@ def run(job_id: str, kind: str, params: dict[str, Any]) -> None:
 
 # -- routes ------------------------------------------------------------------------------------
 
+JOB = obj(("id", "kind", "state", "done"),
+          id=t("string", "job_..."), kind=t("string", enum=list(KINDS)),
+          state=t("string", enum=["queued", "running", "done", "failed", "cancelled"]),
+          done=t("integer", "Items done so far (a stopped run's earlier work included).", nullable=True),
+          total=t("integer", "Items in all; null until counted.", nullable=True),
+          unit=t("string", "What is counted: contacts, failed syncs, messages.", nullable=True),
+          note=t("string", "What the work adds (e.g. how many were requeued).", nullable=True),
+          rate_per_s=t("number", nullable=True), eta_s=t("number", "Seconds left at the current rate.", nullable=True),
+          result=t("object", "What the work did, once done.", nullable=True),
+          error=t("string", "Why it failed.", nullable=True),
+          resume=t("string", "After a cancel: how to do the rest.", nullable=True),
+          created_at=t("string", nullable=True), started_at=t("string", nullable=True),
+          updated_at=t("string", nullable=True), finished_at=t("string", nullable=True),
+          cancel_requested=t("boolean"))
+START = obj(("kind",), kind=t("string", enum=list(KINDS)),
+            connectors=arr(t("string"), description="resync: only these (default: every enabled connector)."),
+            restart=t("boolean", "resync: start over instead of continuing a cancelled run."),
+            ids=arr(t("string"), description="failed_retry: these failed syncs."),
+            connector=t("string"), code=t("string"), since=t("string", "failed_retry: a filter; replay: ISO 8601."),
+            contact=t("string"), all=t("boolean", "failed_retry: every failed sync."),
+            endpoint=t("string", "replay: the endpoint (ep_...); needs the admin role."),
+            until=t("string", "replay: ISO 8601."), message_ids=arr(t("string"), maxItems=10000))
+NOT_FOUND = "No such job (or it ended more than HUB_JOB_TTL seconds ago)."
+
+
 @bp.post("/v1/jobs")
+@declare("Start long work as a job", (202, "Started; poll Location for progress.", JOB), START,
+         errors={400: "The body is not a JSON object.", 403: "replay needs the admin role.",
+                 404: "No such connector, failed sync or endpoint.",
+                 422: ("A field is invalid (named in details).", arr(t("object")))})
 @require("ops")
-def start_route() -> Any:
+def start_job() -> Any:
     """Start long work (re-sync every contact, retry failed syncs, replay messages) as a job."""
     data = request.get_json(silent=True)
     if data is None and request.get_data():
@@ -201,8 +232,9 @@ def start_route() -> Any:
 
 
 @bp.get("/v1/jobs")
+@declare("Recent jobs", (200, "Newest first, at most 100.", obj(jobs=arr(JOB))))
 @require("ops")
-def list_route() -> Any:
+def list_jobs() -> Any:
     """Recent jobs, newest first."""
     ids = [i.decode() for i in redis().zrevrange(INDEX, 0, 99)]
     jobs = []
@@ -215,15 +247,18 @@ def list_route() -> Any:
 
 
 @bp.get("/v1/jobs/<job>")
+@declare("A job's state and progress", (200, "The job.", JOB), errors={404: NOT_FOUND})
 @require("ops")
-def show_route(job: str) -> Any:
+def show_job(job: str) -> Any:
     """A job's state and progress: done of total, rate, time left."""
     return jsonify(read(job))
 
 
 @bp.post("/v1/jobs/<job>/cancel")
+@declare("Stop a job at its next step", (202, "The job, with cancel_requested; it stops at its next step.", JOB),
+         errors={404: NOT_FOUND})
 @require("ops")
-def cancel_route(job: str) -> Any:
+def cancel_job(job: str) -> Any:
     """Ask a job to stop at its next step boundary; what it did stays done."""
     if read(job)["state"] not in FINAL:
         Record(redis(), job, ttl()).write(cancel=time.time())

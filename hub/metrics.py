@@ -15,16 +15,18 @@ prometheus_client only renders them (a custom collector on a private registry).
 """
 from __future__ import annotations
 
-
 import logging
 import time
 from typing import Any, Iterable, Iterator
 
 import requests
-from flask import Blueprint, Response, current_app
+from flask import Response, current_app
+from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis.exceptions import RedisError
+
+from .openapi import declare
 
 log = logging.getLogger("hub.metrics")
 bp = Blueprint("metrics", __name__)
@@ -205,7 +207,8 @@ def _le(bound: float) -> str:
 
 
 @bp.get("/metrics")
-def metrics() -> Response:
+@declare(ok=(200, "Prometheus text exposition format.", "metrics"))
+def show_metrics() -> Response:
     """Prometheus text format. Counts and backlogs only: no personal data, so no token."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(current_app.extensions["redis"],  # type: ignore[arg-type]

@@ -1,6 +1,9 @@
-"""GET /openapi.json: the HTTP surface as OpenAPI 3.0, walked from the app's own url_map so a new
-route can never be missing from it (it is then described only from its docstring, its path and its
-auth, and tests/hub/test_openapi.py names it until it gets an entry in ROUTES)."""
+"""GET /openapi.json: the HTTP surface as OpenAPI 3.0, built by flask-smorest from each view's declaration.
+
+Each view declares its answers, body and parameters with `@declare(...)` (flask-smorest's
+`Blueprint.doc`), and flask-smorest builds the document from the blueprints; what every route
+shares (auth, path parameters, 503, operation ids) is added here from the app's url_map, so a route without a declaration still appears, marked
+`x-undocumented` (tests/hub/test_openapi.py names it)."""
 from __future__ import annotations
 
 import inspect
@@ -9,16 +12,16 @@ import sys
 from importlib import metadata
 from typing import Any, Callable
 
-from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, current_app, jsonify
+import msgspec
+from flask import Flask, current_app, jsonify
+from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields
 
 from connectors import CONNECTORS
 from mappings.schema import MappingSchema
 
 from .auth import ROLES
-from .schemas import MAX_AMOUNT, NEEDS, Event, Money
+from .schemas import CURRENCY, MAX_AMOUNT, MAX_EMAIL, NEEDS, Currency, Email, Event, Money, OptIn, Timestamp, Url
 from .sources import SOURCES
 
 bp = Blueprint("openapi", __name__)
@@ -123,15 +126,53 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 def attribute_extras(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """apispec writes a nullable nested part as anyOf [any object, $ref] under 3.0, which accepts any
-    object at all; a null-only branch keeps the part's own schema in force. Money reads as a string."""
+    object at all; a null-only branch keeps the part's own schema in force."""
     if isinstance(field, fields.Nested) and field.allow_none and "anyOf" in ret:
         target = next(item for item in ret["anyOf"] if "$ref" in item)
-        return {"anyOf": [target, {"type": "object", "nullable": True, "enum": [None]}]}
-    if isinstance(field, Money):
-        return {"pattern": r"^[0-9]+(\.[0-9]{1,4})?$", "example": "59.90",
-                "description": "A decimal amount as a string (a JSON number is read exactly too), at most "
-                               f"{MAX_AMOUNT:,} (schemas.MAX_AMOUNT)."}
+        return {"anyOf": [target, NULL]}
     return {}
+
+
+NULL = {"type": "object", "nullable": True, "enum": [None]}
+VALUES: dict[type, dict[str, Any]] = {
+    Email: {"type": "string", "format": "email", "maxLength": MAX_EMAIL},
+    Url: {"type": "string", "format": "uri"},
+    Currency: {"type": "string", "pattern": CURRENCY.pattern},
+    Timestamp: {"type": "string", "format": "date-time"},
+    OptIn: {"type": "boolean"},
+    Money: {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,4})?$", "example": "59.90",
+            "description": "A decimal amount as a string (a JSON number is read exactly too), at most "
+                           f"{MAX_AMOUNT:,} (schemas.MAX_AMOUNT)."},
+}
+
+
+def openapi30(schema: Any) -> Any:
+    """msgspec's JSON Schema as OpenAPI 3.0 reads it: `anyOf [X, null]` becomes a nullable X."""
+    if isinstance(schema, list):
+        return [openapi30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: openapi30(value) for key, value in schema.items() if key not in ("title", "default")}
+    branches = out.get("anyOf", [])
+    if {"type": "null"} in branches:
+        rest = [item for item in branches if item != {"type": "null"}]
+        del out["anyOf"]
+        if len(rest) == 1 and "$ref" in rest[0]:
+            out["anyOf"] = [rest[0], NULL]
+        elif len(rest) == 1:
+            out.update({**rest[0], "nullable": True})
+        else:
+            out.update({"anyOf": rest, "nullable": True})
+    return out
+
+
+def event_components() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of schemas.Event (and its parts) as components, from the msgspec declaration."""
+    _, components = msgspec.json.schema_components(
+        [Event], schema_hook=lambda kind: dict(VALUES[kind]), ref_template="#/components/schemas/{name}")
+    out = {name: openapi30(schema) for name, schema in components.items()}
+    out["Event"].update(event_rules())
+    return out
 
 
 def event_rules() -> dict[str, Any]:
@@ -192,140 +233,6 @@ BAD_JSON = ("The body is not JSON, not a JSON object, nests deeper than 32 level
             "surrogate (such as \\ud800).")
 CONNECTOR_404 = "No such connector."
 
-ROUTES: dict[str, dict[str, Any]] = {
-    "health.healthz": op("The process is up.", (200, "Up.", obj(status=t("string", enum=["ok"])))),
-    "health.readyz": op("The hub can reach Redis.", (200, "Ready.", obj(status=t("string"), connectors=STRINGS)),
-                        errors={503: "Redis cannot be reached (code not_ready)."}),
-    "metrics.metrics": op(ok=(200, "Prometheus text exposition format.", "metrics")),
-    "openapi.document": op(ok=(200, "This document.", t("object"))),
-    "ingest.post_events": op(
-        "Receive referral events", (202, "Every event is valid; new ones are applied and syncs queued.", ref("Accepted")),
-        {"oneOf": [ref("Event"), ref("EventBatch")]},
-        (header("webhook-id", "Message id (Standard Webhooks signing)."),
-         header("webhook-timestamp", "Unix seconds; at most HUB_SIGNATURE_TOLERANCE (300) from now.")),
-        {400: "The body is not valid JSON, nests deeper than 32 levels or holds a lone UTF-16 surrogate.", 413: "The body is over 1 MiB, or more than 500 events.",
-         415: "Content-Type is not application/json.",
-         422: ("At least one event is invalid, or applying the batch would overflow a running total (the "
-               "ledger checks every bound before its first write); nothing was accepted (all or nothing).",
-               arr(ref("Problem")))},
-        description="One event, or {\"events\": [...]}. Signed like Standard Webhooks, or with a bearer "
-                    "ingest token."),
-    "webhooks.receive": op(
-        "Receive a referral platform's own webhook",
-        [(202, "Acknowledged: accepted, parked, rejected or ignored, as counted.", ref("WebhookOutcome")),
-         (200, "Friendbuy reward-validation callbacks (200 approves the reward).", ref("WebhookOutcome"))],
-        {"type": "object", "description": "The platform's own payload."}, (),
-        {400: "The body is not the platform's shape (never sent to Friendbuy).",
-         404: "Unknown source, or the source is not configured.", 413: "The body is over 1 MiB.",
-         503: "The source's settings are unusable, or Redis cannot be reached (Retry-After)."},
-        description="Unknown event types and events the hub cannot use (invalid dates, amounts over the cap, "
-                    "bodies nested deeper than 32 levels or holding a lone surrogate) are acknowledged (2xx), "
-                    "counted and kept at GET /v1/webhooks/rejected, so the platform never retries them forever."),
-    "webhooks.list_parked": op(ok=(200, "Parked events by handle.", obj(total=t("integer"), parked=arr(t("object")))),
-                               params=LISTING, errors={422: LIMIT_422}),
-    "webhooks.list_rejected": op(ok=(200, "Newest first.", obj(total=t("integer"), rejected=arr(t("object")))),
-                                 params=LISTING, errors={422: LIMIT_422}),
-    "webhooks.stats": op(ok=(200, "source -> outcome -> type -> count.", t("object"))),
-    "admin.get_mapping": op("The connector's current mapping", (200, "The current version (ETag header).",
-                                                                 ref("MappingVersion")), errors={404: CONNECTOR_404}),
-    "admin.get_version": op("One saved version of the mapping", (200, "The version.", ref("MappingVersion")),
-                            errors={404: "No such connector or version."}),
-    "admin.put_mapping": op(
-        "Save a new mapping version", (200, "Saved (or, with dry_run, what would change).", ref("MappingSaved")),
-        ref("MappingEdit"), (IF_MATCH, *FLAGS, query("dry_run", "Validate and report only.", "boolean", default=False),
-                             query("comment", "Why (when the body is the bare document)."),
-                             header("X-Hub-Author", "Who makes the change (else a token fingerprint).")),
-        {400: BAD_JSON, 404: CONNECTOR_404, 412: "If-Match is not the current version.", 422: MAPPING_422,
-         428: "If-Match is missing.", 502: VENDOR_502}),
-    "admin.validate_mapping_route": op(
-        "Validate a mapping document", (200, "Errors, live check, and what saving would change.", obj(
-            connector=t("string"), valid=t("boolean"), errors=arr(ref("PathProblem")), live_check=t("string"),
-            changes=CHANGES, resync=t("object"))), ref("MappingEdit"), FLAGS[:1],
-        {400: BAD_JSON, 404: CONNECTOR_404, 502: VENDOR_502}),
-    "admin.preview_route": op(
-        "The exact vendor requests a sync would send", (200, "Requests with secrets masked; nothing is sent.", obj(
-            connector=t("string"), mapping=t("object"), sent=t("boolean"), contacts=arr(t("object")),
-            requests=arr(t("object")), event=t("object"), failed=t("object"))),
-        obj(email=t("string"), emails=STRINGS, event=ref("Event"), document=ref("Mapping"), force=t("boolean")),
-        errors={400: BAD_JSON, 404: CONNECTOR_404,
-                422: ("Neither email(s) nor event, or the event or draft is invalid.", arr(t("object")))}),
-    "admin.history_route": op("The mapping's versions, newest first", (200, "Versions without documents.", obj(
-        connector=t("string"), versions=arr(t("object")))),
-        params=(query("limit", "At most.", "integer", minimum=1, maximum=1000, default=100),),
-        errors={404: CONNECTOR_404, 422: LIMIT_422}),
-    "admin.rollback_route": op(
-        "Make an old version current again", (200, "Saved as a new version.", ref("MappingSaved")),
-        obj(("version",), version=t("integer", minimum=0), comment=t("string")), (IF_MATCH, *FLAGS),
-        {400: BAD_JSON, 404: "No such connector or version.", 412: "If-Match is not the current version.",
-         422: MAPPING_422}),
-    "admin.export_route": op("Every connector's current mapping, as one file", (200, "An attachment.", obj(
-        format=t("string"), exported_at=t("string"), mappings=t("object")))),
-    "admin.import_route": op(
-        "Import an export file, all or nothing", (200, "Imported and unchanged connectors.", obj(
-            imported=t("object"), unchanged=STRINGS, dry_run=t("boolean"))),
-        obj(("mappings",), format=t("string"), mappings=t("object")),
-        (query("comment", "Why."), query("force", "Ignore the exported ETags.", "boolean", default=False), *FLAGS,
-         query("dry_run", "Validate and report only.", "boolean", default=False)),
-        {400: BAD_JSON, 412: ("A connector changed since the export.", arr(ref("PathProblem"))),
-         422: ("Problems in the import; nothing was saved.", arr(ref("PathProblem")))}),
-    "admin.connectors_route": op("Every connector, with masked settings", (200, "The connectors.", obj(
-        connectors=arr(ref("Connector"))))),
-    "admin.check_route": op("Check the connector's credentials against the vendor", (200, "ok, or the vendor's error.",
-                            t("object")), errors={404: CONNECTOR_404, 409: NOT_ENABLED}),
-    "admin.fields_route": op("The fields the vendor account has", (200, "The fields.", obj(
-        connector=t("string"), free_form=t("boolean"), fields=arr(t("object")))),
-        errors={404: CONNECTOR_404, 409: NOT_ENABLED, 502: VENDOR_502}),
-    "ops.list_failed": op("Failed syncs, newest first", (200, "The failed syncs.", obj(
-        count=t("integer"), failed=arr(ref("FailedSync")))), params=FILTERS,
-        errors={404: "connector names no enabled connector.", 422: "A filter is invalid."}),
-    "ops.show_failed": op("One failed sync", (200, "Everything about it.", ref("FailedSync")),
-                          errors={404: "No such failed sync.", 422: JOB_ID_422}),
-    "ops.retry_one": op("Retry one failed sync with the contacts' current state", (202, "Queued again.", obj(
-        retried=STRINGS)), errors={404: "No such failed sync.", 422: JOB_ID_422}),
-    "ops.retry_many": op("Retry failed syncs by ids, filter or all", (202, "Queued again.", obj(
-        retried=STRINGS, count=t("integer"))), ref("Selection"),
-        errors={400: BAD_JSON, 404: "No such failed sync.", 422: "A filter or a job id is invalid."}),
-    "ops.discard_one": op("Forget one failed sync", (200, "Discarded.", obj(discarded=STRINGS)),
-                          errors={404: "No such failed sync.", 422: JOB_ID_422}),
-    "ops.discard_many": op("Forget failed syncs by ids, filter or all", (200, "Discarded.", obj(
-        discarded=STRINGS, count=t("integer"))), ref("Selection"),
-        errors={400: BAD_JSON, 404: "No such failed sync.", 422: "A filter or a job id is invalid."}),
-    "ops.pause_state": op(ok=(200, "The status.", ref("ConnectorStatus")), errors={404: NOT_ENABLED}),
-    "ops.pause": op("Stop pushing to a connector until resumed", (200, "The status.", ref("ConnectorStatus")),
-                    obj(reason=t("string", maxLength=300)), errors={400: BAD_JSON, 404: NOT_ENABLED}),
-    "ops.resume": op("Resume a paused connector", (200, "The status.", ref("ConnectorStatus")),
-                     errors={404: NOT_ENABLED}),
-    "contacts.show": op("A contact's state and sync status per connector", (200, "The contact.", ref("ContactView")),
-                        errors={404: "The hub holds no state for this contact.", 422: "Not an email address."}),
-    "contacts.resync_view": op(
-        "Push the contact's current state again", (202, "Queued.", obj(resync=STRINGS)),
-        obj(connectors=arr(t("string"), description="Only these (default: every enabled connector).")),
-        errors={400: BAD_JSON, 404: "No state for this contact, or no such enabled connector.",
-                422: "Not an email address."}),
-    "audit.run_view": op(
-        "Run the anti-entropy audit for one connector now", (200, "What it read back and found.", obj(
-            connector=t("string"), at=t("string"), checked=t("integer"), in_step=t("integer"),
-            out_of_step=t("integer"), repairs_queued=t("integer"), changed_meanwhile=t("integer"),
-            skipped=t("string", "Why it did not run (paused, backing off, no read API).", nullable=True),
-            stopped=t("string", "Why it stopped early (budget, rate_share, rate_limited, vendor_error).",
-                      nullable=True),
-            error=obj(status=t("integer", nullable=True), code=t("string", nullable=True), message=t("string")),
-            findings=arr(t("object", "email, repair, and what differs: missing, fields, lists_lost, "
-                                     "lists_other, consent.")))),
-        obj(sample=t("integer", "Contacts to read back (default HUB_AUDIT_SAMPLE).", minimum=1, maximum=1000),
-            contacts=arr(t("string", format="email"), description="Audit these instead of a sample.",
-                         minItems=1, maxItems=1000)),
-        errors={400: BAD_JSON, 404: NOT_ENABLED, 422: "sample or contacts out of range."}),
-    "contacts.erase_view": op("Erase the contact here and at every connector (irreversible)", (202, "Queued.", obj(
-        erased=t("boolean"), event_id=t("string"), connectors=STRINGS)),
-        errors={404: "The hub holds no state for this contact.", 422: "Not an email address."}),
-}
-from .feed_openapi import FEED_ROUTES  # noqa: E402 - built from the helpers above
-
-ROUTES.update(FEED_ROUTES)
-from .jobs_openapi import JOB_ROUTES  # noqa: E402
-
-ROUTES.update(JOB_ROUTES)
 PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "job": ("A long job's id (job_..., from POST /v1/jobs).", {"pattern": "^[A-Za-z0-9_-]+$"}),
     "endpoint_id": ("An event-feed endpoint (ep_...).", {}),
@@ -350,11 +257,11 @@ def role_of(view: Callable[..., Any]) -> str | None:
     return role if role in ROLES else None
 
 
-def security(endpoint: str, role: str | None) -> tuple[list[dict[str, list[str]]], dict[int, str]]:
+def security(auth: str | None, role: str | None) -> tuple[list[dict[str, list[str]]], dict[int, str]]:
     """(security requirement, the auth errors it adds)."""
-    if endpoint == "ingest.post_events":
+    if auth == "ingest":
         return [{"standardWebhooks": []}, {"ingestToken": []}], {401: "Missing, stale or wrong signature or token."}
-    if endpoint == "webhooks.receive":
+    if auth == "webhook":
         return [{f"webhook_{name}": []} for name in SOURCES], {401: "The platform's signature does not verify."}
     if role:
         return [{f"{role}Token": []}], {401: f"No valid bearer token with the {role} role.",
@@ -389,7 +296,7 @@ def error_response(description: str, details: dict[str, Any] | None = None) -> d
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
-def responses(doc: dict[str, Any], auth_errors: dict[int, str], endpoint: str) -> dict[str, Any]:
+def responses(doc: dict[str, Any], auth_errors: dict[int, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status, description, schema in doc["ok"]:
         if schema == "metrics":
@@ -399,7 +306,7 @@ def responses(doc: dict[str, Any], auth_errors: dict[int, str], endpoint: str) -
             out[str(status)] = {"description": description,
                                 **({"content": {JSON: {"schema": schema}}} if schema else {})}
     errors: dict[int, Any] = {**auth_errors, **doc["errors"]}
-    if endpoint not in ("health.healthz", "openapi.document"):
+    if doc.get("redis", True):
         errors.setdefault(503, "Redis cannot be reached; retry later (Retry-After).")
     for status, text in sorted(errors.items()):
         out[str(status)] = error_response(*text) if isinstance(text, tuple) else error_response(text)
@@ -419,30 +326,37 @@ def path_of(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return RULE_ARG.sub(lambda m: "{" + m.group(2) + "}", rule), params
 
 
-def operation(app: Flask, endpoint: str, method: str, params: list[dict[str, Any]], op_id: str) -> dict[str, Any]:
-    view = app.view_functions[endpoint]
-    doc = ROUTES.get(endpoint) or op(ok=(200, "OK", None))
+def operation(view: Callable[..., Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """One operation from the view (docstring, role) and its declaration."""
     lines = (inspect.getdoc(view) or "").strip().split("\n", 1)
     role = role_of(view)
-    requirement, auth_errors = security(endpoint, role)
+    requirement, auth_errors = security(doc.get("auth"), role)
     out: dict[str, Any] = {
-        "operationId": op_id, "tags": [endpoint.split(".", 1)[0]],
-        "summary": lines[0] or doc["summary"] or endpoint.rsplit(".", 1)[-1].replace("_", " "),
-        "security": requirement, "parameters": params + doc["params"],
-        "responses": responses(doc, auth_errors, endpoint)}
+        "summary": lines[0] or doc["summary"] or view.__name__.replace("_", " "),
+        "security": requirement, "parameters": doc["params"], "responses": responses(doc, auth_errors)}
     description = " ".join(part for part in (lines[1].strip() if len(lines) > 1 else "", doc.get("description", ""),
                                              f"Needs a bearer token with the {role} role." if role else "") if part)
     if lines[0] and doc["summary"] and doc["summary"] != lines[0]:
         description = f"{doc['summary']}. {description}".strip()
-    if description:
-        out["description"] = description
+    out["description"] = description
     if role:
         out["x-hub-role"] = role
-    if doc["body"] is not None and method in ("POST", "PUT", "PATCH"):
-        out["requestBody"] = {"required": endpoint not in ("ops.pause", "audit.run_view"), "content": {JSON: {"schema": doc["body"]}}}
-    if endpoint not in ROUTES:
-        out["x-undocumented"] = True
+    if doc["body"] is not None:
+        out["requestBody"] = {"required": doc.get("body_required", True), "content": {JSON: {"schema": doc["body"]}}}
     return out
+
+
+def declare(summary: str = "", ok: Any = (200, "OK", None), body: Any = None, params: tuple[dict[str, Any], ...] = (),
+            errors: dict[int, Any] | None = None, **extra: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A view's answers, body and parameters, declared beside it (below its route, above its auth):
+    `ok` a (status, description, schema) or a list of them, `errors` status -> description or
+    (description, details schema); `auth` "ingest" or "webhook" for those routes' own signatures,
+    `redis=False` for the two routes that answer without Redis."""
+    doc = op(summary, ok, body, params, errors, **extra)
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        return Blueprint.doc(**operation(view, doc))(view)  # type: ignore[no-any-return]
+    return decorator
 
 
 def tags(app: Flask) -> list[dict[str, str]]:
@@ -453,20 +367,35 @@ def tags(app: Flask) -> list[dict[str, str]]:
     return out
 
 
-def build(app: Flask) -> dict[str, Any]:
-    """The OpenAPI 3.0 document of every route `app` registers (static files aside)."""
+class HubApi(Api):
+    """flask-smorest's Api with the hub's one error shape; every route declares its own errors, so
+    no catch-all `default` answer."""
+
+    ERROR_SCHEMA = Error
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+
+def documenting_api(app: Flask) -> Api:
+    """flask-smorest's Api over the declared blueprints of `app`, with the components the
+    declarations refer to. It documents them on a bare Flask app of its own, so the hub's app
+    gains nothing (no error handlers, no cost) until the document is first asked for."""
     try:
         version = metadata.version("referral-sync-hub")
     except metadata.PackageNotFoundError:
         version = "0.0.0"
-    plugin = MarshmallowPlugin()
-    spec = APISpec("Referral Sync Hub", version, "3.0.3", plugins=[plugin], info={"description": (
+    documenting = Flask(app.import_name)
+    documenting.config.update(HUB=app.config["HUB"], API_TITLE="Referral Sync Hub", API_VERSION=version,
+                              OPENAPI_VERSION="3.0.3")
+    api = HubApi(documenting, spec_kwargs={"info": {"description": (
         "Receives referral events and platform webhooks, keeps each person's referral state and keeps "
         "Klaviyo, Emarsys, Salesforce, Ometria and Splio in step. Every error answer has one shape: "
-        "{\"error\": {\"code\", \"message\", \"details\"}}.")})
-    plugin.converter.add_attribute_function(attribute_extras)  # type: ignore[union-attr]
-    spec.components.schema("Error", schema=Error)
-    spec.components.schema("Event", event_rules(), schema=Event)
+        "{\"error\": {\"code\", \"message\", \"details\"}}.")}})
+    api.ma_plugin.converter.add_attribute_function(attribute_extras)
+    spec = api.spec
+    if "Error" not in spec.components.schemas:
+        spec.components.schema("Error", schema=Error)
+    for name, schema in event_components().items():
+        spec.components.schema(name, schema)
     spec.components.schema("Mapping", schema=MappingSchema)
     batch = app.config["HUB"]["MAX_EVENTS"]
     spec.components.schema("EventBatch", obj(("events",), events=arr(ref("Event"), minItems=1, maxItems=batch)))
@@ -474,27 +403,47 @@ def build(app: Flask) -> dict[str, Any]:
         spec.components.schema(name, schema)
     for name, scheme in schemes(app).items():
         spec.components.security_scheme(name, scheme)
+    for blueprint in app.blueprints.values():
+        if isinstance(blueprint, Blueprint):
+            api.register_blueprint(blueprint)
+    return api
+
+
+def build(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of every route `app` registers (static files aside): flask-smorest's
+    document of the declared blueprints, each operation given its path parameters and id; a route
+    nobody declared gets an entry from its docstring and auth, marked x-undocumented."""
+    document = documenting_api(app).spec.to_dict()
+    paths = document.setdefault("paths", {})
     used: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
             continue
         path, params = path_of(rule.rule)
+        item = paths.setdefault(path, {})
+        item.pop("parameters", None)  # flask-smorest's bare path parameters: described per operation below
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
-        operations = {}
         for method in methods:
             op_id = rule.endpoint.replace(".", "_") + (f"_{method.lower()}" if len(methods) > 1 else "")
             while op_id in used:
                 op_id += "_"
             used.add(op_id)
-            operations[method.lower()] = operation(app, rule.endpoint, method, params, op_id)
-        spec.path(path, operations=operations)
-    document = spec.to_dict()
+            declared = item.get(method.lower())
+            if declared is None:
+                declared = {**operation(app.view_functions[rule.endpoint], op()), "x-undocumented": True}
+            if not declared.get("description"):
+                declared.pop("description", None)
+            item[method.lower()] = {"operationId": op_id, "tags": [rule.endpoint.split(".", 1)[0]], **declared,
+                                    "parameters": params + declared.get("parameters", [])}
+    document["paths"] = dict(sorted(paths.items()))
+    document["components"]["schemas"].pop("PaginationMetadata", None)  # flask-smorest's; no hub route pages
     document["tags"] = tags(app)
     return document
 
 
 @bp.get("/openapi.json")
-def document():  # type: ignore[no-untyped-def]
+@declare(ok=(200, "This document.", t("object")), redis=False)
+def show_document():  # type: ignore[no-untyped-def]
     """This OpenAPI 3.0 document (no token: it describes the API, it holds no data)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if "openapi" not in app.extensions:

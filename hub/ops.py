@@ -9,11 +9,13 @@ import json
 from typing import Any, Callable
 
 import click
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
+from flask_smorest import Blueprint
 
 from . import failed, sync
 from .auth import require
 from .errors import APIError
+from .openapi import BAD_JSON, FILTERS, JOB_ID_422, NOT_ENABLED, STRINGS, arr, declare, obj, ref, t
 from .queue import get_queues
 
 bp = Blueprint("ops", __name__)
@@ -26,12 +28,13 @@ def body() -> dict[str, Any]:
     return data
 
 
-def guarded(call: Callable[[], Any]) -> Any:
-    """Failed-sync lookups answer 404 / 422 in the hub's one error shape."""
+def guarded(call: Callable[[], Any], missing: str = "unknown_failed_sync") -> Any:
+    """Failed-sync lookups answer 404 / 422 in the hub's one error shape: `missing` is the 404's
+    code, unknown_connector where only a connector filter can name something absent."""
     try:
         return call()
     except failed.NotFound as exc:
-        raise APIError(404, "not_found", str(exc)) from None
+        raise APIError(404, missing, str(exc)) from None
     except ValueError as exc:
         raise APIError(422, "invalid_filter", str(exc)) from None
 
@@ -50,34 +53,45 @@ def selection(data: dict[str, Any]) -> list[str]:
         if value is not None and not isinstance(value, str):
             raise APIError(422, "invalid_request", f"{name} must be a string",
                            [{"field": name, "message": "must be a string"}])
-    return guarded(lambda: failed.select(ids, bool(data.get("all")), **filters(data)))
+    # only a filter's connector can name something absent here; unknown ids are met by retry/discard
+    return guarded(lambda: failed.select(ids, bool(data.get("all")), **filters(data)), "unknown_connector")
 
 
 @bp.get("/v1/failed")
+@declare("Failed syncs, newest first", (200, "The failed syncs.", obj(
+    count=t("integer"), failed=arr(ref("FailedSync")))), params=FILTERS,
+    errors={404: "connector names no enabled connector.", 422: "A filter is invalid."})
 @require("ops")
 def list_failed():  # type: ignore[no-untyped-def]
-    items = guarded(lambda: failed.list_failed(**filters(request.args)))
+    items = guarded(lambda: failed.list_failed(**filters(request.args)), "unknown_connector")
     return jsonify({"count": len(items), "failed": items})
 
 
 @bp.get("/v1/failed/<job_id>")
+@declare("One failed sync", (200, "Everything about it.", ref("FailedSync")),
+    errors={404: "No such failed sync.", 422: JOB_ID_422})
 @require("ops")
 def show_failed(job_id: str):  # type: ignore[no-untyped-def]
     return jsonify(guarded(lambda: failed.show(job_id)))
 
 
 @bp.post("/v1/failed/<job_id>/retry")
+@declare("Retry one failed sync with the contacts' current state", (202, "Queued again.", obj(
+    retried=STRINGS)), errors={404: "No such failed sync.", 422: JOB_ID_422})
 @require("ops")
-def retry_one(job_id: str):  # type: ignore[no-untyped-def]
+def retry_failed(job_id: str):  # type: ignore[no-untyped-def]
     done = guarded(lambda: failed.retry([job_id]))
     if not done:
-        raise APIError(404, "not_found", f"no failed sync {job_id!r}")
+        raise APIError(404, "unknown_failed_sync", f"no failed sync {job_id!r}")
     return jsonify({"retried": done}), 202
 
 
 @bp.post("/v1/failed/retry")
+@declare("Retry failed syncs by ids, filter or all", (202, "Queued again.", obj(
+    retried=STRINGS, count=t("integer"))), ref("Selection"),
+    errors={400: BAD_JSON, 404: "No such failed sync.", 422: "A filter or a job id is invalid."})
 @require("ops")
-def retry_many():  # type: ignore[no-untyped-def]
+def retry_selected():  # type: ignore[no-untyped-def]
     """Retry failed syncs by ids, by a filter, or all.
 
     Body: {"ids": [...]}, a filter {"connector", "code", "since", "contact"}, or {"all": true}.
@@ -88,17 +102,22 @@ def retry_many():  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/v1/failed/<job_id>")
+@declare("Forget one failed sync", (200, "Discarded.", obj(discarded=STRINGS)),
+    errors={404: "No such failed sync.", 422: JOB_ID_422})
 @require("ops")
-def discard_one(job_id: str):  # type: ignore[no-untyped-def]
+def discard_failed(job_id: str):  # type: ignore[no-untyped-def]
     done = guarded(lambda: failed.discard([job_id]))
     if not done:
-        raise APIError(404, "not_found", f"no failed sync {job_id!r}")
+        raise APIError(404, "unknown_failed_sync", f"no failed sync {job_id!r}")
     return jsonify({"discarded": done})
 
 
 @bp.post("/v1/failed/discard")
+@declare("Forget failed syncs by ids, filter or all", (200, "Discarded.", obj(
+    discarded=STRINGS, count=t("integer"))), ref("Selection"),
+    errors={400: BAD_JSON, 404: "No such failed sync.", 422: "A filter or a job id is invalid."})
 @require("ops")
-def discard_many():  # type: ignore[no-untyped-def]
+def discard_selected():  # type: ignore[no-untyped-def]
     ids = selection(body())
     done = guarded(lambda: failed.discard(ids))
     return jsonify({"discarded": done, "count": len(done)})
@@ -106,28 +125,33 @@ def discard_many():  # type: ignore[no-untyped-def]
 
 def enabled(name: str) -> str:
     if name not in get_queues().connectors:
-        raise APIError(404, "not_found", f"no enabled connector named {name!r}")
+        raise APIError(404, "unknown_connector", f"no enabled connector named {name!r}")
     return name
 
 
 @bp.get("/v1/connectors/<name>/pause")
+@declare(ok=(200, "The status.", ref("ConnectorStatus")), errors={404: NOT_ENABLED})
 @require("ops")
-def pause_state(name: str):  # type: ignore[no-untyped-def]
+def show_pause(name: str):  # type: ignore[no-untyped-def]
     """Whether the connector is paused, by whom and why, with its backlog."""
     return jsonify(sync.status(enabled(name)))
 
 
 @bp.post("/v1/connectors/<name>/pause")
+@declare("Stop pushing to a connector until resumed", (200, "The status.", ref("ConnectorStatus")),
+    obj(reason=t("string", maxLength=300)), errors={400: BAD_JSON, 404: NOT_ENABLED}, body_required=False)
 @require("ops")
-def pause(name: str):  # type: ignore[no-untyped-def]
+def pause_connector(name: str):  # type: ignore[no-untyped-def]
     reason = str(body().get("reason") or "paused by ops")[:300]
     sync.pause(enabled(name), reason, by="ops")
     return jsonify(sync.status(name))
 
 
 @bp.post("/v1/connectors/<name>/resume")
+@declare("Resume a paused connector", (200, "The status.", ref("ConnectorStatus")),
+    errors={404: NOT_ENABLED})
 @require("ops")
-def resume(name: str):  # type: ignore[no-untyped-def]
+def resume_connector(name: str):  # type: ignore[no-untyped-def]
     sync.resume(enabled(name))
     return jsonify(sync.status(name))
 

@@ -1,15 +1,19 @@
-"""The canonical event, validated with marshmallow; every 422 names the index and field path."""
+"""The canonical event, declared once as msgspec structs: they validate it (every 422 names the index,
+the field path and the reason) and hub.openapi embeds the JSON Schema they emit."""
 from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+import msgspec
+from marshmallow import ValidationError, fields, validate
+from msgspec import Meta, Struct
 
-TYPES = ("referrer.enrolled", "referral.invited", "friend.registered", "friend.converted",
-         "reward.granted", "contact.updated", "contact.erased")
+EventType = Literal["referrer.enrolled", "referral.invited", "friend.registered", "friend.converted",
+                    "reward.granted", "contact.updated", "contact.erased"]
+TYPES: tuple[str, ...] = get_args(EventType)
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 # One amount (an order total, a reward value) is at most 10^11 major units: in the ledger's
 # ten-thousandths that is 10^15, below 2^53, so the Lua step reads it exactly, and about 92,000
@@ -66,120 +70,181 @@ def path_to(root: Any, target: Any) -> str:
     return "$"
 
 
-def utc_stamp(moment: datetime) -> str:
-    """The stored form YYYY-MM-DDTHH:MM:SS.ffffffZ; naive times are UTC; out of range refused."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    try:
-        moment = moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValidationError(RANGE) from None
-    if moment.year < EARLIEST_YEAR:
-        raise ValidationError(RANGE)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# -- the values with rules of their own (msgspec hands them to `check`) ---------------------------
+# marshmallow's Email and URL rules are used as plain functions (the mapping documents still
+# validate with marshmallow); the event body itself has one validator, msgspec.
+
+class Email(str):
+    """An email, trimmed and lower-cased: the hub's identity for a person."""
+
+
+class Url(str):
+    """An absolute http(s) URL (a share link); a host without a dot is allowed."""
+
+
+class Currency(str):
+    """An ISO 4217 code such as GBP."""
+
+
+class Timestamp(str):
+    """ISO 8601; naive times are UTC; stored as YYYY-MM-DDTHH:MM:SS.ffffffZ."""
+
+
+class OptIn(int):
+    """A consent flag: true or false (and the spellings marshmallow's Boolean has always taken)."""
+
+
+class Money(Decimal):
+    """A decimal amount as a string ("59.90"); numbers are accepted and read exactly."""
+
+
+_EMAIL = validate.Email()
+_URL = validate.URL(require_tld=False)
+NOT_TEXT = "Not a valid string."
 
 
 def dotted_domain(value: str) -> None:
     """A deliverable address has a domain with a dot: `name@localhost` is refused."""
     if "." not in value.rpartition("@")[2]:
-        try:
-            validate.Email()(value)
-        except ValidationError:
-            return  # already refused as not an address at all
-        raise ValidationError("the domain needs a dot, as in name@example.com")
+        raise ValueError("the domain needs a dot, as in name@example.com")
 
 
-class Email(fields.Email):
-    """An email, trimmed and lower-cased: the hub's identity for a person."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.validators += [validate.Length(max=MAX_EMAIL, error="at most {max} characters (RFC 5321)"),
-                            dotted_domain]
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, str):
-            value = value.strip().lower()
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class Money(fields.String):
-    """A decimal amount as a string ("59.90"); numbers are accepted and read exactly."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:  # type: ignore[override]
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValidationError("must be a decimal amount such as \"59.90\"")
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation as exc:
-            raise ValidationError("must be a decimal amount such as \"59.90\"") from exc
-        if not amount.is_finite() or amount < 0:
-            raise ValidationError("must be a non-negative amount")
-        if amount.as_tuple().exponent < -4:  # type: ignore[operator]
-            raise ValidationError("at most 4 decimal places")
-        if amount > MAX_AMOUNT:
-            raise ValidationError(f"at most {MAX_AMOUNT:,} (the hub's cap on one amount)")
-        return amount
+def check_email(value: Any) -> Email:
+    if type(value) is not str:
+        raise TypeError(NOT_TEXT)
+    value = value.strip().lower()
+    try:
+        _EMAIL(value)
+    except ValidationError:
+        raise ValueError("Not a valid email address.") from None
+    if len(value) > MAX_EMAIL:
+        raise ValueError(f"at most {MAX_EMAIL} characters (RFC 5321)")
+    dotted_domain(value)
+    return Email(value)
 
 
-class Timestamp(fields.DateTime):
-    """ISO 8601; naive times are taken as UTC; stored as YYYY-MM-DDTHH:MM:SS.ffffffZ."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:  # type: ignore[override]
-        if isinstance(value, str) and value.endswith("Z"):
-            value = value[:-1] + "+00:00"
-        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
-        return utc_stamp(moment)
-
-
-def text(max_len: int = 255, **kw: Any) -> fields.String:
-    return fields.String(validate=validate.Length(max=max_len), allow_none=True, **kw)
-
-
-class Party(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    email = Email(required=True)
-    first_name = text()
-    last_name = text()
-    customer_id = text()
-    locale = text(35)
+def check_money(value: Any) -> Money:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError("must be a decimal amount such as \"59.90\"")
+    try:
+        amount = Money(str(value).strip())
+    except InvalidOperation:
+        raise ValueError("must be a decimal amount such as \"59.90\"") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError("must be a non-negative amount")
+    if amount.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise ValueError("at most 4 decimal places")
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"at most {MAX_AMOUNT:,} (the hub's cap on one amount)")
+    return amount
 
 
-class Referrer(Party):
-    referrer_id = text()
-    share_url = fields.Url(allow_none=True, require_tld=False)
+def check_timestamp(value: Any) -> Timestamp:
+    if type(value) is not str:
+        raise TypeError("Not a valid datetime.")
+    try:
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        raise ValueError("Not a valid datetime.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(RANGE) from None
+    if moment.year < EARLIEST_YEAR:
+        raise ValueError(RANGE)
+    return Timestamp(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
-class Friend(Party):
-    marketing_opt_in = fields.Boolean(allow_none=True)
-    promo_code = text(128)
+def check_url(value: Any) -> Url:
+    if type(value) is not str:
+        raise TypeError(NOT_TEXT)
+    try:
+        _URL(value)
+    except ValidationError:
+        raise ValueError("Not a valid URL.") from None
+    return Url(value)
 
 
-class Contact(Party):
-    marketing_opt_in = fields.Boolean(allow_none=True)
+TRUE, FALSE = fields.Boolean.truthy, fields.Boolean.falsy
 
 
-class Order(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    id = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    total = Money(required=True)
-    currency = fields.String(required=True, validate=validate.Regexp(CURRENCY, error="must be an ISO 4217 code such as GBP"))
-    coupon_code = text(128)
+def check_opt_in(value: Any) -> OptIn:
+    if type(value) is bool:
+        return OptIn(value)
+    if type(value) in (str, int, float) and (value in TRUE or value in FALSE):
+        return OptIn(value in TRUE)
+    raise ValueError("Not a valid boolean.")
 
 
-class Reward(Schema):
-    class Meta:
-        unknown = EXCLUDE
+def check_currency(value: Any) -> Currency:
+    if type(value) is not str:
+        raise TypeError(NOT_TEXT)
+    if not CURRENCY.match(value):
+        raise ValueError("must be an ISO 4217 code such as GBP")
+    return Currency(value)
 
-    recipient = fields.String(required=True, validate=validate.OneOf(("referrer", "friend")))
-    kind = text(64)
-    value = Money(allow_none=True)
-    currency = fields.String(allow_none=True, validate=validate.Regexp(CURRENCY, error="must be an ISO 4217 code such as GBP"))
-    code = text(128)
+
+CHECKS: dict[type, Any] = {Email: check_email, Money: check_money, Timestamp: check_timestamp, Url: check_url,
+                           Currency: check_currency, OptIn: check_opt_in}
+
+
+def check(kind: type, value: Any) -> Any:
+    """msgspec's dec_hook: the values msgspec has no rule for."""
+    if kind in CHECKS:
+        if value is None:
+            raise TypeError("Field may not be null.")
+        return CHECKS[kind](value)
+    raise NotImplementedError(kind)
+
+
+# -- the event -------------------------------------------------------------------------------------
+
+Text = Annotated[str, Meta(max_length=255)]
+Text128 = Annotated[str, Meta(max_length=128)]
+Text64 = Annotated[str, Meta(max_length=64)]
+Text35 = Annotated[str, Meta(max_length=35)]
+
+
+Id = Annotated[str, Meta(min_length=1, max_length=128)]
+
+
+class Party(Struct, omit_defaults=True):
+    email: Email
+    first_name: Text | None = None
+    last_name: Text | None = None
+    customer_id: Text | None = None
+    locale: Text35 | None = None
+
+
+class Referrer(Party, omit_defaults=True):
+    referrer_id: Text | None = None
+    share_url: Url | None = None
+
+
+class Friend(Party, omit_defaults=True):
+    marketing_opt_in: OptIn | None = None
+    promo_code: Text128 | None = None
+
+
+class Contact(Party, omit_defaults=True):
+    marketing_opt_in: OptIn | None = None
+
+
+class Order(Struct, omit_defaults=True):
+    id: Id
+    total: Money
+    currency: Currency
+    coupon_code: Text128 | None = None
+
+
+class Reward(Struct, omit_defaults=True):
+    recipient: Literal["referrer", "friend"]
+    kind: Text64 | None = None
+    value: Money | None = None
+    currency: Currency | None = None
+    code: Text128 | None = None
 
 
 NEEDS = {
@@ -195,38 +260,137 @@ NEEDS = {
 }
 
 
-class Event(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class Event(Struct, omit_defaults=True):
+    """A canonical referral event; unknown keys are ignored."""
 
-    id = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    type = fields.String(required=True, validate=validate.OneOf(TYPES, error="must be one of: {choices}"))
-    occurred_at = Timestamp(required=True)
-    programme = text(128)
-    source = text(64)
-    referrer = fields.Nested(Referrer, allow_none=True)
-    friend = fields.Nested(Friend, allow_none=True)
-    order = fields.Nested(Order, allow_none=True)
-    reward = fields.Nested(Reward, allow_none=True)
-    contact = fields.Nested(Contact, allow_none=True)
+    id: Id
+    type: EventType
+    occurred_at: Timestamp
+    programme: Text128 | None = None
+    source: Text64 | None = None
+    referrer: Referrer | None = None
+    friend: Friend | None = None
+    order: Order | None = None
+    reward: Reward | None = None
+    contact: Contact | None = None
 
-    @validates_schema
-    def parts_for_type(self, data: dict[str, Any], **kwargs: Any) -> None:
-        for part in NEEDS.get(data.get("type", ""), ()):
-            if not data.get(part):
-                raise ValidationError(f"required for {data['type']} events", part)
-        reward = data.get("reward")
-        if data.get("type") == "reward.granted" and reward:
-            holder = reward["recipient"]
-            if not data.get(holder):
-                raise ValidationError(f"required when reward.recipient is {holder}", holder)
-        if reward and reward.get("value") is not None and not reward.get("currency"):
-            raise ValidationError("required when reward.value is given", "reward.currency")
 
-    @post_load
-    def strip_nones(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return {k: ({kk: vv for kk, vv in v.items() if vv is not None} if isinstance(v, dict) else v)
-                for k, v in data.items() if v is not None}
+
+def rules(event: Event) -> list[tuple[str, str]]:
+    """The checks across parts: which parts the type needs, and the reward's recipient."""
+    for part in NEEDS[event.type]:
+        if getattr(event, part) is None:
+            return [(part, f"required for {event.type} events")]
+    reward = event.reward
+    if event.type == "reward.granted" and reward and getattr(event, reward.recipient) is None:
+        return [(reward.recipient, f"required when reward.recipient is {reward.recipient}")]
+    if reward and reward.value is not None and reward.currency is None:
+        return [("reward.currency", "required when reward.value is given")]
+    return []
+
+
+PLAIN: dict[type, Any] = {Email: str.__str__, Url: str.__str__, Currency: str.__str__, Timestamp: str.__str__,
+                         Money: Decimal, OptIn: bool}
+
+
+def plain(value: Any) -> Any:
+    """msgspec's enc_hook: the checked values back as plain str, Decimal and bool."""
+    return PLAIN[type(value)](value)
+
+
+def as_dict(event: Event) -> dict[str, Any]:
+    """The event as the ledger takes it: plain str, Decimal and bool; absent and null parts left out."""
+    return msgspec.to_builtins(event, builtin_types=(Decimal,), enc_hook=plain)  # type: ignore[no-any-return]
+
+
+# -- the wording of a refusal ----------------------------------------------------------------------
+
+def struct_in(kind: Any) -> type[Struct] | None:
+    """The struct a field holds (Party in `Party | None`), or None."""
+    if isinstance(kind, type) and issubclass(kind, Struct):
+        return kind
+    if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
+        return next((k for k in get_args(kind) if isinstance(k, type) and issubclass(k, Struct)), None)
+    return None
+
+
+def choices(kind: Any) -> tuple[str, ...]:
+    for arg in (kind, *get_args(kind)):
+        if get_origin(arg) is Literal:
+            return get_args(arg)
+    return ()
+
+
+def wording(exc: msgspec.ValidationError, kind: Any, name: str) -> str:
+    """msgspec's message for one field, in the words the hub's 422s have always used."""
+    text = str(exc).split(" - at `", 1)[0]
+    if text.endswith("got `null`"):
+        return "Field may not be null."
+    if text.startswith("Invalid enum value"):
+        allowed = ", ".join(choices(kind))
+        return f"must be one of: {allowed}" if name == "type" else f"Must be one of: {allowed}."
+    if text.startswith("Expected `str` of length"):
+        meta = next((m for a in (kind, *get_args(kind)) for m in getattr(a, "__metadata__", ())), None)
+        low, high = getattr(meta, "min_length", None), getattr(meta, "max_length", None)
+        if low is not None and high is not None:
+            return f"Length must be between {low} and {high}."
+        return f"Longer than maximum length {high}."
+    if text.startswith("Expected `str"):
+        return NOT_TEXT
+    if text.startswith("Expected `bool"):
+        return "Not a valid boolean."
+    return text
+
+
+def problems(cls: type[Struct], data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Every (dotted path, reason) in `data` against `cls`, field by field (a refusal names them all)."""
+    if type(data) is not dict:
+        return [(prefix or "$", "Invalid input type.")]
+    out: list[tuple[str, str]] = []
+    for field in msgspec.structs.fields(cls):
+        path = f"{prefix}.{field.name}" if prefix else field.name
+        if field.name not in data:
+            if field.required:
+                out.append((path, "Missing data for required field."))
+            continue
+        value, nested = data[field.name], struct_in(field.type)
+        if nested is not None and value is not None:
+            out += problems(nested, value, path)
+            continue
+        try:
+            msgspec.convert(value, field.type, dec_hook=check)
+        except msgspec.ValidationError as exc:
+            out.append((path, wording(exc, field.type, field.name)))
+    return out
+
+
+def load_event(item: Any) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """(the event as the ledger takes it, []) or (None, every problem as (dotted path, reason))."""
+    if type(item) is not dict:
+        return None, [("$", "an event is a JSON object")]
+    try:
+        event = msgspec.convert(item, Event, dec_hook=check)
+    except msgspec.ValidationError:
+        return None, problems(Event, item) or [("$", "not a valid event")]
+    found = rules(event)
+    return (None, found) if found else (as_dict(event), [])
+
+
+def load_events(items: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(events, errors) where each error is {"index", "field", "message"}."""
+    events, errors = [], []
+    for index, item in enumerate(items):
+        loaded, found = load_event(item)
+        if loaded is None:
+            errors += [{"index": index, "field": path, "message": message} for path, message in found]
+            continue
+        # what reaches Redis and Lua is text: callers that parsed no JSON (feeds, the CLI) meet it here
+        problem = json_problem(loaded)
+        if problem:
+            errors.append({"index": index, "field": problem[0], "message": problem[1]})
+            continue
+        events.append(loaded)
+    return events, errors
 
 
 def flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -239,179 +403,3 @@ def flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(messages, list):
         return [pair for m in messages for pair in (flatten(m, prefix) if not isinstance(m, str) else [(prefix or "$", m)])]
     return [(prefix or "$", str(messages))]
-
-
-EVENT = Event()
-
-
-# -- the fast path -----------------------------------------------------------------------------
-# marshmallow costs ~190 us an event, most of the ingest budget. Well-formed events (plain JSON
-# types, nothing unusual) are checked here with the same rules and the same validators, giving
-# the same result; anything the fast path is unsure of goes to marshmallow, which then decides
-# and words the 422 exactly as before. tests/hub/test_schemas_fast_path.py holds them equal.
-
-
-class _Unsure(Exception):
-    """Not a plainly valid event: let marshmallow decide."""
-
-
-_EMAIL = validate.Email()
-_URL = validate.URL(require_tld=False)
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]\d{2}:\d{2})?$")
-_TEXT = {"first_name": 255, "last_name": 255, "customer_id": 255, "locale": 35, "referrer_id": 255,
-         "promo_code": 128, "coupon_code": 128, "kind": 64, "code": 128, "programme": 128, "source": 64}
-_PARTY = ("email", "first_name", "last_name", "customer_id", "locale")
-_PARTS = {"referrer": _PARTY + ("referrer_id", "share_url"),
-          "friend": _PARTY + ("marketing_opt_in", "promo_code"),
-          "contact": _PARTY + ("marketing_opt_in",)}
-
-
-def _text(value: Any, limit: int) -> Any:
-    if value is None or (type(value) is str and len(value) <= limit):
-        return value
-    raise _Unsure
-
-
-def _money(value: Any) -> Decimal:
-    if type(value) is not str:
-        raise _Unsure
-    try:
-        amount = Decimal(value.strip())
-    except InvalidOperation:
-        raise _Unsure from None
-    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4 or amount > MAX_AMOUNT:  # type: ignore[operator]
-        raise _Unsure
-    return amount
-
-
-def _currency(value: Any) -> str:
-    if type(value) is str and CURRENCY.match(value):
-        return value
-    raise _Unsure
-
-
-def _timestamp(value: Any) -> str:
-    if type(value) is not str or not _ISO.match(value):
-        raise _Unsure
-    try:  # 2026-02-30 matches the pattern but is no date: marshmallow words the refusal
-        return utc_stamp(datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value))
-    except (ValueError, ValidationError):
-        raise _Unsure from None
-
-
-def _party(kind: str, data: Any) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    if type(data) is not dict or type(data.get("email")) is not str:
-        raise _Unsure
-    out: dict[str, Any] = {}
-    for name in _PARTS[kind]:
-        if name not in data:
-            continue
-        value = data[name]
-        if name == "email":
-            value = value.strip().lower()
-            if len(value) > MAX_EMAIL or "." not in value.rpartition("@")[2]:
-                raise _Unsure
-            try:
-                _EMAIL(value)
-            except ValidationError:
-                raise _Unsure from None
-        elif name == "share_url":
-            if value is not None:
-                if type(value) is not str:
-                    raise _Unsure
-                try:
-                    _URL(value)
-                except ValidationError:
-                    raise _Unsure from None
-        elif name == "marketing_opt_in":
-            if value is not None and type(value) is not bool:
-                raise _Unsure
-        else:
-            value = _text(value, _TEXT[name])
-        if value is not None:
-            out[name] = value
-    return out
-
-
-def _order(data: Any) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    if type(data) is not dict or type(data.get("id")) is not str or not 1 <= len(data["id"]) <= 128:
-        raise _Unsure
-    out = {"id": data["id"], "total": _money(data.get("total")), "currency": _currency(data.get("currency"))}
-    if data.get("coupon_code") is not None:
-        out["coupon_code"] = _text(data["coupon_code"], 128)
-    return out
-
-
-def _reward(data: Any) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    if type(data) is not dict or data.get("recipient") not in ("referrer", "friend"):
-        raise _Unsure
-    out: dict[str, Any] = {"recipient": data["recipient"]}
-    for name in ("kind", "code"):
-        if data.get(name) is not None:
-            out[name] = _text(data[name], _TEXT[name])
-    if data.get("value") is not None:
-        out["value"] = _money(data["value"])
-    if data.get("currency") is not None:
-        out["currency"] = _currency(data["currency"])
-    if "value" in out and "currency" not in out:
-        raise _Unsure
-    return out
-
-
-def fast_load(item: dict[str, Any]) -> dict[str, Any] | None:
-    """The event as EVENT.load would return it, or None when marshmallow must decide."""
-    try:
-        event_id, kind = item.get("id"), item.get("type")
-        if type(event_id) is not str or not 1 <= len(event_id) <= 128 or kind not in NEEDS:
-            return None
-        out: dict[str, Any] = {"id": event_id, "type": kind, "occurred_at": _timestamp(item.get("occurred_at"))}
-        for name in ("programme", "source"):
-            if item.get(name) is not None:
-                out[name] = _text(item[name], _TEXT[name])
-        for name in ("referrer", "friend", "contact"):
-            if name in item:
-                part = _party(name, item[name])
-                if part is not None:
-                    out[name] = part
-        for name, loader in (("order", _order), ("reward", _reward)):
-            if name in item:
-                part = loader(item[name])
-                if part is not None:
-                    out[name] = part
-    except _Unsure:
-        return None
-    for needed in NEEDS[kind]:
-        if not out.get(needed):
-            return None
-    if kind == "reward.granted" and not out.get(out["reward"]["recipient"]):
-        return None
-    return out
-
-
-def load_events(items: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(events, errors) where each error is {"index", "field", "message"}."""
-    events, errors = [], []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors.append({"index": index, "field": "$", "message": "an event is a JSON object"})
-            continue
-        loaded = fast_load(item)
-        if loaded is None:
-            try:
-                loaded = EVENT.load(item)
-            except ValidationError as exc:
-                errors += [{"index": index, "field": path, "message": msg} for path, msg in flatten(exc.messages)]
-                continue
-        # what reaches Redis and Lua is text: callers that parsed no JSON (feeds, the CLI) meet it here
-        problem = json_problem(loaded)
-        if problem:
-            errors.append({"index": index, "field": problem[0], "message": problem[1]})
-            continue
-        events.append(loaded)
-    return events, errors

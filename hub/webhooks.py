@@ -16,13 +16,15 @@ import json
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
 
 from .auth import require
 from .erasure import mentions
 from .errors import APIError, int_arg
 from .ingest import parse_body
 from .ledger import LedgerRefused, get_ledger
+from .openapi import LIMIT_422, LISTING, arr, declare, obj, ref, t
 from .queue import get_queues
 from .schemas import json_problem, load_events
 from .sources import SOURCES, PayloadError, SettingsError, SignatureError
@@ -341,7 +343,18 @@ def unreadable(source: str, body: bytes, reason: str, refuse: bool = True) -> An
 
 
 @bp.post("/v1/webhooks/<source>")
-def receive(source: str):  # type: ignore[no-untyped-def]
+@declare(
+    "Receive a referral platform's own webhook",
+    [(202, "Acknowledged: accepted, parked, rejected or ignored, as counted.", ref("WebhookOutcome")),
+     (200, "Friendbuy reward-validation callbacks (200 approves the reward).", ref("WebhookOutcome"))],
+    {"type": "object", "description": "The platform's own payload."}, (),
+    {400: "The body is not the platform's shape (never sent to Friendbuy).",
+     404: "Unknown source, or the source is not configured.", 413: "The body is over 1 MiB.",
+     503: "The source's settings are unusable, or Redis cannot be reached (Retry-After)."},
+    description="Unknown event types and events the hub cannot use (invalid dates, amounts over the cap, "
+                "bodies nested deeper than 32 levels or holding a lone surrogate) are acknowledged (2xx), "
+                "counted and kept at GET /v1/webhooks/rejected, so the platform never retries them forever.", auth="webhook")
+def receive_webhook(source: str):  # type: ignore[no-untyped-def]
     adapter = SOURCES.get(source)
     if adapter is None:
         raise APIError(404, "unknown_source", f"no webhook source called {source}; one of: {', '.join(SOURCES)}")
@@ -395,6 +408,8 @@ def why(handle: str) -> str:
 
 
 @bp.get("/v1/webhooks/parked")
+@declare(ok=(200, "Parked events by handle.", obj(total=t("integer"), parked=arr(t("object")))),
+    params=LISTING, errors={422: LIMIT_422})
 @require("ops")
 def list_parked():  # type: ignore[no-untyped-def]
     """What is waiting for an identity, oldest first, and why."""
@@ -418,6 +433,8 @@ def list_parked():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/v1/webhooks/rejected")
+@declare(ok=(200, "Newest first.", obj(total=t("integer"), rejected=arr(t("object")))),
+    params=LISTING, errors={422: LIMIT_422})
 @require("ops")
 def list_rejected():  # type: ignore[no-untyped-def]
     """What the hub acknowledged but could not use, newest first, with the reasons."""
@@ -441,8 +458,9 @@ def list_rejected():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/v1/webhooks/stats")
+@declare(ok=(200, "source -> outcome -> type -> count.", t("object")))
 @require("ops")
-def stats():  # type: ignore[no-untyped-def]
+def show_stats():  # type: ignore[no-untyped-def]
     """Counts per source and outcome (accepted, parked, rejected, ignored, unauthorized) and type."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for field, value in redis().hgetall(STATS).items():

@@ -64,9 +64,9 @@ def test_every_registered_route_and_method_is_in_the_document(app, doc) -> None:
 
 
 def test_every_route_has_its_own_entry(doc) -> None:  # type: ignore[no-untyped-def]
-    """A route added without an entry in hub.openapi.ROUTES is still listed, but named here."""
+    """A route added without a @declare(...) is still listed, but named here."""
     bare = [f"{method.upper()} {path}" for path, method, op in operations(doc) if op.get("x-undocumented")]
-    assert bare == [], "add these to hub.openapi.ROUTES (answers, body, parameters)"
+    assert bare == [], "declare these views with hub.openapi.declare (answers, body, parameters)"
 
 
 def test_a_new_route_is_picked_up_from_the_url_map(make_app) -> None:  # type: ignore[no-untyped-def]
