@@ -187,6 +187,7 @@ class RedisSet:
         self.binary, self.folder = server_binary(), folder
         self.procs: dict[str, subprocess.Popen[Any]] = {}
         self.ports: dict[str, int] = {}
+        self.argv: dict[str, list[str]] = {}
         try:
             self.server("primary")
             self.server("replica", "--replicaof", "127.0.0.1", str(self.ports["primary"]))
@@ -207,9 +208,10 @@ class RedisSet:
         folder = self.folder / name
         folder.mkdir(parents=True, exist_ok=True)
         self.ports[name] = free_port()
-        self.spawn(name, [self.binary, "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir", str(folder),
+        self.argv[name] = [self.binary, "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir", str(folder),
                           "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy",
-                          "noeviction", *args])
+                          "noeviction", *args]
+        self.spawn(name, self.argv[name])
 
     def sentinel(self, name: str, down_after_ms: int) -> None:
         folder = self.folder / name
@@ -275,6 +277,19 @@ class RedisSet:
 
         self.wait_for(promoted, "Sentinel to promote the replica", timeout)
         return time.monotonic() - started
+
+    def restart_old_primary(self, timeout: float = 30) -> None:
+        """Bring the killed primary back, as ops would; Sentinel turns it into the new primary's
+        replica. Returns once it is in sync (until then a WAIT for one replica cannot succeed)."""
+        self.spawn("primary", self.argv["primary"])
+
+        def in_sync() -> bool:
+            if not self.answers("primary"):
+                return False
+            info = self.client("primary").info("replication")
+            return info.get("role") == "slave" and info.get("master_link_status") == "up"
+
+        self.wait_for(in_sync, "the old primary to rejoin as a replica", timeout)
 
     def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
