@@ -23,6 +23,7 @@ import requests
 
 from benchmarks.expected import compare, expected_for
 from benchmarks.workload import build
+from hub.store import connect
 from sandbox import DEMO_SETTINGS
 from tests.conftest import signed_headers
 from tests.e2e.stack import RedisSet, Stack
@@ -131,7 +132,7 @@ def test_failover_and_a_pool_killed_mid_flush(tmp_path: Path, durable: str) -> N
         acked = [i for s in senders for i in s.acked]
         assert len(acked) == len(stream)       # every batch got its 202 in the end
 
-        client = redis_set.client("replica")   # the primary now
+        client = connect(redis_set.url)        # follows the primary, as every hub process does
         stack.wait_for(lambda: drained(stack, client), timeout=150, what="every connector to drain")
         # Lost: events answered 202 that the final state does not have. Sent again now, such an
         # event is applied afresh ("accepted") instead of being a duplicate.
@@ -173,7 +174,7 @@ def test_four_pools_on_one_connector_never_leave_a_stale_write(tmp_path: Path) -
         hubs = [stack.hub, stack.start_hub("hub-b")]
         for name in ("b", "c", "d"):
             stack.start_worker(f"worker-{name}", folder=tmp_path / f"host-{name}")
-        primary = redis_set.client("primary")
+        primary = connect(redis_set.url)
         stack.wait_for(lambda: workers_on(primary, "sync-klaviyo") >= 4, timeout=90, what="four klaviyo workers")
         started = time.monotonic()
         for n in range(ROUNDS):     # each round: one more invite for everyone, half via each server
