@@ -67,6 +67,10 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
         except (TypeError, ValueError):
             kind = "a whole number" if key in INTEGERS else "a number"
             raise ValueError(f"HUB_{key} must be {kind}, not {config[key]!r}") from None
+    if str(config["REDIS_URL"]).startswith("redis+sentinel:"):
+        from .store import SentinelURL
+
+        SentinelURL.parse(str(config["REDIS_URL"]))     # a ValueError naming HUB_REDIS_URL and the problem
     replicas = str(config["INGEST_MIN_REPLICAS"]).strip()
     if replicas and not replicas.isdigit():
         raise ValueError(f"HUB_INGEST_MIN_REPLICAS must be a whole number (or empty), not {replicas!r}")

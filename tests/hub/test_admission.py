@@ -133,3 +133,15 @@ def test_a_sentinel_url_parses() -> None:
     parsed = SentinelURL.parse("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2/hub/3?sentinel_password=s")
     assert parsed == SentinelURL(sentinels=(("10.0.0.1", 26379), ("10.0.0.2", 26379)), service="hub", db=3,
                                  password="pw", sentinel_password="s")
+
+
+def test_the_cli_names_a_bad_sentinel_url_in_one_line(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    env = {**os.environ, "HUB_ENV_FILE": "none", "HUB_REDIS_URL": "redis+sentinel://127.0.0.1:26379/"}
+    done = subprocess.run([sys.executable, "-m", "hub", "failed", "list"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "Error: HUB_REDIS_URL: a Sentinel URL ends in /<service name> or /<service name>/<db number>"]
