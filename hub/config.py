@@ -32,6 +32,12 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_GRACE": 30.0,             # seconds past due before the sweep calls a contact stranded
     "SCHEDULER_LEASE": 30.0,         # seconds before a standby scheduler takes over from a silent one
     "POOL_STOP_TIMEOUT": 30.0,       # seconds `hub worker` lets jobs finish on TERM before killing them
+    # Ingest admission (hub.admission, docs/deployment.md)
+    "INGEST_MIN_REPLICAS": "",       # replicas each 202 waits for (Redis WAIT); empty: 1 with Sentinel, else 0
+    "INGEST_REPLICA_TIMEOUT_MS": 1000,  # how long a 202 waits for them before it becomes a 503
+    "INGEST_RETRY_AFTER": 2,         # Retry-After (seconds) of the hub's own 503s on ingest
+    "MEMORY_HIGH_WATER": 0.9,        # ingest answers 503 past this share of Redis maxmemory (> 1: bytes; 0: off)
+    "MEMORY_CHECK_INTERVAL": 1.0,    # seconds a reading of Redis's INFO memory is reused
     # Anti-entropy audit (hub.audit, docs/reliability.md); AUDIT_SAMPLE_<CONNECTOR> and
     # AUDIT_INTERVAL_<CONNECTOR> override the first two for one connector.
     "AUDIT_INTERVAL": 3600,          # seconds between audits of a connector; 0 turns it off
@@ -44,9 +50,11 @@ DEFAULTS: dict[str, Any] = {
 }
 INTEGERS = {"SIGNATURE_TOLERANCE", "MAX_EVENTS", "MAX_BODY", "DEDUPE_DAYS", "EVENT_LOG_MAXLEN",
             "FAILURE_TTL", "WORKER_TTL", "MAINTENANCE_INTERVAL", "WORKER_NICE", "SWEEP_INTERVAL",
-            "AUDIT_INTERVAL", "AUDIT_SAMPLE", "AUDIT_HISTORY", "JOB_TTL"}
+            "AUDIT_INTERVAL", "AUDIT_SAMPLE", "AUDIT_HISTORY", "JOB_TTL", "INGEST_REPLICA_TIMEOUT_MS",
+            "INGEST_RETRY_AFTER"}
 FLOATS = {"FLUSH_WINDOW", "FLUSH_BUDGET", "RETRY_JITTER", "FLUSH_LEASE", "SWEEP_GRACE", "SCHEDULER_LEASE",
-          "POOL_STOP_TIMEOUT", "AUDIT_SHARE", "AUDIT_BUDGET", "FEEDS_POLL_INTERVAL"}
+          "POOL_STOP_TIMEOUT", "AUDIT_SHARE", "AUDIT_BUDGET", "FEEDS_POLL_INTERVAL", "MEMORY_HIGH_WATER",
+          "MEMORY_CHECK_INTERVAL"}
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -63,6 +71,13 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
         except (TypeError, ValueError):
             kind = "a whole number" if key in INTEGERS else "a number"
             raise ValueError(f"HUB_{key} must be {kind}, not {config[key]!r}") from None
+    if str(config["REDIS_URL"]).startswith("redis+sentinel:"):
+        from .store import SentinelURL
+
+        SentinelURL.parse(str(config["REDIS_URL"]))     # a ValueError naming HUB_REDIS_URL and the problem
+    replicas = str(config["INGEST_MIN_REPLICAS"]).strip()
+    if replicas and not replicas.isdigit():
+        raise ValueError(f"HUB_INGEST_MIN_REPLICAS must be a whole number (or empty), not {replicas!r}")
     return config
 
 

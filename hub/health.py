@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app, jsonify
 from flask_smorest import Blueprint
 
+from .admission import over_high_water
 from .errors import error_response
 from .openapi import STRINGS, declare, obj, t
 
@@ -22,6 +23,10 @@ def check_liveness():  # type: ignore[no-untyped-def]
 def check_readiness():  # type: ignore[no-untyped-def]
     try:
         current_app.extensions["redis"].ping()
+        over = over_high_water(current_app.extensions["redis"], current_app.config["HUB"])
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return error_response(503, "not_ready", f"redis unreachable: {type(exc).__name__}")
+    if over:
+        return error_response(503, "store_full", f"redis memory above the high-water mark ({over[0]} of "
+                              f"{over[1]} bytes): ingest answers 503 until it drains")
     return jsonify({"status": "ready", "connectors": current_app.extensions["queues"].connectors})

@@ -6,7 +6,7 @@ from typing import Any
 from flask import current_app, jsonify, request
 from flask_smorest import Blueprint
 
-from . import logs, metrics
+from . import admission, logs, metrics
 from .auth import authenticate_ingest
 from .errors import APIError, checked_json
 from .ledger import LedgerRefused, get_ledger
@@ -56,6 +56,7 @@ def accept(items: list[Any]) -> tuple[int, int]:
     if errors:
         metrics.count_rejected(current_app.extensions["redis"], "api", len(items))
         raise APIError(422, "invalid_events", f"{len({e['index'] for e in errors})} of {len(items)} events are invalid; nothing was accepted", errors)
+    admission.admit()      # 503 before anything is written when Redis is nearly full
     queues = get_queues()
     # One round trip: the ledger step also counts the events and sets the flush flags.
     try:
@@ -65,6 +66,7 @@ def accept(items: list[Any]) -> tuple[int, int]:
         raise refused(exc) from None
     queues.enqueue_flushes([queues.connectors[i] for i in fresh])
     logs.note(event_ids=[e["id"] for e in events])
+    admission.settle()     # duplicates too: a 202 means the replicas have it
     accepted = sum(outcomes)
     return accepted, len(outcomes) - accepted
 

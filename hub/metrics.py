@@ -128,9 +128,11 @@ class HubCollector:
         yield from self.counters()
         yield self.latency()
         yield from self.gauges()
+        from . import admission
         from .feed import metric_families
 
         yield from metric_families(self.redis)
+        yield from admission.metric_families(self.redis, current_app.config["HUB"])
 
     def counters(self) -> Iterator[Any]:
         specs = ((EVENTS, "hub_events", "Referral events received, by type, source and outcome.",

@@ -26,10 +26,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 SERVER_CONFIG = {
     "appendonly": "yes",
@@ -49,7 +51,65 @@ class RedisUnavailable(RuntimeError):
     """The embedded server cannot be started (no binary, or it refused to start)."""
 
 
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+@dataclass(frozen=True)
+class SentinelURL:
+    """`redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db][?sentinel_password=...]`
+
+    The password (and user) are the primary's; the Sentinels' own password, if they have one, is
+    the `sentinel_password` query parameter. A host without a port means Sentinel's 26379.
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> "SentinelURL":
+        parts = urlsplit(url)
+        if parts.scheme != SENTINEL_SCHEME:
+            raise ValueError(f"HUB_REDIS_URL: a Sentinel URL starts with {SENTINEL_SCHEME}://")
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        username, _, password = userinfo.partition(":")
+        sentinels = []
+        for entry in filter(None, hosts.split(",")):
+            host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "26379")
+            if not host or not port.isdigit():
+                raise ValueError(f"HUB_REDIS_URL: {entry!r} is not host:port")
+            sentinels.append((host.strip("[]"), int(port)))
+        path = [unquote(p) for p in parts.path.split("/") if p]
+        if not sentinels:
+            raise ValueError("HUB_REDIS_URL: name at least one Sentinel (host:port) after redis+sentinel://")
+        if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+            raise ValueError("HUB_REDIS_URL: a Sentinel URL ends in /<service name> or /<service name>/<db number>")
+        query = parse_qs(parts.query)
+        return cls(sentinels=tuple(sentinels), service=path[0], db=int(path[1]) if len(path) == 2 else 0,
+                   username=unquote(username) or None, password=unquote(password) or None,
+                   sentinel_password=query["sentinel_password"][0] if query.get("sentinel_password") else None)
+
+
 def connect(url: str) -> redis.Redis:
+    """The one place a hub process (HTTP, workers, scheduler, event feed) makes its Redis client.
+
+    A `redis+sentinel://` URL gives a client whose connections ask the Sentinels for the current
+    primary each time they (re)connect (redis-py's SentinelConnectionPool): after a failover the
+    next command on a broken or demoted connection fails once, and the one after it reaches the
+    new primary.
+    """
+    if url.startswith(SENTINEL_SCHEME + "://"):
+        target = SentinelURL.parse(url)
+        sentinel_kwargs: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+        if target.sentinel_password:
+            sentinel_kwargs["password"] = target.sentinel_password
+        sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+        return sentinel.master_for(target.service, db=target.db, username=target.username,
+                                   password=target.password, health_check_interval=30,
+                                   socket_connect_timeout=2)
     return redis.Redis.from_url(url, health_check_interval=30, socket_connect_timeout=2)
 
 

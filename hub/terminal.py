@@ -25,8 +25,8 @@ def safe_url(url: str) -> str:
     """The URL without its password, fit to print."""
     parts = urlsplit(url)
     if parts.password:
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        hosts = parts.netloc.rpartition("@")[2]     # as written: a Sentinel URL lists several
+        netloc = f"{parts.username or ''}:***@{hosts}"
         return urlunsplit(parts._replace(netloc=netloc))
     return url
 

@@ -19,6 +19,7 @@ from typing import Any
 from flask import current_app, jsonify, request
 from flask_smorest import Blueprint
 
+from . import admission
 from .auth import require
 from .erasure import mentions
 from .errors import APIError, int_arg
@@ -385,11 +386,13 @@ def receive_webhook(source: str):  # type: ignore[no-untyped-def]
     except Exception:  # an adapter bug must not make the platform retry (and disable us): keep the body
         current_app.logger.exception("webhook adapter failed", extra={"source": source})
         return unreadable(source, body, "the adapter could not read this body (see the hub log)", refuse=False)
+    admission.admit()
     unlocked = learn(source, result.identities, result.events)
     items = result.events + unpark(unlocked)
     outcome = take(source, items) if items else {"accepted": 0, "duplicates": 0, "parked": 0, "rejected": 0}
     count(source, "ignored", result.ignored)
     callback = source == FRIENDBUY_NEVER_400 and isinstance(payload, dict) and "eventType" in payload
+    admission.settle()
     return jsonify({**outcome, "ignored": len(result.ignored)}), 200 if callback else 202
 
 

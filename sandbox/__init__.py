@@ -97,7 +97,7 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
     @app.get("/_sandbox/<vendor>/writes")
     def all_writes(vendor: str) -> Any:
         with sandbox().lock:
-            return jsonify({e: {"count": log["count"], "writes": list(log["writes"])}
+            return jsonify({e: {"count": log["count"], "unchanged": log.get("unchanged", 0), "writes": list(log["writes"])}
                             for e, log in sandbox().writes[vendor].items()})
 
     @app.get("/_sandbox/requests")

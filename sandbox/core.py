@@ -60,7 +60,7 @@ class Store:
         self.modes: dict[str, str] = {}
         self.vendor_state: dict[str, Any] = {}    # what one vendor models beyond people (keys, settings)
         self.seq = 0
-        # vendor -> email -> {"count", "writes": [{"seq", "at", "state"}]}: each change a request
+        # vendor -> email -> {"count", "unchanged", "writes": [{"seq", "at", "state"}]}: each change a request
         # made to a contact, in the order the sandbox applied them (the fault tests read it).
         self.writes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.write_seq = 0
@@ -80,6 +80,7 @@ class Store:
                 state = person.view(email)
                 log = self.writes[vendor].setdefault(email, {"count": 0, "writes": []})
                 if log["writes"] and log["writes"][-1]["state"] == state:
+                    log["unchanged"] = log.get("unchanged", 0) + 1    # the same state written again
                     continue
                 self.write_seq += 1
                 log["count"] += 1
