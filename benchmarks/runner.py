@@ -276,10 +276,7 @@ def wait_drained(stack: Stack, started: float, timeout: float) -> tuple[float | 
 
 # -- freshness ----------------------------------------------------------------------------------
 def targets_for(vendor: str) -> dict[str, str]:
-    from mappings import default_mapping
-
-    return {rule["source"]: rule["target"] for rule in default_mapping(vendor)["fields"]
-            if rule["source"] in COUNTERS}
+    return {source: target for target, source, _ in expected_mod.DEFAULTS[vendor]["fields"] if source in COUNTERS}
 
 
 def freshness(stack: Stack, sender: Sender, workload: Workload) -> dict[str, Any]:
@@ -359,9 +356,7 @@ def freshness(stack: Stack, sender: Sender, workload: Workload) -> dict[str, Any
 
 # -- the run ------------------------------------------------------------------------------------
 def list_kinds() -> dict[str, dict[str, str]]:
-    from mappings import default_mapping
-
-    return {v: {rule["id"]: rule["kind"] for rule in default_mapping(v).get("lists", [])} for v in VENDORS}
+    return {v: expected_mod.list_kinds(v) for v in VENDORS}
 
 
 def calls_by_vendor(before: dict[str, int], after: dict[str, int]) -> dict[str, dict[str, int]]:
