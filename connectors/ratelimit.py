@@ -7,7 +7,8 @@ no fixed window a vendor may count in can ever see more than `count` requests.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 _ACQUIRE = """
 local now = redis.call('TIME')
@@ -33,6 +34,34 @@ return '0'
 """
 
 Limit = tuple[int, float]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One rate-limit bucket, declared once per connector: the limits the vendor publishes, and
+    the limits the connector obeys when it keeps a margin below them (with the reason). The
+    connector's limiter and the benchmark's floor both read `obeyed`; the sandbox keeps its own
+    copy of the published figures and a test checks the two agree."""
+
+    published: tuple[Limit, ...]
+    source: str
+    margin: tuple[Limit, ...] | None = None      # None: the published figures are obeyed as they are
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.margin is not None:
+            if not self.reason:
+                raise ValueError("a margin below the published limits needs its reason")
+            if len(self.margin) != len(self.published) or any(
+                    own[1] != pub[1] or own[0] > pub[0] for own, pub in zip(self.margin, self.published)):
+                raise ValueError(f"margin {self.margin} is not at or below the published {self.published}")
+
+    @property
+    def obeyed(self) -> tuple[Limit, ...]:
+        return self.margin if self.margin is not None else self.published
+
+
+RateLimits = Mapping[str, Budget]
 
 
 class RateLimiter:
