@@ -2,7 +2,8 @@
 
 A connector turns rendered contacts (`ContactUpdate`) into its vendor's real API calls. It knows
 nothing of Flask, Redis keys or the hub: the hub hands it settings, an optional shared
-`RateLimiter`, and batches no larger than `max_batch`.
+`RateLimiter`, and batches no larger than `flush_batch` (`max_batch` unless the connector splits
+a flush's contacts into calls of `max_batch` itself).
 """
 from __future__ import annotations
 
@@ -147,6 +148,10 @@ class Connector:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     max_batch: ClassVar[int] = 100
+    # Contacts one flush hands to `push` (0: max_batch). Larger where `push` splits them into
+    # calls of max_batch records itself and the list or membership calls that follow then fill
+    # across those calls (fewer, fuller calls for a burst).
+    flush_batch: ClassVar[int] = 0
     secret_settings: ClassVar[tuple[str, ...]] = ()
     required_settings: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str] = ""

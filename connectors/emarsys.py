@@ -82,6 +82,8 @@ class EmarsysConnector(Connector):
     name = "emarsys"
     label = "SAP Emarsys"
     max_batch = CONTACTS_MAX
+    # Five upserts' worth a flush, so list adds (1,000 ids a call) fill across them.
+    flush_batch = 5 * CONTACTS_MAX
     # A flush costs 1 upsert + 1 call per list touched against ~190 calls/min: pace partial batches.
     coalesce_seconds = 1.0
     flush_interval = 1.5

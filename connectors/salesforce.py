@@ -60,6 +60,8 @@ class SalesforceConnector(Connector):
     name = "salesforce"
     label = "Salesforce"
     max_batch = COLLECTION_MAX
+    # Five collections' worth a flush, so CampaignMember inserts (200 a call) fill across them.
+    flush_batch = 5 * COLLECTION_MAX
     # No per-second limit, but every call counts against the 24 h allocation: fill collections.
     coalesce_seconds = 1.0
     flush_interval = 1.0
