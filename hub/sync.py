@@ -488,9 +488,11 @@ def push_batch(connector: str, client: Connector, batch: list[str],
     record_failures(connector, fatal)
     if fatal:
         r.zrem(dirty_key(connector), *fatal)
-    if len(batch) < coalesce.batch_size(client) and config["FLUSH_WINDOW"]:
+    if len(batch) < coalesce.batch_size(client) and config["FLUSH_WINDOW"] \
+            and not coalesce.deadline_for(config, connector, client):
         # A partial batch: let more contacts come due so the next call carries more
-        # (vendors whose calls are scarce set `flush_interval`).
+        # (vendors whose calls are scarce set `flush_interval`). With a freshness deadline the
+        # coalescing step (hub/coalesce.py) does this waiting itself.
         time.sleep(getattr(client, "flush_interval", 0.0))
     return len(batch) - len(failures), len(fatal), retriable
 
