@@ -2,25 +2,115 @@
 
 A plain-Python model of the counting rules, independent of the hub's ledger: an event id counts
 once, an order id counts once, friends are counted once each, turnover is summed per currency,
-and last-writer-wins fields go by occurred_at whatever the arrival order. The state is rendered
-through each connector's default mapping and compared with what the sandbox holds, each vendor's
-storage quirks (Emarsys field ids and strings, Ometria properties, Splio casts) normalised in
-`normalise`.
+and last-writer-wins fields go by occurred_at whatever the arrival order. The state is turned
+into each vendor's fields, lists and consent by `DEFAULTS`, this module's own copy of the shipped
+default mappings written out by hand, with its own value conversions (`convert`): nothing here
+imports the hub, its mappings or its connectors, so a bug in a transform, a list condition or
+consent handling shows up as mismatches. A test checks `DEFAULTS` against mappings/defaults/ so
+the two cannot drift apart silently. The result is compared with what the sandbox holds, each
+vendor's storage quirks (Emarsys field ids and strings, Ometria properties, Splio casts)
+normalised in `normalise`.
 """
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable
 
-from connectors.salesforce import PLACEHOLDER_LAST_NAME
-from mappings import default_mapping, render
-
 # Values a vendor requires that the connector fills in where the hub knows nothing (Salesforce
-# creates no Contact without a LastName).
-VENDOR_FILLERS = {("salesforce", "LastName"): (PLACEHOLDER_LAST_NAME,)}
+# creates no Contact without a LastName; docs/connectors say what it writes).
+VENDOR_FILLERS = {("salesforce", "LastName"): ("[not provided]",)}
 CURRENCY = "GBP"      # the programme currency preferred for the turnover fields (HUB_CURRENCY)
+
+# The shipped default mappings, written out: per vendor the identity (field, source), each field
+# as (target, source, conversion), each list as id -> (kind, condition), and whether consent
+# follows the person's marketing opt-in. Conversions: "" as is, "string", "integer", "upper",
+# "decimal:2" (rounded half up to 2 places), "date:<format>" (see `convert`).
+# Conditions: "marketing_opt_in" (opted in), "converted" (bought).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "klaviyo": {
+        "identity": ("email", "email"),
+        "fields": [
+            ("first_name", "first_name", ""), ("last_name", "last_name", ""),
+            ("referral_referrer_id", "referrer_id", ""), ("referral_share_url", "share_url", ""),
+            ("referral_friends_invited", "invites_sent", "integer"),
+            ("referral_friends_signed_up", "friends_registered", "integer"),
+            ("referral_friends_converted", "friends_converted", "integer"),
+            ("referral_turnover", "turnover_amount", "decimal:2"),
+            ("referral_turnover_currency", "turnover_currency", ""),
+            ("referral_rewards_earned", "rewards_earned", "integer"),
+            ("referral_referred_by", "referred_by", ""), ("referral_promo_code", "promo_code", ""),
+            ("referral_registered_at", "registered_at", "date:iso"),
+            ("referral_converted_at", "converted_at", "date:iso"),
+        ],
+        "lists": {"RfMkt1": ("marketing", "marketing_opt_in"), "RfTxn1": ("transactional", "converted")},
+        "consent": True,
+    },
+    "emarsys": {
+        "identity": ("3", "email"),
+        "fields": [
+            ("1", "first_name", ""), ("2", "last_name", ""),
+            ("12001", "invites_sent", "integer"), ("12002", "friends_registered", "integer"),
+            ("12003", "friends_converted", "integer"), ("12004", "referrer_id", ""),
+            ("12005", "turnover_amount", "decimal:2"), ("12006", "share_url", ""),
+            ("12007", "referred_by", ""), ("12008", "promo_code", ""),
+            ("12009", "turnover_currency", "upper"), ("12010", "last_activity_at", "date:emarsys"),
+        ],
+        "lists": {"740001": ("marketing", "marketing_opt_in"), "740002": ("transactional", "converted")},
+        "consent": True,
+    },
+    "salesforce": {
+        "identity": ("Referral_Hub_Email__c", "email"),
+        "fields": [
+            ("Email", "email", ""), ("FirstName", "first_name", ""), ("LastName", "last_name", ""),
+            ("Referral_Referrer_Id__c", "referrer_id", ""), ("Referral_Share_URL__c", "share_url", ""),
+            ("Referral_Friends_Invited__c", "invites_sent", "integer"),
+            ("Referral_Friends_Registered__c", "friends_registered", "integer"),
+            ("Referral_Friends_Converted__c", "friends_converted", "integer"),
+            ("Referral_Turnover__c", "turnover_amount", "decimal:2"),
+            ("Referral_Turnover_Currency__c", "turnover_currency", "upper"),
+            ("Referral_Referred_By__c", "referred_by", ""), ("Referral_Promo_Code__c", "promo_code", ""),
+            ("Referral_Last_Activity__c", "last_activity_at", "date:iso"),
+        ],
+        "lists": {"701Rf000000Mkt1AAA": ("marketing", "marketing_opt_in"),
+                  "701Rf000000Txn1AAA": ("transactional", "converted")},
+        "consent": True,
+    },
+    "ometria": {
+        "identity": ("id", "contact_id"),
+        "fields": [
+            ("firstname", "first_name", ""), ("lastname", "last_name", ""), ("customer_id", "customer_id", ""),
+            ("referrer_id", "referrer_id", "string"), ("share_url", "share_url", "string"),
+            ("friends_invited", "invites_sent", "integer"), ("friends_registered", "friends_registered", "integer"),
+            ("friends_converted", "friends_converted", "integer"),
+            ("referral_turnover", "turnover_amount", "decimal:2"),
+            ("referral_currency", "turnover_currency", "upper"), ("rewards_earned", "rewards_earned", "integer"),
+            ("referred_by", "referred_by", "string"), ("promo_code", "promo_code", "string"),
+            ("referral_last_activity", "last_activity_at", "date:iso"),
+        ],
+        "lists": {"8400": ("marketing", "marketing_opt_in"), "8401": ("transactional", "converted")},
+        "consent": True,
+    },
+    "splio": {
+        "identity": ("email", "email"),
+        "fields": [
+            ("firstname", "first_name", ""), ("lastname", "last_name", ""),
+            ("referral_nb_potential_referred", "invites_sent", "integer"),
+            ("referral_nb_converted_prospects", "friends_registered", "integer"),
+            ("referral_nb_converted_customers", "friends_converted", "integer"),
+            ("referral_turnover_generated", "turnover_amount", "decimal:2"),
+            ("referral_referrer_id", "referrer_id", "string"), ("referral_promocode", "promo_code", "string"),
+            ("referral_share_url", "share_url", "string"), ("referral_referred_by", "referred_by", "string"),
+            ("referral_last_activity", "last_activity_at", "date:splio"),
+        ],
+        "lists": {"25": ("marketing", "marketing_opt_in"), "26": ("transactional", "converted")},
+        "consent": True,
+    },
+}
+# The workload's timestamps: UTC, milliseconds, "Z".
+STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z$")
 
 
 @dataclass
@@ -173,19 +263,54 @@ class Expected:
     targets: dict[str, set[str]]        # the mapped field names per vendor
 
 
+def convert(value: Any, how: str) -> Any:
+    """One of `DEFAULTS`' conversions, written for the workload's values (not the hub's code)."""
+    if not how:
+        return value
+    if how == "string":
+        return str(value)
+    if how == "integer":
+        return int(value)
+    if how == "upper":
+        return str(value).upper()
+    if how == "decimal:2":
+        return Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    kind, _, style = how.partition(":")
+    if kind == "date":
+        match = STAMP.match(str(value))
+        if not match:
+            raise ValueError(f"not a workload timestamp: {value!r}")
+        day, clock = match.group(1), match.group(2)
+        return {"iso": f"{day}T{clock}Z", "emarsys": day, "splio": f"{day} {clock}"}[style]
+    raise ValueError(f"unknown conversion {how!r}")
+
+
+def vendor_view(vendor: str, state: dict[str, Any]) -> dict[str, Any]:
+    """{"fields", "identity", "lists", "consent"} a vendor should hold for one person's state."""
+    spec = DEFAULTS[vendor]
+    fields = {target: convert(state[source], how) for target, source, how in spec["fields"]
+              if state.get(source) not in (None, "")}
+    lists = {list_id for list_id, (_, condition) in spec["lists"].items()
+             if (state.get("marketing_opt_in") is True if condition == "marketing_opt_in"
+                 else bool(state.get("converted_at")))}
+    consent = state.get("marketing_opt_in") if spec["consent"] else None
+    field_name, source = spec["identity"]
+    return {"fields": fields, "identity": {field_name: state[source]}, "lists": lists,
+            "consent": consent if isinstance(consent, bool) else None}
+
+
+def list_kinds(vendor: str) -> dict[str, str]:
+    """List id -> "marketing" / "transactional", per `DEFAULTS`."""
+    return {list_id: kind for list_id, (kind, _) in DEFAULTS[vendor]["lists"].items()}
+
+
 def expected_for(events: Iterable[dict[str, Any]], vendors: Iterable[str]) -> Expected:
     model = model_of(events)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     targets: dict[str, set[str]] = {}
     for vendor in vendors:
-        mapping = default_mapping(vendor)
-        targets[vendor] = {rule["target"] for rule in mapping["fields"]}
-        rows = {}
-        for email in model.people:
-            rendered = render(mapping, model.state(email))
-            rows[email] = {"fields": rendered["fields"], "identity": rendered["identity"],
-                           "lists": set(rendered["lists"]), "consent": rendered["marketing_consent"]}
-        out[vendor] = rows
+        targets[vendor] = {target for target, _, _ in DEFAULTS[vendor]["fields"]}
+        out[vendor] = {email: vendor_view(vendor, model.state(email)) for email in model.people}
     return Expected(out, targets)
 
 

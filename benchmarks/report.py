@@ -25,12 +25,14 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| Ingest, single mode (8 clients, 1 event a request) | {fmt(single['requests_per_s'])} requests/s, "
                      f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms | p99 < 25 ms |")
     drain = result.get("drain") or {}
-    lines.append(f"| Drain (first event sent -> every vendor holds the final state) | {fmt(drain.get('seconds'), ' s')} "
-                 f"(ingest took {fmt(drain.get('ingest_s'), ' s')}) vs floor {fmt(drain.get('floor_s'), ' s')} "
-                 f"(bound by {result.get('floor', {}).get('bound_by', '?')}): ratio {fmt(drain.get('ratio'))} | <= 1.5x floor |")
+    lines.append(f"| Drain, at the vendors (first event sent -> last write before every vendor holds the final "
+                 f"state) | {fmt(drain.get('seconds'), ' s')} (ingest took {fmt(drain.get('ingest_s'), ' s')}; the hub's "
+                 f"dirty sets emptied at {fmt(drain.get('hub_dirty_sets_s'), ' s')}) vs floor {fmt(drain.get('floor_s'), ' s')} "
+                 f"(bound by {result.get('floor', {}).get('bound_by', '?')}): ratio {fmt(drain.get('ratio'))} | <= 1.15x floor |")
     for vendor, calls in (result.get("calls") or {}).items():
         lines.append(f"| Vendor calls per 1,000 events: {vendor} | {calls['per_1000_events']} "
-                     f"({calls['total']:,} calls) | floor {calls['floor_per_1000_events']} ({calls['floor']:,}) |")
+                     f"({calls['total']:,} calls, {calls['total'] / max(calls['floor'], 1):.2f}x the floor) | "
+                     f"floor {calls['floor_per_1000_events']} ({calls['floor']:,}); <= 1.10x |")
     fresh = result.get("freshness")
     if fresh:
         slowest = max(fresh["vendors"], key=lambda v: fresh["vendors"][v]["p95_s"])

@@ -2,7 +2,8 @@
 
 A connector turns rendered contacts (`ContactUpdate`) into its vendor's real API calls. It knows
 nothing of Flask, Redis keys or the hub: the hub hands it settings, an optional shared
-`RateLimiter`, and batches no larger than `max_batch`.
+`RateLimiter`, and batches no larger than `flush_batch` (`max_batch` unless the connector splits
+a flush's contacts into calls of `max_batch` itself).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence
 import requests
 
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
-from .ratelimit import Limit, RateLimiter
+from .ratelimit import Budget, Limit, RateLimiter
 
 MARKETING = "marketing"
 TRANSACTIONAL = "transactional"
@@ -141,11 +142,16 @@ class JobCheck:
 class Connector:
     """Base class: subclasses set `name`, `settings_fields`, `secret_settings` and implement
     `auth_headers`, `push`, `erase`, `check`, `fields`; they override `error_from_response` for
-    the vendor's error shape and `limits_for` for its published rate limits."""
+    the vendor's error shape, and declare `rate_limits` (bucket -> Budget) with `limits_for`
+    naming the bucket of each call."""
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     max_batch: ClassVar[int] = 100
+    # Contacts one flush hands to `push` (0: max_batch). Larger where `push` splits them into
+    # calls of max_batch records itself and the list or membership calls that follow then fill
+    # across those calls (fewer, fuller calls for a burst).
+    flush_batch: ClassVar[int] = 0
     secret_settings: ClassVar[tuple[str, ...]] = ()
     required_settings: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str] = ""
@@ -156,6 +162,9 @@ class Connector:
     # Attempts for one call on 5xx / connection errors before giving up to the queue.
     attempts: ClassVar[int] = 3
     backoff: ClassVar[float] = 0.5
+    # Every rate limit the connector obeys, declared once: the limiter, the docs and the
+    # benchmark's floor read it (bucket -> published figures, and any margin kept below them).
+    rate_limits: ClassVar[dict[str, Budget]] = {}
 
     def __init__(self, settings: dict[str, Any], *, session: requests.Session | None = None,
                  limiter: RateLimiter | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -180,9 +189,15 @@ class Connector:
     def auth_headers(self) -> dict[str, str]:
         return {}
 
+    def bucket_for(self, method: str, path: str) -> str:
+        """The rate-limit bucket (a key of `rate_limits`) one call counts against."""
+        return "default"
+
     def limits_for(self, method: str, path: str) -> tuple[str, Sequence[Limit]]:
-        """The rate-limit bucket and its (count, seconds) limits for one call."""
-        return "default", ()
+        """The rate-limit bucket and the (count, seconds) limits obeyed in it for one call."""
+        bucket = self.bucket_for(method, path)
+        budget = self.rate_limits.get(bucket)
+        return bucket, budget.obeyed if budget is not None else ()
 
     def push(self, updates: list[ContactUpdate]) -> PushResult:
         raise NotImplementedError

@@ -14,6 +14,7 @@ import requests
 
 from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, ContactView, JobCheck, PushResult, chunks
 from .errors import FatalVendorError, VendorError
+from .ratelimit import Budget
 
 REVISION = "2026-07-15"
 JSONAPI = "application/vnd.api+json"
@@ -21,16 +22,27 @@ JSONAPI = "application/vnd.api+json"
 ATTRIBUTES = {"email", "phone_number", "external_id", "first_name", "last_name", "organization",
               "locale", "title", "image"}
 # Per-endpoint limits from the spec's x-klaviyo-ratelimit (burst per second, steady per minute),
-# kept a little under the published figure so clock skew never trips a 429.
-LIMITS = {
-    "profile-import": ((70, 1.0), (740, 60.0)),
-    "bulk-import": ((9, 1.0), (145, 60.0)),
-    "subscriptions": ((70, 1.0), (740, 60.0)),
-    "lists": ((9, 1.0), (145, 60.0)),
-    "profiles": ((70, 1.0), (740, 60.0)),
-    "deletion": ((3, 1.0), (59, 60.0)),
-    "accounts": ((1, 1.0), (14, 60.0)),
-    "profile-lists": ((3, 1.0), (59, 60.0)),
+# obeyed a little under the published figure.
+SPEC = "Klaviyo OpenAPI spec, x-klaviyo-ratelimit of the operation"
+SKEW = ("a little under the published figure, so clock skew between the hub's sliding window and "
+        "Klaviyo's own windows never trips a 429")
+
+
+def _budget(published: tuple[int, int], obeyed: tuple[int, int]) -> Budget:
+    """Klaviyo's (burst per second, steady per minute), and the pair the connector obeys."""
+    return Budget(((published[0], 1.0), (published[1], 60.0)), SPEC,
+                  margin=((obeyed[0], 1.0), (obeyed[1], 60.0)), reason=SKEW)
+
+
+RATE_LIMITS = {
+    "profile-import": _budget((75, 750), (70, 740)),
+    "bulk-import": _budget((10, 150), (9, 145)),
+    "subscriptions": _budget((75, 750), (70, 740)),     # subscribe and unsubscribe jobs share it here
+    "lists": _budget((10, 150), (9, 145)),
+    "profiles": _budget((75, 750), (70, 740)),
+    "deletion": _budget((3, 60), (3, 59)),
+    "accounts": _budget((1, 15), (1, 14)),
+    "profile-lists": _budget((3, 60), (3, 59)),
 }
 BULK_MAX = 10_000            # profiles per bulk import job
 BULK_BYTES = 4_500_000       # under the 5 MB payload cap
@@ -91,7 +103,9 @@ class KlaviyoConnector(Connector):
                 "revision": self.settings.get("revision") or REVISION,
                 "Accept": JSONAPI, "Content-Type": JSONAPI}
 
-    def limits_for(self, method: str, path: str) -> tuple[str, Sequence[tuple[int, float]]]:
+    rate_limits = RATE_LIMITS
+
+    def bucket_for(self, method: str, path: str) -> str:
         if path.startswith("/api/profile-import"):
             bucket = "profile-import"
         elif path.startswith("/api/profile-bulk-import-jobs"):
@@ -108,7 +122,7 @@ class KlaviyoConnector(Connector):
             bucket = "profile-lists"
         else:
             bucket = "profiles"
-        return bucket, LIMITS[bucket]
+        return bucket
 
     def error_from_response(self, response: requests.Response) -> VendorError:
         """Klaviyo errors are JSON:API: {"errors": [{"status", "code", "title", "detail", ...}]}."""

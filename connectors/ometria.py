@@ -14,6 +14,7 @@ import requests
 
 from .base import MARKETING, TRANSACTIONAL, Connector, ContactUpdate, Probe, PushResult, chunks, permission_report
 from .errors import AuthError, FatalVendorError, RateLimited, VendorError
+from .ratelimit import Budget
 
 PUSH_MAX = 100              # records per push call
 RECORD_BYTES = 60_000       # "Payload invalid: Record is too large." above 60 KB; kept under 61,440
@@ -22,7 +23,9 @@ CONTACT_KEYS = {"customer_id", "firstname", "lastname", "middlename", "prefix", 
                 "date_of_birth", "country_id", "timezone", "gender", "store_ids", "timestamp_acquired",
                 "timestamp_subscribed", "timestamp_unsubscribed"}
 # Published per-account limits (Ometria API introduction): push 8/s, data API 4/s, GDPR 6/min.
-LIMITS = {"push": ((8, 1.0),), "data": ((4, 1.0),), "gdpr": ((6, 60.0),)}
+INTRO = "Ometria API introduction, rate limits (per account)"
+RATE_LIMITS = {"push": Budget(((8, 1.0),), INTRO), "data": Budget(((4, 1.0),), INTRO),
+               "gdpr": Budget(((6, 60.0),), INTRO)}
 # Ometria sends no Retry-After on 429 (UNVERIFIED: assume absent). Wait one slot of the bucket's
 # own limit, and longer when the push queue backlog (50k records) is what is full.
 FALLBACK_WAIT = {"push": 1.0, "data": 1.0, "gdpr": 10.0}
@@ -62,9 +65,10 @@ class OmetriaConnector(Connector):
             return "gdpr"
         return "data"
 
-    def limits_for(self, method: str, path: str) -> tuple[str, Sequence[tuple[int, float]]]:
-        bucket = self.bucket(path)
-        return bucket, LIMITS[bucket]
+    rate_limits = RATE_LIMITS
+
+    def bucket_for(self, method: str, path: str) -> str:
+        return self.bucket(path)
 
     def error_from_response(self, response: requests.Response) -> VendorError:
         """Ometria's error body is UNVERIFIED: take a `message`/`error` string when there is one."""

@@ -18,6 +18,7 @@ import requests
 
 from .base import MARKETING, Connector, ContactUpdate, ContactView, PushResult, chunks, permission_report
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
+from .ratelimit import Budget
 
 LOGIN_URL = "https://login.salesforce.com"
 API_VERSION = "62.0"                 # sObject Collections upsert needs v46+
@@ -59,6 +60,8 @@ class SalesforceConnector(Connector):
     name = "salesforce"
     label = "Salesforce"
     max_batch = COLLECTION_MAX
+    # Five collections' worth a flush, so CampaignMember inserts (200 a call) fill across them.
+    flush_batch = 5 * COLLECTION_MAX
     # No per-second limit, but every call counts against the 24 h allocation: fill collections.
     coalesce_seconds = 1.0
     flush_interval = 1.0
@@ -163,10 +166,13 @@ class SalesforceConnector(Connector):
                             headers={"Content-Type": "application/json"})
 
     # -- limits and errors ---------------------------------------------------------------------
-    def limits_for(self, method: str, path: str) -> tuple[str, Sequence[tuple[int, float]]]:
-        # No per-second limit on the core REST API: the 24 h allocation is watched through
-        # Sforce-Limit-Info (`guard_allocation`) and REQUEST_LIMIT_EXCEEDED.
-        return "api", ()
+    # No per-second limit on the core REST API: the 24 h allocation (per org, by edition and
+    # licences) is watched through Sforce-Limit-Info (`guard_allocation`) and REQUEST_LIMIT_EXCEEDED.
+    rate_limits = {"api": Budget((), "Salesforce API request limits and allocations: no per-second limit; "
+                                     "a 24 h allocation per org, read from Sforce-Limit-Info")}
+
+    def bucket_for(self, method: str, path: str) -> str:
+        return "api"
 
     def track(self, response: requests.Response) -> None:
         """Remember `Sforce-Limit-Info: api-usage=18/5000` (sent on every answer)."""

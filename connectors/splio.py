@@ -16,6 +16,7 @@ import requests
 from .base import (MARKETING, TRANSACTIONAL, Connector, ContactUpdate, ContactView, Probe, PushResult, chunks,
                    permission_report)
 from .errors import AuthError, FatalVendorError, RetriableVendorError, VendorError
+from .ratelimit import Budget
 
 BULK_MAX = 1_000                    # contacts per bulk create / bulk delete
 TOKEN_TTL = 24 * 3600 - 300         # the JWT lives 24 h; renew five minutes early
@@ -23,7 +24,8 @@ TOKEN_TTL = 24 * 3600 - 300         # the JWT lives 24 h; renew five minutes ear
 STANDARD = {"email", "cellphone", "firstname", "lastname", "language", "creation_date"}
 # Limits are per client IP (https://dev-scp.splio.com/reference/rate-limiting): data/contacts
 # 20/s, everything else 10/s.
-LIMITS = {"contacts": ((20, 1.0),), "default": ((10, 1.0),)}
+RATE_DOC = "https://dev-scp.splio.com/reference/rate-limiting (per client IP)"
+RATE_LIMITS = {"contacts": Budget(((20, 1.0),), RATE_DOC), "default": Budget(((10, 1.0),), RATE_DOC)}
 ALREADY_EXISTS = "already exists"
 PROBE_KEY = "permission-check@hub.invalid"   # RFC 2606: no mailbox can exist under .invalid
 
@@ -84,9 +86,10 @@ class SplioConnector(Connector):
         self.authenticate()
         return super().request(method, path, ok=ok, **kwargs)
 
-    def limits_for(self, method: str, path: str) -> tuple[str, Sequence[tuple[int, float]]]:
-        bucket = "contacts" if path.startswith("/data/contacts") else "default"
-        return bucket, LIMITS[bucket]
+    rate_limits = RATE_LIMITS
+
+    def bucket_for(self, method: str, path: str) -> str:
+        return "contacts" if path.startswith("/data/contacts") else "default"
 
     def error_from_response(self, response: requests.Response) -> VendorError:
         """Splio errors: {"status", "errors": [{"error_key", "error", "error_description"}]};

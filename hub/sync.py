@@ -25,7 +25,7 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
-from . import metrics, vendorjobs
+from . import coalesce, metrics, vendorjobs
 from .config import connector_settings, retry_schedule
 from .ledger import dirty_key, erase_key, get_ledger
 from .lease import Lease
@@ -436,6 +436,7 @@ def run_flush(connector: str, lease: Lease) -> dict[str, Any]:
         time.sleep(config["FLUSH_WINDOW"])
     client = build_connector(connector, lease)
     deadline = time.monotonic() + config["FLUSH_BUDGET"]
+    freshness = coalesce.deadline_for(config, connector, client)
     batch: list[str] = []
     pushed = failed = 0
     try:
@@ -445,15 +446,14 @@ def run_flush(connector: str, lease: Lease) -> dict[str, Any]:
             if not lease.renew():
                 raise Superseded(f"flush of {connector} lost its lease")
             erased = erase_pending(connector, client)
-            # Only contacts that are due (the ledger scores each with the end of its coalescing
-            # window); when none is due yet, wait for the first one instead of ending the job.
-            batch = [e.decode() for e in r.zrangebyscore(dirty_key(connector), "-inf", time.time(),
-                                                         start=0, num=client.max_batch)]
+            # Only contacts that are due, in full batches while a burst lasts (hub/coalesce.py);
+            # when it says wait, wait instead of ending the job.
+            step = coalesce.take(r, connector, coalesce.batch_size(client), freshness)
+            batch = step.batch
             if not batch and not erased:
-                first = r.zrange(dirty_key(connector), 0, 0, withscores=True)
-                if not first:
+                if not step.wait:
                     break
-                time.sleep(min(max(first[0][1] - time.time(), 0.01), 1.0))
+                time.sleep(step.wait)
                 continue
             if batch:
                 done, refused, retriable = push_batch(connector, client, batch, lease)
@@ -496,9 +496,11 @@ def push_batch(connector: str, client: Connector, batch: list[str],
     record_failures(connector, fatal)
     if fatal:
         r.zrem(dirty_key(connector), *fatal)
-    if len(batch) < client.max_batch and config["FLUSH_WINDOW"]:
+    if len(batch) < coalesce.batch_size(client) and config["FLUSH_WINDOW"] \
+            and not coalesce.deadline_for(config, connector, client):
         # A partial batch: let more contacts come due so the next call carries more
-        # (vendors whose calls are scarce set `flush_interval`).
+        # (vendors whose calls are scarce set `flush_interval`). With a freshness deadline the
+        # coalescing step (hub/coalesce.py) does this waiting itself.
         time.sleep(getattr(client, "flush_interval", 0.0))
     return len(batch) - len(failures), len(fatal), retriable
 

@@ -100,6 +100,13 @@ def create_sandbox(latency: float = 0.0, fault_rate: float = 0.0) -> Flask:
             return jsonify({e: {"count": log["count"], "unchanged": log.get("unchanged", 0), "writes": list(log["writes"])}
                             for e, log in sandbox().writes[vendor].items()})
 
+    @app.get("/_sandbox/changes")
+    def changes() -> Any:
+        """Per vendor: when its last write that changed any contact landed (unix seconds) and how
+        many such writes it applied."""
+        with sandbox().lock:
+            return jsonify({v: dict(c) for v, c in sandbox().changes.items()})
+
     @app.get("/_sandbox/requests")
     def recorded() -> Any:
         vendor = request.args.get("vendor")

@@ -64,6 +64,9 @@ class Store:
         # made to a contact, in the order the sandbox applied them (the fault tests read it).
         self.writes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.write_seq = 0
+        # vendor -> {"at": when its last contact-changing write landed (unix time), "writes": how
+        # many such writes}: the benchmark's drain is measured at the vendors from these.
+        self.changes: dict[str, dict[str, float]] = {}
 
     def touch(self, vendor: str, email: str) -> None:
         """Note that the request in progress reached this contact (recorded when it ends)."""
@@ -84,8 +87,12 @@ class Store:
                     continue
                 self.write_seq += 1
                 log["count"] += 1
-                log["writes"].append({"seq": self.write_seq, "at": time.time(), "state": state})
+                at = time.time()
+                log["writes"].append({"seq": self.write_seq, "at": at, "state": state})
                 del log["writes"][:-WRITES_KEPT]
+                change = self.changes.setdefault(vendor, {"at": at, "writes": 0})
+                change["at"] = max(change["at"], at)
+                change["writes"] += 1
 
     def person(self, vendor: str, email: str) -> Person:
         """The vendor's record for `email`, created (or revived after deletion) on write."""

@@ -3,6 +3,7 @@ returns what a push wrote, refuses what the vendor refuses, and sees a drift mad
 hub's back."""
 from __future__ import annotations
 
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -141,3 +142,19 @@ def test_drift_route_changes_only_what_it_is_told(server, redis_client) -> None:
                                                               "firstname": "Kleo"}, marketing_consent=False).json()
     assert view == {"email": "cleo@example.com", "fields": {"firstname": "Kleo"}, "lists": ["25", "26"],
                     "marketing_consent": False, "deleted": False}
+
+
+def test_changes_record_when_each_vendor_last_changed_a_contact(server, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """The benchmark's drain is read from here: a write that changes a contact moves the time, one
+    that leaves every contact as it was does not; vendors never written to are absent."""
+    connector = client(server, redis_client, "splio")
+    started = time.time()
+    assert connector.push([friend("splio")]).failed == {}
+    first = requests.get(f"{server.url}/_sandbox/changes", timeout=5).json()
+    assert set(first) == {"splio"}
+    assert first["splio"]["writes"] == 1 and started <= first["splio"]["at"] <= time.time()
+    assert connector.push([friend("splio")]).failed == {}               # the same state again
+    assert requests.get(f"{server.url}/_sandbox/changes", timeout=5).json() == first
+    assert connector.push([friend("splio", converted=2)]).failed == {}
+    later = requests.get(f"{server.url}/_sandbox/changes", timeout=5).json()["splio"]
+    assert later["writes"] == 2 and later["at"] >= first["splio"]["at"]

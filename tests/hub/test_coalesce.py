@@ -1,0 +1,81 @@
+"""Adaptive coalescing (hub/coalesce.py) on a real Redis, with the clock passed in: a full batch
+goes at once, a partial one waits while more contacts are on their way and the oldest still has
+time before the freshness deadline, and a trickle is never held past it."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hub import coalesce
+from hub.ledger import dirty_key, key
+
+NOW = 1_800_000_000.0
+
+
+def dirty(r: Any, connector: str, contacts: dict[str, tuple[float, float]]) -> None:
+    """email -> (first touch of its burst, due time), as the ledger leaves them."""
+    for email, (since, due) in contacts.items():
+        r.hset(key(email), ":since", since)
+        r.zadd(dirty_key(connector), {email: due})
+
+
+def test_a_full_batch_goes_at_once_even_while_more_arrive(redis_client: Any) -> None:
+    dirty(redis_client, "splio", {f"p{i}@x.test": (NOW - 1.5, NOW - 0.1 + i / 100) for i in range(4)})
+    dirty(redis_client, "splio", {"later@x.test": (NOW - 0.2, NOW + 1.0)})
+    step = coalesce.take(redis_client, "splio", 3, deadline=3.0, now=NOW)
+    assert step.batch == ["p0@x.test", "p1@x.test", "p2@x.test"] and step.wait == 0 and step.reason == "full"
+
+
+def test_a_partial_batch_waits_while_more_arrive_and_the_oldest_has_time(redis_client: Any) -> None:
+    dirty(redis_client, "klaviyo", {"a@x.test": (NOW - 1.2, NOW - 0.2), "b@x.test": (NOW - 0.3, NOW + 0.7)})
+    step = coalesce.take(redis_client, "klaviyo", 100, deadline=3.0, now=NOW)
+    assert step.batch == [] and step.reason == "filling"
+    assert 0 < step.wait <= coalesce.STEP
+    # The same contacts once the oldest's burst began 3 s ago: what is due goes.
+    step = coalesce.take(redis_client, "klaviyo", 100, deadline=1.2, now=NOW)
+    assert step.batch == ["a@x.test"] and step.reason == "deadline"
+
+
+def test_a_wait_never_runs_past_the_deadline(redis_client: Any) -> None:
+    dirty(redis_client, "emarsys", {"a@x.test": (NOW - 2.95, NOW - 1.0), "b@x.test": (NOW, NOW + 1.0)})
+    step = coalesce.take(redis_client, "emarsys", 100, deadline=3.0, now=NOW)
+    assert step.batch == [] and step.wait == pytest.approx(0.05)
+
+
+def test_a_trickle_is_sent_when_nothing_else_is_coming(redis_client: Any) -> None:
+    dirty(redis_client, "ometria", {"a@x.test": (NOW - 1.0, NOW - 0.1)})
+    step = coalesce.take(redis_client, "ometria", 100, deadline=3.0, now=NOW)
+    assert step.batch == ["a@x.test"] and step.reason == "trickle"
+
+
+def test_no_deadline_sends_what_is_due_at_once(redis_client: Any) -> None:
+    dirty(redis_client, "salesforce", {"a@x.test": (NOW - 1.0, NOW - 0.1), "b@x.test": (NOW, NOW + 1.0)})
+    assert coalesce.take(redis_client, "salesforce", 200, deadline=0.0, now=NOW).batch == ["a@x.test"]
+
+
+def test_nothing_due_waits_for_the_first_and_nothing_dirty_ends(redis_client: Any) -> None:
+    assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW) == coalesce.Take([])
+    dirty(redis_client, "splio", {"a@x.test": (NOW, NOW + 0.4), "b@x.test": (NOW, NOW + 5.0)})
+    step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
+    assert step.batch == [] and step.wait == pytest.approx(0.4)
+
+
+def test_a_contact_erased_while_dirty_is_not_held_back(redis_client: Any) -> None:
+    redis_client.zadd(dirty_key("splio"), {"gone@x.test": NOW - 0.1, "b@x.test": NOW + 1.0})
+    assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW).batch == ["gone@x.test"]
+
+
+class Client:
+    freshness_deadline = 4.5
+
+
+def test_the_deadline_setting_per_connector_then_connector_then_hub_wide() -> None:
+    base = {"FLUSH_WINDOW": 0.2}
+    assert coalesce.deadline_for(base, "splio", object()) == coalesce.DEFAULT_DEADLINE
+    assert coalesce.deadline_for({**base, "FRESHNESS_DEADLINE": "2"}, "splio", object()) == 2.0
+    assert coalesce.deadline_for({**base, "FRESHNESS_DEADLINE": "2"}, "splio", Client()) == 4.5
+    assert coalesce.deadline_for({**base, "FRESHNESS_DEADLINE_SPLIO": "1.5"}, "splio", Client()) == 1.5
+    assert coalesce.deadline_for({"FLUSH_WINDOW": 0, "FRESHNESS_DEADLINE": "9"}, "splio", Client()) == 0.0
+    with pytest.raises(ValueError, match="HUB_FRESHNESS_DEADLINE_SPLIO must be a number"):
+        coalesce.deadline_for({**base, "FRESHNESS_DEADLINE_SPLIO": "soon"}, "splio", object())
