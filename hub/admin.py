@@ -12,10 +12,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from connectors import CONNECTORS
+from connectors import CONNECTORS, ContactUpdate
 from connectors.errors import VendorError
 
 from . import mappingstore as store
+from . import mappingview
 from .auth import bearer, require
 from .config import connector_settings
 from .errors import APIError, int_arg
@@ -228,8 +229,18 @@ def rollback(connector: str, number: int, *, author: str, comment: str = "", if_
 
 
 def preview(connector: str, *, emails: list[str] | None = None, event: Any = None, document: Any = None,
-            force: bool = False) -> dict[str, Any]:
-    """The vendor requests a sync would send now, for some contacts or after a sample event."""
+            force: bool = False, diff: bool = False) -> dict[str, Any]:
+    """The vendor requests a sync would send now, for some contacts or after a sample event; with
+    `diff`, each contact's fields, lists and consent at the vendor now and after that push."""
+    answer, updates, mapping = preview_plan(connector, emails=emails, event=event, document=document, force=force)
+    if diff:
+        answer["diff"] = profile_diffs(connector, answer["contacts"], updates, mapping)
+    return answer
+
+
+def preview_plan(connector: str, *, emails: list[str] | None, event: Any, document: Any,
+                 force: bool) -> tuple[dict[str, Any], dict[str, ContactUpdate], dict[str, Any]]:
+    """(the preview answer, the update per contact a push would send, the mapping used)."""
     known(connector)
     if document is not None:
         mapping, errors, _ = check_document(connector, document, live=False)
@@ -264,7 +275,88 @@ def preview(connector: str, *, emails: list[str] | None = None, event: Any = Non
                            "duplicate": not applied, "touches": sorted(states)}
     if failed:
         answer["failed"] = failed
-    return answer
+    return answer, {u.email: u for u in updates}, mapping
+
+
+def profile_diffs(connector: str, contacts: list[dict[str, Any]], updates: dict[str, ContactUpdate],
+                  mapping: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per contact: what the vendor holds now (the sandbox's inspection view, else the vendor's read
+    API, else unknown) against what it would hold after the push. Reads only."""
+    settings = connector_settings(current_app.config["HUB"], connector)
+    client = build(connector) if enabled(connector) else None
+    out = []
+    for row in contacts:
+        if row["status"] in ("unknown", "mapping_error"):
+            out.append({"email": row["email"], "status": row["status"], "message": row.get("message", "")})
+            continue
+        update = updates.get(row["email"])
+        probe = update or ContactUpdate(email=row["email"], fields=row.get("fields") or {},
+                                        lists=row.get("lists") or {}, identity=row.get("identity") or {},
+                                        marketing_consent=row.get("marketing_consent"))
+        if client is None and mappingview.sandbox_root(connector, settings) is None:
+            held = mappingview.Held("unknown", note="the connector is not enabled (no credentials)")
+        else:
+            held = mappingview.held_now(connector, settings, client, probe)
+        out.append(mappingview.profile_diff(row, update, held, mapping.get("lists") or []))
+    return out
+
+
+def mapping_table(connector: str, number: int | None = None, live: bool = True) -> dict[str, Any]:
+    """The mapping (current, or version `number`) as rows, vendor ids labelled from the account."""
+    record = store.current(redis(), known(connector)) if number is None else version_record(connector, number)
+    names = catalogue(connector) if live else {"fields": [], "lists": []}
+    field_names = {str(f.get("id")): str(f.get("name")) for f in names["fields"] if str(f.get("id")) != str(f.get("name"))}
+    list_names = {str(i["id"]): str(i["name"]) for i in names["lists"] or []}
+    return {**{k: record.get(k) for k in ("version", "etag", "author", "at", "comment")},
+            "table": mappingview.table(record["document"], field_names, list_names)}
+
+
+def version_record(connector: str, number: int) -> dict[str, Any]:
+    try:
+        return store.version(redis(), known(connector), number)
+    except UnknownVersion:
+        raise APIError(404, "unknown_version", f"the {connector} mapping has no version {number}") from None
+
+
+def versions_diff(connector: str, older: int, newer: int) -> dict[str, Any]:
+    """What changed from version `older` to version `newer` (either order)."""
+    a, b = version_record(connector, older), version_record(connector, newer)
+    meta = ("version", "etag", "author", "at", "comment", "action")
+    return {"connector": connector, "from": {k: a.get(k) for k in meta}, "to": {k: b.get(k) for k in meta},
+            **mappingview.version_diff(a["document"], b["document"])}
+
+
+def connector_lists(connector: str) -> dict[str, Any]:
+    require_enabled(connector)
+    try:
+        lists = build(connector).lists()
+    except VendorError as exc:
+        raise vendor_failure(connector, "listing the account's lists", exc) from None
+    except NotImplementedError:
+        return {"connector": connector, "listable": False, "lists": []}
+    return {"connector": connector, "listable": True, "lists": lists}
+
+
+def catalogue(connector: str) -> dict[str, Any]:
+    """The live account's fields and lists for an editor, never raising: what could not be read
+    is an empty list and a note saying why (free-form fields, no list API, the vendor down)."""
+    out: dict[str, Any] = {"fields": [], "free_form": False, "lists": None, "notes": []}
+    if not enabled(connector):
+        out["notes"].append("the connector is not enabled: nothing can be read from the account")
+        return out
+    client = build(connector)
+    try:
+        out["fields"] = client.fields()
+        out["free_form"] = not out["fields"]
+    except (VendorError, NotImplementedError) as exc:
+        out["notes"].append(f"fields could not be read: {getattr(exc, 'message', '') or 'no field listing'}")
+    try:
+        out["lists"] = client.lists()
+    except NotImplementedError:
+        out["notes"].append(f"{CONNECTORS[connector].label} has no call that lists its lists: type the list id")
+    except VendorError as exc:
+        out["notes"].append(f"lists could not be read: {exc.message}")
+    return out
 
 
 def export_all() -> dict[str, Any]:
@@ -441,7 +533,26 @@ def preview_route(connector: str) -> Any:
     if emails is not None and not (isinstance(emails, list) and all(isinstance(e, str) for e in emails)):
         raise APIError(422, "invalid_request", "email must be a string and emails a list of strings")
     return jsonify(preview(connector, emails=emails, event=data.get("event"), document=data.get("document"),
-                           force=bool(data.get("force"))))
+                           force=bool(data.get("force")), diff=bool(data.get("diff"))))
+
+
+@bp.get("/v1/mappings/<connector>/table")
+@require("admin")
+def table_route(connector: str) -> Any:
+    number = request.args.get("version")
+    if number is not None and not number.isdigit():
+        raise APIError(422, "invalid_request", "version must be a version number from the history")
+    return jsonify({"connector": connector, **mapping_table(connector, None if number is None else int(number),
+                                                            live=flag("live", True))})
+
+
+@bp.get("/v1/mappings/<connector>/diff")
+@require("admin")
+def diff_route(connector: str) -> Any:
+    older, newer = request.args.get("from", ""), request.args.get("to", "")
+    if not (older.isdigit() and newer.isdigit()):
+        raise APIError(422, "invalid_request", "send ?from=<version>&to=<version>, numbers from the history")
+    return jsonify(versions_diff(known(connector), int(older), int(newer)))
 
 
 @bp.get("/v1/mappings/<connector>/history")
@@ -496,3 +607,9 @@ def check_route(connector: str) -> Any:
 @require("admin")
 def fields_route(connector: str) -> Any:
     return jsonify(connector_fields(connector))
+
+
+@bp.get("/v1/connectors/<connector>/lists")
+@require("admin")
+def lists_route(connector: str) -> Any:
+    return jsonify(connector_lists(connector))

@@ -96,6 +96,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ConnectorStatus": obj(connector=t("string"),
                            paused=obj(by=t("string"), at=t("string"), reason=t("string")) | {"nullable": True},
                            backing_off_until=t("string", format="date-time", nullable=True), attempt=t("integer"),
+                           last_success=t("string", "When a push last succeeded; null: never.", format="date-time",
+                                          nullable=True),
                            dirty=t("integer"), erase_pending=t("integer"), queued=t("integer"), failed=t("integer")),
     "MappingVersion": obj(connector=t("string"), version=t("integer"), etag=t("string"), author=t("string"),
                           at=t("string", "When it was saved; null for version 0, the shipped default.",
@@ -246,9 +248,25 @@ ROUTES: dict[str, dict[str, Any]] = {
         "The exact vendor requests a sync would send", (200, "Requests with secrets masked; nothing is sent.", obj(
             connector=t("string"), mapping=t("object"), sent=t("boolean"), contacts=arr(t("object")),
             requests=arr(t("object")), event=t("object"), failed=t("object"))),
-        obj(email=t("string"), emails=STRINGS, event=ref("Event"), document=ref("Mapping"), force=t("boolean")),
+        obj(email=t("string"), emails=STRINGS, event=ref("Event"), document=ref("Mapping"), force=t("boolean"),
+            diff=t("boolean", description="Also answer `diff`: per contact, each field, list and consent at the "
+                                          "vendor now and after the push (now from the sandbox's inspection view, "
+                                          "else the vendor's read API, else \"unknown\").")),
         errors={400: BAD_JSON, 404: CONNECTOR_404,
                 422: ("Neither email(s) nor event, or the event or draft is invalid.", arr(t("object")))}),
+    "admin.table_route": op("The mapping as a readable table", (200, "Vendor field <- hub stat (transform), lists "
+                                                                   "with their conditions.", obj(
+        connector=t("string"), version=t("integer"), etag=t("string"), table=t("object"))),
+        params=(query("version", "A version from the history (default: the current one).", "integer", minimum=0),
+                FLAGS[0]),
+        errors={404: "No such connector or version.", 422: "version is not a number."}),
+    "admin.diff_route": op("What changed between two versions", (200, "Fields and lists added, removed, renamed "
+                                                                      "or changed.", obj(
+        connector=t("string"), fields=arr(t("object")), lists=arr(t("object")), other=arr(t("object")),
+        same=t("boolean"))),
+        params=(query("from", "A version number.", "integer", minimum=0), query("to", "A version number.", "integer",
+                                                                                 minimum=0)),
+        errors={404: "No such connector or version.", 422: "from or to is not a number."}),
     "admin.history_route": op("The mapping's versions, newest first", (200, "Versions without documents.", obj(
         connector=t("string"), versions=arr(t("object")))),
         params=(query("limit", "At most.", "integer", minimum=1, maximum=1000, default=100),),
@@ -274,6 +292,10 @@ ROUTES: dict[str, dict[str, Any]] = {
                             t("object")), errors={404: CONNECTOR_404, 409: NOT_ENABLED}),
     "admin.fields_route": op("The fields the vendor account has", (200, "The fields.", obj(
         connector=t("string"), free_form=t("boolean"), fields=arr(t("object")))),
+        errors={404: CONNECTOR_404, 409: NOT_ENABLED, 502: VENDOR_502}),
+    "admin.lists_route": op("The lists the vendor account has", (200, "The lists (listable false where the vendor "
+                                                                     "cannot list them).", obj(
+        connector=t("string"), listable=t("boolean"), lists=arr(t("object")))),
         errors={404: CONNECTOR_404, 409: NOT_ENABLED, 502: VENDOR_502}),
     "ops.list_failed": op("Failed syncs, newest first", (200, "The failed syncs.", obj(
         count=t("integer"), failed=arr(ref("FailedSync")))), params=FILTERS,

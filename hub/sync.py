@@ -37,6 +37,7 @@ PAUSED = "hub:paused:{}"
 BACKOFF = "hub:backoff:{}"
 ATTEMPTS = "hub:attempts:{}"
 LAST = "hub:last:{}"
+LAST_OK = "hub:lastok:{}"        # when a push to the connector last succeeded (a time, no contact)
 SUSPECT = "hub:suspect:{}"       # contacts a superseded flush wrote: pushed again whatever the fingerprint
 RETRY = "hub:flushretry:{}"      # a flush is scheduled for when another holder's lease ends
 
@@ -153,6 +154,12 @@ def note_outcome(connector: str, emails: list[str], ok: bool, error: VendorError
     redis().hset(LAST.format(connector), mapping={e: json.dumps(outcome) for e in emails})
 
 
+def last_success(connector: str) -> str | None:
+    """When a push to the connector last succeeded, as UTC ISO 8601 (None: never)."""
+    value = redis().get(LAST_OK.format(connector))
+    return datetime.fromtimestamp(float(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
 def fingerprint(rendered: dict[str, Any]) -> str:
     text = json.dumps({k: rendered[k] for k in ("identity", "fields", "lists", "marketing_consent")},
                       sort_keys=True, default=str)
@@ -169,6 +176,8 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     keys = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
             SUSPECT.format(connector), "hub:ver"]
     held = bool(redis().eval(_SETTLE, len(keys), *keys, *args))
+    if held and pushed:
+        redis().set(LAST_OK.format(connector), args[1])
     if not held:
         current_app.logger.warning("superseded flush: its writes re-marked for the current holder",
                                    extra={"connector": connector, "contacts": len(pushed)})
@@ -353,7 +362,7 @@ def status(connector: str) -> dict[str, Any]:
     return {"connector": connector, "paused": paused(connector),
             "backing_off_until": datetime.fromtimestamp(backing_off, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             if backing_off else None,
-            "attempt": int(r.get(ATTEMPTS.format(connector)) or 0),
+            "attempt": int(r.get(ATTEMPTS.format(connector)) or 0), "last_success": last_success(connector),
             "dirty": r.zcard(dirty_key(connector)), "erase_pending": r.zcard(erase_key(connector)),
             "queued": get_queues().get(connector).count,
             "failed": FailedJobRegistry(queue=get_queues().get(connector)).count}
