@@ -203,3 +203,34 @@ def test_the_connector_status_says_when_a_push_last_succeeded(client) -> None:  
     flush(client.application)
     stamp = client.get("/v1/connectors/klaviyo/pause", headers=ADMIN).get_json()["last_success"]
     assert stamp and stamp.endswith("Z")
+
+
+def test_cli_table_diff_lists_and_preview_diff(client, redis_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from hub.cli import main
+    from tests.conftest import TOKENS
+
+    sandbox = client.application.sandbox
+    post_story(client)
+    flush(client.application)
+    env = {"HUB_REDIS_URL": redis_url, "HUB_FLUSH_WINDOW": "0", "HUB_AUTHOR": "carla",
+           **{f"HUB_{k}": v for k, v in settings_env(sandbox, "klaviyo").items()},
+           **{f"HUB_{k}": v for k, v in TOKENS.items()}}
+    runner = CliRunner()
+    table = runner.invoke(main, ["mappings", "show", "klaviyo", "--table"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "referral_turnover  <-  turnover_amount  (decimal, 2 places)" in table.output
+    path = tmp_path / "draft.json"
+    path.write_text(json.dumps(renamed(default_document("klaviyo"))))
+    assert runner.invoke(main, ["mappings", "apply", "klaviyo", str(path), "-m", "rename"], env=env).exit_code == 0
+    diff = json.loads(runner.invoke(main, ["mappings", "diff", "klaviyo", "0", "1"], env=env).output)
+    assert [(c["change"], c["after"]["target"]) for c in diff["fields"]] == [("renamed", "referral_invites_sent")]
+    lists = json.loads(runner.invoke(main, ["connectors", "lists", "klaviyo"], env=env).output)
+    assert "RfMkt2" in [i["id"] for i in lists["lists"]]
+    preview = runner.invoke(main, ["mappings", "preview", "klaviyo", "--email", "anna@example.com", "--diff"], env=env)
+    [anna] = json.loads(preview.output)["diff"]
+    invites = next(f for f in anna["fields"] if f["field"] == "referral_invites_sent")
+    assert invites["after"] == 2 and invites["mapped"] is True
