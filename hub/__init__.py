@@ -36,4 +36,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(endpoints.bp)
+    from . import console
+
+    console.init_app(app)
     return app

@@ -7,7 +7,6 @@ them, so the CLI and the API cannot disagree.
 from __future__ import annotations
 
 import difflib
-import hashlib
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -17,7 +16,7 @@ from connectors.errors import VendorError
 
 from . import mappingstore as store
 from . import mappingview
-from .auth import bearer, require
+from .auth import actor, require
 from .config import connector_settings
 from .errors import APIError, int_arg
 from .ledger import get_ledger
@@ -460,8 +459,7 @@ def author() -> str:
     given = (request.headers.get("X-Hub-Author") or "").strip()
     if given:
         return given[:120]
-    token = bearer() or ""
-    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+    return actor()
 
 
 def payload() -> Any:

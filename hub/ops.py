@@ -12,7 +12,7 @@ import click
 from flask import Blueprint, jsonify, request
 
 from . import failed, sync
-from .auth import require
+from .auth import actor, require
 from .errors import APIError
 from .queue import get_queues
 
@@ -121,7 +121,7 @@ def pause_state(name: str):  # type: ignore[no-untyped-def]
 @require("ops")
 def pause(name: str):  # type: ignore[no-untyped-def]
     reason = str(body().get("reason") or "paused by ops")[:300]
-    sync.pause(enabled(name), reason, by="ops")
+    sync.pause(enabled(name), reason, by=actor())
     return jsonify(sync.status(name))
 
 
