@@ -132,6 +132,6 @@ def api_error_page(exc: APIError) -> Any:
 
 
 def init_app(app: Flask) -> None:
-    from . import ops  # noqa: F401  (registers the ops pages on bp)
+    from . import admin, ops  # noqa: F401  (register the admin and ops pages on bp)
 
     app.register_blueprint(bp)
