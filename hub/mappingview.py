@@ -115,7 +115,9 @@ def version_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     lists += [{"change": "changed", "before": list_row(lists_before[i]), "after": list_row(lists_after[i])}
               for i in lists_before if i in lists_after and lists_before[i] != lists_after[i]]
     other = [{"name": name, "before": old.get(name), "after": new.get(name)}
-             for name in ("identity", "consent", "description") if old.get(name) != new.get(name)]
+             for name in ("identity", "description") if old.get(name) != new.get(name)]
+    if old.get("consent", True) != new.get("consent", True):     # absent means true
+        other.append({"name": "consent", "before": old.get("consent", True), "after": new.get("consent", True)})
     return {"fields": fields, "lists": lists, "other": other,
             "same": not (fields or lists or other)}
 

@@ -102,7 +102,8 @@ def draft_of(form: Mapping[str, str], connector: str) -> Draft:
         lists.append(entry)
         draft.list_rows.append(i)
     document["lists"] = lists
-    document["consent"] = form.get("consent") == "on"
+    if form.get("consent") != "on":
+        document["consent"] = False       # true is the default: left out, as the shipped documents do
     return draft
 
 

@@ -31,9 +31,15 @@ def as_form(document: dict[str, Any]) -> dict[str, str]:
 def test_every_shipped_mapping_survives_the_form(connector: str) -> None:
     document = default_document(connector)
     draft = draft_of(as_form(document), connector)
-    expected = {"consent": True, **document}
-    assert draft.document == expected
+    assert draft.document == document
     assert validate_mapping(draft.document)[1] == []
+
+
+def test_consent_off_is_written_and_on_is_the_default() -> None:
+    form = as_form(default_document("klaviyo"))
+    form.pop("consent")
+    assert draft_of(form, "klaviyo").document["consent"] is False
+    assert "consent" not in draft_of(as_form(default_document("klaviyo")), "klaviyo").document
 
 
 def test_defaults_keep_their_type() -> None:

@@ -126,6 +126,7 @@ def test_preview_apply_conflict_resync_and_rollback(app) -> None:  # type: ignor
     assert clash.status_code == 409
     assert 'data-field="other-author">carla<' in clash.text and "rename invites" in clash.text
     assert 'data-change="renamed"' in clash.text and 'data-change="added"' in clash.text
+    assert "consent changed" not in clash.text      # the form leaves the default out, as the document does
 
     token = csrf(offer.text)
     assert carla.post("/console/mappings/klaviyo/resync", data={"csrf": token}).status_code == 200
