@@ -100,8 +100,16 @@ def failed(redis: Any, connector: str, emails: Iterable[str], status: Any, code:
 
 
 def read(redis: Any, email: str) -> list[dict[str, Any]]:
-    """The contact's timeline, newest first."""
-    return [json.loads(raw) for raw in reversed(redis.lrange(TIMELINE.format(email), 0, -1))]
+    """The contact's timeline, newest first; each push carries as `cause` the last event applied
+    before it (the one that made the contact dirty, or the last of those coalesced into it)."""
+    entries = [json.loads(raw) for raw in redis.lrange(TIMELINE.format(email), 0, -1)]
+    last = None
+    for entry in entries:
+        if entry["kind"] == "event":
+            last = {"event": entry["event"], "type": entry["type"]}
+        elif entry["kind"] == "push":
+            entry["cause"] = last
+    return entries[::-1]
 
 
 def forget(pipe: Any, emails: list[str]) -> None:

@@ -174,7 +174,7 @@ def failed_action() -> Any:
             return redirect(url_for("console.failed", **query_string(filters, error="select failed syncs first")))
     if request.form.get("confirmed") != "yes":
         return render_template("console/failed_confirm.html", action=action, ids=ids, scope=scope,
-                               filters=filters, count=len(ids))
+                               filters=filters, count=len(ids), qs=query_string)
     done = failed.retry(ids) if action == "retry" else failed.discard(ids)
     verb = "retried" if action == "retry" else "discarded"
     return redirect(url_for("console.failed", **query_string(filters, done=f"{verb} {len(done)} failed sync(s)")))
