@@ -7,7 +7,7 @@
   the first time it is needed on a database that predates it (`hub:contacts:built` marks it done).
 - `hub:tl:<email>`, a capped list of what happened to the contact, oldest first: each event the
   ledger applied (id, type, source), each push (connector, mapping version, fields, the lists it
-  joined and left, consent) and each failure (connector, status, code). "Why is Anna in this
+  joined and left, consent; a value naming another person is not kept) and each failure (connector, status, code). "Why is Anna in this
   list" is answered by the push that joined it, the mapping version it rendered with, and the
   events applied before it.
 
@@ -86,11 +86,18 @@ def pushed(redis: Any, connector: str, updates: Iterable[Any], version: int | No
         joined = {i: k for i, k in update.lists.items() if i not in before}
         left = {i: k for i, k in before.items() if i not in update.lists}
         entries.append((update.email, {"at": now, "kind": "push", "connector": connector, "mapping_version": version,
-                                       "fields": update.fields, "lists": update.lists, "joined": joined, "left": left,
+                                       "fields": kept_fields(update.email, update.fields), "lists": update.lists, "joined": joined, "left": left,
                                        "consent": update.marketing_consent,
                                        "consent_changed": update.marketing_consent != update.previous_consent
                                        and update.marketing_consent is not None}, False))
     _record(redis, entries, now)
+
+
+def kept_fields(email: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The pushed fields as the timeline keeps them: a value naming another person (a friend's
+    `referred_by`) is kept as "(another contact)", so erasing that person leaves nothing here."""
+    return {name: "(another contact)" if isinstance(value, str) and "@" in value and value.lower() != email else value
+            for name, value in fields.items()}
 
 
 def failed(redis: Any, connector: str, emails: Iterable[str], status: Any, code: Any) -> None:
