@@ -8,7 +8,7 @@ lacks, and the reverse), so only the changes travel, and only new jobs are read.
 
 Keys, each a sorted set of job ids scored by the last attempt (epoch seconds):
 `hub:fx:all`, `hub:fx:c=<connector>`, `hub:fx:x=<class>`, `hub:fx:c=<connector>|x=<class>`,
-`hub:fx:e=<code>`, `hub:fx:c=<connector>|e=<code>`; `hub:fx:meta` maps a job id to the keys it is
+`hub:fx:e=<code or status>`, `hub:fx:c=<connector>|e=<code or status>`; `hub:fx:meta` maps a job id to the keys it is
 in. `hub:fx:p:<contact id>` is the set of failed syncs naming one contact (the contact page),
 removed at erasure.
 """
@@ -50,9 +50,11 @@ def key(**dims: str) -> str:
     return PREFIX + "|".join(f"{name}={value}" for name, value in dims.items())
 
 
-def keys_for(connector: str, klass: str, code: str) -> list[str]:
+def keys_for(connector: str, klass: str, codes: set[str]) -> list[str]:
+    """The index keys a failed sync belongs in. `codes`: its vendor error code and its HTTP
+    status, either of which the code filter matches (as `hub failed --code` does)."""
     out = [PREFIX + "all", key(c=connector), key(x=klass), key(c=connector, x=klass)]
-    if code:
+    for code in sorted(c for c in codes if c):
         out += [key(e=code), key(c=connector, e=code)]
     return out
 
@@ -72,8 +74,8 @@ def stamp(iso: str | None) -> float:
 def add(redis: Any, items: Iterable[dict[str, Any]]) -> None:
     pipe = redis.pipeline(transaction=False)
     for item in items:
-        code = str(item["code"] if item["code"] is not None else (item["status"] or ""))
-        keys = keys_for(item["connector"], classify(item), code)
+        codes = {str(v) for v in (item["code"], item["status"]) if v not in (None, "")}
+        keys = keys_for(item["connector"], classify(item), codes)
         score = stamp(item["last_attempt"])
         for name in keys:
             pipe.zadd(name, {item["id"]: score})
