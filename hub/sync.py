@@ -25,11 +25,11 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
-from . import metrics, vendorjobs
+from . import metrics, timeline, vendorjobs
 from .config import connector_settings, retry_schedule
 from .ledger import dirty_key, erase_key, get_ledger
 from .lease import Lease
-from .mappingstore import current_mapping
+from .mappingstore import current, current_mapping
 from .queue import FLAG, get_queues, queue_name
 
 PUSHED = "hub:pushed:{}"
@@ -152,6 +152,8 @@ def note_outcome(connector: str, emails: list[str], ok: bool, error: VendorError
     if error is not None:
         outcome.update({"status": error.status, "code": error.code})
     redis().hset(LAST.format(connector), mapping={e: json.dumps(outcome) for e in emails})
+    if not ok:
+        timeline.failed(redis(), connector, emails, outcome.get("status"), outcome.get("code"))
 
 
 def last_success(connector: str) -> str | None:
@@ -278,6 +280,11 @@ def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate],
              for e in entries if e["status"] == "mapping_error"})
 
 
+def mapping_version(connector: str) -> int | None:
+    """The version of the connector's mapping the push rendered with (0: the default)."""
+    return current(redis(), connector).get("version")
+
+
 def written(update: ContactUpdate, print_: str) -> str:
     """What the hub remembers of a push: the fingerprint, and the lists and consent it sent."""
     return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent})
@@ -307,6 +314,9 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     landed = {u.email: written(u, prints[u.email]) for u in updates if u.email not in failed and u.email not in held}
     if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed):
         raise Superseded(f"flush of {connector} lost its lease during a push")
+    if landed:
+        timeline.pushed(redis(), connector, [u for u in updates if u.email in landed],
+                        mapping_version(connector))
     if landed:
         from .audit import close_repairs  # repairs the anti-entropy audit queued have landed
 
