@@ -194,7 +194,7 @@ def saved(name: str) -> Any:
     version = request.args.get("version", type=int)
     previous = request.args.get("previous", type=int)
     if version is None or previous is None:
-        abort(400, description="version and previous are needed")
+        abort(404, description="no saved version named: open one from the mapping's history")
     record = admin.version_record(name, version)
     diff = admin.versions_diff(name, previous, version)
     count = admin.affected(name, admin.version_record(name, previous)["document"], record["document"])

@@ -145,3 +145,27 @@ def test_preview_apply_conflict_resync_and_rollback(app) -> None:  # type: ignor
     assert head["version"] == 2 and head["author"] == "carla" and head["document"] == default_document("klaviyo")
     compare = carla.get("/console/mappings/klaviyo/history?from=1&to=2")
     assert 'data-change="renamed"' in compare.text and 'data-change="removed"' in compare.text
+
+
+def test_emarsys_editor_offers_the_accounts_field_ids_and_checks_the_live_account(make_app, sandbox_server) -> None:  # type: ignore[no-untyped-def]
+    from sandbox import DEMO_SETTINGS, emarsys
+
+    app = make_app(EMARSYS_BASE_URL=f"{sandbox_server.url}/emarsys", ADMIN_TOKENS="carla:admin-carla",
+                   **{f"EMARSYS_{k.upper()}": v for k, v in DEMO_SETTINGS["emarsys"].items()})
+    carla = signed(app, "admin-carla")
+    page = carla.get("/console/mappings/emarsys/edit")
+    # the target picker suggests the account's field ids with their names; lists come from the account
+    assert '<option value="12001">Referral invites sent (12001)</option>' in page.text
+    for list_id, name in emarsys.LISTS.items():
+        assert f'<option value="{list_id}"' in page.text and name in page.text
+    form = edit_form(carla, "emarsys")
+    form[next(k for k, v in form.items() if k.endswith("-target") and v == "12001")] = "12099"
+    checked = carla.post("/console/mappings/emarsys/edit", data={**form, "action": "validate"})
+    assert checked.status_code == 422
+    said = dict(re.findall(r'data-error-for="([^"]+)">([^<]+)<', checked.text))
+    [(where, message)] = said.items()
+    assert where.endswith("-target") and "the SAP Emarsys account has no field &#39;12099&#39;" in message
+    saved = carla.post("/console/mappings/emarsys/edit", data={**form, "action": "apply", "comment": "x"})
+    assert saved.status_code == 422 and "12099" in saved.text
+    from hub.mappingstore import current
+    assert current(app.extensions["redis"], "emarsys")["version"] == 0
