@@ -99,7 +99,8 @@ def catalogue_view(name: str) -> dict[str, Any]:
 def editor(name: str, rows: dict[str, Any], base: dict[str, Any], *, status: int = 200, **extra: Any) -> Any:
     context = {"connector": name, "label": CONNECTORS[name].label, "rows": rows, "base": base,
                "catalogue": catalogue_view(name), "choices": CHOICES, "errors": {}, "row_errors": row_errors,
-               "comment": request.form.get("comment", ""), "email": request.form.get("email", ""), **extra}
+               "comment": request.form.get("comment", ""), "email": request.form.get("email", ""),
+               "event": request.form.get("event", ""), **extra}
     return render_template("console/admin_edit.html", **context), status
 
 
@@ -147,14 +148,26 @@ def validate(name: str, draft: Draft, rows: dict[str, Any], base: dict[str, Any]
 
 
 def preview(name: str, draft: Draft, rows: dict[str, Any], base: dict[str, Any]) -> Any:
+    """For the typed emails, or after a sample event (applied to a scratch copy of the state)."""
     emails = [e for e in request.form.get("email", "").replace(",", " ").split() if e]
-    if not emails:
-        return editor(name, rows, base, errors={"email": ["type the email of a contact to preview"]}, status=422)
+    sample = request.form.get("event", "").strip()
+    event = None
+    if sample:
+        try:
+            event = json.loads(sample)
+        except ValueError as exc:
+            return editor(name, rows, base, errors={"event": [f"the sample event is not JSON: {exc}"]}, status=422)
+    if not emails and event is None:
+        return editor(name, rows, base, errors={"email": ["type the email of a contact, or paste a sample event"]},
+                      status=422)
     try:
-        answer = admin.preview(name, emails=emails[:10], document=draft.document, diff=True)
+        answer = admin.preview(name, emails=None if event is not None else emails[:10], event=event,
+                               document=draft.document, diff=True)
     except APIError as exc:
         details = exc.details if isinstance(exc.details, list) else []
-        errors = placed(details, draft) or {"form": [exc.message]}
+        key = "event" if exc.code == "invalid_event" else None
+        errors = ({key: [f"{d.get('path') or d.get('field') or '$'}: {d.get('message')}" for d in details]
+                   or [exc.message]} if key else placed(details, draft)) or {"form": [exc.message]}
         return editor(name, rows, base, errors=errors, status=exc.status)
     requests = json.dumps(answer["requests"], indent=2, ensure_ascii=False)
     return editor(name, rows, base, preview=answer, requests_text=requests)

@@ -169,3 +169,26 @@ def test_emarsys_editor_offers_the_accounts_field_ids_and_checks_the_live_accoun
     assert saved.status_code == 422 and "12099" in saved.text
     from hub.mappingstore import current
     assert current(app.extensions["redis"], "emarsys")["version"] == 0
+
+
+def test_preview_after_a_sample_event(app) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    client = app.test_client()
+    post_story(client)
+    flush(app)
+    carla = signed(app, "admin-carla")
+    form = edit_form(carla)
+    event = {"id": "evt_sample_9", "type": "referral.invited", "occurred_at": "2026-11-21T11:00:00Z",
+             "referrer": {"email": "anna@example.com"}}
+    page = carla.post("/console/mappings/klaviyo/edit", data={**form, "action": "preview", "event": json.dumps(event)})
+    assert page.status_code == 200, page.text
+    assert "After the sample event evt_sample_9" in page.text
+    row = re.search(r'<tr data-field="referral_friends_invited"[^>]*>(.*?)</tr>', page.text, re.S).group(1)  # type: ignore[union-attr]
+    assert re.findall(r"<code>(\d+)</code>", row) == ["2", "3"]          # now 2 at Klaviyo, 3 after the event
+    assert held(app.sandbox, "anna@example.com")["fields"]["referral_friends_invited"] == 2
+    bad = carla.post("/console/mappings/klaviyo/edit", data={**form, "action": "preview", "event": "{not json"})
+    assert bad.status_code == 422 and 'data-error-for="event"' in bad.text
+    wrong = carla.post("/console/mappings/klaviyo/edit", data={**form, "action": "preview",
+                                                               "event": json.dumps({"id": "e", "type": "nope"})})
+    assert wrong.status_code == 422 and 'data-error-for="event"' in wrong.text
