@@ -44,6 +44,8 @@ SECURITY_HEADERS = {
 @bp.before_request
 def before() -> None:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if request.endpoint == "console.sign_out" and session.current() is None:
+            return                      # nothing to sign out of (the session expired): no harm
         session.check_csrf()
 
 

@@ -104,12 +104,27 @@ class Console:
         self.get(path)
         assert "/console/sign-in" in self.driver.current_url
         self.find("#token").send_keys(token)
-        self.find("form.stack button[type=submit]").click()
-        self.wait(lambda: "/console/sign-in" not in self.driver.current_url, "the sign-in to finish")
+        self.submit("form.stack button[type=submit]")
+        assert "/console/sign-in" not in self.driver.current_url, self.text()
+
+    def submit(self, css: str) -> None:
+        """Click a button that submits a form, and wait for the page it leads to."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        page = self.find("html")
+        self.find(css).click()
+
+        def replaced() -> bool:
+            try:
+                page.tag_name
+                return False
+            except StaleElementReferenceException:
+                return self.driver.execute_script("return document.readyState") == "complete"
+        self.wait(replaced, f"the page after {css}")
 
     def sign_out(self) -> None:
-        self.find("form.who button").click()
-        self.wait(lambda: "/console/sign-in" in self.driver.current_url, "the sign-out")
+        self.submit("form.who button")
+        assert "/console/sign-in" in self.driver.current_url
 
     def wait(self, check: Any, what: str, timeout: float = 60) -> Any:
         return self.stack.wait_for(check, timeout=timeout, what=what)
@@ -118,13 +133,16 @@ class Console:
         return str(self.find("main").text)
 
     def screenshot(self, name: str, width: int = 1280) -> Path:
-        """Save the page as docs/console/<name>.png at the given width, full height."""
+        """Save the whole page as docs/console/<name>.png, laid out at `width` CSS pixels (a
+        phone's when narrow), through Chromium's device metrics so the viewport is exact."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        height = self.driver.execute_script("return Math.max(document.body.scrollHeight, 600)")
-        self.driver.set_window_size(width, min(int(height) + 40, 2400))
+        metrics = {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 600}
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": min(max(height, 400), 3000)})
         path = SCREENSHOTS / f"{name}.png"
         self.driver.save_screenshot(str(path))
-        self.driver.set_window_size(1280, 900)
+        self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         return path
 
 

@@ -102,8 +102,8 @@ def test_an_expired_session_goes_back_to_sign_in(console, with_story) -> None:  
     driver.delete_all_cookies()
     driver.get(f"{hub}/console/contacts")
     console.find("#token").send_keys("ops-token")
-    console.find("form.stack button[type=submit]").click()
-    console.wait(lambda: driver.current_url == f"{hub}/console/contacts", "the sign-in")
+    console.submit("form.stack button[type=submit]")
+    assert driver.current_url == f"{hub}/console/contacts"
 
     def sent_back() -> bool:
         driver.get(f"{hub}/console/contacts")

@@ -60,10 +60,10 @@ def test_ops_journey(console) -> None:  # type: ignore[no-untyped-def]
     console.get("/failed?connector=ometria")
     console.find("#select-all").click()
     assert all(box.is_selected() for box in console.finds("input[name=ids]"))
-    console.find("#retry-selected").click()
+    console.submit("#retry-selected")
     assert console.find("h1").text == f"Retry {len(failures)} failed sync{'' if len(failures) == 1 else 's'}?"
     console.screenshot("failed-syncs-confirm")
-    console.find("#confirm").click()
+    console.submit("#confirm")
     assert f"retried {len(failures)} failed sync(s)" in console.text()
 
     # 4. the contacts land with their current state, and the list empties
@@ -79,21 +79,28 @@ def test_ops_journey(console) -> None:  # type: ignore[no-untyped-def]
     # 5. pause and resume with a reason everyone sees
     console.get("/overview")
     console.find("#reason-klaviyo").send_keys("Klaviyo maintenance window")
-    console.find("#pause-klaviyo").click()
+    console.submit("#pause-klaviyo")
     reason = console.find("article[data-connector='klaviyo'] [data-field=pause-reason]").text
     assert "Klaviyo maintenance window" in reason
     status = stack.api("GET", "/v1/connectors/klaviyo/pause", token="ops-token").json()
     assert status["paused"]["reason"] == "Klaviyo maintenance window"
     assert status["paused"]["by"].startswith("token:")          # the bare ops token's name
     assert status["paused"]["by"] in reason
-    console.find("#resume-klaviyo").click()
+    console.submit("#resume-klaviyo")
     assert not console.finds("article[data-connector='klaviyo'] [data-field=pause-reason]")
     assert stack.api("GET", "/v1/connectors/klaviyo/pause", token="ops-token").json()["paused"] is None
+    # the overview refreshes by itself: a pause made elsewhere (the API) appears without a reload
+    marker = console.find("h1")
+    stack.api("POST", "/v1/connectors/ometria/pause", {"reason": "paused over the API"}, token="ops-token")
+    console.wait(lambda: "paused over the API" in console.find("article[data-connector='ometria']").text,
+                 "the overview to refresh", timeout=45)
+    assert marker.is_displayed()                  # the same page, not a reload (a stale element would raise)
+    stack.api("POST", "/v1/connectors/ometria/resume", token="ops-token")
 
     # 6. a contact's timeline shows each push: klaviyo's, ometria's failure, ometria's after the retry
     console.get("/contacts")
     console.find("#lookup-email").send_keys("cleo@example.com")
-    console.find("form[role=search] button").click()
+    console.submit("form[role=search] button")
     assert console.find("h1").text == "cleo@example.com"
     entries = console.finds("#timeline li")
     kinds = [(e.get_attribute("data-kind"), e.get_attribute("data-connector")) for e in entries]

@@ -100,3 +100,66 @@ def test_sign_in_never_redirects_off_the_console(make_app, target: str) -> None:
     page = client.get("/console/sign-in")
     answer = client.post("/console/sign-in", data={"token": "ops-token", "csrf": csrf(page.text), "next": target})
     assert answer.headers["Location"] == "/console/overview"
+
+
+def signed_in(app, token: str):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert sign_in(client, token).status_code == 302
+    return client
+
+
+def test_retry_all_matching_confirms_the_count_then_retries_only_those(make_app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    from rq.registry import FailedJobRegistry
+
+    from connectors.errors import FatalVendorError
+    from hub import sync
+    from hub.queue import get_queues
+
+    app = make_app(KLAVIYO_API_KEY="pk_x", KLAVIYO_BASE_URL="http://127.0.0.1:9/klaviyo",
+                   OMETRIA_API_KEY="om_x", OMETRIA_BASE_URL="http://127.0.0.1:9/ometria")
+    with app.app_context():
+        for n in range(3):
+            sync.record_failure("klaviyo", [f"k{n}@example.com"], FatalVendorError("invalid", status=400, code="invalid"))
+        sync.record_failure("ometria", ["o@example.com"], FatalVendorError("invalid", status=400, code="invalid"))
+    client = signed_in(app, "ops-token")
+    page = client.get("/console/failed?connector=klaviyo")
+    assert "3 matching" in page.text
+    form = {"csrf": csrf(page.text), "action": "retry", "scope": "matching", "connector": "klaviyo"}
+    confirm = client.post("/console/failed/action", data=form)
+    assert confirm.status_code == 200 and "Retry 3 failed syncs?" in confirm.text
+    done = client.post("/console/failed/action", data={**form, "confirmed": "yes"})
+    assert done.status_code == 302 and "retried+3" in done.headers["Location"]
+    with app.app_context():
+        assert FailedJobRegistry(queue=get_queues().get("klaviyo")).count == 0
+        assert FailedJobRegistry(queue=get_queues().get("ometria")).count == 1
+        assert get_queues().get("klaviyo").count == 3          # back on the queue, to push the current state
+    # a bad filter is named, not guessed
+    answer = client.post("/console/failed/action", data={**form, "since": "yesterday"})
+    assert answer.status_code == 400 and "since must be ISO 8601" in answer.text
+
+
+def test_erase_needs_admin_and_the_address_typed_again(make_app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(ADMIN_TOKENS="carla:admin-secret-2")
+    event = {"id": "e1", "type": "referrer.enrolled", "occurred_at": "2026-11-20T10:00:00Z",
+             "referrer": {"email": "anna@example.com"}}
+    assert app.test_client().post("/v1/events", json={"events": [event]},
+                                  headers={"Authorization": "Bearer ingest-token"}).status_code == 202
+    ops = signed_in(app, "ops-token")
+    page = ops.get("/console/contacts/anna@example.com")
+    assert page.status_code == 200 and 'id="erase"' not in page.text
+    answer = ops.post("/console/contacts/anna@example.com/erase",
+                      data={"csrf": csrf(page.text), "confirm_email": "anna@example.com"})
+    assert answer.status_code == 403
+    admin = signed_in(app, "admin-secret-2")
+    page = admin.get("/console/contacts/anna@example.com")
+    assert 'id="erase"' in page.text
+    answer = admin.post("/console/contacts/anna@example.com/erase",
+                        data={"csrf": csrf(page.text), "confirm_email": "ann@example.com"})
+    assert answer.status_code == 302 and "type+the+contact" in answer.headers["Location"]
+    assert admin.get("/console/contacts/anna@example.com").status_code == 200     # still there
+    answer = admin.post("/console/contacts/anna@example.com/erase",
+                        data={"csrf": csrf(page.text), "confirm_email": " Anna@Example.com "})
+    assert answer.status_code == 302
+    gone = admin.get("/console/contacts/anna@example.com")
+    assert gone.status_code == 404 and "erased" in gone.text
+    assert not redis_client.exists("hub:tl:anna@example.com")
