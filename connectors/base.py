@@ -213,6 +213,11 @@ class Connector:
         """The custom fields the account has: [{"name", "id", "type"}]."""
         raise NotImplementedError
 
+    def lists(self) -> list[dict[str, Any]]:
+        """The lists (Salesforce: campaigns) the account has: [{"id", "name"}], ids as strings.
+        NotImplementedError where the vendor has no call that lists them."""
+        raise NotImplementedError
+
     def check_job(self, ref: str, emails: list[str]) -> JobCheck:
         """Where a job `push` left pending stands (only connectors with asynchronous jobs)."""
         raise NotImplementedError

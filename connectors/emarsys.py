@@ -343,6 +343,11 @@ class EmarsysConnector(Connector):
         return [{"name": f["name"], "id": str(f["id"]), "type": f.get("application_type")}
                 for f in body.get("data") or []]
 
+    def lists(self) -> list[dict[str, Any]]:
+        """GET {api}/contactlist: every contact list of the account, {"id", "name", ...} each."""
+        body = self.request("GET", f"{self.api}/contactlist").json()
+        return [{"id": str(item["id"]), "name": item.get("name") or ""} for item in body.get("data") or []]
+
     # -- read (the anti-entropy audit) ---------------------------------------------------------
     read_batch = CONTACTS_MAX        # getdata takes up to 1,000 keys
 

@@ -427,6 +427,19 @@ class KlaviyoConnector(Connector):
         # Klaviyo custom properties are free-form: any name is accepted, none must pre-exist.
         return []
 
+    def lists(self) -> list[dict[str, Any]]:
+        """GET /api/lists (https://developers.klaviyo.com/en/reference/get_lists), following
+        links.next page by page."""
+        found: list[dict[str, Any]] = []
+        path: str | None = "/api/lists"
+        while path:
+            body = self.request("GET", path).json()
+            found += [{"id": str(item["id"]), "name": (item.get("attributes") or {}).get("name") or ""}
+                      for item in body.get("data") or []]
+            following = (body.get("links") or {}).get("next")
+            path = following[len(self.base_url):] if following and following.startswith(self.base_url) else None
+        return found
+
     # -- read (the anti-entropy audit) -------------------------------------------------------
     def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
         """Profiles by email with their email marketing consent, then each one's lists.

@@ -308,6 +308,18 @@ class SplioConnector(Connector):
                 return found
             page += 1
 
+    def lists(self) -> list[dict[str, Any]]:
+        """GET /data/v1/lists, paged like the fields: {"count_element", "elements": [{id, name}]}."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            data = self.request("GET", "/data/v1/lists", params={"per_page": 100, "page_number": page}).json()
+            elements = data.get("elements") or []
+            found += [{"id": str(e["id"]), "name": e.get("name") or ""} for e in elements]
+            if not elements or page * 100 >= int(data.get("count_element") or 0):
+                return found
+            page += 1
+
     # -- read (the anti-entropy audit) -------------------------------------------------------
     def read(self, updates: list[ContactUpdate]) -> dict[str, ContactView | None]:
         """GET /data/contacts/{unique_key}, one call per contact (Splio has no bulk read by key;

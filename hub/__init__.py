@@ -37,4 +37,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(audit.bp)
     app.register_blueprint(endpoints.bp)
     app.register_blueprint(jobs.bp)
+    from . import console
+
+    console.init_app(app)
     return app

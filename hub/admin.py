@@ -7,17 +7,17 @@ them, so the CLI and the API cannot disagree.
 from __future__ import annotations
 
 import difflib
-import hashlib
 from typing import Any
 
 from flask import current_app, jsonify, request
 from flask_smorest import Blueprint
 
-from connectors import CONNECTORS
+from connectors import CONNECTORS, ContactUpdate
 from connectors.errors import VendorError
 
 from . import mappingstore as store
-from .auth import bearer, require
+from . import mappingview
+from .auth import actor, require
 from .config import connector_settings
 from .errors import APIError, int_arg
 from .ledger import get_ledger
@@ -236,8 +236,18 @@ def rollback(connector: str, number: int, *, author: str, comment: str = "", if_
 
 
 def preview(connector: str, *, emails: list[str] | None = None, event: Any = None, document: Any = None,
-            force: bool = False) -> dict[str, Any]:
-    """The vendor requests a sync would send now, for some contacts or after a sample event."""
+            force: bool = False, diff: bool = False) -> dict[str, Any]:
+    """The vendor requests a sync would send now, for some contacts or after a sample event; with
+    `diff`, each contact's fields, lists and consent at the vendor now and after that push."""
+    answer, updates, mapping = preview_plan(connector, emails=emails, event=event, document=document, force=force)
+    if diff:
+        answer["diff"] = profile_diffs(connector, answer["contacts"], updates, mapping)
+    return answer
+
+
+def preview_plan(connector: str, *, emails: list[str] | None, event: Any, document: Any,
+                 force: bool) -> tuple[dict[str, Any], dict[str, ContactUpdate], dict[str, Any]]:
+    """(the preview answer, the update per contact a push would send, the mapping used)."""
     known(connector)
     if document is not None:
         mapping, errors, _ = check_document(connector, document, live=False)
@@ -272,7 +282,88 @@ def preview(connector: str, *, emails: list[str] | None = None, event: Any = Non
                            "duplicate": not applied, "touches": sorted(states)}
     if failed:
         answer["failed"] = failed
-    return answer
+    return answer, {u.email: u for u in updates}, mapping
+
+
+def profile_diffs(connector: str, contacts: list[dict[str, Any]], updates: dict[str, ContactUpdate],
+                  mapping: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per contact: what the vendor holds now (the sandbox's inspection view, else the vendor's read
+    API, else unknown) against what it would hold after the push. Reads only."""
+    settings = connector_settings(current_app.config["HUB"], connector)
+    client = build(connector) if enabled(connector) else None
+    out = []
+    for row in contacts:
+        if row["status"] in ("unknown", "mapping_error"):
+            out.append({"email": row["email"], "status": row["status"], "message": row.get("message", "")})
+            continue
+        update = updates.get(row["email"])
+        probe = update or ContactUpdate(email=row["email"], fields=row.get("fields") or {},
+                                        lists=row.get("lists") or {}, identity=row.get("identity") or {},
+                                        marketing_consent=row.get("marketing_consent"))
+        if client is None and mappingview.sandbox_root(connector, settings) is None:
+            held = mappingview.Held("unknown", note="the connector is not enabled (no credentials)")
+        else:
+            held = mappingview.held_now(connector, settings, client, probe)
+        out.append(mappingview.profile_diff(row, update, held, mapping.get("lists") or []))
+    return out
+
+
+def mapping_table(connector: str, number: int | None = None, live: bool = True) -> dict[str, Any]:
+    """The mapping (current, or version `number`) as rows, vendor ids labelled from the account."""
+    record = store.current(redis(), known(connector)) if number is None else version_record(connector, number)
+    names = catalogue(connector) if live else {"fields": [], "lists": []}
+    field_names = {str(f.get("id")): str(f.get("name")) for f in names["fields"] if str(f.get("id")) != str(f.get("name"))}
+    list_names = {str(i["id"]): str(i["name"]) for i in names["lists"] or []}
+    return {**{k: record.get(k) for k in ("version", "etag", "author", "at", "comment")},
+            "table": mappingview.table(record["document"], field_names, list_names)}
+
+
+def version_record(connector: str, number: int) -> dict[str, Any]:
+    try:
+        return store.version(redis(), known(connector), number)
+    except UnknownVersion:
+        raise APIError(404, "unknown_version", f"the {connector} mapping has no version {number}") from None
+
+
+def versions_diff(connector: str, older: int, newer: int) -> dict[str, Any]:
+    """What changed from version `older` to version `newer` (either order)."""
+    a, b = version_record(connector, older), version_record(connector, newer)
+    meta = ("version", "etag", "author", "at", "comment", "action")
+    return {"connector": connector, "from": {k: a.get(k) for k in meta}, "to": {k: b.get(k) for k in meta},
+            **mappingview.version_diff(a["document"], b["document"])}
+
+
+def connector_lists(connector: str) -> dict[str, Any]:
+    require_enabled(connector)
+    try:
+        lists = build(connector).lists()
+    except VendorError as exc:
+        raise vendor_failure(connector, "listing the account's lists", exc) from None
+    except NotImplementedError:
+        return {"connector": connector, "listable": False, "lists": []}
+    return {"connector": connector, "listable": True, "lists": lists}
+
+
+def catalogue(connector: str) -> dict[str, Any]:
+    """The live account's fields and lists for an editor, never raising: what could not be read
+    is an empty list and a note saying why (free-form fields, no list API, the vendor down)."""
+    out: dict[str, Any] = {"fields": [], "free_form": False, "lists": None, "notes": []}
+    if not enabled(connector):
+        out["notes"].append("the connector is not enabled: nothing can be read from the account")
+        return out
+    client = build(connector)
+    try:
+        out["fields"] = client.fields()
+        out["free_form"] = not out["fields"]
+    except (VendorError, NotImplementedError) as exc:
+        out["notes"].append(f"fields could not be read: {getattr(exc, 'message', '') or 'no field listing'}")
+    try:
+        out["lists"] = client.lists()
+    except NotImplementedError:
+        out["notes"].append(f"{CONNECTORS[connector].label} has no call that lists its lists: type the list id")
+    except VendorError as exc:
+        out["notes"].append(f"lists could not be read: {exc.message}")
+    return out
 
 
 def export_all() -> dict[str, Any]:
@@ -375,8 +466,7 @@ def author() -> str:
     given = (request.headers.get("X-Hub-Author") or "").strip()
     if given:
         return given[:120]
-    token = bearer() or ""
-    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+    return actor()
 
 
 def payload() -> Any:
@@ -459,7 +549,10 @@ def validate_mapping(connector: str) -> Any:
     "The exact vendor requests a sync would send", (200, "Requests with secrets masked; nothing is sent.", obj(
         connector=t("string"), mapping=t("object"), sent=t("boolean"), contacts=arr(t("object")),
         requests=arr(t("object")), event=t("object"), failed=t("object"))),
-    obj(email=t("string"), emails=STRINGS, event=ref("Event"), document=ref("Mapping"), force=t("boolean")),
+    obj(email=t("string"), emails=STRINGS, event=ref("Event"), document=ref("Mapping"), force=t("boolean"),
+        diff=t("boolean", description="Also answer `diff`: per contact, each field, list and consent at the "
+                                      "vendor now and after the push (now from the sandbox's inspection view, "
+                                      "else the vendor's read API, else \"unknown\").")),
     errors={400: BAD_JSON, 404: CONNECTOR_404,
             422: ("Neither email(s) nor event, or the event or draft is invalid.", arr(t("object")))})
 @require("admin")
@@ -471,7 +564,38 @@ def preview_mapping(connector: str) -> Any:
     if emails is not None and not (isinstance(emails, list) and all(isinstance(e, str) for e in emails)):
         raise APIError(422, "invalid_request", "email must be a string and emails a list of strings")
     return jsonify(preview(connector, emails=emails, event=data.get("event"), document=data.get("document"),
-                           force=bool(data.get("force"))))
+                           force=bool(data.get("force")), diff=bool(data.get("diff"))))
+
+
+@bp.get("/v1/mappings/<connector>/table")
+@declare("The mapping as a readable table", (200, "Vendor field <- hub stat (transform), lists with their "
+                                                  "conditions.", obj(
+    connector=t("string"), version=t("integer"), etag=t("string"), table=t("object"))),
+    params=(query("version", "A version from the history (default: the current one).", "integer", minimum=0),
+            FLAGS[0]),
+    errors={404: "No such connector or version.", 422: "version is not a number."})
+@require("admin")
+def show_mapping_table(connector: str) -> Any:
+    number = request.args.get("version")
+    if number is not None and not number.isdigit():
+        raise APIError(422, "invalid_request", "version must be a version number from the history")
+    return jsonify({"connector": connector, **mapping_table(connector, None if number is None else int(number),
+                                                            live=flag("live", True))})
+
+
+@bp.get("/v1/mappings/<connector>/diff")
+@declare("What changed between two versions", (200, "Fields and lists added, removed, renamed or changed.", obj(
+    connector=t("string"), fields=arr(t("object")), lists=arr(t("object")), other=arr(t("object")),
+    same=t("boolean"))),
+    params=(query("from", "A version number.", "integer", minimum=0),
+            query("to", "A version number.", "integer", minimum=0)),
+    errors={404: "No such connector or version.", 422: "from or to is not a number."})
+@require("admin")
+def diff_mapping_versions(connector: str) -> Any:
+    older, newer = request.args.get("from", ""), request.args.get("to", "")
+    if not (older.isdigit() and newer.isdigit()):
+        raise APIError(422, "invalid_request", "send ?from=<version>&to=<version>, numbers from the history")
+    return jsonify(versions_diff(known(connector), int(older), int(newer)))
 
 
 @bp.get("/v1/mappings/<connector>/history")
@@ -552,3 +676,13 @@ def check_connector(connector: str) -> Any:
 @require("admin")
 def list_fields(connector: str) -> Any:
     return jsonify(connector_fields(connector))
+
+
+@bp.get("/v1/connectors/<connector>/lists")
+@declare("The lists the vendor account has", (200, "The lists (listable false where the vendor cannot list "
+                                                   "them).", obj(
+    connector=t("string"), listable=t("boolean"), lists=arr(t("object")))),
+    errors={404: CONNECTOR_404, 409: NOT_ENABLED, 502: VENDOR_502})
+@require("admin")
+def list_lists(connector: str) -> Any:
+    return jsonify(connector_lists(connector))

@@ -80,13 +80,20 @@ def mappings() -> None:
 @click.argument("connector")
 @click.option("--version", "number", type=int, help="a version from the history (default: current)")
 @click.option("--document", "document_only", is_flag=True, help="print only the mapping document")
-def show(connector: str, number: int | None, document_only: bool) -> None:
+@click.option("--table", "as_table", is_flag=True, help="print it as a table: vendor field <- hub stat (transform)")
+def show(connector: str, number: int | None, document_only: bool, as_table: bool) -> None:
     """Print the current mapping (or one version) with its version and ETag."""
-    from . import admin
+    from . import admin, mappingview
     from . import mappingstore as store
 
     with hub_app():
         admin.known(connector)
+        if as_table:
+            answer = admin.mapping_table(connector, number)
+            click.echo(f"{connector} mapping v{answer['version']} {answer['etag']}")
+            for line in mappingview.table_text(answer["table"]):
+                click.echo(f"  {line}")
+            return
         if number is None:
             record = store.current(admin.redis(), connector)
         else:
@@ -144,8 +151,9 @@ def apply(connector: str, file: str, comment: str, author: str, if_match: str | 
 @click.option("--event", "event_file", help="a sample canonical event (JSON file) applied to a scratch copy")
 @click.option("--mapping", "mapping_file", help="preview a draft mapping file instead of the current one")
 @click.option("--force", is_flag=True, help="show the requests even for contacts the vendor already matches")
+@click.option("--diff", is_flag=True, help="add each contact's fields, lists and consent at the vendor now and after")
 def preview(connector: str, emails: tuple[str, ...], event_file: str | None, mapping_file: str | None,
-            force: bool) -> None:
+            force: bool, diff: bool) -> None:
     """Print the exact vendor requests a sync would send now. Nothing is sent."""
     from . import admin
 
@@ -154,7 +162,20 @@ def preview(connector: str, emails: tuple[str, ...], event_file: str | None, map
     event = read_document(event_file) if event_file else None
     document = read_document(mapping_file) if mapping_file else None
     with hub_app():
-        emit(admin.preview(connector, emails=list(emails) or None, event=event, document=document, force=force))
+        emit(admin.preview(connector, emails=list(emails) or None, event=event, document=document, force=force,
+                           diff=diff))
+
+
+@mappings.command()
+@click.argument("connector")
+@click.argument("older", type=int)
+@click.argument("newer", type=int)
+def diff(connector: str, older: int, newer: int) -> None:
+    """What changed in CONNECTOR's mapping from version OLDER to version NEWER."""
+    from . import admin
+
+    with hub_app():
+        emit(admin.versions_diff(admin.known(connector), older, newer))
 
 
 @mappings.command()
@@ -282,5 +303,15 @@ def fields(connector: str) -> None:
         emit(admin.connector_fields(connector))
 
 
+@connectors.command("lists")
+@click.argument("connector")
+def lists_(connector: str) -> None:
+    """List the lists CONNECTOR's account has ("listable": false where the platform cannot say)."""
+    from . import admin
+
+    with hub_app():
+        emit(admin.connector_lists(connector))
+
+
 # For a `connectors` group defined elsewhere (hub/cli.py): add these to it.
-CONNECTOR_COMMANDS = (list_, check, fields)
+CONNECTOR_COMMANDS = (list_, check, fields, lists_)

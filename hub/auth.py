@@ -5,6 +5,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from functools import wraps
 from typing import Any, Callable
@@ -62,11 +63,48 @@ def bearer() -> str | None:
     return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
-def has_role(token: str | None, role: str) -> bool:
+NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.@-]{0,63}):(.+)$")
+
+
+def short_hash(token: str) -> str:
+    """The name of a token given without one: a fingerprint that never reveals the token."""
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+
+
+def named_tokens(value: str | list[str] | None) -> list[tuple[str, str]]:
+    """A HUB_*_TOKENS value as (name, token) pairs: `name:token` entries carry their name, a bare
+    token is named by its short hash. Several per role allow rotation without downtime."""
+    pairs = []
+    for entry in split(value):
+        match = NAMED.match(entry)
+        pairs.append((match.group(1), match.group(2)) if match else (short_hash(entry), entry))
+    return pairs
+
+
+def token_values(value: str | list[str] | None) -> list[str]:
+    return [token for _, token in named_tokens(value)]
+
+
+def identify(token: str | None, role: str, config: dict[str, Any] | None = None) -> str | None:
+    """The name of `token` when it holds `role`, else None (every comparison in constant time)."""
     if not token:
-        return False
-    config = current_app.config["HUB"]
-    return any(hmac.compare_digest(token, t) for key in ROLES[role] for t in split(config.get(key)))
+        return None
+    config = config if config is not None else current_app.config["HUB"]
+    found = None
+    for key in ROLES[role]:
+        for name, value in named_tokens(config.get(key)):
+            if hmac.compare_digest(token.encode(), value.encode()) and found is None:
+                found = name
+    return found
+
+
+def has_role(token: str | None, role: str) -> bool:
+    return identify(token, role) is not None
+
+
+def actor() -> str:
+    """Who is acting in this request: the token's name (API) or the console session's name."""
+    return str(getattr(g, "actor", None) or "hub")
 
 
 def require(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -75,11 +113,12 @@ def require(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             token = bearer()
-            if not has_role(token, role):
+            name = identify(token, role)
+            if name is None:
                 if token and any(has_role(token, r) for r in ROLES):
                     raise APIError(403, "forbidden", f"this token does not have the {role} role")
                 raise unauthorized(f"a bearer token with the {role} role is required")
-            g.role = role
+            g.role, g.actor = role, name
             return view(*args, **kwargs)
         wrapped.hub_role = role  # type: ignore[attr-defined]  # read by the OpenAPI document
         return wrapped

@@ -11,8 +11,10 @@ DEFAULTS: dict[str, Any] = {
     "ERASURE_KEY": "",               # HMAC key for erased addresses; empty: <DATA_DIR>/erasure.key
     "INGEST_SECRETS": "",            # whsec_... secrets, comma or space separated (rotation)
     "INGEST_TOKENS": "",             # bearer tokens for the event API
-    "ADMIN_TOKENS": "",              # bearer tokens with the admin role
+    "ADMIN_TOKENS": "",              # bearer tokens with the admin role (name:token or bare, hub.auth)
     "OPS_TOKENS": "",                # bearer tokens with the ops role
+    "PUBLIC_URL": "",                # the hub's address as users reach it; https: console cookies are Secure
+    "CONSOLE_SESSION_TTL": 8 * 3600,  # seconds a console sign-in lasts
     "SIGNATURE_TOLERANCE": 300,      # seconds either way
     "MAX_EVENTS": 500,
     "MAX_BODY": 1024 * 1024,
@@ -51,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
 INTEGERS = {"SIGNATURE_TOLERANCE", "MAX_EVENTS", "MAX_BODY", "DEDUPE_DAYS", "EVENT_LOG_MAXLEN",
             "FAILURE_TTL", "WORKER_TTL", "MAINTENANCE_INTERVAL", "WORKER_NICE", "SWEEP_INTERVAL",
             "AUDIT_INTERVAL", "AUDIT_SAMPLE", "AUDIT_HISTORY", "JOB_TTL", "INGEST_REPLICA_TIMEOUT_MS",
-            "INGEST_RETRY_AFTER"}
+            "INGEST_RETRY_AFTER", "CONSOLE_SESSION_TTL"}
 FLOATS = {"FLUSH_WINDOW", "FLUSH_BUDGET", "RETRY_JITTER", "FLUSH_LEASE", "SWEEP_GRACE", "SCHEDULER_LEASE",
           "POOL_STOP_TIMEOUT", "AUDIT_SHARE", "AUDIT_BUDGET", "FEEDS_POLL_INTERVAL", "MEMORY_HIGH_WATER",
           "MEMORY_CHECK_INTERVAL"}

@@ -111,9 +111,9 @@ def seen_id(event_id: str, mac: Keyed | None = None) -> str | None:
 def forget(emails: list[str]) -> dict[str, int]:
     """Everything outside the ledger that may still name erased people: failed syncs
     (rewritten without them or discarded), webhook identities, parked and rejected webhooks,
-    and each connector's per-contact stores. One pass for a whole batch of erasures.
+    each connector's per-contact stores, and the contact index and timelines. One pass for a whole batch of erasures.
     Idempotent: an erasure retried runs it again."""
-    from . import feed, failed, webhooks
+    from . import failed, failindex, feed, timeline, webhooks
     from .queue import get_queues
     from .sync import LAST
 
@@ -121,8 +121,10 @@ def forget(emails: list[str]) -> dict[str, int]:
     pipe = redis.pipeline(transaction=False)
     for connector in get_queues().connectors:
         pipe.hdel(LAST.format(connector), *emails)
+    timeline.forget(pipe, emails)      # the contact index and timelines (hub/timeline.py)
     pipe.execute()
     done = {"failed": failed.forget(emails)}
+    failindex.forget(redis, emails)    # the console's failed-sync index (hub/failindex.py)
     done.update(webhooks.forget_address(emails))
     done["feed"] = feed.forget(redis, emails)
     return done

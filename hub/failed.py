@@ -20,6 +20,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from .auth import actor
 from .erasure import mentions
 from .progress import Progress
 from .queue import get_queues
@@ -159,7 +160,10 @@ def retry(job_ids: Iterable[str], progress: Progress | None = None, batch: int =
                 progress.step(len(chunk), note=f"{len(done):,} requeued")
     finally:
         if done:
-            current_app.logger.warning("failed syncs retried", extra={"jobs": len(done)})
+            from . import failindex  # a retried job that fails again comes back to the index as new
+
+            failindex.drop(current_app.extensions["redis"], done)
+            current_app.logger.warning("failed syncs retried", extra={"jobs": len(done), "by": actor()})
     return done
 
 
@@ -186,7 +190,7 @@ def discard(job_ids: Iterable[str]) -> list[str]:
             registry.remove(job, delete_job=True)
             done.append(job.id)
     if done:
-        current_app.logger.warning("failed syncs discarded", extra={"jobs": len(done)})
+        current_app.logger.warning("failed syncs discarded", extra={"jobs": len(done), "by": actor()})
     return done
 
 

@@ -138,6 +138,9 @@ class Ledger:
             index, field, message = answer[2]
             raise LedgerRefused(int(index) - 1, field.decode(), message.decode())
         done, flagged = answer
+        from .timeline import events_applied  # the contact index and timelines (hub/timeline.py)
+
+        events_applied(self.redis, events, [r == 1 for r in done], source)
         erased = sorted({e["contact"]["email"] for e in events if e["type"] == "contact.erased"})
         if erased:  # duplicates too: a retried erasure finishes the job
             forget(erased)

@@ -161,11 +161,10 @@ def rollback(redis: Any, connector: str, number: int, *, author: str, comment: s
 
 # -- contacts a mapping change affects ------------------------------------------------------
 def known_contacts(redis: Any, count: int = 1000) -> Iterator[str]:
-    """Every contact the hub holds state for: hub:c:<email> keys without a ':<suffix>' part."""
-    for raw in redis.scan_iter(match=f"{CONTACT_PREFIX}*", count=count):
-        rest = (raw.decode() if isinstance(raw, bytes) else raw)[len(CONTACT_PREFIX):]
-        if ":" not in rest:
-            yield rest
+    """Every contact the hub holds state for, from the contact index (hub.timeline), not a SCAN."""
+    from .timeline import contacts
+
+    yield from contacts(redis, count)
 
 
 def contacts_page(redis: Any, cursor: int, count: int) -> tuple[int, list[str]]:
@@ -177,7 +176,10 @@ def contacts_page(redis: Any, cursor: int, count: int) -> tuple[int, list[str]]:
 
 
 def count_contacts(redis: Any) -> int:
-    return sum(1 for _ in known_contacts(redis))
+    from .timeline import INDEX, ensure
+
+    ensure(redis)
+    return int(redis.zcard(INDEX))
 
 
 def mark_dirty(redis: Any, connector: str, batch: int = 1000, progress: Any = None) -> int:

@@ -74,7 +74,15 @@ def count_rejected(redis: Any, source: str, count: int, outcome: str = "invalid"
 
 
 def count_call(redis: Any, connector: str, status: str) -> None:
-    _write(redis, [(CALLS, field(connector, status), 1)])
+    from .recent import add_call
+
+    try:
+        pipe = redis.pipeline(transaction=False)
+        pipe.hincrby(CALLS, field(connector, status), 1)
+        add_call(pipe, connector, status)       # the console's last hour (hub.recent)
+        pipe.execute()
+    except RedisError as exc:
+        log.warning("metrics not recorded: %s", type(exc).__name__)
 
 
 def observe_push(redis: Any, connector: str, seconds: float, landed: int, failed: int) -> None:

@@ -99,6 +99,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ConnectorStatus": obj(connector=t("string"),
                            paused=obj(by=t("string"), at=t("string"), reason=t("string")) | {"nullable": True},
                            backing_off_until=t("string", format="date-time", nullable=True), attempt=t("integer"),
+                           last_success=t("string", "When a push last succeeded; null: never.", format="date-time",
+                                          nullable=True),
                            dirty=t("integer"), erase_pending=t("integer"), queued=t("integer"), failed=t("integer")),
     "MappingVersion": obj(connector=t("string"), version=t("integer"), etag=t("string"), author=t("string"),
                           at=t("string", "When it was saved; null for version 0, the shipped default.",
@@ -417,7 +419,7 @@ def build(app: Flask) -> dict[str, Any]:
     paths = document.setdefault("paths", {})
     used: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
+        if rule.endpoint == "static" or rule.endpoint.endswith(".static") or rule.endpoint.startswith("console."):
             continue
         path, params = path_of(rule.rule)
         item = paths.setdefault(path, {})

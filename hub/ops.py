@@ -13,7 +13,7 @@ from flask import jsonify, request
 from flask_smorest import Blueprint
 
 from . import failed, sync
-from .auth import require
+from .auth import actor, require
 from .errors import APIError
 from .openapi import BAD_JSON, FILTERS, JOB_ID_422, NOT_ENABLED, STRINGS, arr, declare, obj, ref, t
 from .queue import get_queues
@@ -143,7 +143,7 @@ def show_pause(name: str):  # type: ignore[no-untyped-def]
 @require("ops")
 def pause_connector(name: str):  # type: ignore[no-untyped-def]
     reason = str(body().get("reason") or "paused by ops")[:300]
-    sync.pause(enabled(name), reason, by="ops")
+    sync.pause(enabled(name), reason, by=actor())
     return jsonify(sync.status(name))
 
 

@@ -162,6 +162,7 @@ def send(file: str, url: str | None, wait_seconds: float) -> None:
     import requests
 
     from .auth import sign
+    from .auth import token_values
     from .config import load, split
 
     events = events_of(read_json(file), "stdin" if file == "-" else file)
@@ -183,7 +184,7 @@ def send(file: str, url: str | None, wait_seconds: float) -> None:
     click.echo(f"{answer.status_code} {answer.text.strip()}")
     if not answer.ok:
         raise SystemExit(1)
-    token = next(iter(split(load().get("OPS_TOKENS")) + split(load().get("ADMIN_TOKENS"))), None)
+    token = next(iter(token_values(load().get("OPS_TOKENS")) + token_values(load().get("ADMIN_TOKENS"))), None)
     if wait_seconds and token and emails_of(events):
         wait_synced(target, token, emails_of(events), wait_seconds)
 

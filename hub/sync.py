@@ -25,11 +25,11 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
-from . import coalesce, metrics, vendorjobs
+from . import coalesce, metrics, timeline, vendorjobs
 from .config import connector_settings, retry_schedule
 from .ledger import dirty_key, erase_key, get_ledger
 from .lease import Lease
-from .mappingstore import current_mapping
+from .mappingstore import current, current_mapping
 from .queue import FLAG, get_queues, queue_name
 
 PUSHED = "hub:pushed:{}"
@@ -37,6 +37,7 @@ PAUSED = "hub:paused:{}"
 BACKOFF = "hub:backoff:{}"
 ATTEMPTS = "hub:attempts:{}"
 LAST = "hub:last:{}"
+LAST_OK = "hub:lastok:{}"        # when a push to the connector last succeeded (a time, no contact)
 SUSPECT = "hub:suspect:{}"       # contacts a superseded flush wrote: pushed again whatever the fingerprint
 RETRY = "hub:flushretry:{}"      # a flush is scheduled for when another holder's lease ends
 
@@ -159,6 +160,14 @@ def note_outcome(connector: str, emails: list[str], ok: bool, error: VendorError
     if error is not None:
         outcome.update({"status": error.status, "code": error.code})
     redis().hset(LAST.format(connector), mapping={e: json.dumps(outcome) for e in emails})
+    if not ok:
+        timeline.failed(redis(), connector, emails, outcome.get("status"), outcome.get("code"))
+
+
+def last_success(connector: str) -> str | None:
+    """When a push to the connector last succeeded, as UTC ISO 8601 (None: never)."""
+    value = redis().get(LAST_OK.format(connector))
+    return datetime.fromtimestamp(float(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def fingerprint(rendered: dict[str, Any]) -> str:
@@ -177,6 +186,8 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     keys = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
             SUSPECT.format(connector), "hub:ver"]
     held = bool(redis().eval(_SETTLE, len(keys), *keys, *args))
+    if held and pushed:
+        redis().set(LAST_OK.format(connector), args[1])
     if not held:
         current_app.logger.warning("superseded flush: its writes re-marked for the current holder",
                                    extra={"connector": connector, "contacts": len(pushed)})
@@ -277,6 +288,11 @@ def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate],
              for e in entries if e["status"] == "mapping_error"})
 
 
+def mapping_version(connector: str) -> int | None:
+    """The version of the connector's mapping the push rendered with (0: the default)."""
+    return current(redis(), connector).get("version")
+
+
 def written(update: ContactUpdate, print_: str) -> str:
     """What the hub remembers of a push: the fingerprint, and the lists and consent it sent."""
     return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent})
@@ -306,6 +322,9 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     landed = {u.email: written(u, prints[u.email]) for u in updates if u.email not in failed and u.email not in held}
     if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed):
         raise Superseded(f"flush of {connector} lost its lease during a push")
+    if landed:
+        timeline.pushed(redis(), connector, [u for u in updates if u.email in landed],
+                        mapping_version(connector))
     if landed:
         from .audit import close_repairs  # repairs the anti-entropy audit queued have landed
 
@@ -361,7 +380,7 @@ def status(connector: str) -> dict[str, Any]:
     return {"connector": connector, "paused": paused(connector),
             "backing_off_until": datetime.fromtimestamp(backing_off, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             if backing_off else None,
-            "attempt": int(r.get(ATTEMPTS.format(connector)) or 0),
+            "attempt": int(r.get(ATTEMPTS.format(connector)) or 0), "last_success": last_success(connector),
             "dirty": r.zcard(dirty_key(connector)), "erase_pending": r.zcard(erase_key(connector)),
             "queued": get_queues().get(connector).count,
             "failed": FailedJobRegistry(queue=get_queues().get(connector)).count}

@@ -271,6 +271,11 @@ def fields(version: str, language: str) -> Response:
                   for i, (name, kind, string_id) in FIELDS.items()])
 
 
+@bp.get("/api/<version>/contactlist")
+def contact_lists(version: str) -> Response:
+    return reply([{"id": i, "name": name, "created": "2026-01-05 09:00:00", "type": 0} for i, name in LISTS.items()])
+
+
 @bp.get("/api/<version>/settings")
 def settings(version: str) -> Response:
     return reply({"id": 900001, "environment": "sandbox.emarsys.local", "timezone": "Europe/London",

@@ -25,7 +25,9 @@ import requests
 
 from cryptography.fernet import Fernet
 
+from hub.ledger import contact_id
 from sandbox import DEMO_SETTINGS
+from tests.console.conftest import signed_in_session
 from tests.feed.receiver import Receiver
 from tests.hub.test_webhooks import SECRETS
 from tests.sources.test_mention_me import sign as mention_me_sign
@@ -237,6 +239,16 @@ def test_erasure_leaves_no_trace(stack_factory, redis_url) -> None:  # type: ign
     stack.wait_for(lambda: settled(client, vendors), what="the failures to settle", timeout=WAIT)
     assert PERSON in str(scan(client, PERSON)), "the story never reached Redis: this scan would prove nothing"
 
+    # The console's own stores: the contact index and the timeline (written by the ingest and the
+    # pushes above), the failed-sync index (filled when the failed-syncs page is read), and a
+    # signed-in session (which holds no address).
+    console = signed_in_session(stack, "admin-token")
+    assert console.get(f"{stack.hub}/console/failed", timeout=30).status_code == 200
+    page = console.get(f"{stack.hub}/console/contacts/{PERSON}", timeout=30)
+    assert page.status_code == 200 and "pushed to ometria" in page.text
+    assert client.llen(f"hub:tl:{PERSON}") and client.zscore("hub:contacts", PERSON) is not None
+    assert client.scard(f"hub:fx:p:{contact_id(PERSON)}") == 2      # the shared failure and the own one
+
     # Erase, then a friend registers naming the erased referrer.
     erased = requests.post(f"{stack.hub}/v1/contacts/{WRITTEN}/erase", headers=ADMIN, timeout=10)
     assert erased.status_code == 202
@@ -262,6 +274,8 @@ def test_erasure_leaves_no_trace(stack_factory, redis_url) -> None:  # type: ign
                    what="the event feed to deliver", timeout=WAIT)
     assert any(m["type"] == "contact.erased" for m in receiver.accepted())
     receiver.stop()
+    assert console.get(f"{stack.hub}/console/failed", timeout=30).status_code == 200   # the index catches up
+    assert console.get(f"{stack.hub}/console/contacts/{PERSON}", timeout=30).status_code == 404
     found = scan(client, PERSON)
     assert not found, "the erased address is still in Redis:\n" + "\n".join(found)
     assert client.exists(f"hub:erased:{keyed(PERSON)}"), "the keyed erasure marker is what refuses re-creation"
