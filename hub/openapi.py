@@ -450,7 +450,8 @@ def tags(app: Flask) -> list[dict[str, str]]:
 
 
 def build(app: Flask) -> dict[str, Any]:
-    """The OpenAPI 3.0 document of every route `app` registers (static files aside)."""
+    """The OpenAPI 3.0 document of every route `app` registers (static files and the console's
+    browser pages aside)."""
     try:
         version = metadata.version("referral-sync-hub")
     except metadata.PackageNotFoundError:
@@ -472,8 +473,8 @@ def build(app: Flask) -> dict[str, Any]:
         spec.components.security_scheme(name, scheme)
     used: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
-            continue
+        if rule.endpoint == "static" or rule.endpoint.endswith(".static") or rule.endpoint.startswith("console."):
+            continue                    # files, and the console's browser pages: not the API
         path, params = path_of(rule.rule)
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         operations = {}
