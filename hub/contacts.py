@@ -19,7 +19,7 @@ from flask import current_app, jsonify, request
 from flask_smorest import Blueprint
 
 from . import audit, failed, sync, vendorjobs
-from .auth import require
+from .auth import actor, require
 from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
 from .progress import Progress
@@ -172,6 +172,7 @@ def erase(email: str) -> dict[str, Any]:
     queues = get_queues()
     get_ledger().apply(events, queues.connectors)
     queues.kick()
+    current_app.logger.warning("contact erased", extra={"event": raw["id"], "by": actor()})
     return {"erased": True, "event_id": raw["id"], "connectors": queues.connectors}
 
 

@@ -420,7 +420,7 @@ def build(app: Flask) -> dict[str, Any]:
     used: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint == "static" or rule.endpoint.endswith(".static") or rule.endpoint.startswith("console."):
-            continue
+            continue                    # files, and the console's browser pages: not the API
         path, params = path_of(rule.rule)
         item = paths.setdefault(path, {})
         item.pop("parameters", None)  # flask-smorest's bare path parameters: described per operation below

@@ -26,6 +26,7 @@ from connectors.ratelimit import RateLimiter
 from mappings import render
 
 from . import coalesce, metrics, timeline, vendorjobs
+from .auth import actor
 from .config import connector_settings, retry_schedule
 from .ledger import dirty_key, erase_key, get_ledger
 from .lease import Lease
@@ -369,7 +370,7 @@ def resume(connector: str) -> None:
     r.delete(PAUSED.format(connector), BACKOFF.format(connector), ATTEMPTS.format(connector),
              f"{ATTEMPTS.format(connector)}:first")
     get_queues().kick([connector])
-    current_app.logger.warning("connector resumed", extra={"connector": connector})
+    current_app.logger.warning("connector resumed", extra={"connector": connector, "by": actor()})
 
 
 def status(connector: str) -> dict[str, Any]:

@@ -89,7 +89,6 @@ def pause(name: str) -> Any:
 def resume(name: str) -> Any:
     check_enabled(name)
     sync.resume(name)
-    current_app.logger.warning("connector resumed from the console", extra={"connector": name, "by": actor()})
     return redirect(url_for("console.overview", done=f"{name} resumed"))
 
 
@@ -247,7 +246,6 @@ def contact_erase(email: str) -> Any:
         return redirect(url_for("console.contact", email=email,
                                 error="type the contact's email address again to confirm the erasure"))
     result = contacts_api.erase(email)
-    current_app.logger.warning("contact erased from the console", extra={"by": actor(), "event": result["event_id"]})
     return redirect(url_for("console.contacts", done=f"erased; deletion queued for {', '.join(result['connectors'])}"))
 
 
