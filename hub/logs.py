@@ -123,8 +123,10 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 while self.waiting:
                     self.stream.write(self.waiting.popleft())
                     self.flush()
-            except Exception:  # noqa: BLE001 - the stream's own failure (closed, full disk)
+            except (OSError, ValueError):   # the stream's own failures (closed, full disk, encoding)
                 self.handleError(record)
+            # Anything else was raised by a signal handler that ran between two writes (a signal
+            # the kernel gave to another thread is not held back): it goes on to the caller.
             finally:
                 self.writing = False
         finally:

@@ -49,9 +49,11 @@ class Sender(threading.Thread):
     message id, same events) on a 503 or a dropped connection after the Retry-After it was given,
     as docs/deployment.md asks of senders."""
 
-    def __init__(self, hub: str, batches: list[tuple[str, list[dict[str, Any]]]]) -> None:
+    def __init__(self, hub: str, batches: list[tuple[str, list[dict[str, Any]]]],
+                 gate: threading.Event | None = None, hold_from: int = 0) -> None:
         super().__init__(daemon=True)
         self.hub, self.batches = hub, batches
+        self.gate, self.hold_from = gate, hold_from       # batches from hold_from on wait for the gate
         self.acked: list[str] = []          # event ids answered 202
         self.retries = 0
         self.error: str | None = None
@@ -59,7 +61,9 @@ class Sender(threading.Thread):
     def run(self) -> None:
         session = requests.Session()
         try:
-            for msg_id, events in self.batches:
+            for number, (msg_id, events) in enumerate(self.batches):
+                if self.gate is not None and number >= self.hold_from:
+                    self.gate.wait()
                 body = json.dumps({"events": events}).encode()
                 while True:
                     try:
@@ -110,8 +114,10 @@ def test_failover_and_a_pool_killed_mid_flush(tmp_path: Path, durable: str) -> N
                       env={**FAST, "HUB_INGEST_MIN_REPLICAS": durable})
         hubs = [stack.hub, stack.start_hub("hub-b")]
         stack.start_worker("worker-b", folder=tmp_path / "host-b")
-        # Two senders per HTTP server, each with every fourth batch.
-        senders = [Sender(hubs[i % 2], batches[i::4]) for i in range(4)]
+        # Two senders per HTTP server, each with every fourth batch; the last fifth of each share
+        # waits until after the failover, so there is work to flush when host b's pool is killed.
+        after_failover = threading.Event()
+        senders = [Sender(hubs[i % 2], batches[i::4], after_failover, len(batches[i::4]) * 4 // 5) for i in range(4)]
         for sender in senders:
             sender.start()
         stack.wait_for(lambda: sum(len(s.acked) for s in senders) >= len(stream) // 2, timeout=120,
@@ -123,6 +129,7 @@ def test_failover_and_a_pool_killed_mid_flush(tmp_path: Path, durable: str) -> N
         # (503s meanwhile) until the old primary is back as one, which ops do next.
         redis_set.restart_old_primary()
         before = vendor_calls(stack)
+        after_failover.set()
         stack.wait_for(lambda: vendor_calls(stack) > before, timeout=60, what="a flush in flight after the failover")
         stack.kill_worker("worker-b")          # host b's pool dies mid-flush; the first pool goes on
         for sender in senders:

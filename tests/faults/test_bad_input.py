@@ -30,6 +30,7 @@ ROUTES = {
     ("post", "/v1/connectors/{name}/pause"): OPS,
     ("post", "/v1/connectors/{name}/audit"): OPS,
     ("post", "/v1/contacts/{email}/resync"): OPS,
+    ("post", "/v1/jobs"): OPS,
     ("post", "/v1/endpoints"): ADMIN,
     ("patch", "/v1/endpoints/{endpoint_id}"): ADMIN,
     ("post", "/v1/endpoints/{endpoint_id}/rotate-secret"): ADMIN,

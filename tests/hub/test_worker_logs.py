@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -96,7 +97,10 @@ def test_a_signal_that_raises_mid_write_waits_for_the_line_then_reaches_the_call
     written, the signal runs once the line is whole, and its exception reaches the code that
     logged, as it would anywhere else."""
     log = logging.getLogger("hub.test_stopped")
-    pipe = InterruptedPipe(lambda: os.kill(os.getpid(), signal.SIGUSR1))    # a real signal, mid-write
+    main = threading.main_thread().ident
+    assert main is not None
+    # a real signal, mid-write, to the main thread (where Python runs signal handlers)
+    pipe = InterruptedPipe(lambda: signal.pthread_kill(main, signal.SIGUSR1))
 
     def stop_requested(signum: int, frame: Any) -> None:
         log.warning("stop requested")
