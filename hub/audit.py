@@ -14,13 +14,15 @@ push lands (`close_repairs`, called by hub.sync.push).
 """
 from __future__ import annotations
 
+import logging
+
 import json
 import time
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import click
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from connectors import CONNECTORS, MARKETING, TRANSACTIONAL
 from connectors.base import chunks
@@ -36,14 +38,17 @@ from .ledger import dirty_key, get_ledger, key
 from .mappingstore import current_mapping
 from .queue import get_queues
 from .vendorjobs import waiting_among
+from hub import keys
+from hub import services
+log = logging.getLogger("hub")
 
 HISTORY = "audit:history"            # field of hub:c:<email>: newest finding first, bounded
 PENDING = "audit:pending"            # field of hub:c:<email>: {connector: when} repairs not landed yet
 # How many repairs wait to land for the connector (no emails): pushes look for repairs to close
 # only while it is above 0. It lapses a day after the last repair was queued, so a repair that
 # can never land (its contact erased meanwhile) does not keep every push looking.
-OPEN = "hub:audit:open:{}"
-LAST = "hub:audit:last:{}"           # the connector's last run, counts only
+OPEN = keys.AUDIT_OPEN
+LAST = keys.AUDIT_LAST               # the connector's last run, counts only
 CONTACTS = metrics.AUDIT             # connector, outcome -> count
 RUNS = metrics.AUDIT_RUNS            # connector, outcome -> count
 MAX_READ_WAIT = 1.0                  # the longest the audit waits for a rate-limit slot
@@ -159,12 +164,12 @@ class ReadLimiter(RateLimiter):
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def client_for(connector: str, deadline: float) -> Any:
-    config = current_app.config["HUB"]
-    limiter = ReadLimiter(redis(), "hub:rl", float(config["AUDIT_SHARE"]), deadline)
+    config = services.current().config
+    limiter = ReadLimiter(redis(), keys.RATE_LIMIT, float(config["AUDIT_SHARE"]), deadline)
     return CONNECTORS[connector](connector_settings(config, connector), limiter=limiter,
                                  session=metrics.CountingSession(redis(), connector))
 
@@ -189,7 +194,7 @@ def record(connector: str, finding: Finding) -> bool:
     script = redis().register_script(_RECORD)
     done = script(keys=[key(finding.email), PUSHED.format(connector), dirty_key(connector), OPEN.format(connector)],
                   args=[finding.email, connector, repr(time.time()), entry,
-                        current_app.config["HUB"]["AUDIT_HISTORY"], repair])
+                        services.current().config["AUDIT_HISTORY"], repair])
     return bool(done)
 
 
@@ -199,7 +204,7 @@ def close_repairs(r: Any, connector: str, emails: list[str]) -> int:
         return 0
     script = r.register_script(_SETTLE)
     entry = json.dumps({"at": now_iso(), "connector": connector, "event": "repaired"})
-    most = current_app.config["HUB"]["AUDIT_HISTORY"]
+    most = services.current().config["AUDIT_HISTORY"]
     pipe = r.pipeline(transaction=False)
     for email in emails:
         script(keys=[key(email), OPEN.format(connector)], args=[connector, entry, most], client=pipe)
@@ -262,7 +267,7 @@ def refusal(connector: str) -> str | None:
 
 def audit(connector: str, size: int | None = None, emails: list[str] | None = None) -> dict[str, Any]:
     """Read a sample back from the vendor, compare, and queue repairs; returns the report."""
-    config = current_app.config["HUB"]
+    config = services.current().config
     report: dict[str, Any] = {"connector": connector, "at": now_iso(), "checked": 0, "in_step": 0,
                               "out_of_step": 0, "repairs_queued": 0, "changed_meanwhile": 0,
                               "skipped": refusal(connector), "stopped": None, "findings": []}
@@ -334,14 +339,14 @@ def finish(connector: str, report: dict[str, Any]) -> None:
     r.set(LAST.format(connector), json.dumps(counts_only(report)))
     if report["repairs_queued"]:
         get_queues().kick([connector])
-    current_app.logger.info("audit done", extra={k: report[k] for k in (
+    log.info("audit done", extra={k: report[k] for k in (
         "connector", "checked", "in_step", "out_of_step", "repairs_queued", "stopped")})
 
 
 def audit_job(connector: str) -> dict[str, Any]:
     """The scheduler's entry point. Returns counts only: RQ keeps a job's result in Redis, and
     addresses there would outlive an erasure."""
-    if not enabled(current_app.config["HUB"], connector):
+    if not enabled(services.current().config, connector):
         return {"connector": connector, "skipped": "audit turned off"}
     return counts_only(audit(connector))
 

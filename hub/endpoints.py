@@ -27,10 +27,11 @@ from .config import split
 from .errors import APIError
 from .feed import setting, start_cursor
 from .schemas import TYPES
+from hub import keys
 
 bp = Blueprint("endpoints", __name__)
-ENDPOINTS = "hub:feed:endpoints"        # id -> JSON record (no secret)
-SECRETS = "hub:feed:secrets"            # id -> JSON list of {"secret": <Fernet token>, "expires": ts|null}
+ENDPOINTS = keys.FEED_ENDPOINTS        # id -> JSON record (no secret)
+SECRETS = keys.FEED_SECRETS            # id -> JSON list of {"secret": <Fernet token>, "expires": ts|null}
 DERIVED = ("referrer.totals_changed", "list.membership_changed", "sync.failed")
 EVENT_TYPES = TYPES + DERIVED
 EDITABLE = ("url", "description", "event_types", "batch", "max_in_flight")

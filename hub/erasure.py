@@ -15,8 +15,8 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any
+from . import services
 
-from flask import current_app
 
 KEY_FILE = "erasure.key"
 MIN_KEY = 16                       # characters of HUB_ERASURE_KEY; a short key is guessable
@@ -95,7 +95,7 @@ class Keyed:
 
 
 def keyed() -> Keyed:
-    return current_app.extensions["erasure"]  # type: ignore[no-any-return]
+    return services.current().erasure
 
 
 def tag(email: str) -> str:
@@ -114,12 +114,12 @@ def forget(emails: list[str]) -> dict[str, int]:
     and each connector's per-contact stores. One pass for a whole batch of erasures.
     Idempotent: an erasure retried runs it again."""
     from . import feed, failed, webhooks
-    from .queue import get_queues
-    from .sync import LAST
+    from .keys import LAST
 
-    redis = current_app.extensions["redis"]
+    svc = services.current()
+    redis = svc.redis
     pipe = redis.pipeline(transaction=False)
-    for connector in get_queues().connectors:
+    for connector in svc.queues.connectors:
         pipe.hdel(LAST.format(connector), *emails)
     pipe.execute()
     done = {"failed": failed.forget(emails)}
@@ -128,5 +128,3 @@ def forget(emails: list[str]) -> dict[str, int]:
     return done
 
 
-def init_app(app: Any) -> None:
-    app.extensions["erasure"] = Keyed(load_key(app.config["HUB"]))

@@ -8,12 +8,13 @@ CURRENT state, so a retry never replays an old count.
 """
 from __future__ import annotations
 
+import logging
+
 import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from flask import current_app
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
@@ -23,6 +24,8 @@ from rq.serializers import JSONSerializer
 from .erasure import mentions
 from .queue import get_queues
 from .sync import ATTEMPTS, scrub_secrets
+from hub import services
+log = logging.getLogger("hub")
 
 RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -57,7 +60,7 @@ def registries(connector: str | None = None) -> list[tuple[str, FailedJobRegistr
 
 def fetch(job_id: str) -> Job:
     try:
-        return Job.fetch(job_id, connection=current_app.extensions["redis"], serializer=JSONSerializer)
+        return Job.fetch(job_id, connection=services.current().redis, serializer=JSONSerializer)
     except NoSuchJobError:
         raise NotFound(f"no failed sync {job_id!r}") from None
 
@@ -129,13 +132,12 @@ def reset_counters(job: Job) -> None:
     """What `rq requeue` leaves behind: RQ's retry counters and the hub's attempt count."""
     redis = job.connection
     job.meta.update({"attempts": 0, "retries": int(job.meta.get("retries", 0)) + 1})
-    job.save_meta()
-    # RQ writes these fields only when set, so delete them; a job enqueued with Retry (a flush)
-    # gets its full allowance back.
-    redis.hdel(job.key, "number_of_retries", "retries_left")
-    intervals = job.retry_intervals
-    if intervals:
-        redis.hset(job.key, "retries_left", len(intervals))
+    # Through the job's own attributes and save(): a job enqueued with Retry (a flush) gets its
+    # full allowance back, and the count of retries RQ made starts again from none.
+    job.number_of_retries = 0
+    if job.retry_intervals:
+        job.retries_left = len(job.retry_intervals)
+    job.save()
     connector = job.origin.removeprefix("sync-")
     redis.delete(ATTEMPTS.format(connector), f"{ATTEMPTS.format(connector)}:first")
 
@@ -155,7 +157,7 @@ def retry(job_ids: Iterable[str]) -> list[str]:
             continue
         done.append(job.id)
     if done:
-        current_app.logger.warning("failed syncs retried", extra={"jobs": len(done)})
+        log.warning("failed syncs retried", extra={"jobs": len(done)})
     return done
 
 
@@ -169,7 +171,7 @@ def discard(job_ids: Iterable[str]) -> list[str]:
             registry.remove(job, delete_job=True)
             done.append(job.id)
     if done:
-        current_app.logger.warning("failed syncs discarded", extra={"jobs": len(done)})
+        log.warning("failed syncs discarded", extra={"jobs": len(done)})
     return done
 
 
@@ -200,7 +202,7 @@ def names(job: Job, emails: list[str]) -> bool:
 def rewrite(job: Job, emails: list[str], rest: list[str], failed: bool = True) -> None:
     """The failed sync without the erased person: args, meta, description and the recorded
     failure, through RQ's own API, so `rq info`, rq-dashboard and `hub failed` agree."""
-    ttl = current_app.config["HUB"]["FAILURE_TTL"]
+    ttl = services.current().config["FAILURE_TTL"]
     job.args = [job.args[0], rest]
     meta = job.meta
     meta.update({"contacts": [c for c in meta.get("contacts", rest) if c not in emails],
@@ -238,5 +240,5 @@ def forget(emails: list[str]) -> int:
                     place.remove(job, delete_job=True)
                 changed += 1
     if changed:
-        current_app.logger.warning("syncs rewritten after an erasure", extra={"jobs": changed})
+        log.warning("syncs rewritten after an erasure", extra={"jobs": changed})
     return changed

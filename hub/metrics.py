@@ -29,17 +29,12 @@ from redis.exceptions import RedisError
 log = logging.getLogger("hub.metrics")
 bp = Blueprint("metrics", __name__)
 
-EVENTS = "hub:m:events"          # type, source, outcome -> count (written by the ledger's script)
-CALLS = "hub:m:calls"            # connector, status -> count
-CONTACTS = "hub:m:contacts"      # connector, outcome -> count
-BACKOFFS = "hub:m:backoffs"      # connector, reason -> count
-LATENCY = "hub:m:latency"        # connector, le|sum|count -> value
-SWEEPS = "hub:m:sweeps"          # connector -> flushes the periodic sweep had to queue
-FEEDS = "hub:m:feeds"            # feed, what (rows, accepted, duplicates, errors, files_*) -> count
-AUDIT = "hub:m:audit"            # connector, outcome -> count (hub.audit)
-AUDIT_RUNS = "hub:m:audit_runs"  # connector, outcome -> count (hub.audit)
+from .keys import METRIC_AUDIT as AUDIT, METRIC_AUDIT_RUNS as AUDIT_RUNS, METRIC_BACKOFFS as BACKOFFS  # noqa: E402
+from .keys import METRIC_CALLS as CALLS, METRIC_CONTACTS as CONTACTS, METRIC_EVENTS as EVENTS  # noqa: E402
+from .keys import METRIC_FEEDS as FEEDS, METRIC_LATENCY as LATENCY, METRIC_SWEEPS as SWEEPS  # noqa: E402
+from .keys import METRIC_SEP  # noqa: E402
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
-SEP = "\t"
+SEP = METRIC_SEP
 
 
 def field(*labels: Any) -> str:

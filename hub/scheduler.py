@@ -26,6 +26,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from .lease import Lease
+from hub import keys
 
 QUEUE = "hub-periodic"
 log = logging.getLogger("hub.scheduler")
@@ -100,7 +101,7 @@ class ClaimedCronJob(CronJob):
         """Claim this run, then enqueue it (JSON, like every hub job); None when already claimed."""
         slot = self.current_slot()
         keep = int((self.interval or 3600) * 2) + 60
-        if not connection.set(f"hub:cron:{self.name}:{slot}", os.getpid(), nx=True, ex=keep):
+        if not connection.set(keys.CRON.format(self.name, slot), os.getpid(), nx=True, ex=keep):
             return None
         queue = Queue(self.queue_name, connection=connection, serializer=JSONSerializer)
         job = queue.enqueue(self.func_name, args=self.args, kwargs=self.kwargs, meta={"slot": slot},

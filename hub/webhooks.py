@@ -29,12 +29,7 @@ from .sources import SOURCES, PayloadError, SettingsError, SignatureError
 
 bp = Blueprint("webhooks", __name__)
 
-IDENT = "hub:ident:{}"                 # hash: platform person id -> email, per source
-CODES = "hub:ident:code"               # hash: PROMO CODE -> email (or AMBIGUOUS), all sources
-PARKED = "hub:parked:{}"               # hash per handle: event id -> event JSON, waiting for an email
-PARKED_INDEX = "hub:parked"            # zset: handle "<source>:id:<id>" / "<source>:code:<CODE>" -> first parked at
-REJECTED = "hub:webhooks:rejected"     # stream: events the hub could not validate, bodies it could not read
-STATS = "hub:webhooks:stats"           # hash: "<source>:<outcome>:<type>" -> count
+from .keys import CODES, IDENT, PARKED, PARKED_INDEX, REJECTED, WEBHOOK_STATS as STATS  # noqa: E402,F401
 PARTIES = ("referrer", "friend", "contact")
 AMBIGUOUS = "*"
 MAX_KEPT = 4000                        # characters of an event or body kept in the rejected stream

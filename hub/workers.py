@@ -24,6 +24,7 @@ from typing import Any
 
 from rq import Worker
 from rq.serializers import JSONSerializer
+from hub import keys
 
 log = logging.getLogger("hub.workers")
 SCHEDULER = "scheduler"
@@ -45,7 +46,7 @@ def run_one(queue: str, burst: bool = False) -> None:
         if queue.startswith("sync-"):
             connector = queue.removeprefix("sync-")
             if r.zcard(dirty_key(connector)) or r.zcard(erase_key(connector)):
-                r.delete(f"hub:flushq:{connector}")
+                r.delete(keys.FLUSH_FLAG.format(connector))
                 get_queues().kick([connector])
         config = app.config["HUB"]
         # Syncing is asynchronous, answering a sender is not: under load the ingest API gets the

@@ -22,13 +22,13 @@ from decimal import Decimal
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 
 from hub.ledger import get_ledger
 from hub.mappingstore import current_mapping, known_contacts
 from mappings import render, validate_mapping
 
 from . import sftp
+from hub import services
 
 # The six referral fields Splio's referral programme defines, fed as the default Splio mapping
 # feeds them (docs/feeds.md).
@@ -85,7 +85,7 @@ def text(value: Any) -> str:
 def states() -> Iterator[dict[str, Any]]:
     """Every contact's current state, read in batches (never all at once)."""
     ledger, batch = get_ledger(), []
-    for email in known_contacts(current_app.extensions["redis"]):
+    for email in known_contacts(services.current().redis):
         batch.append(email)
         if len(batch) >= READ_BATCH:
             yield from (s for s in ledger.states(batch).values() if s)
@@ -98,7 +98,7 @@ def rows(export: dict[str, Any]) -> Iterator[list[str]]:
     """The export's rows from the ledger's state, streamed."""
     mapping = columns_mapping(export)
     names = header(export, mapping)
-    lists = current_mapping(current_app.extensions["redis"], export.get("lists_from", "splio")) \
+    lists = current_mapping(services.current().redis, export.get("lists_from", "splio")) \
         if export["kind"] == "friends" else None
     for state in states():
         if export["kind"] == "referrer-stats" and not state.get("is_referrer"):
