@@ -6,11 +6,13 @@ them, so the CLI and the API cannot disagree.
 """
 from __future__ import annotations
 
+import logging
+
 import difflib
 import hashlib
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from connectors import CONNECTORS
 from connectors.errors import VendorError
@@ -24,6 +26,8 @@ from .mappingstore import StaleVersion, UnknownVersion
 from .preview import build_updates, record_push, simulate_event
 from .queue import get_queues
 from .schemas import load_events
+from hub import services
+log = logging.getLogger("hub")
 
 bp = Blueprint("admin", __name__)
 EXPORT_FORMAT = "referral-sync-hub/mappings@1"
@@ -32,7 +36,7 @@ SPLIO_STANDARD = {"email", "cellphone", "firstname", "lastname", "language", "cr
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def known(connector: str) -> str:
@@ -193,7 +197,7 @@ def apply(connector: str, document: Any, *, author: str, comment: str, if_match:
 
 def saved(connector: str, record: dict[str, Any], head: dict[str, Any], note: str, count: int,
           do_resync: bool) -> dict[str, Any]:
-    current_app.logger.info("mapping saved", extra={"connector": connector, "version": record["version"],
+    log.info("mapping saved", extra={"connector": connector, "version": record["version"],
                                                     "author": record["author"]})
     sync = resync(connector, count, False) if do_resync else {"contacts": 0, "marked": False, "reason": "resync off"}
     return {"connector": connector, "saved": True, "version": record["version"], "etag": record["etag"],
@@ -242,7 +246,7 @@ def preview(connector: str, *, emails: list[str] | None = None, event: Any = Non
         mapping = current_mapping(redis(), connector)
         head = store.current(redis(), connector)
         source = {"draft": False, "version": head["version"], "etag": head["etag"]}
-    currency = current_app.config["HUB"]["CURRENCY"]
+    currency = services.current().config["CURRENCY"]
     applied = None
     if event is not None:
         events, problems = load_events([event])
@@ -255,7 +259,7 @@ def preview(connector: str, *, emails: list[str] | None = None, event: Any = Non
         wanted = [e.strip().lower() for e in emails]
         states = get_ledger().states(wanted)
     updates, contacts = build_updates(connector, mapping, states, force=force)
-    settings = connector_settings(current_app.config["HUB"], connector)
+    settings = connector_settings(services.current().config, connector)
     calls, failed = record_push(connector, settings, updates)
     answer: dict[str, Any] = {"connector": connector, "mapping": source, "sent": False, "contacts": contacts,
                               "requests": calls}
@@ -325,7 +329,7 @@ def import_all(payload: Any, *, author: str, comment: str, force: bool = False, 
 def connectors_list() -> list[dict[str, Any]]:
     from .sync import paused
 
-    config = current_app.config["HUB"]
+    config = services.current().config
     out = []
     for name, cls in sorted(CONNECTORS.items()):
         settings = connector_settings(config, name)

@@ -19,14 +19,15 @@ from .terminal import UserError, read_text
 
 @contextmanager
 def hub_app() -> Iterator[Any]:
-    """An app context on the configured hub; API errors become a readable click error."""
-    from .cli import command_app
+    """The configured hub's services, bound for the command; API errors become a readable click error."""
+    from .cli import command_services
     from .errors import APIError
+    from .services import using
 
-    app = command_app()
+    core = command_services()
     try:
-        with app.app_context():
-            yield app
+        with using(core):
+            yield core
     except APIError as exc:
         lines = [f"{exc.message} ({exc.status} {exc.code})"]
         details = exc.details if isinstance(exc.details, list) else ([exc.details] if exc.details else [])

@@ -398,9 +398,10 @@ def audit_cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def audit_run(connector: str, size: int | None, contacts: tuple[str, ...], as_json: bool) -> None:
     """Audit one connector now and print what it found."""
-    from . import create_app
+    from .cli import command_services
+    from .services import using
 
-    with create_app().app_context():
+    with using(command_services()):
         if connector not in get_queues().connectors:
             raise click.ClickException(f"no enabled connector named {connector!r} "
                                        f"(enabled: {', '.join(get_queues().connectors) or 'none'})")

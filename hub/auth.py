@@ -9,10 +9,11 @@ import time
 from functools import wraps
 from typing import Any, Callable
 
-from flask import current_app, g, request
+from flask import g, request
 
 from .config import split
 from .errors import APIError
+from hub import services
 
 ROLES = {"ingest": ("INGEST_TOKENS", "ADMIN_TOKENS"),
          "admin": ("ADMIN_TOKENS",),
@@ -65,7 +66,7 @@ def bearer() -> str | None:
 def has_role(token: str | None, role: str) -> bool:
     if not token:
         return False
-    config = current_app.config["HUB"]
+    config = services.current().config
     return any(hmac.compare_digest(token, t) for key in ROLES[role] for t in split(config.get(key)))
 
 
@@ -88,7 +89,7 @@ def require(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 def authenticate_ingest(body: bytes) -> None:
     """Event API: a Standard Webhooks signature, or a bearer ingest token."""
-    config = current_app.config["HUB"]
+    config = services.current().config
     if request.headers.get("webhook-signature") or request.headers.get("webhook-id"):
         verify_standard(split(config["INGEST_SECRETS"]), request.headers, body, config["SIGNATURE_TOLERANCE"])
     elif not has_role(bearer(), "ingest"):

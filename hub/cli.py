@@ -2,7 +2,7 @@
 
 Every command first reads the nearest `.env` (the environment wins over the file), runs in the
 folder it was started in (relative paths are the person's), and reports a mistake as one line
-(`hub.terminal`). Commands that use the hub's Redis build the app with `command_app()`, which
+(`hub.terminal`). Commands that use the hub's Redis build the services with `command_services()`, which
 makes sure the data folder's embedded server runs for as long as the command does.
 
 To add a command: define it in its own module and register it in the list at the end.
@@ -55,16 +55,17 @@ def bootstrap() -> None:
     os.environ["HUB_DATA_DIR"] = data_dir
 
 
-def command_app() -> Any:
-    """The hub app for a one-shot command, with its Redis there until the command ends."""
-    from . import create_app
+def command_services() -> Any:
+    """The hub's services for a one-shot command (no web app), with its Redis there until the
+    command ends."""
+    from .bootstrap import build_services
     from .config import load
     from .store import redis_for
 
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.find_root().with_resource(redis_for(load(), long_running=False))
-    return create_app()
+    return build_services()
 
 
 class Gunicorn:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import click
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from . import audit, failed, sync, vendorjobs
 from .auth import require
@@ -22,6 +22,7 @@ from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
 from .queue import get_queues
 from .schemas import load_events
+from hub import services
 
 bp = Blueprint("contacts", __name__)
 
@@ -57,7 +58,7 @@ def connector_view(redis: Any, connector: str, email: str, failures: list[dict[s
 
 def view(email: str) -> dict[str, Any]:
     """The contact's state and, per enabled connector, last push, pending work and failures."""
-    redis, ledger = current_app.extensions["redis"], get_ledger()
+    redis, ledger = services.current().redis, get_ledger()
     state = ledger.state(email)
     erased = ledger.is_erased(email)
     if state is None and not erased:
@@ -71,7 +72,7 @@ def view(email: str) -> dict[str, Any]:
 
 def resync(email: str, connectors: list[str] | None = None) -> list[str]:
     """Push the contact's current state again to each connector, even if unchanged."""
-    redis, queues = current_app.extensions["redis"], get_queues()
+    redis, queues = services.current().redis, get_queues()
     if get_ledger().state(email) is None:
         raise APIError(404, "not_found", "the hub holds no state for this contact")
     names = connectors or queues.connectors

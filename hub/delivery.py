@@ -266,17 +266,19 @@ class Dispatcher:
 
 def run() -> None:
     """The feed process of a worker pool (`python -m hub.delivery`): lead, build, deliver."""
-    from . import create_app, logs
+    from . import logs
+    from .bootstrap import build_services
+    from .services import using
 
-    app = create_app()
-    with app.app_context():
-        logs.setup(names=("hub",))
-        r, config = app.extensions["redis"], app.config["HUB"]
+    logs.setup(names=("hub",))
+    core = build_services()
+    with using(core):
+        r, config = core.redis, core.config
         lease = Lease(r, "feed", 30.0)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        dispatcher = Dispatcher(r, config, app.extensions.get("feed_resolver"))
+        dispatcher = Dispatcher(r, config, core.resolver)
         renewed = 0.0
         try:
             while not stop.is_set():

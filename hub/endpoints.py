@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from . import netguard
 from .auth import require
@@ -28,6 +28,7 @@ from .errors import APIError
 from .feed import setting, start_cursor
 from .schemas import TYPES
 from hub import keys
+from hub import services
 
 bp = Blueprint("endpoints", __name__)
 ENDPOINTS = keys.FEED_ENDPOINTS        # id -> JSON record (no secret)
@@ -39,11 +40,11 @@ MAX_BATCH = 1000
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def config() -> dict[str, Any]:
-    return current_app.config["HUB"]
+    return services.current().config
 
 
 def now_iso(moment: float | None = None) -> str:
@@ -106,7 +107,7 @@ def check_url(url: Any) -> str:
     if not isinstance(url, str):
         raise problem("url", "must be an http or https URL")
     try:
-        netguard.check(url, config(), current_app.extensions.get("feed_resolver"))
+        netguard.check(url, config(), services.current().resolver)
     except netguard.UnsafeURL as exc:
         raise problem("url", str(exc)) from None
     return url
@@ -258,7 +259,7 @@ def send_test(endpoint_id: str) -> dict[str, Any]:
     from .delivery import send_now
 
     record = load(endpoint_id)
-    return send_now(redis(), config(), record, current_app.extensions.get("feed_resolver"))
+    return send_now(redis(), config(), record, services.current().resolver)
 
 
 def replay(endpoint_id: str, data: Any) -> dict[str, Any]:

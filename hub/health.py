@@ -1,9 +1,10 @@
 """Liveness and readiness."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from .errors import error_response
+from hub import services
 
 bp = Blueprint("health", __name__)
 
@@ -16,7 +17,7 @@ def healthz():  # type: ignore[no-untyped-def]
 @bp.get("/readyz")
 def readyz():  # type: ignore[no-untyped-def]
     try:
-        current_app.extensions["redis"].ping()
+        services.current().redis.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return error_response(503, "not_ready", f"redis unreachable: {type(exc).__name__}")
-    return jsonify({"status": "ready", "connectors": current_app.extensions["queues"].connectors})
+    return jsonify({"status": "ready", "connectors": services.current().queues.connectors})

@@ -21,10 +21,11 @@ import time
 from typing import Any, Iterable, Iterator
 
 import requests
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis.exceptions import RedisError
+from hub import services
 
 log = logging.getLogger("hub.metrics")
 bp = Blueprint("metrics", __name__)
@@ -177,7 +178,7 @@ class HubCollector:
                  "hub_failed_syncs": "Failed syncs (RQ failed jobs) for the connector.",
                  "hub_connector_paused": "1 when the connector is paused (by ops or after rejected credentials)."}
         families = {name: GaugeMetricFamily(name, doc, labels=["connector"]) for name, doc in specs.items()}
-        now, grace = time.time(), current_app.config["HUB"]["SWEEP_GRACE"]
+        now, grace = time.time(), services.current().config["SWEEP_GRACE"]
         for connector in self.connectors:
             waiting = paused(connector) or backing_off_until(connector)
             queue = get_queues().get(connector)
@@ -203,6 +204,6 @@ def _le(bound: float) -> str:
 def metrics() -> Response:
     """Prometheus text format. Counts and backlogs only: no personal data, so no token."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(current_app.extensions["redis"],  # type: ignore[arg-type]
-                                   current_app.extensions["queues"].connectors))
+    registry.register(HubCollector(services.current().redis,  # type: ignore[arg-type]
+                                   services.current().queues.connectors))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -140,9 +140,10 @@ def in_app(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        from .cli import command_app
+        from .cli import command_services
+        from .services import using
 
-        with command_app().app_context():
+        with using(command_services()):
             try:
                 return func(*args, **kwargs)
             except (failed.NotFound, ValueError) as exc:

@@ -159,13 +159,15 @@ class HubScheduler(CronScheduler):
 
 def run() -> None:
     """The scheduler process of a worker pool (`python -m hub.scheduler`)."""
-    from . import create_app, logs
+    from . import logs
+    from .bootstrap import build_services
+    from .services import using
 
-    app = create_app()
-    with app.app_context():
-        logs.setup(names=("hub", "rq"))
-        config = app.config["HUB"]
-        HubScheduler(app.extensions["redis"], periodic_jobs(config), config["SCHEDULER_LEASE"]).start()
+    logs.setup(names=("hub", "rq"))
+    core = build_services()
+    with using(core):
+        config = core.config
+        HubScheduler(core.redis, periodic_jobs(config), config["SCHEDULER_LEASE"]).start()
 
 
 if __name__ == "__main__":

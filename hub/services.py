@@ -30,6 +30,7 @@ class Services:
     ledger: "Ledger"
     queues: "Queues"
     erasure: "Keyed"
+    resolver: Any = None      # host, port -> addresses for the event feed's checks (hub.netguard); None: DNS
     cache: dict[str, Any] = field(default_factory=dict)   # registered scripts and parsed settings
 
 

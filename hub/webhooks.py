@@ -10,13 +10,15 @@ unreachable store (503) is refused. No vendor is called inside the request.
 """
 from __future__ import annotations
 
+import logging
+
 import copy
 import hashlib
 import json
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from .auth import require
 from .erasure import mentions
@@ -26,6 +28,8 @@ from .ledger import LedgerRefused, get_ledger
 from .queue import get_queues
 from .schemas import json_problem, load_events
 from .sources import SOURCES, PayloadError, SettingsError, SignatureError
+from hub import services
+log = logging.getLogger("hub")
 
 bp = Blueprint("webhooks", __name__)
 
@@ -63,14 +67,14 @@ return 1
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def settings_for(name: str) -> dict[str, Any]:
     """The source's HUB_SOURCE_* settings, read once per app; SettingsError when unusable."""
-    cache = current_app.extensions.setdefault("source_settings", {})
+    cache = services.current().cache.setdefault("source_settings", {})
     if name not in cache:
-        environ = {f"HUB_{k}": str(v) for k, v in current_app.config["HUB"].items()}
+        environ = {f"HUB_{k}": str(v) for k, v in services.current().config.items()}
         try:
             cache[name] = SOURCES[name].settings_from_env(environ)
         except SettingsError as exc:
@@ -116,9 +120,9 @@ def learn(source: str, identities: list[dict[str, Any]], events: list[dict[str, 
             codes[code] = str(friend["email"]).strip().lower()
     if ids:
         redis().hset(IDENT.format(source), mapping=ids)
-    script = current_app.extensions.get("learn_code_script")
+    script = services.current().cache.get("learn_code_script")
     if script is None:
-        script = current_app.extensions["learn_code_script"] = redis().register_script(LEARN_CODE)
+        script = services.current().cache["learn_code_script"] = redis().register_script(LEARN_CODE)
     for code, address in codes.items():
         script(keys=[CODES], args=[code, address, AMBIGUOUS])
     handles = [f"{source}:id:{sid}" for sid in ids]
@@ -343,7 +347,7 @@ def receive(source: str):  # type: ignore[no-untyped-def]
     try:
         settings = settings_for(source)
     except SettingsError as exc:  # the message names the variable, never its value
-        current_app.logger.error("webhook source misconfigured", extra={"source": source})
+        log.error("webhook source misconfigured", extra={"source": source})
         raise APIError(503, "source_misconfigured", str(exc), headers={"Retry-After": "60"}) from None
     if not adapter.configured(settings):
         raise APIError(404, "source_not_configured", f"set HUB_SOURCE_{source.upper()}_* to receive {adapter.label} webhooks")
@@ -365,7 +369,7 @@ def receive(source: str):  # type: ignore[no-untyped-def]
     except RecursionError:
         return unreadable(source, body, "the body nests too deeply to read", refuse=False)
     except Exception:  # an adapter bug must not make the platform retry (and disable us): keep the body
-        current_app.logger.exception("webhook adapter failed", extra={"source": source})
+        log.exception("webhook adapter failed", extra={"source": source})
         return unreadable(source, body, "the adapter could not read this body (see the hub log)", refuse=False)
     unlocked = learn(source, result.identities, result.events)
     items = result.events + unpark(unlocked)

@@ -43,7 +43,7 @@ def status(name: str | None) -> None:
     with feeds_app() as app:
         config = jobs.settings()
         names = [config.feed(name)["name"]] if name and name in config.feeds else ([] if name else list(config.feeds))
-        out: dict[str, Any] = {"feeds": [feed_status.read(app.extensions["redis"], n) for n in names]}
+        out: dict[str, Any] = {"feeds": [feed_status.read(app.redis, n) for n in names]}
         export_names = [config.export(name)["name"]] if name and name not in config.feeds else ([] if name else list(config.exports))
         out["exports"] = [jobs.export_status(n) for n in export_names]
         emit(out)
@@ -110,7 +110,7 @@ def mapping_show(name: str) -> None:
     from . import versions
 
     with feeds_app() as app:
-        emit(versions.current(app.extensions["redis"], _feed(name)))
+        emit(versions.current(app.redis, _feed(name)))
 
 
 @mapping.command("validate")
@@ -142,7 +142,7 @@ def mapping_apply(name: str, file: str, comment: str, if_match: str) -> None:
     document = read_document(file)
     with feeds_app() as app:
         try:
-            record = versions.save(app.extensions["redis"], _feed(name), document, author=default_author(),
+            record = versions.save(app.redis, _feed(name), document, author=default_author(),
                                    comment=comment, if_match=if_match)
         except ValueError as exc:
             raise click.ClickException(f"{file} is not a valid feed mapping: {exc}") from None
@@ -158,7 +158,7 @@ def mapping_history(name: str) -> None:
     from . import versions
 
     with feeds_app() as app:
-        emit(versions.history(app.extensions["redis"], _feed(name)))
+        emit(versions.history(app.redis, _feed(name)))
 
 
 @mapping.command("rollback")
@@ -172,7 +172,7 @@ def mapping_rollback(name: str, version: int) -> None:
 
     with feeds_app() as app:
         try:
-            record = versions.rollback(app.extensions["redis"], _feed(name), version, author=default_author())
+            record = versions.rollback(app.redis, _feed(name), version, author=default_author())
         except KeyError as exc:
             raise click.ClickException(str(exc.args[0])) from None
         emit({k: v for k, v in record.items() if k != "document"})
