@@ -41,8 +41,8 @@ class Hub(Flask):
 def create_app(overrides: Mapping[str, Any] | None = None, services: Any = None) -> Flask:
     """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults;
     `services` (built by hub.bootstrap.build_services) are used as they are when given."""
-    from . import admin, errors, health, ingest, webhooks
-    from . import audit, contacts, endpoints, logs, metrics, openapi, ops
+    from . import admin_http, audit_http, contacts_http, endpoints_http, errors_http, health, ingest, logs_http, metrics_http
+    from . import openapi, ops_http, webhooks_http
     from .bootstrap import build_services
 
     app = Hub(__name__)
@@ -52,16 +52,9 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Any = None)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY"] + 1024
     app.extensions.update({"services": core, "redis": core.redis, "ledger": core.ledger,
                            "queues": core.queues, "erasure": core.erasure})
-    errors.init_app(app)
-    logs.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(ingest.bp)
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(ops.bp)
-    app.register_blueprint(contacts.bp)
-    app.register_blueprint(metrics.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(audit.bp)
-    app.register_blueprint(endpoints.bp)
+    errors_http.init_app(app)
+    logs_http.init_app(app)
+    for blueprint in (health.bp, ingest.bp, webhooks_http.bp, admin_http.bp, ops_http.bp, contacts_http.bp,
+                      metrics_http.bp, openapi.bp, audit_http.bp, endpoints_http.bp):
+        app.register_blueprint(blueprint)
     return app

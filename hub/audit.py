@@ -21,8 +21,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-import click
-from flask import Blueprint, jsonify, request
 
 from connectors import CONNECTORS, MARKETING, TRANSACTIONAL
 from connectors.base import chunks
@@ -30,10 +28,8 @@ from connectors.errors import RateLimited, VendorError
 from connectors.ratelimit import Limit, RateLimiter
 
 from . import metrics
-from .auth import require
 from .config import connector_settings
 from .drift import Finding, compare
-from .errors import APIError
 from .ledger import dirty_key, get_ledger, key
 from .mappingstore import current_mapping
 from .queue import get_queues
@@ -53,7 +49,6 @@ CONTACTS = metrics.AUDIT             # connector, outcome -> count
 RUNS = metrics.AUDIT_RUNS            # connector, outcome -> count
 MAX_READ_WAIT = 1.0                  # the longest the audit waits for a rate-limit slot
 
-bp = Blueprint("audit", __name__)
 
 _REMEMBER = """
 local function remember(entry, most)
@@ -366,70 +361,3 @@ def address(value: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-@bp.post("/v1/connectors/<name>/audit")
-@require("ops")
-def run_view(name: str):  # type: ignore[no-untyped-def]
-    """Run the anti-entropy audit for one connector now and answer what it found."""
-    data = request.get_json(silent=True) if request.data else {}
-    if not isinstance(data, dict):
-        raise APIError(400, "invalid_json", "send a JSON object")
-    size, contacts = data.get("sample"), data.get("contacts")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1000):
-        raise APIError(422, "invalid_sample", "sample must be an integer from 1 to 1000", {"field": "sample"})
-    if contacts is not None and (not isinstance(contacts, list) or not 1 <= len(contacts) <= 1000
-                                 or not all(address(c) for c in contacts)):
-        raise APIError(422, "invalid_contacts", "contacts must be 1 to 1000 email addresses", {"field": "contacts"})
-    if name not in get_queues().connectors:
-        raise APIError(404, "not_found", f"no enabled connector named {name!r}")
-    return jsonify(audit(name, size, contacts))
-
-
-@click.group("audit")
-def audit_cli() -> None:
-    """Anti-entropy audit: read contacts back from a vendor and repair what drifted."""
-
-
-@audit_cli.command("run")
-@click.argument("connector")
-@click.option("--sample", "size", type=click.IntRange(1, 1000), help="contacts to read back (default HUB_AUDIT_SAMPLE)")
-@click.option("--contact", "contacts", multiple=True, help="audit this contact instead of a sample (repeatable)")
-@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def audit_run(connector: str, size: int | None, contacts: tuple[str, ...], as_json: bool) -> None:
-    """Audit one connector now and print what it found."""
-    from .cli import command_services
-    from .services import using
-
-    with using(command_services()):
-        if connector not in get_queues().connectors:
-            raise click.ClickException(f"no enabled connector named {connector!r} "
-                                       f"(enabled: {', '.join(get_queues().connectors) or 'none'})")
-        report = audit(connector, size, list(contacts) or None)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    show(report)
-
-
-def show(report: dict[str, Any]) -> None:
-    if report["skipped"]:
-        click.echo(f"{report['connector']}: not audited: {report['skipped']}")
-        return
-    click.echo(f"{report['connector']}: checked {report['checked']}, in step {report['in_step']}, "
-               f"out of step {report['out_of_step']}, repairs queued {report['repairs_queued']}"
-               + (f", left to the flush {report['changed_meanwhile']}" if report["changed_meanwhile"] else "")
-               + (f"; stopped early: {report['stopped']}" if report["stopped"] else ""))
-    if report.get("error"):
-        error = report["error"]
-        click.echo(f"  vendor answered HTTP {error['status'] or '-'} {error['code'] or ''}: {error['message']}")
-    for item in report["findings"]:
-        parts = ["missing at the vendor"] if item.get("missing") else []
-        if item.get("fields"):
-            parts.append(f"fields differ: {', '.join(item['fields'])}")
-        if item.get("lists_lost"):
-            parts.append(f"lists lost: {', '.join(item['lists_lost'])}")
-        parts += item.get("lists_other", [])
-        if item.get("consent"):
-            parts.append(f"consent: hub {item['consent']['hub']}, vendor {item['consent']['vendor']} (not changed)")
-        click.echo(f"  {item['email']}: {'; '.join(parts)}; {'repair queued' if item['repair'] else 'reported only'}")

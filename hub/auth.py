@@ -6,10 +6,8 @@ import binascii
 import hashlib
 import hmac
 import time
-from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
-from flask import g, request
 
 from .config import split
 from .errors import APIError
@@ -58,39 +56,8 @@ def verify_standard(secrets: list[str], headers: Any, body: bytes, tolerance: in
     raise unauthorized("no webhook-signature matches")
 
 
-def bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else None
-
-
 def has_role(token: str | None, role: str) -> bool:
     if not token:
         return False
     config = services.current().config
     return any(hmac.compare_digest(token, t) for key in ROLES[role] for t in split(config.get(key)))
-
-
-def require(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Bearer token with `role`: 401 without a valid token, 403 with a token of another role."""
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            token = bearer()
-            if not has_role(token, role):
-                if token and any(has_role(token, r) for r in ROLES):
-                    raise APIError(403, "forbidden", f"this token does not have the {role} role")
-                raise unauthorized(f"a bearer token with the {role} role is required")
-            g.role = role
-            return view(*args, **kwargs)
-        wrapped.hub_role = role  # type: ignore[attr-defined]  # read by the OpenAPI document
-        return wrapped
-    return decorator
-
-
-def authenticate_ingest(body: bytes) -> None:
-    """Event API: a Standard Webhooks signature, or a bearer ingest token."""
-    config = services.current().config
-    if request.headers.get("webhook-signature") or request.headers.get("webhook-id"):
-        verify_standard(split(config["INGEST_SECRETS"]), request.headers, body, config["SIGNATURE_TOLERANCE"])
-    elif not has_role(bearer(), "ingest"):
-        raise unauthorized("sign the request (webhook-* headers) or send a bearer ingest token")

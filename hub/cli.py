@@ -201,14 +201,14 @@ def connectors() -> None:
 
 # -- registration: each module defines its commands beside the code they drive ----------------
 
-from .audit import audit_cli  # noqa: E402
+from .audit_cli import audit_cli  # noqa: E402
 
 main.add_command(audit_cli)
 
 from .admin_cli import CONNECTOR_COMMANDS, mappings  # noqa: E402
-from .contacts import contacts_cli  # noqa: E402
+from .contacts_cli import contacts_cli  # noqa: E402
 from .feeds.cli import feeds  # noqa: E402
-from .ops import connectors_pause, connectors_resume, connectors_status, failed_cli  # noqa: E402
+from .ops_cli import connectors_pause, connectors_resume, connectors_status, failed_cli  # noqa: E402
 from .runner_cli import RUN_COMMANDS  # noqa: E402
 
 for _command in (connectors_pause, connectors_resume, connectors_status, *CONNECTOR_COMMANDS):

@@ -13,18 +13,13 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-import click
-from flask import Blueprint, jsonify, request
 
 from . import audit, failed, sync, vendorjobs
-from .auth import require
 from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
 from .queue import get_queues
 from .schemas import load_events
 from hub import services
-
-bp = Blueprint("contacts", __name__)
 
 
 def normal(email: str) -> str:
@@ -104,70 +99,4 @@ def erase(email: str) -> dict[str, Any]:
     return {"erased": True, "event_id": raw["id"], "connectors": queues.connectors}
 
 
-@bp.get("/v1/contacts/<path:email>")
-@require("ops")
-def show(email: str):  # type: ignore[no-untyped-def]
-    return jsonify(view(normal(email)))
-
-
-@bp.post("/v1/contacts/<path:email>/resync")
-@require("ops")
-def resync_view(email: str):  # type: ignore[no-untyped-def]
-    data = request.get_json(silent=True) or {}
-    names = data.get("connectors") if isinstance(data, dict) else None
-    return jsonify({"resync": resync(normal(email), names)}), 202
-
-
-@bp.post("/v1/contacts/<path:email>/erase")
-@require("admin")
-def erase_view(email: str):  # type: ignore[no-untyped-def]
-    return jsonify(erase(normal(email))), 202
-
-
 # -- commands -------------------------------------------------------------------------------
-
-def in_app(func: Any) -> Any:
-    from .ops import in_app as base
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except APIError as exc:
-            raise click.ClickException(exc.message) from None
-    run.__name__, run.__doc__ = func.__name__, func.__doc__
-    return base(run)
-
-
-@click.group("contacts")
-def contacts_cli() -> None:
-    """One contact: state, sync status per connector, resync, erase."""
-
-
-@contacts_cli.command("show")
-@click.argument("email")
-@in_app
-def contacts_show(email: str) -> None:
-    """The contact's state and, per connector, last push, pending work and failures."""
-    click.echo(json.dumps(view(email.strip().lower()), indent=2))
-
-
-@contacts_cli.command("resync")
-@click.argument("email")
-@click.option("--connector", "connectors", multiple=True, help="only these connectors (repeatable)")
-@in_app
-def contacts_resync(email: str, connectors: tuple[str, ...]) -> None:
-    """Send the contact's current state again, even if unchanged."""
-    names = resync(email.strip().lower(), list(connectors) or None)
-    click.echo(f"resync queued for {', '.join(names)}")
-
-
-@contacts_cli.command("erase")
-@click.argument("email")
-@click.option("--yes", is_flag=True, help="do not ask")
-@in_app
-def contacts_erase(email: str, yes: bool) -> None:
-    """Forget the contact in the hub and delete them at every connector (irreversible)."""
-    if not yes:
-        click.confirm(f"erase {email} everywhere? This cannot be undone", abort=True)
-    result = erase(email.strip().lower())
-    click.echo(f"erased; deletion queued for {', '.join(result['connectors'])} (event {result['event_id']})")

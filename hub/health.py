@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from .errors import error_response
+from .errors_http import error_response
 from hub import services
 
 bp = Blueprint("health", __name__)

@@ -5,8 +5,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from . import logs, metrics
-from .auth import authenticate_ingest
+from . import logs_http, metrics
+from .auth_http import authenticate_ingest
 from .errors import APIError, checked_json
 from .ledger import LedgerRefused, get_ledger
 from .queue import get_queues
@@ -63,7 +63,7 @@ def accept(items: list[Any]) -> tuple[int, int]:
         metrics.count_rejected(services.current().redis, "api", len(items))
         raise refused(exc) from None
     queues.enqueue_flushes([queues.connectors[i] for i in fresh])
-    logs.note(event_ids=[e["id"] for e in events])
+    logs_http.note(event_ids=[e["id"] for e in events])
     accepted = sum(outcomes)
     return accepted, len(outcomes) - accepted
 

@@ -21,14 +21,11 @@ import time
 from typing import Any, Iterable, Iterator
 
 import requests
-from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis.exceptions import RedisError
 from hub import services
 
 log = logging.getLogger("hub.metrics")
-bp = Blueprint("metrics", __name__)
 
 from .keys import METRIC_AUDIT as AUDIT, METRIC_AUDIT_RUNS as AUDIT_RUNS, METRIC_BACKOFFS as BACKOFFS  # noqa: E402
 from .keys import METRIC_CALLS as CALLS, METRIC_CONTACTS as CONTACTS, METRIC_EVENTS as EVENTS  # noqa: E402
@@ -198,12 +195,3 @@ class HubCollector:
 
 def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else str(bound)
-
-
-@bp.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text format. Counts and backlogs only: no personal data, so no token."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(services.current().redis,  # type: ignore[arg-type]
-                                   services.current().queues.connectors))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
