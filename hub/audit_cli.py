@@ -20,7 +20,7 @@ def audit_cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def audit_run(connector: str, size: int | None, contacts: tuple[str, ...], as_json: bool) -> None:
     """Audit one connector now and print what it found."""
-    from .cli import command_services
+    from .cli_context import command_services
     from .services import using
 
     with using(command_services()):

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 from . import config as settings_module
 from . import store
-from .erasure import Keyed, forget, load_key
+from .erasure import Keyed, load_key
+from .forget import forget
 from .ledger import Ledger
 from .queue import Queues, enabled_connectors
 from .services import Services

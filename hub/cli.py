@@ -55,19 +55,6 @@ def bootstrap() -> None:
     os.environ["HUB_DATA_DIR"] = data_dir
 
 
-def command_services() -> Any:
-    """The hub's services for a one-shot command (no web app), with its Redis there until the
-    command ends."""
-    from .bootstrap import build_services
-    from .config import load
-    from .store import redis_for
-
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.find_root().with_resource(redis_for(load(), long_running=False))
-    return build_services()
-
-
 class Gunicorn:
     """Serve a WSGI app factory with gunicorn, as in production."""
 

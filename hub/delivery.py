@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import signal
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +31,8 @@ import requests
 
 from . import feed, netguard
 from .auth import sign
-from .endpoints import ENDPOINTS, all_endpoints, set_disabled, signing_secrets
+from .endpoints import all_endpoints, set_disabled, signing_secrets
 from .feed import lane_key, msg_key, setting, state_key
-from .lease import Lease
 from hub import keys
 
 log = logging.getLogger("hub.delivery")
@@ -262,42 +259,3 @@ class Dispatcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def run() -> None:
-    """The feed process of a worker pool (`python -m hub.delivery`): lead, build, deliver."""
-    from . import logs
-    from .bootstrap import build_services
-    from .services import using
-
-    logs.setup(names=("hub",))
-    core = build_services()
-    with using(core):
-        r, config = core.redis, core.config
-        lease = Lease(r, "feed", 30.0)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        dispatcher = Dispatcher(r, config, core.resolver)
-        renewed = 0.0
-        try:
-            while not stop.is_set():
-                if time.time() - renewed > 5:
-                    if not ((lease.token and lease.renew()) or lease.acquire()):
-                        lease.token = None
-                        stop.wait(2)
-                        continue
-                    renewed = time.time()
-                started = dispatcher.step()
-                if not r.exists(ENDPOINTS):
-                    stop.wait(1)            # nothing to feed: look again in a second
-                elif not started:
-                    dispatcher.wait(0.05)
-        finally:
-            dispatcher.close()
-            lease.release()
-
-
-if __name__ == "__main__":
-    run()
-    sys.exit(0)

@@ -106,25 +106,3 @@ def seen_id(event_id: str, mac: Keyed | None = None) -> str | None:
     """The dedupe marker name for an event id that may carry an address (Mention Me builds ids
     from emails), so that marker outlives an erasure without naming the person; None otherwise."""
     return "#" + (mac or keyed())("event:" + event_id) if "@" in event_id else None
-
-
-def forget(emails: list[str]) -> dict[str, int]:
-    """Everything outside the ledger that may still name erased people: failed syncs
-    (rewritten without them or discarded), webhook identities, parked and rejected webhooks,
-    and each connector's per-contact stores. One pass for a whole batch of erasures.
-    Idempotent: an erasure retried runs it again."""
-    from . import feed, failed, webhooks
-    from .keys import LAST
-
-    svc = services.current()
-    redis = svc.redis
-    pipe = redis.pipeline(transaction=False)
-    for connector in svc.queues.connectors:
-        pipe.hdel(LAST.format(connector), *emails)
-    pipe.execute()
-    done = {"failed": failed.forget(emails)}
-    done.update(webhooks.forget_address(emails))
-    done["feed"] = feed.forget(redis, emails)
-    return done
-
-

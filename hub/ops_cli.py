@@ -22,7 +22,7 @@ def in_app(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        from .cli import command_services
+        from .cli_context import command_services
         from .services import using
 
         with using(command_services()):

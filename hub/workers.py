@@ -28,7 +28,7 @@ from hub import keys
 
 log = logging.getLogger("hub.workers")
 SCHEDULER = "scheduler"
-FEED = "feed"       # the event feed's delivery process (hub.delivery)
+FEED = "feed"       # the event feed's delivery process (hub.feed_process)
 COLD_GAP = 1.2      # RQ ignores a second signal within a second of the first
 
 
@@ -106,7 +106,7 @@ class Pool:
         self.first_signal = 0.0
 
     def spawn(self, name: str) -> None:
-        module = {SCHEDULER: ["hub.scheduler"], FEED: ["hub.delivery"]}.get(name, ["hub.workers", name])
+        module = {SCHEDULER: ["hub.scheduler"], FEED: ["hub.feed_process"]}.get(name, ["hub.workers", name])
         self.children[name] = subprocess.Popen([sys.executable, "-m", *module])
         log.warning("%s started (pid %s)", name, self.children[name].pid)
 

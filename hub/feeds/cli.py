@@ -12,7 +12,7 @@ import click
 @contextmanager
 def feeds_app() -> Iterator[Any]:
     """An app context; configuration and SFTP errors become a readable message, never a traceback."""
-    from hub.admin_cli import hub_app
+    from hub.cli_context import hub_app
 
     from .config import FeedConfigError
     from .sftp import SFTPError
@@ -117,7 +117,7 @@ def mapping_show(name: str) -> None:
 @click.argument("file")
 def mapping_validate(file: str) -> None:
     """Validate FILE as a feed mapping."""
-    from hub.admin_cli import read_document
+    from hub.cli_context import read_document
 
     from .mapping import validate_feed_mapping
 
@@ -134,7 +134,7 @@ def mapping_validate(file: str) -> None:
 @click.option("--if-match", default="*", help="the ETag you edited from (default: any)")
 def mapping_apply(name: str, file: str, comment: str, if_match: str) -> None:
     """Save FILE as feed NAME's mapping: a new version."""
-    from hub.admin_cli import default_author, read_document
+    from hub.cli_context import default_author, read_document
     from hub.mappingstore import StaleVersion
 
     from . import versions
@@ -166,7 +166,7 @@ def mapping_history(name: str) -> None:
 @click.argument("version", type=int)
 def mapping_rollback(name: str, version: int) -> None:
     """Make VERSION's document current again (as a new version)."""
-    from hub.admin_cli import default_author
+    from hub.cli_context import default_author
 
     from . import versions
 

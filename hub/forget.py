@@ -1,0 +1,22 @@
+"""After an erasure: everything outside the ledger that may still name the erased people."""
+from __future__ import annotations
+
+from . import failed, feed, services, webhooks
+from .keys import LAST
+
+
+def forget(emails: list[str]) -> dict[str, int]:
+    """Everything outside the ledger that may still name erased people: failed syncs
+    (rewritten without them or discarded), webhook identities, parked and rejected webhooks,
+    and each connector's per-contact stores. One pass for a whole batch of erasures.
+    Idempotent: an erasure retried runs it again."""
+    svc = services.current()
+    redis = svc.redis
+    pipe = redis.pipeline(transaction=False)
+    for connector in svc.queues.connectors:
+        pipe.hdel(LAST.format(connector), *emails)
+    pipe.execute()
+    done = {"failed": failed.forget(emails)}
+    done.update(webhooks.forget_address(emails))
+    done["feed"] = feed.forget(redis, emails)
+    return done
