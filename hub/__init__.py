@@ -1,42 +1,62 @@
-"""Referral Sync Hub: the Flask app factory, the one place that wires everything.
+"""Referral Sync Hub: the Flask app factory, the HTTP adapter over the core services.
 
 The factory has no side effects: it starts no server and writes no environment variable. With no
 HUB_REDIS_URL it connects to the data folder's embedded server, which the command that runs the
-app makes sure of first (`hub.store.redis_for`).
+app makes sure of first (`hub.store.redis_for`). The services it serves come from
+`hub.bootstrap.build_services`, the same function every worker and CLI command uses.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from flask import Flask
+from flask.ctx import AppContext
 
 
-def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults."""
-    from . import admin, config, errors, health, ingest, ledger, queue, store, webhooks
-    from . import audit, contacts, endpoints, jobs, logs, metrics, openapi, ops
+class ServicesContext(AppContext):
+    """Flask's application context that also binds the app's core services (hub.services), so
+    domain code run by a view, a test or a CLI helper inside `app.app_context()` finds them."""
 
-    app = Flask(__name__)
-    settings = config.load(overrides)
+    def push(self) -> None:
+        from . import services
+
+        super().push()
+        self._hub_tokens = getattr(self, "_hub_tokens", [])
+        self._hub_tokens.append(services.bind(self.app.extensions["services"]))
+
+    def pop(self, *args: Any) -> None:
+        from . import services
+
+        services.unbind(self._hub_tokens.pop())
+        super().pop(*args)
+
+
+class Hub(Flask):
+    """The hub's Flask app: its application contexts carry the core services."""
+
+    def app_context(self) -> AppContext:
+        return ServicesContext(self)
+
+
+def create_app(overrides: Mapping[str, Any] | None = None, services: Any = None) -> Flask:
+    """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults;
+    `services` (built by hub.bootstrap.build_services) are used as they are when given."""
+    from . import admin_http, audit_http, contacts_http, endpoints_http, errors_http, health, ingest, logs_http, metrics_http
+    from . import jobs, openapi, ops_http, webhooks_http
+    from .bootstrap import build_services
+
+    app = Hub(__name__)
+    core = services if services is not None else build_services(overrides)
+    settings = core.config
     app.config["HUB"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY"] + 1024
-    settings["REDIS_URL"] = store.url_for(settings)
-    app.extensions["redis"] = store.connect(settings["REDIS_URL"])
-    ledger.init_app(app)
-    queue.init_app(app)
-    errors.init_app(app)
-    logs.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(ingest.bp)
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(ops.bp)
-    app.register_blueprint(contacts.bp)
-    app.register_blueprint(metrics.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(audit.bp)
-    app.register_blueprint(endpoints.bp)
-    app.register_blueprint(jobs.bp)
+    app.extensions.update({"services": core, "redis": core.redis, "ledger": core.ledger,
+                           "queues": core.queues, "erasure": core.erasure})
+    errors_http.init_app(app)
+    logs_http.init_app(app)
+    for blueprint in (health.bp, ingest.bp, webhooks_http.bp, admin_http.bp, ops_http.bp, contacts_http.bp,
+                      metrics_http.bp, openapi.bp, audit_http.bp, endpoints_http.bp, jobs.bp):
+        app.register_blueprint(blueprint)
     from . import console
 
     console.init_app(app)

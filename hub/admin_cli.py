@@ -5,64 +5,17 @@ HTTP routes call, so the CLI and the API validate, version and re-sync identical
 """
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import click
+from .cli_context import default_author, hub_app, read_document
 
-from .terminal import UserError, read_text
-
-
-@contextmanager
-def hub_app() -> Iterator[Any]:
-    """An app context on the configured hub; API errors become a readable click error."""
-    from .cli import command_app
-    from .errors import APIError
-
-    app = command_app()
-    try:
-        with app.app_context():
-            yield app
-    except APIError as exc:
-        lines = [f"{exc.message} ({exc.status} {exc.code})"]
-        details = exc.details if isinstance(exc.details, list) else ([exc.details] if exc.details else [])
-        for item in details:
-            if isinstance(item, dict) and "message" in item:
-                lines.append(f"  {item.get('path') or item.get('field') or '$'}: {item['message']}")
-            else:
-                lines.append(f"  {json.dumps(item, default=str)}")
-        error = UserError if exc.status == 404 else click.ClickException   # an unknown name: exit 2
-        raise error("\n".join(lines)) from None
 
 
 def emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
-
-
-def read_document(path: str) -> Any:
-    """JSON from a file ('-' = stdin); YAML too for .yml/.yaml when PyYAML is installed."""
-    text = read_text(path)
-    if path.endswith((".yml", ".yaml")):
-        try:
-            import yaml
-        except ImportError:
-            raise UserError("reading YAML needs PyYAML (pip install PyYAML), or give a JSON file") from None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UserError(f"{'stdin' if path == '-' else path} is not valid JSON: {exc}") from None
-
-
-def default_author() -> str:
-    return os.environ.get("HUB_AUTHOR") or f"cli:{getpass.getuser()}"
 
 
 author_option = click.option("--author", default=default_author, show_default="$HUB_AUTHOR or cli:<user>",

@@ -22,10 +22,9 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator, Mapping
 
-from flask import current_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from . import metrics
+from . import metrics, services
 from .errors import APIError
 from .store import SENTINEL_SCHEME
 
@@ -75,7 +74,7 @@ def retry_after(config: Mapping[str, Any]) -> dict[str, str]:
 
 def admit() -> None:
     """Refuse the request (503, nothing written) while Redis is past the high-water mark."""
-    redis, config = current_app.extensions["redis"], current_app.config["HUB"]
+    redis, config = services.current().redis, services.current().config
     over = over_high_water(redis, config)
     if over:
         metrics.add(redis, [(REFUSED, "memory", 1)])
@@ -86,7 +85,7 @@ def admit() -> None:
 
 def settle() -> None:
     """Return once the configured number of replicas hold this request's writes; 503 otherwise."""
-    redis, config = current_app.extensions["redis"], current_app.config["HUB"]
+    redis, config = services.current().redis, services.current().config
     wanted = min_replicas(config)
     if wanted <= 0:
         return

@@ -14,13 +14,12 @@ push lands (`close_repairs`, called by hub.sync.push).
 """
 from __future__ import annotations
 
+import logging
+
 import json
 import time
 from typing import Any, Sequence
 
-import click
-from flask import current_app, jsonify, request
-from flask_smorest import Blueprint
 
 from connectors import CONNECTORS, MARKETING, TRANSACTIONAL
 from connectors.base import chunks
@@ -28,28 +27,27 @@ from connectors.errors import RateLimited, VendorError
 from connectors.ratelimit import Limit, RateLimiter
 
 from . import metrics
-from .auth import require
 from .config import connector_settings
 from .drift import Finding, compare
-from .errors import APIError
 from .ledger import dirty_key, get_ledger, key
 from .mappingstore import current_mapping, now_iso
-from .openapi import BAD_JSON, NOT_ENABLED, arr, declare, obj, t
 from .queue import get_queues
 from .vendorjobs import waiting_among
+from hub import keys
+from hub import services
+log = logging.getLogger("hub")
 
 HISTORY = "audit:history"            # field of hub:c:<email>: newest finding first, bounded
 PENDING = "audit:pending"            # field of hub:c:<email>: {connector: when} repairs not landed yet
 # How many repairs wait to land for the connector (no emails): pushes look for repairs to close
 # only while it is above 0. It lapses a day after the last repair was queued, so a repair that
 # can never land (its contact erased meanwhile) does not keep every push looking.
-OPEN = "hub:audit:open:{}"
-LAST = "hub:audit:last:{}"           # the connector's last run, counts only
+OPEN = keys.AUDIT_OPEN
+LAST = keys.AUDIT_LAST               # the connector's last run, counts only
 CONTACTS = metrics.AUDIT             # connector, outcome -> count
 RUNS = metrics.AUDIT_RUNS            # connector, outcome -> count
 MAX_READ_WAIT = 1.0                  # the longest the audit waits for a rate-limit slot
 
-bp = Blueprint("audit", __name__)
 
 _REMEMBER = """
 local function remember(entry, most)
@@ -160,12 +158,12 @@ class ReadLimiter(RateLimiter):
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def client_for(connector: str, deadline: float) -> Any:
-    config = current_app.config["HUB"]
-    limiter = ReadLimiter(redis(), "hub:rl", float(config["AUDIT_SHARE"]), deadline)
+    config = services.current().config
+    limiter = ReadLimiter(redis(), keys.RATE_LIMIT, float(config["AUDIT_SHARE"]), deadline)
     return CONNECTORS[connector](connector_settings(config, connector), limiter=limiter,
                                  session=metrics.CountingSession(redis(), connector))
 
@@ -186,7 +184,7 @@ def record(connector: str, finding: Finding) -> bool:
     script = redis().register_script(_RECORD)
     done = script(keys=[key(finding.email), PUSHED.format(connector), dirty_key(connector), OPEN.format(connector)],
                   args=[finding.email, connector, repr(time.time()), entry,
-                        current_app.config["HUB"]["AUDIT_HISTORY"], repair])
+                        services.current().config["AUDIT_HISTORY"], repair])
     return bool(done)
 
 
@@ -196,7 +194,7 @@ def close_repairs(r: Any, connector: str, emails: list[str]) -> int:
         return 0
     script = r.register_script(_SETTLE)
     entry = json.dumps({"at": now_iso(), "connector": connector, "event": "repaired"})
-    most = current_app.config["HUB"]["AUDIT_HISTORY"]
+    most = services.current().config["AUDIT_HISTORY"]
     pipe = r.pipeline(transaction=False)
     for email in emails:
         script(keys=[key(email), OPEN.format(connector)], args=[connector, entry, most], client=pipe)
@@ -259,7 +257,7 @@ def refusal(connector: str) -> str | None:
 
 def audit(connector: str, size: int | None = None, emails: list[str] | None = None) -> dict[str, Any]:
     """Read a sample back from the vendor, compare, and queue repairs; returns the report."""
-    config = current_app.config["HUB"]
+    config = services.current().config
     report: dict[str, Any] = {"connector": connector, "at": now_iso(), "checked": 0, "in_step": 0,
                               "out_of_step": 0, "repairs_queued": 0, "changed_meanwhile": 0,
                               "skipped": refusal(connector), "stopped": None, "findings": []}
@@ -331,14 +329,14 @@ def finish(connector: str, report: dict[str, Any]) -> None:
     r.set(LAST.format(connector), json.dumps(counts_only(report)))
     if report["repairs_queued"]:
         get_queues().kick([connector])
-    current_app.logger.info("audit done", extra={k: report[k] for k in (
+    log.info("audit done", extra={k: report[k] for k in (
         "connector", "checked", "in_step", "out_of_step", "repairs_queued", "stopped")})
 
 
 def audit_job(connector: str) -> dict[str, Any]:
     """The scheduler's entry point. Returns counts only: RQ keeps a job's result in Redis, and
     addresses there would outlive an erasure."""
-    if not enabled(current_app.config["HUB"], connector):
+    if not enabled(services.current().config, connector):
         return {"connector": connector, "skipped": "audit turned off"}
     return counts_only(audit(connector))
 
@@ -358,83 +356,3 @@ def address(value: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-@bp.post("/v1/connectors/<name>/audit")
-@declare(
-    "Run the anti-entropy audit for one connector now", (200, "What it read back and found.", obj(
-        connector=t("string"), at=t("string"), checked=t("integer"), in_step=t("integer"),
-        out_of_step=t("integer"), repairs_queued=t("integer"), changed_meanwhile=t("integer"),
-        skipped=t("string", "Why it did not run (paused, backing off, no read API).", nullable=True),
-        stopped=t("string", "Why it stopped early (budget, rate_share, rate_limited, vendor_error).",
-                  nullable=True),
-        error=obj(status=t("integer", nullable=True), code=t("string", nullable=True), message=t("string")),
-        findings=arr(t("object", "email, repair, and what differs: missing, fields, lists_lost, "
-                                 "lists_other, consent.")))),
-    obj(sample=t("integer", "Contacts to read back (default HUB_AUDIT_SAMPLE).", minimum=1, maximum=1000),
-        contacts=arr(t("string", format="email"), description="Audit these instead of a sample.",
-                     minItems=1, maxItems=1000)),
-    errors={400: BAD_JSON, 404: NOT_ENABLED, 422: "sample or contacts out of range."}, body_required=False)
-@require("ops")
-def run_audit(name: str):  # type: ignore[no-untyped-def]
-    """Run the anti-entropy audit for one connector now and answer what it found."""
-    data = request.get_json(silent=True) if request.data else {}
-    if not isinstance(data, dict):
-        raise APIError(400, "invalid_json", "send a JSON object")
-    size, contacts = data.get("sample"), data.get("contacts")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1000):
-        raise APIError(422, "invalid_sample", "sample must be an integer from 1 to 1000", {"field": "sample"})
-    if contacts is not None and (not isinstance(contacts, list) or not 1 <= len(contacts) <= 1000
-                                 or not all(address(c) for c in contacts)):
-        raise APIError(422, "invalid_contacts", "contacts must be 1 to 1000 email addresses", {"field": "contacts"})
-    if name not in get_queues().connectors:
-        raise APIError(404, "unknown_connector", f"no enabled connector named {name!r}")
-    return jsonify(audit(name, size, contacts))
-
-
-@click.group("audit")
-def audit_cli() -> None:
-    """Anti-entropy audit: read contacts back from a vendor and repair what drifted."""
-
-
-@audit_cli.command("run")
-@click.argument("connector")
-@click.option("--sample", "size", type=click.IntRange(1, 1000), help="contacts to read back (default HUB_AUDIT_SAMPLE)")
-@click.option("--contact", "contacts", multiple=True, help="audit this contact instead of a sample (repeatable)")
-@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def audit_run(connector: str, size: int | None, contacts: tuple[str, ...], as_json: bool) -> None:
-    """Audit one connector now and print what it found."""
-    from . import create_app
-
-    with create_app().app_context():
-        if connector not in get_queues().connectors:
-            raise click.ClickException(f"no enabled connector named {connector!r} "
-                                       f"(enabled: {', '.join(get_queues().connectors) or 'none'})")
-        report = audit(connector, size, list(contacts) or None)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    show(report)
-
-
-def show(report: dict[str, Any]) -> None:
-    if report["skipped"]:
-        click.echo(f"{report['connector']}: not audited: {report['skipped']}")
-        return
-    click.echo(f"{report['connector']}: checked {report['checked']}, in step {report['in_step']}, "
-               f"out of step {report['out_of_step']}, repairs queued {report['repairs_queued']}"
-               + (f", left to the flush {report['changed_meanwhile']}" if report["changed_meanwhile"] else "")
-               + (f"; stopped early: {report['stopped']}" if report["stopped"] else ""))
-    if report.get("error"):
-        error = report["error"]
-        click.echo(f"  vendor answered HTTP {error['status'] or '-'} {error['code'] or ''}: {error['message']}")
-    for item in report["findings"]:
-        parts = ["missing at the vendor"] if item.get("missing") else []
-        if item.get("fields"):
-            parts.append(f"fields differ: {', '.join(item['fields'])}")
-        if item.get("lists_lost"):
-            parts.append(f"lists lost: {', '.join(item['lists_lost'])}")
-        parts += item.get("lists_other", [])
-        if item.get("consent"):
-            parts.append(f"consent: hub {item['consent']['hub']}, vendor {item['consent']['vendor']} (not changed)")
-        click.echo(f"  {item['email']}: {'; '.join(parts)}; {'repair queued' if item['repair'] else 'reported only'}")

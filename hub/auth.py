@@ -7,13 +7,12 @@ import hashlib
 import hmac
 import re
 import time
-from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
-from flask import current_app, g, request
 
 from .config import split
 from .errors import APIError
+from hub import services
 
 ROLES = {"ingest": ("INGEST_TOKENS", "ADMIN_TOKENS"),
          "admin": ("ADMIN_TOKENS",),
@@ -58,11 +57,6 @@ def verify_standard(secrets: list[str], headers: Any, body: bytes, tolerance: in
     raise unauthorized("no webhook-signature matches")
 
 
-def bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else None
-
-
 NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.@-]{0,63}):(.+)$")
 
 
@@ -89,7 +83,7 @@ def identify(token: str | None, role: str, config: dict[str, Any] | None = None)
     """The name of `token` when it holds `role`, else None (every comparison in constant time)."""
     if not token:
         return None
-    config = config if config is not None else current_app.config["HUB"]
+    config = config if config is not None else services.current().config
     found = None
     for key in ROLES[role]:
         for name, value in named_tokens(config.get(key)):
@@ -100,35 +94,3 @@ def identify(token: str | None, role: str, config: dict[str, Any] | None = None)
 
 def has_role(token: str | None, role: str) -> bool:
     return identify(token, role) is not None
-
-
-def actor() -> str:
-    """Who is acting in this request: the token's name (API) or the console session's name."""
-    return str(getattr(g, "actor", None) or "hub")
-
-
-def require(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Bearer token with `role`: 401 without a valid token, 403 with a token of another role."""
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            token = bearer()
-            name = identify(token, role)
-            if name is None:
-                if token and any(has_role(token, r) for r in ROLES):
-                    raise APIError(403, "forbidden", f"this token does not have the {role} role")
-                raise unauthorized(f"a bearer token with the {role} role is required")
-            g.role, g.actor = role, name
-            return view(*args, **kwargs)
-        wrapped.hub_role = role  # type: ignore[attr-defined]  # read by the OpenAPI document
-        return wrapped
-    return decorator
-
-
-def authenticate_ingest(body: bytes) -> None:
-    """Event API: a Standard Webhooks signature, or a bearer ingest token."""
-    config = current_app.config["HUB"]
-    if request.headers.get("webhook-signature") or request.headers.get("webhook-id"):
-        verify_standard(split(config["INGEST_SECRETS"]), request.headers, body, config["SIGNATURE_TOLERANCE"])
-    elif not has_role(bearer(), "ingest"):
-        raise unauthorized("sign the request (webhook-* headers) or send a bearer ingest token")

@@ -2,7 +2,7 @@
 
 Every command first reads the nearest `.env` (the environment wins over the file), runs in the
 folder it was started in (relative paths are the person's), and reports a mistake as one line
-(`hub.terminal`). Commands that use the hub's Redis build the app with `command_app()`, which
+(`hub.terminal`). Commands that use the hub's Redis build the services with `command_services()`, which
 makes sure the data folder's embedded server runs for as long as the command does.
 
 To add a command: define it in its own module and register it in the list at the end.
@@ -53,18 +53,6 @@ def bootstrap() -> None:
     load_env_file()
     data_dir = os.path.abspath(os.path.expanduser(load()["DATA_DIR"]))
     os.environ["HUB_DATA_DIR"] = data_dir
-
-
-def command_app() -> Any:
-    """The hub app for a one-shot command, with its Redis there until the command ends."""
-    from . import create_app
-    from .config import load
-    from .store import redis_for
-
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.find_root().with_resource(redis_for(load(), long_running=False))
-    return create_app()
 
 
 class Gunicorn:
@@ -202,14 +190,14 @@ def connectors() -> None:
 
 # -- registration: each module defines its commands beside the code they drive ----------------
 
-from .audit import audit_cli  # noqa: E402
+from .audit_cli import audit_cli  # noqa: E402
 
 main.add_command(audit_cli)
 
 from .admin_cli import CONNECTOR_COMMANDS, mappings  # noqa: E402
-from .contacts import contacts_cli  # noqa: E402
+from .contacts_cli import contacts_cli  # noqa: E402
 from .feeds.cli import feeds  # noqa: E402
-from .ops import connectors_pause, connectors_resume, connectors_status, failed_cli  # noqa: E402
+from .ops_cli import connectors_pause, connectors_resume, connectors_status, failed_cli  # noqa: E402
 from .runner_cli import RUN_COMMANDS  # noqa: E402
 
 for _command in (connectors_pause, connectors_resume, connectors_status, *CONNECTOR_COMMANDS):

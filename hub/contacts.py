@@ -14,21 +14,14 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-import click
-from flask import current_app, jsonify, request
-from flask_smorest import Blueprint
 
 from . import audit, failed, sync, vendorjobs
-from .auth import require
 from .errors import APIError
 from .ledger import contact_id, dirty_key, erase_key, get_ledger
 from .progress import Progress
-from .openapi import BAD_JSON, STRINGS, arr, declare, obj, ref, t
 from .queue import get_queues
 from .schemas import load_events
-from .terminal import UserError
-
-bp = Blueprint("contacts", __name__)
+from hub import services
 
 
 def normal(email: str) -> str:
@@ -62,7 +55,7 @@ def connector_view(redis: Any, connector: str, email: str, failures: list[dict[s
 
 def view(email: str) -> dict[str, Any]:
     """The contact's state and, per enabled connector, last push, pending work and failures."""
-    redis, ledger = current_app.extensions["redis"], get_ledger()
+    redis, ledger = services.current().redis, get_ledger()
     state = ledger.state(email)
     erased = ledger.is_erased(email)
     if state is None and not erased:
@@ -76,7 +69,7 @@ def view(email: str) -> dict[str, Any]:
 
 def resync(email: str, connectors: list[str] | None = None) -> list[str]:
     """Push the contact's current state again to each connector, even if unchanged."""
-    redis, queues = current_app.extensions["redis"], get_queues()
+    redis, queues = services.current().redis, get_queues()
     if get_ledger().state(email) is None:
         raise APIError(404, "unknown_contact", "the hub holds no state for this contact")
     names = connectors or queues.connectors
@@ -139,7 +132,7 @@ def resync_all(progress: Progress, connectors: list[str] | None = None, batch: i
     to is kept after each step, so a run stopped (Ctrl-C, a cancel, a crash) continues there."""
     from .mappingstore import contacts_page, count_contacts
 
-    redis, names = current_app.extensions["redis"], enabled_names(connectors)
+    redis, names = services.current().redis, enabled_names(connectors)
     run = RESYNC_RUN.format(",".join(names))
     saved = {} if restart else {k.decode(): int(v) for k, v in redis.hgetall(run).items()}
     cursor = saved.get("cursor", 0)
@@ -173,96 +166,3 @@ def erase(email: str) -> dict[str, Any]:
     get_ledger().apply(events, queues.connectors)
     queues.kick()
     return {"erased": True, "event_id": raw["id"], "connectors": queues.connectors}
-
-
-@bp.get("/v1/contacts/<path:email>")
-@declare("A contact's state and sync status per connector", (200, "The contact.", ref("ContactView")),
-    errors={404: "The hub holds no state for this contact.", 422: "Not an email address."})
-@require("ops")
-def show_contact(email: str):  # type: ignore[no-untyped-def]
-    return jsonify(view(normal(email)))
-
-
-@bp.post("/v1/contacts/<path:email>/resync")
-@declare(
-    "Push the contact's current state again", (202, "Queued.", obj(resync=STRINGS)),
-    obj(connectors=arr(t("string"), description="Only these (default: every enabled connector).")),
-    errors={400: BAD_JSON, 404: "No state for this contact, or no such enabled connector.",
-            422: "Not an email address."})
-@require("ops")
-def resync_contact(email: str):  # type: ignore[no-untyped-def]
-    data = request.get_json(silent=True) or {}
-    names = data.get("connectors") if isinstance(data, dict) else None
-    return jsonify({"resync": resync(normal(email), names)}), 202
-
-
-@bp.post("/v1/contacts/<path:email>/erase")
-@declare("Erase the contact here and at every connector (irreversible)", (202, "Queued.", obj(
-    erased=t("boolean"), event_id=t("string"), connectors=STRINGS)),
-    errors={404: "The hub holds no state for this contact.", 422: "Not an email address."})
-@require("admin")
-def erase_contact(email: str):  # type: ignore[no-untyped-def]
-    return jsonify(erase(normal(email))), 202
-
-
-# -- commands -------------------------------------------------------------------------------
-
-def in_app(func: Any) -> Any:
-    from .ops import in_app as base
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except APIError as exc:
-            raise click.ClickException(exc.message) from None
-    run.__name__, run.__doc__ = func.__name__, func.__doc__
-    return base(run)
-
-
-@click.group("contacts")
-def contacts_cli() -> None:
-    """One contact: state, sync status per connector, resync, erase."""
-
-
-@contacts_cli.command("show")
-@click.argument("email")
-@in_app
-def contacts_show(email: str) -> None:
-    """The contact's state and, per connector, last push, pending work and failures."""
-    click.echo(json.dumps(view(email.strip().lower()), indent=2))
-
-
-@contacts_cli.command("resync")
-@click.argument("email", required=False)
-@click.option("--all", "every", is_flag=True, help="every contact the hub holds (shows progress; Ctrl-C stops cleanly)")
-@click.option("--connector", "connectors", multiple=True, help="only these connectors (repeatable)")
-@click.option("--batch", type=click.IntRange(1, 10_000), default=500, show_default=True,
-              help="with --all: contacts a step")
-@click.option("--restart", is_flag=True, help="with --all: start from the beginning, not where a stopped run ended")
-@in_app
-def contacts_resync(email: str | None, every: bool, connectors: tuple[str, ...], batch: int, restart: bool) -> None:
-    """Send a contact's current state again (or --all contacts'), even if unchanged."""
-    from .progress import command
-
-    if bool(email) == every:
-        raise UserError("give one contact's EMAIL, or --all for every contact")
-    if email:
-        names = resync(email.strip().lower(), list(connectors) or None)
-        click.echo(f"resync queued for {', '.join(names)}")
-        return
-    with command("resync", unit="contacts") as progress:
-        result = resync_all(progress, list(connectors) or None, batch, restart)
-    click.echo(f"{result['contacts']} contacts marked for re-sync on {', '.join(result['connectors'])}; "
-               "the workers push them")
-
-
-@contacts_cli.command("erase")
-@click.argument("email")
-@click.option("--yes", is_flag=True, help="do not ask")
-@in_app
-def contacts_erase(email: str, yes: bool) -> None:
-    """Forget the contact in the hub and delete them at every connector (irreversible)."""
-    if not yes:
-        click.confirm(f"erase {email} everywhere? This cannot be undone", abort=True)
-    result = erase(email.strip().lower())
-    click.echo(f"erased; deletion queued for {', '.join(result['connectors'])} (event {result['event_id']})")

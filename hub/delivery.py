@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import signal
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +31,9 @@ import requests
 
 from . import feed, netguard
 from .auth import sign
-from .endpoints import ENDPOINTS, all_endpoints, set_disabled, signing_secrets
+from .endpoints import all_endpoints, set_disabled, signing_secrets
 from .feed import lane_key, msg_key, setting, state_key
-from .lease import Lease
+from hub import keys
 
 log = logging.getLogger("hub.delivery")
 DONE = ("for i = 2, #ARGV do local s = redis.call('ZSCORE', KEYS[1], ARGV[i]) "
@@ -203,15 +201,15 @@ class Dispatcher:
         pipe = self.r.pipeline(transaction=True)
         # A message queued again (a replay) while this request ran stays queued.
         pipe.eval(DONE, 1, lane_key(ep), started, *ids)
-        pipe.hdel(f"hub:feed:tries:{ep}", *ids)
+        pipe.hdel(keys.FEED_TRIES.format(ep), *ids)
         pipe.hdel(state_key(ep), "blocked_until", "fails", "failing_since", "recovering")
         pipe.hincrby(state_key(ep), "sent", len(ids))
         pipe.hincrbyfloat(state_key(ep), "lat_sum", attempt["latency"])
         pipe.hincrby(state_key(ep), "lat_count", 1)
         pipe.hset(state_key(ep), "last_success", now)
         if lags:
-            pipe.lpush(f"hub:feed:lags:{ep}", *lags)
-            pipe.ltrim(f"hub:feed:lags:{ep}", 0, 9999)
+            pipe.lpush(keys.FEED_LAGS.format(ep), *lags)
+            pipe.ltrim(keys.FEED_LAGS.format(ep), 0, 9999)
         if state.get(b"recovering"):
             pipe.hset(state_key(ep), "recovered_at", now)
             attempt["note"] = "endpoint recovered"
@@ -242,7 +240,7 @@ class Dispatcher:
         else:       # the receiver refuses these messages: they retry on their own, the lane goes on
             pipe = self.r.pipeline(transaction=False)
             for m in ids:
-                pipe.hincrby(f"hub:feed:tries:{ep}", m, 1)
+                pipe.hincrby(keys.FEED_TRIES.format(ep), m, 1)
             tries = pipe.execute()
             delay = feed.retry_delay(self.config, max(tries))
             self.r.zadd(lane_key(ep), {m: now + delay for m in ids}, xx=True)
@@ -261,40 +259,3 @@ class Dispatcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def run() -> None:
-    """The feed process of a worker pool (`python -m hub.delivery`): lead, build, deliver."""
-    from . import create_app, logs
-
-    app = create_app()
-    with app.app_context():
-        logs.setup(names=("hub",))
-        r, config = app.extensions["redis"], app.config["HUB"]
-        lease = Lease(r, "feed", 30.0)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        dispatcher = Dispatcher(r, config, app.extensions.get("feed_resolver"))
-        renewed = 0.0
-        try:
-            while not stop.is_set():
-                if time.time() - renewed > 5:
-                    if not ((lease.token and lease.renew()) or lease.acquire()):
-                        lease.token = None
-                        stop.wait(2)
-                        continue
-                    renewed = time.time()
-                started = dispatcher.step()
-                if not r.exists(ENDPOINTS):
-                    stop.wait(1)            # nothing to feed: look again in a second
-                elif not started:
-                    dispatcher.wait(0.05)
-        finally:
-            dispatcher.close()
-            lease.release()
-
-
-if __name__ == "__main__":
-    run()
-    sys.exit(0)

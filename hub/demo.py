@@ -15,6 +15,7 @@ import requests
 from .auth import sign
 from .feeds import demo as feed_demo
 from .processes import free_port, start, stop, wait_http
+from hub import keys
 
 SECRET = "whsec_ZGVtby1zZWNyZXQtZm9yLXJlZmVycmFsLXN5bmMtaHVi"
 ANNA = {"email": "anna@example.com", "first_name": "Anna", "referrer_id": "ref-anna",
@@ -72,7 +73,7 @@ def post(hub: str, events: list[dict[str, Any]], msg_id: str) -> dict[str, Any]:
 
 
 def settled(redis: Any, connectors: list[str]) -> bool:
-    keys = [f"hub:dirty:{c}" for c in connectors] + [f"hub:erase:{c}" for c in connectors]
+    keys = [keys.dirty(c) for c in connectors] + [keys.erase(c) for c in connectors]
     return not any(redis.zcard(k) for k in keys)
 
 

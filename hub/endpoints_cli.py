@@ -5,7 +5,8 @@ from typing import Any
 
 import click
 
-from .admin_cli import emit, hub_app
+from .admin_cli import emit
+from .cli_context import hub_app
 
 
 def types_option(value: str | None) -> list[str] | None:

@@ -15,8 +15,8 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any
+from . import services
 
-from flask import current_app
 
 KEY_FILE = "erasure.key"
 MIN_KEY = 16                       # characters of HUB_ERASURE_KEY; a short key is guessable
@@ -95,7 +95,7 @@ class Keyed:
 
 
 def keyed() -> Keyed:
-    return current_app.extensions["erasure"]  # type: ignore[no-any-return]
+    return services.current().erasure
 
 
 def tag(email: str) -> str:
@@ -106,29 +106,3 @@ def seen_id(event_id: str, mac: Keyed | None = None) -> str | None:
     """The dedupe marker name for an event id that may carry an address (Mention Me builds ids
     from emails), so that marker outlives an erasure without naming the person; None otherwise."""
     return "#" + (mac or keyed())("event:" + event_id) if "@" in event_id else None
-
-
-def forget(emails: list[str]) -> dict[str, int]:
-    """Everything outside the ledger that may still name erased people: failed syncs
-    (rewritten without them or discarded), webhook identities, parked and rejected webhooks,
-    each connector's per-contact stores, and the contact index and timelines. One pass for a whole batch of erasures.
-    Idempotent: an erasure retried runs it again."""
-    from . import failed, failindex, feed, timeline, webhooks
-    from .queue import get_queues
-    from .sync import LAST
-
-    redis = current_app.extensions["redis"]
-    pipe = redis.pipeline(transaction=False)
-    for connector in get_queues().connectors:
-        pipe.hdel(LAST.format(connector), *emails)
-    timeline.forget(pipe, emails)      # the contact index and timelines (hub/timeline.py)
-    pipe.execute()
-    done = {"failed": failed.forget(emails)}
-    failindex.forget(redis, emails)    # the console's failed-sync index (hub/failindex.py)
-    done.update(webhooks.forget_address(emails))
-    done["feed"] = feed.forget(redis, emails)
-    return done
-
-
-def init_app(app: Any) -> None:
-    app.extensions["erasure"] = Keyed(load_key(app.config["HUB"]))

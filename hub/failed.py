@@ -8,23 +8,25 @@ CURRENT state, so a retry never replays an old count.
 """
 from __future__ import annotations
 
+import logging
+
 import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from flask import current_app
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from .auth import actor
 from .erasure import mentions
 from .progress import Progress
 from .queue import get_queues
 from .sync import ATTEMPTS, scrub_secrets
+from hub import services
+log = logging.getLogger("hub")
 
 RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -59,7 +61,7 @@ def registries(connector: str | None = None) -> list[tuple[str, FailedJobRegistr
 
 def fetch(job_id: str) -> Job:
     try:
-        return Job.fetch(job_id, connection=current_app.extensions["redis"], serializer=JSONSerializer)
+        return Job.fetch(job_id, connection=services.current().redis, serializer=JSONSerializer)
     except NoSuchJobError:
         raise NotFound(f"no failed sync {job_id!r}") from None
 
@@ -131,18 +133,17 @@ def reset_counters(job: Job) -> None:
     """What `rq requeue` leaves behind: RQ's retry counters and the hub's attempt count."""
     redis = job.connection
     job.meta.update({"attempts": 0, "retries": int(job.meta.get("retries", 0)) + 1})
-    job.save_meta()
-    # RQ writes these fields only when set, so delete them; a job enqueued with Retry (a flush)
-    # gets its full allowance back.
-    redis.hdel(job.key, "number_of_retries", "retries_left")
-    intervals = job.retry_intervals
-    if intervals:
-        redis.hset(job.key, "retries_left", len(intervals))
+    # Through the job's own attributes and save(): a job enqueued with Retry (a flush) gets its
+    # full allowance back, and the count of retries RQ made starts again from none.
+    job.number_of_retries = 0
+    if job.retry_intervals:
+        job.retries_left = len(job.retry_intervals)
+    job.save()
     connector = job.origin.removeprefix("sync-")
     redis.delete(ATTEMPTS.format(connector), f"{ATTEMPTS.format(connector)}:first")
 
 
-def retry(job_ids: Iterable[str], progress: Progress | None = None, batch: int = 100) -> list[str]:
+def retry(job_ids: Iterable[str], progress: Progress | None = None, batch: int = 100, actor: str = "hub") -> list[str]:
     """Put failed syncs back on their queue with fresh counters; returns the ids requeued. With a
     progress, a step is `batch` ids; a stopped run leaves the rest in the failed list, so running
     the same selection again retries only those."""
@@ -162,8 +163,8 @@ def retry(job_ids: Iterable[str], progress: Progress | None = None, batch: int =
         if done:
             from . import failindex  # a retried job that fails again comes back to the index as new
 
-            failindex.drop(current_app.extensions["redis"], done)
-            current_app.logger.warning("failed syncs retried", extra={"jobs": len(done), "by": actor()})
+            failindex.drop(services.current().redis, done)
+            log.warning("failed syncs retried", extra={"jobs": len(done), "by": actor})
     return done
 
 
@@ -180,7 +181,7 @@ def retry_one(job_id: str) -> bool:
     return True
 
 
-def discard(job_ids: Iterable[str]) -> list[str]:
+def discard(job_ids: Iterable[str], actor: str = "hub") -> list[str]:
     """Forget failed syncs (the contacts stay as they are; a later event or resync pushes them)."""
     done = []
     for job_id in job_ids:
@@ -190,7 +191,7 @@ def discard(job_ids: Iterable[str]) -> list[str]:
             registry.remove(job, delete_job=True)
             done.append(job.id)
     if done:
-        current_app.logger.warning("failed syncs discarded", extra={"jobs": len(done), "by": actor()})
+        log.warning("failed syncs discarded", extra={"jobs": len(done), "by": actor})
     return done
 
 
@@ -221,7 +222,7 @@ def names(job: Job, emails: list[str]) -> bool:
 def rewrite(job: Job, emails: list[str], rest: list[str], failed: bool = True) -> None:
     """The failed sync without the erased person: args, meta, description and the recorded
     failure, through RQ's own API, so `rq info`, rq-dashboard and `hub failed` agree."""
-    ttl = current_app.config["HUB"]["FAILURE_TTL"]
+    ttl = services.current().config["FAILURE_TTL"]
     job.args = [job.args[0], rest]
     meta = job.meta
     meta.update({"contacts": [c for c in meta.get("contacts", rest) if c not in emails],
@@ -259,5 +260,5 @@ def forget(emails: list[str]) -> int:
                     place.remove(job, delete_job=True)
                 changed += 1
     if changed:
-        current_app.logger.warning("syncs rewritten after an erasure", extra={"jobs": changed})
+        log.warning("syncs rewritten after an erasure", extra={"jobs": changed})
     return changed

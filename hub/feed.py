@@ -32,13 +32,14 @@ from redis.exceptions import WatchError
 
 from .config import split
 from .ledger import PREFIX, contact_id, key, state_of
+from hub import keys
 
 EVENTS = f"{PREFIX}events"
-CURSOR = "hub:feed:cursor"
-TIMES = "hub:feed:times"
-ERASURES = "hub:feed:erasures"          # bumped by every erasure: a build step that overlaps one is redone
-EPHEMERAL = "hub:feed:ephemeral"        # erasure messages, dropped once delivered everywhere
-FAILED_SEEN = "hub:feed:failed-seen"    # failed syncs already sent as sync.failed (id:retries)
+CURSOR = keys.FEED_CURSOR
+TIMES = keys.FEED_TIMES
+ERASURES = keys.FEED_ERASURES            # bumped by every erasure: a build step that overlaps one is redone
+EPHEMERAL = keys.FEED_EPHEMERAL          # erasure messages, dropped once delivered everywhere
+FAILED_SEEN = keys.FEED_FAILED_SEEN      # failed syncs already sent as sync.failed (id:retries)
 TOTALS_TYPES = {"referral.invited", "friend.registered", "friend.converted", "reward.granted"}
 DEFAULTS: dict[str, Any] = {
     "FEED_RETENTION": 7 * 86400,         # seconds messages are kept for retries and replay
@@ -114,19 +115,19 @@ def plain(value: Any) -> Any:
 
 
 def lane_key(endpoint_id: str) -> str:
-    return f"hub:feed:lane:{endpoint_id}"
+    return keys.FEED_LANE.format(endpoint_id)
 
 
 def state_key(endpoint_id: str) -> str:
-    return f"hub:feed:state:{endpoint_id}"
+    return keys.FEED_STATE.format(endpoint_id)
 
 
 def who_key(cid: str) -> str:
-    return f"hub:feed:who:{cid}"
+    return keys.FEED_WHO.format(cid)
 
 
 def msg_key(msg: str) -> str:
-    return f"hub:feed:m:{msg}"
+    return keys.FEED_MESSAGE.format(msg)
 
 
 # -- building messages ----------------------------------------------------------------------
@@ -242,7 +243,7 @@ def write_messages(r: Any, pipe: Any, config: Mapping[str, Any], endpoints: list
 
 
 def forget(r: Any, emails: list[str]) -> int:
-    """Erasure (called by hub.erasure.forget): remove every stored message and attempt that names
+    """Erasure (called by hub.forget.forget): remove every stored message and attempt that names
     the people, and queue a `contact.erased` message (their contact_id only) to the endpoints
     that want it; that message is dropped once every such endpoint has it."""
     from .endpoints import all_endpoints
@@ -278,7 +279,7 @@ def scrub_attempts(r: Any, emails: list[str], endpoints: list[dict[str, Any]]) -
     """A receiver's answer may quote what it was sent: attempts naming the people lose their answer."""
     needles = [e.lower() for e in emails]
     for endpoint in endpoints:
-        name = f"hub:feed:attempts:{endpoint['id']}"
+        name = keys.FEED_ATTEMPTS.format(endpoint['id'])
         rows = r.lrange(name, 0, -1)
         if not any(n in row.decode("utf-8", "replace").lower() for row in rows for n in needles):
             continue
@@ -358,7 +359,7 @@ def erase_contact(r: Any, cid: str, endpoints: list[dict[str, Any]]) -> int:
     pipe.zrem(TIMES, *ids)
     for endpoint in endpoints:
         pipe.zrem(lane_key(endpoint["id"]), *ids)
-        pipe.hdel(f"hub:feed:tries:{endpoint['id']}", *ids)
+        pipe.hdel(keys.FEED_TRIES.format(endpoint['id']), *ids)
     pipe.execute()
     return len(ids)
 
@@ -415,7 +416,7 @@ def replay(r: Any, endpoint_id: str, ids: list[str] | None, start: float | None,
         if chunk:
             pipe = r.pipeline(transaction=True)
             pipe.zadd(lane_key(endpoint_id), {m: time.time() for m in chunk})
-            pipe.hdel(f"hub:feed:tries:{endpoint_id}", *chunk)
+            pipe.hdel(keys.FEED_TRIES.format(endpoint_id), *chunk)
             pipe.execute()
         found += chunk
         steps, at = stop - at, stop
@@ -442,8 +443,8 @@ def on_enabled(r: Any, endpoint_id: str) -> None:
 
 
 def forget_endpoint(r: Any, endpoint_id: str) -> None:
-    r.delete(lane_key(endpoint_id), state_key(endpoint_id), f"hub:feed:tries:{endpoint_id}",
-             f"hub:feed:attempts:{endpoint_id}", f"hub:feed:lags:{endpoint_id}")
+    r.delete(lane_key(endpoint_id), state_key(endpoint_id), keys.FEED_TRIES.format(endpoint_id),
+             keys.FEED_ATTEMPTS.format(endpoint_id), keys.FEED_LAGS.format(endpoint_id))
     from .endpoints import ENDPOINTS
 
     if not r.hlen(ENDPOINTS):
@@ -453,13 +454,13 @@ def forget_endpoint(r: Any, endpoint_id: str) -> None:
 def record_attempt(r: Any, config: Mapping[str, Any], endpoint_id: str, attempt: dict[str, Any]) -> None:
     keep = setting(config, "FEED_ATTEMPTS_KEEP")
     pipe = r.pipeline(transaction=False)
-    pipe.lpush(f"hub:feed:attempts:{endpoint_id}", json.dumps(attempt))
-    pipe.ltrim(f"hub:feed:attempts:{endpoint_id}", 0, keep - 1)
+    pipe.lpush(keys.FEED_ATTEMPTS.format(endpoint_id), json.dumps(attempt))
+    pipe.ltrim(keys.FEED_ATTEMPTS.format(endpoint_id), 0, keep - 1)
     pipe.execute()
 
 
 def recent_attempts(r: Any, endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]:
-    return [json.loads(a) for a in r.lrange(f"hub:feed:attempts:{endpoint_id}", 0, limit - 1)]
+    return [json.loads(a) for a in r.lrange(keys.FEED_ATTEMPTS.format(endpoint_id), 0, limit - 1)]
 
 
 def oldest_pending_ms(r: Any, endpoint_id: str) -> float | None:
@@ -483,7 +484,7 @@ def endpoint_stats(r: Any, endpoint_id: str) -> dict[str, Any]:
 
 
 def lags(r: Any, endpoint_id: str) -> list[float]:
-    return [float(v) for v in r.lrange(f"hub:feed:lags:{endpoint_id}", 0, -1)]
+    return [float(v) for v in r.lrange(keys.FEED_LAGS.format(endpoint_id), 0, -1)]
 
 
 def metric_families(r: Any) -> list[Any]:

@@ -1,12 +1,13 @@
 """Liveness and readiness."""
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from flask import jsonify
 from flask_smorest import Blueprint
 
 from .admission import over_high_water
-from .errors import error_response
+from .errors_http import error_response
 from .openapi import STRINGS, declare, obj, t
+from hub import services
 
 bp = Blueprint("health", __name__)
 
@@ -22,11 +23,12 @@ def check_liveness():  # type: ignore[no-untyped-def]
     errors={503: "Redis cannot be reached (code not_ready)."})
 def check_readiness():  # type: ignore[no-untyped-def]
     try:
-        current_app.extensions["redis"].ping()
-        over = over_high_water(current_app.extensions["redis"], current_app.config["HUB"])
+        core = services.current()
+        core.redis.ping()
+        over = over_high_water(core.redis, core.config)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return error_response(503, "not_ready", f"redis unreachable: {type(exc).__name__}")
     if over:
         return error_response(503, "store_full", f"redis memory above the high-water mark ({over[0]} of "
                               f"{over[1]} bytes): ingest answers 503 until it drains")
-    return jsonify({"status": "ready", "connectors": current_app.extensions["queues"].connectors})
+    return jsonify({"status": "ready", "connectors": core.queues.connectors})

@@ -3,22 +3,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask_smorest import Blueprint
 
-from . import admission, logs, metrics
-from .auth import authenticate_ingest
+from . import admission, logs_http, metrics
+from .auth_http import authenticate_ingest
 from .errors import APIError, checked_json
 from .ledger import LedgerRefused, get_ledger
 from .openapi import arr, declare, header, ref
 from .queue import get_queues
 from .schemas import load_events
+from hub import services
 
 bp = Blueprint("ingest", __name__)
 
 
 def parse_body() -> bytes:
-    config = current_app.config["HUB"]
+    config = services.current().config
     if request.content_length is not None and request.content_length > config["MAX_BODY"]:
         raise APIError(413, "payload_too_large", f"the body is larger than {config['MAX_BODY']} bytes")
     body = request.get_data(cache=True)
@@ -49,12 +50,12 @@ def refused(exc: LedgerRefused) -> APIError:
 
 def accept(items: list[Any]) -> tuple[int, int]:
     """Validate every event, then apply them and queue one flush per connector."""
-    config = current_app.config["HUB"]
+    config = services.current().config
     if len(items) > config["MAX_EVENTS"]:
         raise APIError(413, "too_many_events", f"at most {config['MAX_EVENTS']} events per request, got {len(items)}")
     events, errors = load_events(items)
     if errors:
-        metrics.count_rejected(current_app.extensions["redis"], "api", len(items))
+        metrics.count_rejected(services.current().redis, "api", len(items))
         raise APIError(422, "invalid_events", f"{len({e['index'] for e in errors})} of {len(items)} events are invalid; nothing was accepted", errors)
     admission.admit()      # 503 before anything is written when Redis is nearly full
     queues = get_queues()
@@ -62,10 +63,10 @@ def accept(items: list[Any]) -> tuple[int, int]:
     try:
         outcomes, fresh = get_ledger().apply_each(events, queues.connectors, "api", queues.flags())
     except LedgerRefused as exc:
-        metrics.count_rejected(current_app.extensions["redis"], "api", len(items))
+        metrics.count_rejected(services.current().redis, "api", len(items))
         raise refused(exc) from None
     queues.enqueue_flushes([queues.connectors[i] for i in fresh])
-    logs.note(event_ids=[e["id"] for e in events])
+    logs_http.note(event_ids=[e["id"] for e in events])
     admission.settle()     # duplicates too: a 202 means the replicas have it
     accepted = sum(outcomes)
     return accepted, len(outcomes) - accepted

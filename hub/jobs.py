@@ -22,15 +22,17 @@ import time
 import uuid
 from typing import Any, Callable
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask_smorest import Blueprint
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from .auth import bearer, has_role, require
+from .auth import has_role
+from .auth_http import bearer, require
 from .errors import APIError
 from .openapi import arr, declare, obj, t
 from .progress import Progress, Stopped
+from hub import services
 
 bp = Blueprint("jobs", __name__)
 KEY = "hub:job:{}"
@@ -41,11 +43,11 @@ FINAL = ("done", "failed", "cancelled")
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def ttl() -> int:
-    return int(current_app.config["HUB"]["JOB_TTL"])
+    return int(services.current().config["JOB_TTL"])
 
 
 def stamp(seconds: float | None) -> str | None:
@@ -103,7 +105,7 @@ def resync_params(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def retry_params(data: dict[str, Any]) -> dict[str, Any]:
-    from .ops import selection
+    from .ops_http import selection
 
     return {"ids": selection(data)}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from typing import Any
+from hub import keys
 
 # KEYS: lease, counter. ARGV: ttl ms, owner. -> {1, token} taken, or {0, ms the holder has left}.
 _ACQUIRE = """
@@ -34,7 +35,7 @@ return 0
 
 
 def lease_key(name: str) -> str:
-    return f"hub:lease:{name}"
+    return keys.LEASE.format(name)
 
 
 class Lease:
@@ -54,7 +55,7 @@ class Lease:
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it; False (and `waiting_ms` set) when someone does."""
-        taken, value = self.redis.eval(_ACQUIRE, 2, self.key, f"hub:fence:{self.name}", self.ttl_ms, self.owner())
+        taken, value = self.redis.eval(_ACQUIRE, 2, self.key, keys.FENCE.format(self.name), self.ttl_ms, self.owner())
         if taken:
             self.token = value.decode() if isinstance(value, bytes) else str(value)
             return True

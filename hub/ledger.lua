@@ -3,10 +3,11 @@
 -- connector. One call takes a batch (one round trip, one script start-up), and Redis runs a
 -- script whole, so each event's step is atomic (and the batch with it).
 -- ARGV[1]: a JSON array of operations built by hub/ledger.py, each with the event as logged.
+-- ARGV[2]: the key prefix (hub.keys.PREFIX; a preview passes a scratch prefix of its own).
 -- Returns {one 1 (applied) or 0 (a duplicate event id) per operation, flags set (see the end)},
 -- or, when a bound would break (see check), {{}, {}, {event index, field, reason}} having
 -- written nothing.
-local P = 'hub:'
+local P = ARGV[2]
 local null = cjson.null
 local op, ts, touched
 
@@ -412,12 +413,12 @@ for i, next_op in ipairs(ops) do
     counts[f] = (counts[f] or 0) + 1
   end
 end
--- ARGV[2] (optional): where to count events for /metrics, and each connector's flush flag.
+-- ARGV[3] (optional): where to count events for /metrics, and each connector's flush flag.
 -- Setting a flag here saves the request a round trip; the caller queues a flush job for every
 -- flag this call set (the flag was absent: no flush is queued or running for that connector).
 local fresh = {}
-if ARGV[2] then
-  local meta = cjson.decode(ARGV[2])
+if ARGV[3] then
+  local meta = cjson.decode(ARGV[3])
   for f, n in pairs(counts) do redis.call('HINCRBY', meta.metrics, f, n) end
   if any then
     for i, flag in ipairs(meta.flags) do

@@ -6,18 +6,19 @@ import hashlib
 import json
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from flask import Flask, current_app
-
-from .erasure import forget, keyed, seen_id, tag
+from . import keys, services
+from .erasure import Keyed, seen_id
 from .queue import FLAG_TTL
 
-PREFIX = "hub:"
+PREFIX = keys.PREFIX
 SCALE = Decimal(10_000)          # money is stored as integer ten-thousandths: exact in Redis
 COUNTERS = ("invites_sent", "friends_registered", "friends_converted", "rewards_earned")
 PARTY_FIELDS = ("first_name", "last_name", "customer_id", "locale")
 MAX_DEFER = 60.0                 # a dirty contact is pushed at most this long after it became dirty
+SEP = keys.METRIC_SEP
+SOURCE = resources.files("hub").joinpath("ledger.lua").read_text()  # the one atomic step; its key prefix is ARGV[2]
 
 
 class LedgerRefused(Exception):
@@ -28,16 +29,9 @@ class LedgerRefused(Exception):
         self.index, self.field, self.message = index, field, message
 
 
-def key(email: str) -> str:
-    return f"{PREFIX}c:{email}"
-
-
-def dirty_key(connector: str) -> str:
-    return f"{PREFIX}dirty:{connector}"
-
-
-def erase_key(connector: str) -> str:
-    return f"{PREFIX}erase:{connector}"
+key = keys.contact
+dirty_key = keys.dirty
+erase_key = keys.erase
 
 
 def scaled(amount: Decimal) -> str:
@@ -61,7 +55,8 @@ def _values(part: dict[str, Any] | None, names: Iterable[str]) -> dict[str, str]
     return out
 
 
-def operation(event: dict[str, Any], connectors: list[str], config: dict[str, Any]) -> dict[str, Any]:
+def operation(event: dict[str, Any], connectors: list[str], config: dict[str, Any],
+              mac: Keyed | None = None) -> dict[str, Any]:
     """The JSON the Lua step reads: emails, the scalar fields to set, money as scaled ints."""
     referrer, friend, contact = event.get("referrer"), event.get("friend"), event.get("contact")
     op: dict[str, Any] = {
@@ -73,7 +68,7 @@ def operation(event: dict[str, Any], connectors: list[str], config: dict[str, An
         "friend_set": _values(friend, PARTY_FIELDS + ("marketing_opt_in", "promo_code")) or {"_": None},
         "contact_set": _values(contact, PARTY_FIELDS + ("marketing_opt_in",)) or {"_": None},
     }
-    mac = keyed()
+    mac = mac or services.current().erasure
     people = {p for p in (op["referrer"], op["friend"], op["contact"]) if p}
     if people:  # the keyed hash the ledger looks erasure up by (hub/erasure.py)
         op["tags"] = {p: mac(p) for p in people}
@@ -90,12 +85,16 @@ def operation(event: dict[str, Any], connectors: list[str], config: dict[str, An
 
 
 class Ledger:
-    """Applies events and reads state; one per app, in app.extensions["ledger"]."""
+    """Applies events and reads state; one per process, in the services (hub.bootstrap)."""
 
-    def __init__(self, redis: Any, config: dict[str, Any]) -> None:
+    def __init__(self, redis: Any, config: dict[str, Any], erasure: Keyed, prefix: str = PREFIX,
+                 forget: Callable[[list[str]], Any] | None = None) -> None:
         self.redis = redis
+        self.forget = forget      # what else names erased people (hub.forget.forget): wired by hub.bootstrap
         self.config = config
-        self.script = redis.register_script(resources.files("hub").joinpath("ledger.lua").read_text())
+        self.erasure = erasure
+        self.prefix = prefix
+        self.script = redis.register_script(SOURCE)
 
     def windows(self, connectors: list[str]) -> list[float]:
         """Seconds each connector lets a contact rest after its last touch before pushing it:
@@ -121,19 +120,17 @@ class Ledger:
         `source` and outcome in the same call. One script call takes the whole batch (at most
         HUB_MAX_EVENTS), so the step's bound checks cover every event before anything is written;
         LedgerRefused names the event and field when a running total would overflow."""
-        from .metrics import EVENTS, SEP
-
         wins, cap = self.windows(connectors), float(self.config.get("FLUSH_MAX_DEFER") or MAX_DEFER)
         ops = []
         for event in events:
-            op = operation(event, connectors, self.config)
+            op = operation(event, connectors, self.config, self.erasure)
             op["wins"], op["cap"], op["metric"] = wins, cap, f"{event['type']}{SEP}{source}{SEP}"
             op["log"] = json.dumps(event, default=str, separators=(",", ":"))
             ops.append(op)
-        meta = json.dumps({"metrics": EVENTS, "flags": flags or [], "ttl": FLAG_TTL})
+        meta = json.dumps({"metrics": keys.METRIC_EVENTS, "flags": flags or [], "ttl": FLAG_TTL})
         if not ops:
             return [], []
-        answer = self.script(args=[json.dumps(ops, default=str), meta])
+        answer = self.script(args=[json.dumps(ops, default=str), self.prefix, meta])
         if len(answer) == 3:
             index, field, message = answer[2]
             raise LedgerRefused(int(index) - 1, field.decode(), message.decode())
@@ -142,8 +139,8 @@ class Ledger:
 
         events_applied(self.redis, events, [r == 1 for r in done], source)
         erased = sorted({e["contact"]["email"] for e in events if e["type"] == "contact.erased"})
-        if erased:  # duplicates too: a retried erasure finishes the job
-            forget(erased)
+        if erased and self.forget:  # duplicates too: a retried erasure finishes the job
+            self.forget(erased)
         return [r == 1 for r in done], sorted(i - 1 for i in flagged)
 
     def apply(self, events: list[dict[str, Any]], connectors: list[str]) -> tuple[int, int]:
@@ -167,12 +164,12 @@ class Ledger:
         return self.states([email])[email]
 
     def is_erased(self, email: str) -> bool:
-        return bool(self.redis.exists(f"{PREFIX}erased:{tag(email)}"))
+        return bool(self.redis.exists(keys.ERASED.format(self.erasure(email))))
 
     def versions(self, emails: list[str]) -> list[int]:
         if not emails:
             return []
-        return [int(v or 0) for v in self.redis.hmget(f"{PREFIX}ver", emails)]
+        return [int(v or 0) for v in self.redis.hmget(keys.VERSIONS, emails)]
 
 
 def contact_id(email: str) -> str:
@@ -212,12 +209,5 @@ def state_of(email: str, row: dict[str, str], currency: str) -> dict[str, Any]:
     return state
 
 
-def init_app(app: Flask) -> None:
-    from . import erasure
-
-    erasure.init_app(app)
-    app.extensions["ledger"] = Ledger(app.extensions["redis"], app.config["HUB"])
-
-
 def get_ledger() -> Ledger:
-    return current_app.extensions["ledger"]
+    return services.current().ledger

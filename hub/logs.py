@@ -14,13 +14,10 @@ import re
 import signal
 import sys
 import threading
-import time
-import uuid
 from collections import deque
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, Callable
 
-from flask import Flask, g, has_request_context, request
 
 HEADER = "X-Request-ID"
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -49,10 +46,14 @@ def scrub(value: Any) -> Any:
     return value
 
 
+# Where a record's request id comes from: the HTTP adapter adds its own (hub.logs_http).
+ID_SOURCES: list[Callable[[], dict[str, str]]] = []
+
+
 def context_ids() -> dict[str, str]:
     ids: dict[str, str] = {}
-    if has_request_context() and "request_id" in g:
-        ids["request_id"] = g.request_id
+    for source in ID_SOURCES:
+        ids.update(source())
     try:
         from rq import get_current_job
 
@@ -170,36 +171,3 @@ def uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     logging.getLogger("hub").critical("uncaught exception in a thread", exc_info=(
         args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
         extra={"in_thread": args.thread.name if args.thread else None})
-
-
-def note(**fields: Any) -> None:
-    """Add fields (event ids, counts) to this request's access line."""
-    if has_request_context():
-        g.setdefault("log_fields", {}).update(fields)
-
-
-def init_app(app: Flask) -> None:
-    """Request ids in and out, one access line per request."""
-    from flask.logging import default_handler
-
-    if not any(h.get_name() == HANDLER_NAME for h in logging.getLogger("hub").handlers):
-        setup()
-    logging.getLogger("hub").removeHandler(default_handler)
-
-    @app.before_request
-    def start() -> None:
-        offered = request.headers.get(HEADER, "")
-        g.request_id = offered if SAFE_ID.match(offered) else uuid.uuid4().hex
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def finish(response: Any) -> Any:
-        response.headers[HEADER] = g.get("request_id", "")
-        route = request.url_rule.rule if request.url_rule else "<unmatched>"
-        fields = {"method": request.method, "route": route, "status": response.status_code,
-                  "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
-                  **g.get("log_fields", {})}
-        level = logging.WARNING if response.status_code >= 500 else logging.INFO
-        if route not in ("/healthz", "/readyz", "/metrics"):
-            app.logger.log(level, "request", extra=fields)
-        return response

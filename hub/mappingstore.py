@@ -19,11 +19,12 @@ from typing import Any, Iterator
 from redis.exceptions import WatchError
 
 from mappings import default_mapping, validate_mapping
+from hub import keys
 
-CURRENT = "hub:mapping:{}:current"
-VERSIONS = "hub:mapping:{}:versions"
-SEQ = "hub:mapping:{}:seq"
-CONTACT_PREFIX = "hub:c:"
+CURRENT = keys.MAPPING_CURRENT
+VERSIONS = keys.MAPPING_VERSIONS
+SEQ = keys.MAPPING_SEQ
+CONTACT_PREFIX = keys.CONTACT_PREFIX
 _LOADED: dict[str, dict[str, Any]] = {}       # raw stored text -> validated mapping (small cache)
 
 
@@ -186,14 +187,14 @@ def mark_dirty(redis: Any, connector: str, batch: int = 1000, progress: Any = No
     """Mark every known contact dirty for `connector` (ZADD NX keeps an earlier mark's place) and
     bump its version, so a flush already holding the old state does not clear the new mark. With
     a progress, a step is `batch` contacts."""
-    dirty, marked, score = f"hub:dirty:{connector}", 0, time.time()
+    dirty, marked, score = keys.dirty(connector), 0, time.time()
     emails: list[str] = []
 
     def write(chunk: list[str]) -> None:
         pipe = redis.pipeline(transaction=False)
         pipe.zadd(dirty, {e: score for e in chunk}, nx=True)
         for e in chunk:
-            pipe.hincrby("hub:ver", e, 1)
+            pipe.hincrby(keys.VERSIONS, e, 1)
         pipe.execute()
 
     for email in known_contacts(redis):

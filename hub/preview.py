@@ -6,7 +6,6 @@ import itertools
 import json
 import re
 import uuid
-from importlib import resources
 from typing import Any, Callable
 from urllib.parse import parse_qsl, quote_plus, urlsplit
 
@@ -19,6 +18,7 @@ from connectors import CONNECTORS, ContactUpdate
 from .erasure import seen_id, tag
 from .ledger import get_ledger, key, operation, state_of
 from .sync import plan
+from hub import keys
 
 MASK = "****"
 SENSITIVE_HEADERS = {"authorization", "proxy-authorization", "x-wsse", "x-ometria-auth", "x-api-key",
@@ -228,7 +228,6 @@ def build_updates(connector: str, mapping: dict[str, Any], states: dict[str, dic
 
 
 # -- a sample event, applied to a scratch copy of the state ----------------------------------
-LEDGER_PREFIX = "local P = 'hub:'"
 SUFFIXES = ("", ":reg", ":conv", ":orders", ":credited")
 
 
@@ -236,11 +235,8 @@ def simulate_event(redis: Any, event: dict[str, Any], connector: str, currency: 
     """Apply `event` with the ledger's own Lua step under a throwaway key prefix (the involved
     contacts copied there first), read back the contacts it marks dirty, then delete the copy.
     Returns (applied, {email: state}); applied is False for an event id already seen."""
-    source = resources.files("hub").joinpath("ledger.lua").read_text()
-    if LEDGER_PREFIX not in source:
-        raise RuntimeError("hub/ledger.lua no longer declares its key prefix as expected; preview by event is unavailable")
-    scratch = f"hub:preview:{uuid.uuid4().hex}:"
-    script = source.replace(LEDGER_PREFIX, f"local P = '{scratch}'", 1)
+    scratch = keys.PREVIEW.format(uuid.uuid4().hex)
+    ledger = get_ledger()
     emails = {p.get("email") for p in (event.get("referrer"), event.get("friend"), event.get("contact")) if p}
     friend = (event.get("friend") or {}).get("email")
     if friend:
@@ -254,14 +250,15 @@ def simulate_event(redis: Any, event: dict[str, Any], connector: str, currency: 
     try:
         dumps = redis.pipeline(transaction=False)
         for name in copies:
-            dumps.dump(f"hub:{name}")
+            dumps.dump(f"{keys.PREFIX}{name}")
         pipe = redis.pipeline(transaction=False)
         for name, blob in zip(copies, dumps.execute()):
             if blob is not None:
                 pipe.restore(f"{scratch}{name}", 120_000, blob, replace=True)
         pipe.execute()
-        op = operation(event, [connector], get_ledger().config)
-        applied = redis.eval(script, 0, json.dumps([{**op, "log": json.dumps(event, default=str)}], default=str))[0] == [1]
+        op = operation(event, [connector], ledger.config, ledger.erasure)
+        ops = json.dumps([{**op, "log": json.dumps(event, default=str)}], default=str)
+        applied = ledger.script(args=[ops, scratch], client=redis)[0] == [1]
         touched = [e.decode() for e in redis.zrange(f"{scratch}dirty:{connector}", 0, -1)]
         rows = [{k.decode(): v.decode() for k, v in redis.hgetall(f"{scratch}c:{e}").items()} for e in touched]
         return applied, {e: (state_of(e, row, currency) if row else None) for e, row in zip(touched, rows)}

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from connectors import CONNECTORS
 
+from . import services
 from .config import connector_settings
+from hub import keys
 
-FLAG = "hub:flushq:{}"
+FLAG = keys.FLUSH_FLAG
 FLAG_TTL = 120
 
 
@@ -25,8 +26,9 @@ def enabled_connectors(config: dict[str, Any]) -> list[str]:
 
 
 class Queues:
-    def __init__(self, redis: Any, connectors: list[str]) -> None:
+    def __init__(self, redis: Any, connectors: list[str], config: dict[str, Any] | None = None) -> None:
         self.redis = redis
+        self.config = config if config is not None else {"FAILURE_TTL": 30 * 86400}
         self.connectors = connectors
         self.queues = {c: Queue(queue_name(c), connection=redis, serializer=JSONSerializer) for c in connectors}
 
@@ -52,14 +54,10 @@ class Queues:
             # run twice pushes the same absolute state twice.
             self.get(name).enqueue("hub.sync.flush", name, job_timeout=300, result_ttl=60,
                                    retry=Retry(max=3, interval=[10, 30, 60]),
-                                   failure_ttl=current_app.config["HUB"]["FAILURE_TTL"],
+                                   failure_ttl=self.config["FAILURE_TTL"],
                                    description=f"flush {name}")
         return len(names)
 
 
-def init_app(app: Flask) -> None:
-    app.extensions["queues"] = Queues(app.extensions["redis"], enabled_connectors(app.config["HUB"]))
-
-
 def get_queues() -> Queues:
-    return current_app.extensions["queues"]
+    return services.current().queues

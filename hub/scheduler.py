@@ -26,6 +26,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from .lease import Lease
+from hub import keys
 
 QUEUE = "hub-periodic"
 log = logging.getLogger("hub.scheduler")
@@ -100,7 +101,7 @@ class ClaimedCronJob(CronJob):
         """Claim this run, then enqueue it (JSON, like every hub job); None when already claimed."""
         slot = self.current_slot()
         keep = int((self.interval or 3600) * 2) + 60
-        if not connection.set(f"hub:cron:{self.name}:{slot}", os.getpid(), nx=True, ex=keep):
+        if not connection.set(keys.CRON.format(self.name, slot), os.getpid(), nx=True, ex=keep):
             return None
         queue = Queue(self.queue_name, connection=connection, serializer=JSONSerializer)
         job = queue.enqueue(self.func_name, args=self.args, kwargs=self.kwargs, meta={"slot": slot},
@@ -158,13 +159,15 @@ class HubScheduler(CronScheduler):
 
 def run() -> None:
     """The scheduler process of a worker pool (`python -m hub.scheduler`)."""
-    from . import create_app, logs
+    from . import logs
+    from .bootstrap import build_services
+    from .services import using
 
-    app = create_app()
-    with app.app_context():
-        logs.setup(names=("hub", "rq"))
-        config = app.config["HUB"]
-        HubScheduler(app.extensions["redis"], periodic_jobs(config), config["SCHEDULER_LEASE"]).start()
+    logs.setup(names=("hub", "rq"))
+    core = build_services()
+    with using(core):
+        config = core.config
+        HubScheduler(core.redis, periodic_jobs(config), config["SCHEDULER_LEASE"]).start()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ twice pushes the same absolute values twice, so RQ's at-least-once delivery is h
 """
 from __future__ import annotations
 
+import logging
+
 import hashlib
 import json
 import math
@@ -13,7 +15,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app
 from rq import get_current_job
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
@@ -32,14 +33,10 @@ from .lease import Lease
 from .mappingstore import current, current_mapping
 from .queue import FLAG, get_queues, queue_name
 
-PUSHED = "hub:pushed:{}"
-PAUSED = "hub:paused:{}"
-BACKOFF = "hub:backoff:{}"
-ATTEMPTS = "hub:attempts:{}"
-LAST = "hub:last:{}"
-LAST_OK = "hub:lastok:{}"        # when a push to the connector last succeeded (a time, no contact)
-SUSPECT = "hub:suspect:{}"       # contacts a superseded flush wrote: pushed again whatever the fingerprint
-RETRY = "hub:flushretry:{}"      # a flush is scheduled for when another holder's lease ends
+from .keys import ATTEMPTS, BACKOFF, LAST, LAST_OK, PAUSED, PUSHED, RETRY, SUSPECT  # noqa: F401 - names used by callers
+from hub import keys
+from hub import services
+log = logging.getLogger("hub")
 
 # What a push leaves behind, settled in one step with the lease check, so a flush that lost its
 # lease can never record a write as current. KEYS: lease, dirty, pushed, last, suspect, hub:ver.
@@ -117,18 +114,18 @@ def now_iso() -> str:
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def build_connector(name: str, lease: Lease | None = None) -> Connector:
-    settings = connector_settings(current_app.config["HUB"], name)
-    return CONNECTORS[name](settings, limiter=RateLimiter(redis(), "hub:rl"),
+    settings = connector_settings(services.current().config, name)
+    return CONNECTORS[name](settings, limiter=RateLimiter(redis(), keys.RATE_LIMIT),
                             session=FencedSession(redis(), name, lease))
 
 
 def flush_lease(connector: str) -> Lease:
     """The connector's one writer: flushes and ops retries take it before calling the vendor."""
-    return Lease(redis(), f"flush:{connector}", current_app.config["HUB"]["FLUSH_LEASE"])
+    return Lease(redis(), f"flush:{connector}", services.current().config["FLUSH_LEASE"])
 
 
 SECRETISH = ("KEY", "SECRET", "TOKEN", "PASSWORD")
@@ -137,7 +134,7 @@ SECRETISH = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 def scrub_secrets(text: str) -> str:
     """Vendors sometimes echo the credential they rejected; no configured secret may reach a
     failed job, a log line or an API answer."""
-    config = current_app.config["HUB"]
+    config = services.current().config
     for key, value in config.items():
         if isinstance(value, str) and len(value) >= 6 and any(word in key for word in SECRETISH):
             for secret in value.replace(",", " ").split():
@@ -189,7 +186,7 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     if held and pushed:
         redis().set(LAST_OK.format(connector), args[1])
     if not held:
-        current_app.logger.warning("superseded flush: its writes re-marked for the current holder",
+        log.warning("superseded flush: its writes re-marked for the current holder",
                                    extra={"connector": connector, "contacts": len(pushed)})
     return held
 
@@ -197,7 +194,7 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
 def record_failure(connector: str, emails: list[str], error: VendorError, *, func: str = "hub.sync.sync_contacts",
                    attempts: int = 1, first: str | None = None) -> str:
     """File a failed sync: an RQ failed job that, requeued, pushes the contacts' CURRENT state."""
-    config = current_app.config["HUB"]
+    config = services.current().config
     emails = sorted(emails)
     message = scrub_secrets(error.message).strip()
     meta = {"connector": connector, "contacts": emails, "status": error.status, "code": error.code,
@@ -205,8 +202,8 @@ def record_failure(connector: str, emails: list[str], error: VendorError, *, fun
             "first_attempt": first or now_iso(), "last_attempt": now_iso(), "retries": 0}
     job = Job.create(func, args=[connector, emails], connection=redis(), origin=queue_name(connector),
                      meta=meta, failure_ttl=config["FAILURE_TTL"], serializer=JSONSerializer,
-                     description=f"{func.rsplit('.', 1)[1]} {connector}: {len(emails)} contact(s)")
-    job._status = JobStatus.FAILED
+                     description=f"{func.rsplit('.', 1)[1]} {connector}: {len(emails)} contact(s)",
+                     status=JobStatus.FAILED)
     job.ended_at = datetime.now(timezone.utc)
     job.save()
     registry = FailedJobRegistry(queue=get_queues().get(connector))
@@ -216,7 +213,7 @@ def record_failure(connector: str, emails: list[str], error: VendorError, *, fun
     Result.create_failure(job, config["FAILURE_TTL"], reason, worker_name="hub")
     if func != "hub.sync.erase_contacts":  # an erased person keeps no per-connector outcome
         note_outcome(connector, emails, False, error)
-    current_app.logger.warning("sync failed", extra={"connector": connector, "contacts": len(emails),
+    log.warning("sync failed", extra={"connector": connector, "contacts": len(emails),
                                                      "status": error.status, "code": error.code,
                                                      "failed_job": job.id, "attempts": attempts})
     return job.id
@@ -359,7 +356,7 @@ def pause(connector: str, reason: str, by: str = "ops") -> dict[str, Any]:
     """Stop pushing to a connector; its contacts stay dirty and wait for `resume`."""
     state = {"reason": scrub_secrets(reason), "by": by, "at": now_iso()}
     redis().set(PAUSED.format(connector), json.dumps(state))
-    current_app.logger.warning("connector paused", extra={"connector": connector, "reason": state["reason"], "by": by})
+    log.warning("connector paused", extra={"connector": connector, "reason": state["reason"], "by": by})
     return state
 
 
@@ -369,7 +366,7 @@ def resume(connector: str) -> None:
     r.delete(PAUSED.format(connector), BACKOFF.format(connector), ATTEMPTS.format(connector),
              f"{ATTEMPTS.format(connector)}:first")
     get_queues().kick([connector])
-    current_app.logger.warning("connector resumed", extra={"connector": connector})
+    log.warning("connector resumed", extra={"connector": connector})
 
 
 def status(connector: str) -> dict[str, Any]:
@@ -450,7 +447,7 @@ def follow_up(connector: str) -> None:
 
 def run_flush(connector: str, lease: Lease) -> dict[str, Any]:
     """The flush proper, with the lease held: each outcome maps to one answer."""
-    r, config = redis(), current_app.config["HUB"]
+    r, config = redis(), services.current().config
     if config["FLUSH_WINDOW"]:
         time.sleep(config["FLUSH_WINDOW"])
     client = build_connector(connector, lease)
@@ -493,12 +490,12 @@ def run_flush(connector: str, lease: Lease) -> dict[str, Any]:
             r.zrem(dirty_key(connector), *batch)
         return {"fatal": exc.as_dict()}
     except Superseded as exc:
-        current_app.logger.warning("flush superseded", extra={"connector": connector, "reason": str(exc)})
+        log.warning("flush superseded", extra={"connector": connector, "reason": str(exc)})
         return {"superseded": True, "pushed": pushed}
     except Exception as exc:
         # A fault of the hub's own (a bug, Redis gone): retried on the connector's back-off
         # schedule, so the contacts wait in plain sight instead of being stranded. RQ records it.
-        current_app.logger.exception("flush failed", extra={"connector": connector})
+        log.exception("flush failed", extra={"connector": connector})
         back_off(connector, RetriableVendorError(f"{type(exc).__name__} in the hub", code="worker_error"), batch)
         raise
     r.delete(ATTEMPTS.format(connector), f"{ATTEMPTS.format(connector)}:first")
@@ -508,7 +505,7 @@ def run_flush(connector: str, lease: Lease) -> dict[str, Any]:
 def push_batch(connector: str, client: Connector, batch: list[str],
                lease: Lease) -> tuple[int, int, dict[str, VendorError]]:
     """One batch: push and file the fatal per-contact refusals; (landed, fatal, retriable)."""
-    r, config = redis(), current_app.config["HUB"]
+    r, config = redis(), services.current().config
     failures = push(connector, client, batch, lease)
     retriable = {e: x for e, x in failures.items() if x.retriable}
     fatal = {e: x for e, x in failures.items() if not x.retriable}
@@ -536,7 +533,7 @@ def back_off(connector: str, error: RetriableVendorError, emails: list[str]) -> 
     """Wait per the schedule (with jitter, never less than Retry-After); after the last step the
     batch becomes a failed sync and the connector moves on. Rate limits do not use up attempts:
     the vendor told us when to come back, so waiting is the plan, not a failure."""
-    r, config = redis(), current_app.config["HUB"]
+    r, config = redis(), services.current().config
     schedule = retry_schedule(config)
     key = ATTEMPTS.format(connector)
     limited = isinstance(error, RateLimited)
@@ -555,7 +552,7 @@ def back_off(connector: str, error: RetriableVendorError, emails: list[str]) -> 
     due = time.time() + delay
     r.set(BACKOFF.format(connector), str(due), ex=int(delay) + 60)
     schedule_flush(connector, due)
-    current_app.logger.warning("sync backing off", extra={
+    log.warning("sync backing off", extra={
         "connector": connector, "attempt": attempt, "delay_s": round(delay, 2), "status": error.status,
         "code": error.code, "contacts": len(emails)})
     return {"retry_in": delay, "attempt": attempt, "error": error.as_dict()}
@@ -664,7 +661,7 @@ def sweep() -> dict[str, int]:
     """The safety net under the flush's own follow-up: queue a flush for any connector whose
     contacts are overdue while no flush holds its lease. Paused connectors wait for `resume`; a
     connector backing off gets its lost retry re-armed. Runs on the hub's scheduler."""
-    r, grace = redis(), current_app.config["HUB"]["SWEEP_GRACE"]
+    r, grace = redis(), services.current().config["SWEEP_GRACE"]
     queued: dict[str, int] = {}
     for connector in get_queues().connectors:
         if paused(connector) or flush_lease(connector).held_by_anyone():
@@ -677,7 +674,7 @@ def sweep() -> dict[str, int]:
         if not late:
             continue
         if release_stuck(connector, grace):
-            current_app.logger.warning("sweep queued scheduled jobs past due", extra={"connector": connector})
+            log.warning("sweep queued scheduled jobs past due", extra={"connector": connector})
             continue
         if flush_waiting(connector):
             continue
@@ -685,5 +682,5 @@ def sweep() -> dict[str, int]:
         if get_queues().kick([connector]):
             queued[connector] = late
             metrics.count_sweep(r, connector)
-            current_app.logger.warning("sweep queued a flush", extra={"connector": connector, "overdue": late})
+            log.warning("sweep queued a flush", extra={"connector": connector, "overdue": late})
     return queued

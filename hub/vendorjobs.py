@@ -10,12 +10,13 @@ A check holds the connector's flush lease, as a flush does: it writes to the ven
 """
 from __future__ import annotations
 
+import logging
+
 import json
 import time
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 
 from connectors import Connector
 from connectors.errors import AuthError, RetriableVendorError, VendorError
@@ -25,11 +26,14 @@ from .lease import Lease
 from .ledger import dirty_key, get_ledger
 from .mappingstore import current_mapping
 from .queue import get_queues
+from hub import keys
+from hub import services
+log = logging.getLogger("hub")
 
-JOBS = "hub:vjobs:{}"            # zset: job reference -> when its next check is due
-JOB = "hub:vjob:{}:{}"           # hash: data (JSON: emails in the order sent, versions, fingerprints,
+JOBS = keys.VENDOR_JOBS            # zset: job reference -> when its next check is due
+JOB = keys.VENDOR_JOB           # hash: data (JSON: emails in the order sent, versions, fingerprints,
                                  # since) and checks (how many reads said "running")
-WAITING = "hub:vjobwait:{}"      # hash: email -> the job reference it waits on
+WAITING = keys.VENDOR_WAITING      # hash: email -> the job reference it waits on
 # Seconds before each successive check, then the last step again; a job still running after
 # GIVE_UP seconds becomes a (retriable) failed sync so ops can see it.
 STEPS = (2, 5, 15, 30, 60, 120, 300)
@@ -38,7 +42,7 @@ LOST = 120                       # a check this late was lost (e.g. Redis restor
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def delay(checks: int) -> float:

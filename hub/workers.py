@@ -24,36 +24,38 @@ from typing import Any
 
 from rq import Worker
 from rq.serializers import JSONSerializer
+from hub import keys
 
 log = logging.getLogger("hub.workers")
 SCHEDULER = "scheduler"
-FEED = "feed"       # the event feed's delivery process (hub.delivery)
+FEED = "feed"       # the event feed's delivery process (hub.feed_process)
 COLD_GAP = 1.2      # RQ ignores a second signal within a second of the first
 
 
 def run_one(queue: str, burst: bool = False) -> None:
-    """Run a single RQ worker on `queue` inside an app context."""
+    """Run a single RQ worker on `queue` with the hub's services bound (its work horses, forked
+    from it, inherit them): no web app is built."""
     from rq import Queue
 
-    from . import create_app, logs
-    from .ledger import dirty_key, erase_key
+    from . import logs
+    from .bootstrap import build_services
     from .migrate import migrate
-    from .queue import get_queues
+    from .services import using
 
-    app = create_app()
-    with app.app_context():
-        r = app.extensions["redis"]
-        migrate(r, app.extensions["erasure"])   # no job runs on an older data layout (hub/migrate.py)
+    logs.setup(names=("hub", "rq"))  # first: a worker that dies at start still logs JSON
+    core = build_services()
+    with using(core):
+        r = core.redis
+        migrate(r, core.erasure)   # no job runs on an older data layout (hub/migrate.py)
         if queue.startswith("sync-"):
             connector = queue.removeprefix("sync-")
-            if r.zcard(dirty_key(connector)) or r.zcard(erase_key(connector)):
-                r.delete(f"hub:flushq:{connector}")
-                get_queues().kick([connector])
-        config = app.config["HUB"]
+            if r.zcard(keys.dirty(connector)) or r.zcard(keys.erase(connector)):
+                r.delete(keys.FLUSH_FLAG.format(connector))
+                core.queues.kick([connector])
+        config = core.config
         # Syncing is asynchronous, answering a sender is not: under load the ingest API gets the
         # CPU first and the workers catch up (the dirty set keeps their work, nothing is lost).
-        os.nice(config["WORKER_NICE"])
-        logs.setup(names=("hub", "rq"))  # RQ's own lines as JSON too, with the job id
+        os.nice(config["WORKER_NICE"])   # RQ's own lines are JSON too (above), with the job id
         target = Queue(queue, connection=r, serializer=JSONSerializer)
         worker = Worker([target], connection=r, serializer=JSONSerializer,
                         worker_ttl=config["WORKER_TTL"], maintenance_interval=config["MAINTENANCE_INTERVAL"],
@@ -106,7 +108,7 @@ class Pool:
         self.first_signal = 0.0
 
     def spawn(self, name: str) -> None:
-        module = {SCHEDULER: ["hub.scheduler"], FEED: ["hub.delivery"]}.get(name, ["hub.workers", name])
+        module = {SCHEDULER: ["hub.scheduler"], FEED: ["hub.feed_process"]}.get(name, ["hub.workers", name])
         self.children[name] = subprocess.Popen([sys.executable, "-m", *module])
         log.warning("%s started (pid %s)", name, self.children[name].pid)
 

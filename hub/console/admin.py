@@ -19,8 +19,9 @@ from mappings.transforms import BOOLEAN_STYLES, DATE_FORMATS, TRANSFORMS
 
 from .. import admin, sync
 from .. import mappingstore as store
-from ..auth import actor
+from ..auth_http import actor
 from ..errors import APIError
+from .. import services
 from . import NAV, bp
 from .admin_form import Draft, draft_of, placed, row_errors, rows_of
 from .session import has, require_role
@@ -31,7 +32,7 @@ CHOICES = {"sources": SOURCES, "transforms": tuple(TRANSFORMS), "formats": tuple
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def connector_or_404(name: str) -> str:

@@ -11,15 +11,16 @@ from rq.serializers import JSONSerializer
 
 from .. import contacts as contacts_api
 from .. import failed, failindex, metrics, recent, sync, timeline, webhooks
-from ..auth import actor
+from ..auth_http import actor
 from ..ledger import dirty_key, get_ledger
 from ..queue import get_queues
+from .. import services
 from . import bp
 from .session import require_role
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def iso(moment: float | None) -> str | None:
@@ -175,7 +176,7 @@ def failed_action() -> Any:
     if request.form.get("confirmed") != "yes":
         return render_template("console/failed_confirm.html", action=action, ids=ids, scope=scope,
                                filters=filters, count=len(ids), qs=query_string)
-    done = failed.retry(ids) if action == "retry" else failed.discard(ids)
+    done = failed.retry(ids, actor=actor()) if action == "retry" else failed.discard(ids, actor=actor())
     verb = "retried" if action == "retry" else "discarded"
     return redirect(url_for("console.failed", **query_string(filters, done=f"{verb} {len(done)} failed sync(s)")))
 

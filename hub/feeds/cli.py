@@ -12,7 +12,7 @@ import click
 @contextmanager
 def feeds_app() -> Iterator[Any]:
     """An app context; configuration and SFTP errors become a readable message, never a traceback."""
-    from hub.admin_cli import hub_app
+    from hub.cli_context import hub_app
 
     from .config import FeedConfigError
     from .sftp import SFTPError
@@ -43,7 +43,7 @@ def status(name: str | None) -> None:
     with feeds_app() as app:
         config = jobs.settings()
         names = [config.feed(name)["name"]] if name and name in config.feeds else ([] if name else list(config.feeds))
-        out: dict[str, Any] = {"feeds": [feed_status.read(app.extensions["redis"], n) for n in names]}
+        out: dict[str, Any] = {"feeds": [feed_status.read(app.redis, n) for n in names]}
         export_names = [config.export(name)["name"]] if name and name not in config.feeds else ([] if name else list(config.exports))
         out["exports"] = [jobs.export_status(n) for n in export_names]
         emit(out)
@@ -117,14 +117,14 @@ def mapping_show(name: str) -> None:
     from . import versions
 
     with feeds_app() as app:
-        emit(versions.current(app.extensions["redis"], _feed(name)))
+        emit(versions.current(app.redis, _feed(name)))
 
 
 @mapping.command("validate")
 @click.argument("file")
 def mapping_validate(file: str) -> None:
     """Validate FILE as a feed mapping."""
-    from hub.admin_cli import read_document
+    from hub.cli_context import read_document
 
     from .mapping import validate_feed_mapping
 
@@ -141,7 +141,7 @@ def mapping_validate(file: str) -> None:
 @click.option("--if-match", default="*", help="the ETag you edited from (default: any)")
 def mapping_apply(name: str, file: str, comment: str, if_match: str) -> None:
     """Save FILE as feed NAME's mapping: a new version."""
-    from hub.admin_cli import default_author, read_document
+    from hub.cli_context import default_author, read_document
     from hub.mappingstore import StaleVersion
 
     from . import versions
@@ -149,7 +149,7 @@ def mapping_apply(name: str, file: str, comment: str, if_match: str) -> None:
     document = read_document(file)
     with feeds_app() as app:
         try:
-            record = versions.save(app.extensions["redis"], _feed(name), document, author=default_author(),
+            record = versions.save(app.redis, _feed(name), document, author=default_author(),
                                    comment=comment, if_match=if_match)
         except ValueError as exc:
             raise click.ClickException(f"{file} is not a valid feed mapping: {exc}") from None
@@ -165,7 +165,7 @@ def mapping_history(name: str) -> None:
     from . import versions
 
     with feeds_app() as app:
-        emit(versions.history(app.extensions["redis"], _feed(name)))
+        emit(versions.history(app.redis, _feed(name)))
 
 
 @mapping.command("rollback")
@@ -173,13 +173,13 @@ def mapping_history(name: str) -> None:
 @click.argument("version", type=int)
 def mapping_rollback(name: str, version: int) -> None:
     """Make VERSION's document current again (as a new version)."""
-    from hub.admin_cli import default_author
+    from hub.cli_context import default_author
 
     from . import versions
 
     with feeds_app() as app:
         try:
-            record = versions.rollback(app.extensions["redis"], _feed(name), version, author=default_author())
+            record = versions.rollback(app.redis, _feed(name), version, author=default_author())
         except KeyError as exc:
             raise click.ClickException(str(exc.args[0])) from None
         emit({k: v for k, v in record.items() if k != "document"})

@@ -22,13 +22,13 @@ from decimal import Decimal
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 
 from hub.ledger import get_ledger
 from hub.mappingstore import count_contacts, current_mapping, known_contacts
 from mappings import render, validate_mapping
 
 from . import sftp
+from hub import services
 
 # The six referral fields Splio's referral programme defines, fed as the default Splio mapping
 # feeds them (docs/feeds.md).
@@ -84,7 +84,7 @@ def text(value: Any) -> str:
 
 def states(progress: Any = None) -> Iterator[dict[str, Any]]:
     """Every contact's current state, read in batches (never all at once); a step a batch."""
-    ledger, batch, redis = get_ledger(), [], current_app.extensions["redis"]
+    ledger, batch, redis = get_ledger(), [], services.current().redis
     if progress is not None:
         progress.resume = ("Nothing was published (the part-written file was removed); run the export "
                            "again: it is a snapshot, so it starts over.")
@@ -107,7 +107,7 @@ def rows(export: dict[str, Any], progress: Any = None) -> Iterator[list[str]]:
     """The export's rows from the ledger's state, streamed."""
     mapping = columns_mapping(export)
     names = header(export, mapping)
-    lists = current_mapping(current_app.extensions["redis"], export.get("lists_from", "splio")) \
+    lists = current_mapping(services.current().redis, export.get("lists_from", "splio")) \
         if export["kind"] == "friends" else None
     for state in states(progress):
         if export["kind"] == "referrer-stats" and not state.get("is_referrer"):

@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from flask import current_app
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
@@ -20,6 +19,8 @@ from hub.config import retry_schedule
 from . import config, exports, poller, status, versions
 from .sftp import BROKEN as SFTP_BROKEN
 from .sftp import SFTPError
+from hub import keys
+from hub import services
 
 QUEUE = "hub-periodic"      # hub.scheduler.QUEUE: every worker pool serves it
 log = logging.getLogger("hub.feeds")
@@ -31,11 +32,11 @@ return 0
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def settings() -> config.Feeds:
-    return config.load(current_app.config["HUB"])
+    return config.load(services.current().config)
 
 
 def poll_feed(name: str, progress: Any = None) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def poll_feeds(progress: Any = None) -> dict[str, Any]:
 
 
 def export_key(name: str) -> str:
-    return f"hub:feeds:export:{name}:status"
+    return keys.FEEDS_EXPORT_STATUS.format(name)
 
 
 def export(name: str, progress: Any = None) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def export(name: str, progress: Any = None) -> dict[str, Any]:
 def enqueue_export(name: str) -> str:
     """Queue an export on the periodic queue, retried on the hub's retry schedule; after the last
     attempt it stays in the queue's failed-job registry like any failed sync."""
-    hub = current_app.config["HUB"]
+    hub = services.current().config
     schedule = [int(s) for s in retry_schedule(hub)]
     queue = Queue(QUEUE, connection=redis(), serializer=JSONSerializer)
     job = queue.enqueue("hub.feeds.jobs.export", name, job_timeout=3600, result_ttl=86400,
@@ -117,7 +118,7 @@ def exports_due(now: str | None = None) -> list[str]:
         if not spec.get("cron"):
             continue
         slot = last_slot(spec, moment).timestamp()
-        key = f"hub:feeds:export:{name}:slot"
+        key = keys.FEEDS_EXPORT_SLOT.format(name)
         if redis().set(key, slot, nx=True):
             continue
         if redis().eval(_ADVANCE, 1, key, slot):

@@ -28,7 +28,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from flask import current_app
 
 from hub.ledger import get_ledger
 from hub.progress import Stopped
@@ -37,6 +36,8 @@ from hub.schemas import load_events
 
 from . import sftp, status
 from .mapping import Row, build, column_for
+from hub import keys
+from hub import services
 
 LEASE = 300                     # seconds a claim lasts without renewal
 CHUNK = 1 << 16
@@ -48,15 +49,15 @@ class Unreadable(Exception):
 
 
 def claim_key(feed: str, name: str) -> str:
-    return f"hub:feeds:{feed}:claim:{name}"
+    return keys.FEEDS_CLAIM.format(feed, name)
 
 
 def done_key(feed: str) -> str:
-    return f"hub:feeds:{feed}:done"
+    return keys.FEEDS_DONE.format(feed)
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def claim(feed: str, name: str) -> str | None:
@@ -163,7 +164,7 @@ class Applier:
     has been applied whole or not at all (each event is one atomic ledger step)."""
 
     def __init__(self, feed: str, name: str, token: str, counts: dict[str, int]) -> None:
-        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self.services = services.current()   # the thread below runs with the caller's services
         self.feed, self.name, self.token, self.counts = feed, name, token, counts
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"feed-{feed}")
         self.pending: Future[None] | None = None
@@ -184,7 +185,7 @@ class Applier:
             self.pool.shutdown(wait=True)
 
     def _apply(self, events: list[dict[str, Any]], rows: int, bad: int) -> None:
-        with self.app.app_context():
+        with services.using(self.services):
             accepted = 0
             if events:
                 queues = get_queues()

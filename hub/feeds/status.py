@@ -14,10 +14,11 @@ from typing import Any
 
 from hub.metrics import FEEDS as COUNTERS
 from hub.metrics import SEP, field
+from hub import keys
 
 
 def key(feed: str) -> str:
-    return f"hub:feeds:{feed}:status"
+    return keys.FEEDS_STATUS.format(feed)
 
 
 def count(redis: Any, feed: str, **amounts: int) -> None:
@@ -29,7 +30,7 @@ def count(redis: Any, feed: str, **amounts: int) -> None:
 
 
 def active(feed: str) -> str:
-    return f"hub:feeds:{feed}:active"
+    return keys.FEEDS_ACTIVE.format(feed)
 
 
 def start(redis: Any, feed: str, name: str) -> None:

@@ -16,10 +16,11 @@ from redis.exceptions import WatchError
 from hub.mappingstore import StaleVersion, etag_matches, make_etag, now_iso
 
 from .mapping import resolve, validate_feed_mapping
+from hub import keys as names
 
 
 def keys(feed: str) -> tuple[str, str, str]:
-    base = f"hub:feeds:{feed}:mapping"
+    base = names.FEEDS_MAPPING.format(feed)
     return f"{base}:current", f"{base}:versions", f"{base}:seq"
 
 

@@ -35,6 +35,7 @@ ROUTES = {
     ("post", "/v1/endpoints/{endpoint_id}/rotate-secret"): ADMIN,
     ("post", "/v1/endpoints/{endpoint_id}/disable"): ADMIN,
     ("post", "/v1/endpoints/{endpoint_id}/replay"): ADMIN,
+    ("post", "/v1/jobs"): OPS,
 }
 VALUES = {"{connector}": "klaviyo", "{name}": "klaviyo", "{email}": ANNA, "{endpoint_id}": "ep_0"}
 DEEP = 100_000

@@ -138,7 +138,7 @@ def test_erasure_clears_the_failed_index_of_the_person(app, redis_client) -> Non
     file_failures(app)
     with app.app_context():
         failindex.reconcile(redis_client)
-        from hub.erasure import forget
+        from hub.forget import forget
 
         forget(["k1@example.com"])
         failindex.reconcile(redis_client)

@@ -11,7 +11,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import OpenAPIV30SpecValidator
 
-from hub.auth import require
+from hub.auth_http import require
 from hub.demo import story
 from hub.openapi import build
 from hub.schemas import load_events

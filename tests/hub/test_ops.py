@@ -14,6 +14,7 @@ import requests
 import responses
 from click.testing import CliRunner
 from rq import SimpleWorker
+from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
@@ -205,7 +206,9 @@ def test_retry_resets_counters_and_pushes_the_current_state(ops_app, sandbox_ser
     job_id = file_klaviyo_failure(app, sandbox_server)
     redis = app.extensions["redis"]
     # As if RQ had spent retries on it: `rq requeue` would keep these.
-    redis.hset(f"rq:job:{job_id}", mapping={"retries_left": 0, "number_of_retries": 4})
+    spent = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    spent.retries_left, spent.number_of_retries = 0, 4
+    spent.save()
     # The state moves on while the failure waits: Anna invites a third friend.
     app.test_client().post("/v1/events", json=event(20, "referral.invited", referrer={"email": "anna@example.com"}),
                            headers=INGEST)
@@ -214,9 +217,9 @@ def test_retry_resets_counters_and_pushes_the_current_state(ops_app, sandbox_ser
 
     answer = app.test_client().post("/v1/failed/retry", json={"all": True}, headers=OPS)
     assert answer.status_code == 202 and job_id in answer.json["retried"]
-    job = redis.hgetall(f"rq:job:{job_id}")
-    assert b"number_of_retries" not in job and b"retries_left" not in job
-    assert json.loads(job[b"meta"])["attempts"] == 0 and json.loads(job[b"meta"])["retries"] == 1
+    requeued = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    assert not requeued.number_of_retries and not requeued.retries_left
+    assert requeued.meta["attempts"] == 0 and requeued.meta["retries"] == 1
     run_queue(app, "klaviyo")
     held = holds(sandbox_server, "klaviyo", "anna@example.com")
     assert held["fields"]["referral_friends_invited"] == 3, "the retry pushed the CURRENT state"
