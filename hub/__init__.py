@@ -42,7 +42,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Any = None)
     """Build the hub. `overrides` (tests) win over HUB_* environment variables and defaults;
     `services` (built by hub.bootstrap.build_services) are used as they are when given."""
     from . import admin_http, audit_http, contacts_http, endpoints_http, errors_http, health, ingest, logs_http, metrics_http
-    from . import jobs, openapi, ops_http, webhooks_http
+    from . import openapi, ops_http, tasks_http, webhooks_http
     from .bootstrap import build_services
 
     app = Hub(__name__)
@@ -55,7 +55,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Any = None)
     errors_http.init_app(app)
     logs_http.init_app(app)
     for blueprint in (health.bp, ingest.bp, webhooks_http.bp, admin_http.bp, ops_http.bp, contacts_http.bp,
-                      metrics_http.bp, openapi.bp, audit_http.bp, endpoints_http.bp, jobs.bp):
+                      metrics_http.bp, openapi.bp, audit_http.bp, endpoints_http.bp, tasks_http.bp):
         app.register_blueprint(blueprint)
     from . import console
 

@@ -88,7 +88,7 @@ def apply(connector: str, file: str, comment: str, author: str, if_match: str | 
     from . import admin
     from . import mappingstore as store
 
-    from .progress import command
+    from .progress_cli import command
 
     document = read_document(file)
     with hub_app(), command("resync", unit="contacts") as progress:
@@ -164,7 +164,7 @@ def rollback(connector: str, version: int, comment: str, author: str, if_match: 
     """Make VERSION's exact document current again (as a new version) and re-sync."""
     from . import admin
 
-    from .progress import command
+    from .progress_cli import command
 
     with hub_app(), command("resync", unit="contacts") as progress:
         result = admin.rollback(connector, version, author=author, comment=comment, if_match=if_match, live=live,
@@ -201,7 +201,7 @@ def import_(file: str, comment: str, author: str, force: bool, dry_run: bool, re
     """Import an export file: all mappings validated first, then the changed ones saved."""
     from . import admin
 
-    from .progress import command
+    from .progress_cli import command
 
     payload = read_document(file)
     with hub_app(), command("resync", unit="contacts") as progress:

@@ -45,7 +45,7 @@ def contacts_show(email: str) -> None:
 @in_app
 def contacts_resync(email: str | None, every: bool, connectors: tuple[str, ...], batch: int, restart: bool) -> None:
     """Send a contact's current state again (or --all contacts'), even if unchanged."""
-    from .progress import command
+    from .progress_cli import command
 
     if bool(email) == every:
         raise UserError("give one contact's EMAIL, or --all for every contact")

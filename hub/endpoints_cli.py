@@ -166,7 +166,7 @@ def attempts(endpoint_id: str, limit: int) -> None:
 def replay(endpoint_id: str, since: str | None, until: str | None, ids: tuple[str, ...], batch: int) -> None:
     """Send stored messages again to one endpoint, oldest first."""
     from . import endpoints
-    from .progress import command
+    from .progress_cli import command
 
     data: dict[str, Any] = {"since": since, "until": until} if since or until else {}
     if ids:

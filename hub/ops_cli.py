@@ -89,7 +89,7 @@ def failed_retry(job_ids: tuple[str, ...], connector: str | None, code: str | No
                  contact: str | None, every: bool, batch: int) -> None:
     """Retry failed syncs (ids, a filter, or --all) with fresh attempt counters; each pushes
     its contacts' CURRENT state."""
-    from .progress import command
+    from .progress_cli import command
 
     ids = failed.select(list(job_ids), every, connector=connector, code=code, since=since, contact=contact)
     with command("retry", unit="failed syncs") as progress:

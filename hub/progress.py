@@ -4,9 +4,9 @@ A piece of long work (re-sync every contact, retry failed syncs, replay messages
 a feed) takes a `Progress` and calls `step(n)` after each step it has finished whole. What the
 steps look like depends on who watches:
 
-  at a terminal   a bar on stderr: done of total, rate, time left (click's progressbar)
+  at a terminal   a bar on stderr: done of total, rate, time left (hub.progress_cli)
   in a log or CI  one plain line per step on stderr: `resync: 1,500/3,000 contacts (50%), 740/s, ~2s left`
-  over the API    the figures in Redis (hub.jobs), read by GET /v1/jobs/<id>
+  over the API    the figures in Redis (hub.tasks), read by GET /v1/jobs/<id>
 
 Stopping: Ctrl-C (or a cancel over the API) asks the work to stop; `step` then raises `Stopped`
 at the next step boundary, so a step is never left half done. The command prints what was done,
@@ -15,14 +15,9 @@ at once. Progress goes to stderr so a command's JSON on stdout stays parseable.
 """
 from __future__ import annotations
 
-import signal
 import sys
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Protocol
-
-import click
-
+from typing import Any, Callable, Protocol
 
 class Stopped(Exception):
     """The work was asked to stop and has stopped at a step boundary."""
@@ -159,89 +154,6 @@ class Lines:
 
     def end(self, progress: Progress) -> None:
         pass
-
-
-class Bar:
-    """click's progressbar on a terminal: position, percentage, rate and time left."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-        self.at = 0
-        self.open = False       # a line without a total is being rewritten in place
-
-    def begin(self, progress: Progress) -> None:
-        self.end(progress)          # a new piece of the work (the next file) gets its own bar
-        if progress.total is None:
-            return
-        self.bar = click.progressbar(length=progress.total, label=progress.label, file=sys.stderr, show_pos=True,
-                                     show_eta=True, show_percent=True,
-                                     item_show_func=lambda _: f"{progress.rate():,.0f} {progress.unit}/s"
-                                     + (f"  {progress.note}" if progress.note else ""))
-        self.bar.__enter__()
-        self.at = 0
-
-    def update(self, progress: Progress) -> None:
-        if self.bar is None and progress.total is not None:
-            self.begin(progress)
-        if self.bar is None:
-            click.echo(f"\r{progress.line()}", nl=False, err=True)
-            self.open = True
-            return
-        self.bar.update(progress.done - self.at, progress.note)
-        self.at = progress.done
-
-    def end(self, progress: Progress) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-        elif self.open:
-            click.echo("", err=True)
-        self.open = False
-
-
-class Interrupts:
-    """The first SIGINT asks the work to stop at its next step boundary; a second one stops now."""
-
-    def __init__(self) -> None:
-        self.asked = False
-        self.previous: Any = None
-
-    def handle(self, signum: int, frame: Any) -> None:
-        if self.asked:
-            raise KeyboardInterrupt
-        self.asked = True
-
-    def __enter__(self) -> "Interrupts":
-        self.previous = signal.signal(signal.SIGINT, self.handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-
-
-def on_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
-@contextmanager
-def command(label: str, total: int | None = None, unit: str = "items") -> Iterator[Progress]:
-    """Progress for a CLI command: a bar or lines on stderr, Ctrl-C as a clean stop. On a stop the
-    summary (done, not done, how to finish) is printed and the command exits 130."""
-    with Interrupts() as interrupts:
-        progress = Progress(label, total, unit, [Bar() if on_terminal() else Lines()],
-                            should_stop=lambda: interrupts.asked)
-        try:
-            yield progress
-        except Stopped:
-            progress.finish()
-            click.echo(progress.summary(stopped=True), err=True)
-            raise SystemExit(130) from None
-        except BaseException:
-            progress.finish()       # the bar gives the terminal its cursor back before the error shows
-            raise
-        progress.finish()
-        if progress.began:
-            click.echo(progress.summary(stopped=False), err=True)
 
 
 def quiet(label: str = "", total: int | None = None, unit: str = "items") -> Progress:

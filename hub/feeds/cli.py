@@ -53,7 +53,7 @@ def status(name: str | None) -> None:
 @click.argument("name", required=False)
 def poll(name: str | None) -> None:
     """Import the new files of one feed (or every feed) now; progress on stderr, Ctrl-C stops cleanly."""
-    from hub.progress import command
+    from hub.progress_cli import command
 
     from . import jobs
 
@@ -67,7 +67,7 @@ def poll(name: str | None) -> None:
 @click.option("--queue", "queued", is_flag=True, help="queue it for the worker pool (retried) instead of running it here")
 def export(name: str, queued: bool) -> None:
     """Build and upload export NAME now; progress on stderr, Ctrl-C stops cleanly (nothing is published)."""
-    from hub.progress import command
+    from hub.progress_cli import command
 
     from . import jobs
 
