@@ -9,14 +9,14 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from .. import contacts as contacts_api
-from .. import failed, failindex, metrics, recent, sync, timeline, webhooks
-from ..auth_http import actor
-from ..ledger import dirty_key, get_ledger
-from ..queue import get_queues
-from .. import services
-from . import bp
-from .session import require_role
+from hub.core import contacts as contacts_api
+from hub.core import failed, failindex, metrics, recent, sync, timeline, webhooks
+from hub.http.auth import actor
+from hub.core.ledger import dirty_key, get_ledger
+from hub.core.queue import get_queues
+from hub.core import services
+from hub.console import bp
+from hub.console.session import require_role
 
 
 def redis() -> Any:

@@ -40,7 +40,7 @@ def batch() -> list[dict[str, Any]]:
 
 def state(app: Any, email: str) -> dict[str, Any] | None:
     with app.app_context():
-        from hub.ledger import get_ledger
+        from hub.core.ledger import get_ledger
 
         return get_ledger().state(email)
 
@@ -123,8 +123,8 @@ def test_the_step_fails_on_purpose_and_writes_nothing(make_app, redis_client) ->
     (both made on purpose), refuses before its first write; the same batch then applies whole."""
     app = make_app()
     with app.app_context():
-        from hub.ledger import get_ledger, operation
-        from hub.schemas import load_events
+        from hub.core.ledger import get_ledger, operation
+        from hub.core.schemas import load_events
 
         ledger = get_ledger()
         events, errors = load_events(batch())

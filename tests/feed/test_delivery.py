@@ -6,7 +6,7 @@ import json
 import threading
 from collections import Counter
 
-from hub.ledger import contact_id
+from hub.core.ledger import contact_id
 from tests.feed.conftest import ADMIN, create, post_story, story_messages
 from tests.story import event, story
 

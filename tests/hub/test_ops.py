@@ -5,7 +5,7 @@ run by a real RQ SimpleWorker in burst mode, exactly as a hub worker would run t
 """
 from __future__ import annotations
 
-from hub.auth import short_hash
+from hub.core.auth import short_hash
 
 import json
 
@@ -19,9 +19,9 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from connectors.klaviyo import KlaviyoConnector
-from hub import failed, sync
-from hub.ledger import dirty_key
-from hub.queue import get_queues
+from hub.core import failed, sync
+from hub.core.ledger import dirty_key
+from hub.core.queue import get_queues
 from tests.story import event, story
 
 OPS = {"Authorization": "Bearer ops-token"}
@@ -179,7 +179,7 @@ def test_ops_pause_stops_pushes_and_events_keep_accumulating(ops_app, sandbox_se
     app = ops_app()
     client = app.test_client()
     answer = client.post("/v1/connectors/klaviyo/pause", json={"reason": "Klaviyo maintenance"}, headers=OPS)
-    # attributed to the token's name: a bare token is named by its short hash (hub.auth)
+    # attributed to the token's name: a bare token is named by its short hash (hub.core.auth)
     assert answer.json["paused"] == {"reason": "Klaviyo maintenance", "by": short_hash("ops-token"),
                                      "at": answer.json["paused"]["at"]}
     post_story(app)
@@ -273,7 +273,7 @@ def test_list_filters_show_and_discard(ops_app, sandbox_server) -> None:  # type
     assert client.get("/v1/failed?since=yesterday", headers=OPS).status_code == 422
     assert client.get("/v1/failed?connector=nope", headers=OPS).status_code == 404
     one = client.get("/v1/failed?connector=ometria", headers=OPS).json["failed"][0]["id"]
-    assert client.get(f"/v1/failed/{one}", headers=OPS).json["function"] == "hub.sync.sync_contacts"
+    assert client.get(f"/v1/failed/{one}", headers=OPS).json["function"] == "hub.core.sync.sync_contacts"
     assert client.get("/v1/failed/missing", headers=OPS).status_code == 404
     assert client.post("/v1/failed/retry", json={}, headers=OPS).status_code == 422, "no accidental retry-all"
     assert client.delete(f"/v1/failed/{one}", headers=OPS).json == {"discarded": [one]}
