@@ -156,7 +156,7 @@ OLD = "hub."
 
 def test_jobs_an_older_hub_queued_call_the_moved_functions_after_hub_migrate(
         redis_client: redis_lib.Redis, redis_url: str, tmp_path: Path) -> None:
-    """The relayout moved hub.sync to hub.core.sync (and hub.jobs.run to hub.core.tasks.run): RQ
+    """The relayout moved the sync module into hub.core (and the API's job runner to hub.core.tasks): RQ
     names a job's function by its path, so jobs queued, scheduled and failed before the upgrade
     are rewritten to the new path, and a worker finds the function."""
     from datetime import datetime, timedelta, timezone
