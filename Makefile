@@ -7,5 +7,5 @@ bench:  ## the standard benchmark (R=10000; set R=500 for a smoke run)
 	./dev bench --referrers $${R:-10000}
 lint:  ## ruff on everything, mypy on hub, connectors, mappings
 	./dev hub --help > /dev/null
-	.venv/bin/python -m ruff check hub connectors mappings sandbox tests benchmarks
+	.venv/bin/python -m ruff check hub connectors mappings sources sandbox tests benchmarks
 	.venv/bin/python -m mypy

@@ -44,8 +44,8 @@ def stack(url: str) -> tuple[Any, str]:
 
 
 def main() -> None:
-    from hub import audit
-    from hub.queue import get_queues
+    from hub.core import audit
+    from hub.core.queue import get_queues
 
     url = os.environ["HUB_REDIS_URL"]
     r = redis.Redis.from_url(url)

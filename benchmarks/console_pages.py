@@ -40,8 +40,8 @@ def app_for(url: str) -> Any:
 
 
 def fill_contacts(app: Any, count: int) -> float:
-    from hub.ledger import get_ledger
-    from hub.schemas import load_events
+    from hub.core.ledger import get_ledger
+    from hub.core.schemas import load_events
 
     started = time.perf_counter()
     with app.app_context():
@@ -57,12 +57,12 @@ def fill_contacts(app: Any, count: int) -> float:
 
 
 def fill_failed(app: Any, count: int, threads: int = 8) -> float:
-    """File `count` failed syncs through hub.sync.record_failure, from several threads (each
+    """File `count` failed syncs through hub.core.sync.record_failure, from several threads (each
     filing is a dozen Redis round trips; the threads only overlap the waiting)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from connectors.errors import AuthError, FatalVendorError, RetriableVendorError
-    from hub import sync
+    from hub.core import sync
 
     kinds = [("klaviyo", lambda: FatalVendorError("email is invalid", status=400, code="invalid")),
              ("klaviyo", lambda: RetriableVendorError("server error", status=503)),

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from hub import create_app
-from hub.auth import sign
+from hub.core.auth import sign
 
 from .workload import build
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from hub.processes import free_port, start, stop, wait_http
+from hub.core.processes import free_port, start, stop, wait_http
 from sandbox import DEMO_SETTINGS
 from sandbox.sftp import PASSWORD, USER, load_host_key, public_line
 

@@ -30,7 +30,7 @@ def one_run(referrers: int, hosts: int) -> dict[str, Any]:
     from tests.conftest import signed_headers
     from tests.e2e.stack import RedisSet, Stack
 
-    from hub.store import connect
+    from hub.core.store import connect
 
     folder = Path(tempfile.mkdtemp(prefix=f"rsh-hosts{hosts}-"))
     redis_set = RedisSet(folder / "redis")

@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterator
 
 import requests
 
-from hub import processes
-from hub.auth import sign
-from hub.processes import free_port
+from hub.core import processes
+from hub.core.auth import sign
+from hub.core.processes import free_port
 
 from . import expected as expected_mod
 from . import floor as floor_mod
@@ -62,7 +62,7 @@ class Stack:
     def __init__(self, options: Options) -> None:
         from sandbox import DEMO_SETTINGS
 
-        from hub.store import start_embedded
+        from hub.core.store import start_embedded
 
         self.dir = Path(tempfile.mkdtemp(prefix="rsh-bench-"))
         self.logs = self.dir / "logs"

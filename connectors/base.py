@@ -323,7 +323,7 @@ class Connector:
         assert last is not None
         raise last
 
-    # -- read-back for the anti-entropy audit (hub.audit) ------------------------------------
+    # -- read-back for the anti-entropy audit (hub.core.audit) ------------------------------------
     # Contacts the audit hands `read` at once: vendors that read in bulk take more per call.
     read_batch: ClassVar[int] = 10
 

@@ -8,7 +8,7 @@ from marshmallow import fields as f
 
 from .transforms import BOOLEAN_STYLES, DATE_FORMATS, TRANSFORMS
 
-# The contact-state paths a mapping may read (hub/ledger.py builds them).
+# The contact-state paths a mapping may read (hub/core/ledger.py builds them).
 SOURCES = (
     "email", "first_name", "last_name", "customer_id", "locale", "contact_id",
     "referrer_id", "share_url", "invites_sent", "friends_registered", "friends_converted",

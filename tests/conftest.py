@@ -44,7 +44,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    from hub.store import start_embedded
+    from hub.core.store import start_embedded
 
     server = start_embedded(tmp_path_factory.mktemp("redis"))
     os.environ["HUB_REDIS_URL"] = server.url

@@ -1,8 +1,8 @@
 """The demo's referral story, and the state it must produce, worked out by hand from the events."""
 from __future__ import annotations
 
-from hub.demo import as_delivered as messy
-from hub.demo import event, story
+from hub.cli.demo import as_delivered as messy
+from hub.cli.demo import event, story
 
 __all__ = ["event", "messy", "story", "KLAVIYO"]
 

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, g, make_response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from ..errors import APIError
-from . import session
-from .session import require_role
+from hub.core.errors import APIError
+from hub.console import session
+from hub.console.session import require_role
 
 __all__ = ["bp", "require_role", "NAV", "init_app"]
 
@@ -134,6 +134,6 @@ def api_error_page(exc: APIError) -> Any:
 
 
 def init_app(app: Flask) -> None:
-    from . import admin, ops  # noqa: F401  (register the admin and ops pages on bp)
+    from hub.console import admin, ops  # noqa: F401  (register the admin and ops pages on bp)
 
     app.register_blueprint(bp)

@@ -2,7 +2,7 @@
 lists, validation next to each field, preview with the live diff, apply with the version's ETag),
 history with a diff between any two versions, rollback, and the re-sync offer after a change.
 
-Every page calls the functions the admin API calls (hub.admin), so the console cannot disagree
+Every page calls the functions the admin API calls (hub.core.admin), so the console cannot disagree
 with the API or the CLI. Ops sessions may read connectors, mappings and history; every change
 needs the admin role, checked here on the server.
 """
@@ -17,13 +17,14 @@ from connectors import CONNECTORS
 from mappings.schema import CONDITIONS, KINDS, SOURCES
 from mappings.transforms import BOOLEAN_STYLES, DATE_FORMATS, TRANSFORMS
 
-from .. import admin, sync
-from .. import mappingstore as store
-from ..auth import actor
-from ..errors import APIError
-from . import NAV, bp
-from .admin_form import Draft, draft_of, placed, row_errors, rows_of
-from .session import has, require_role
+from hub.core import admin, sync
+from hub.core import mappingstore as store
+from hub.http.auth import actor
+from hub.core.errors import APIError
+from hub.core import services
+from hub.console import NAV, bp
+from hub.console.admin_form import Draft, draft_of, placed, row_errors, rows_of
+from hub.console.session import has, require_role
 
 NAV.extend([("console.connectors", "Connectors", "ops"), ("console.mappings", "Mappings", "ops")])
 CHOICES = {"sources": SOURCES, "transforms": tuple(TRANSFORMS), "formats": tuple(DATE_FORMATS),
@@ -31,7 +32,7 @@ CHOICES = {"sources": SOURCES, "transforms": tuple(TRANSFORMS), "formats": tuple
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def connector_or_404(name: str) -> str:

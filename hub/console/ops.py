@@ -9,17 +9,18 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from .. import contacts as contacts_api
-from .. import failed, failindex, metrics, recent, sync, timeline, webhooks
-from ..auth import actor
-from ..ledger import dirty_key, get_ledger
-from ..queue import get_queues
-from . import bp
-from .session import require_role
+from hub.core import contacts as contacts_api
+from hub.core import failed, failindex, metrics, recent, sync, timeline, webhooks
+from hub.http.auth import actor
+from hub.core.ledger import dirty_key, get_ledger
+from hub.core.queue import get_queues
+from hub.core import services
+from hub.console import bp
+from hub.console.session import require_role
 
 
 def redis() -> Any:
-    return current_app.extensions["redis"]
+    return services.current().redis
 
 
 def iso(moment: float | None) -> str | None:
@@ -88,7 +89,7 @@ def pause(name: str) -> Any:
 @require_role("ops")
 def resume(name: str) -> Any:
     check_enabled(name)
-    sync.resume(name)
+    sync.resume(name, actor())
     return redirect(url_for("console.overview", done=f"{name} resumed"))
 
 
@@ -174,7 +175,7 @@ def failed_action() -> Any:
     if request.form.get("confirmed") != "yes":
         return render_template("console/failed_confirm.html", action=action, ids=ids, scope=scope,
                                filters=filters, count=len(ids), qs=query_string)
-    done = failed.retry(ids) if action == "retry" else failed.discard(ids)
+    done = failed.retry(ids, actor=actor()) if action == "retry" else failed.discard(ids, actor=actor())
     verb = "retried" if action == "retry" else "discarded"
     return redirect(url_for("console.failed", **query_string(filters, done=f"{verb} {len(done)} failed sync(s)")))
 
@@ -245,7 +246,7 @@ def contact_erase(email: str) -> Any:
     if typed != email:
         return redirect(url_for("console.contact", email=email,
                                 error="type the contact's email address again to confirm the erasure"))
-    result = contacts_api.erase(email)
+    result = contacts_api.erase(email, actor())
     return redirect(url_for("console.contacts", done=f"erased; deletion queued for {', '.join(result['connectors'])}"))
 
 

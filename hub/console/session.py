@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from flask import abort, current_app, g, redirect, request, url_for
 
-from ..auth import ROLES, identify, named_tokens
+from hub.core.auth import ROLES, identify, named_tokens
 
 COOKIE = "hub_console"
 PRE_COOKIE = "hub_console_pre"      # double-submit CSRF for the sign-in form (no session yet)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hub.console.admin_form import draft_of, placed, row_errors, rows_of
-from hub.mappingstore import default_document
+from hub.core.mappingstore import default_document
 from mappings import validate_mapping
 
 

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from hub import create_app
-from hub import processes
-from hub.processes import free_port
+from hub.core import processes
+from hub.core.processes import free_port
 from sandbox import DEMO_SETTINGS
 from tests.conftest import INGEST_SECRET, ROOT, TOKENS
 from tests.console.conftest import csrf_of, signed_in_session

@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import requests
 
-from hub import processes
-from hub.processes import free_port
+from hub.core import processes
+from hub.core.processes import free_port
 from tests.conftest import INGEST_SECRET, ROOT, TOKENS, signed_headers
 
 class Stack:
@@ -182,7 +182,7 @@ class RedisSet:
     clocks short (`down_after_ms`) so a failover takes about a second, not half a minute."""
 
     def __init__(self, folder: Path, down_after_ms: int = 1000) -> None:
-        from hub.store import server_binary
+        from hub.core.store import server_binary
 
         self.binary, self.folder = server_binary(), folder
         self.procs: dict[str, subprocess.Popen[Any]] = {}

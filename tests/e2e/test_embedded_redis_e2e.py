@@ -8,8 +8,8 @@ from pathlib import Path
 
 import requests
 
-from hub import processes
-from hub.store import Embedded
+from hub.core import processes
+from hub.core.store import Embedded
 from tests.conftest import INGEST_SECRET, ROOT, signed_headers
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from hub.processes import free_port
+from hub.core.processes import free_port
 from sandbox import sftp as sandbox_sftp
 from tests.e2e.test_all_vendors_e2e import NUMBERS, connectors
 from tests.feeds.data import Expected, activity, report

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pytest
 import requests
 
-from hub.store import Embedded, alive
+from hub.core.store import Embedded, alive
 from tests.conftest import ROOT
 from tests.docs import sh_blocks
 

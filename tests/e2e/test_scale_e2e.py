@@ -23,7 +23,7 @@ import requests
 
 from benchmarks.expected import compare, expected_for
 from benchmarks.workload import build
-from hub.store import connect
+from hub.core.store import connect
 from sandbox import DEMO_SETTINGS
 from tests.conftest import signed_headers
 from tests.e2e.stack import RedisSet, Stack

@@ -25,7 +25,7 @@ import requests
 
 from cryptography.fernet import Fernet
 
-from hub.ledger import contact_id
+from hub.core.ledger import contact_id
 from sandbox import DEMO_SETTINGS
 from tests.console.conftest import signed_in_session
 from tests.feed.receiver import Receiver

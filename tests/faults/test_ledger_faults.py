@@ -40,7 +40,7 @@ def batch() -> list[dict[str, Any]]:
 
 def state(app: Any, email: str) -> dict[str, Any] | None:
     with app.app_context():
-        from hub.ledger import get_ledger
+        from hub.core.ledger import get_ledger
 
         return get_ledger().state(email)
 
@@ -123,8 +123,8 @@ def test_the_step_fails_on_purpose_and_writes_nothing(make_app, redis_client) ->
     (both made on purpose), refuses before its first write; the same batch then applies whole."""
     app = make_app()
     with app.app_context():
-        from hub.ledger import get_ledger, operation
-        from hub.schemas import load_events
+        from hub.core.ledger import get_ledger, operation
+        from hub.core.schemas import load_events
 
         ledger = get_ledger()
         events, errors = load_events(batch())
@@ -137,18 +137,18 @@ def test_the_step_fails_on_purpose_and_writes_nothing(make_app, redis_client) ->
 
         bad = json.loads(json.dumps(ops))
         bad[2]["order"] = {"id": "ord_x", "amount": "12x", "currency": "GBP"}  # an argument no caller builds
-        answer = ledger.script(args=[json.dumps(bad), meta])
+        answer = ledger.script(args=[json.dumps(bad), ledger.prefix, meta])
         assert answer[2][0] == 3 and answer[2][1] == b"order.total"
         assert snapshot(redis_client) == before
 
         redis_client.hset(f"hub:c:{ANNA}", "friends_registered", "many")  # a counter HINCRBY cannot add to
         before = snapshot(redis_client)
-        answer = ledger.script(args=[json.dumps(ops), meta])
+        answer = ledger.script(args=[json.dumps(ops), ledger.prefix, meta])
         assert answer[2][0] == 1 and b"not an integer" in answer[2][2]
         assert snapshot(redis_client) == before
 
         redis_client.hset(f"hub:c:{ANNA}", "friends_registered", "0")
-        done, _ = ledger.script(args=[json.dumps(ops), meta])
+        done, _ = ledger.script(args=[json.dumps(ops), ledger.prefix, meta])
         assert done == [1, 1, 1]
     anna = state(app, ANNA)
     assert anna and anna["invites_sent"] == 1 and anna["turnover"] == {"GBP": Decimal("59.90")}

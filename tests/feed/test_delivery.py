@@ -6,7 +6,7 @@ import json
 import threading
 from collections import Counter
 
-from hub.ledger import contact_id
+from hub.core.ledger import contact_id
 from tests.feed.conftest import ADMIN, create, post_story, story_messages
 from tests.story import event, story
 
@@ -181,11 +181,11 @@ def test_dns_turning_private_is_refused_at_send_time(client, receivers, feed_app
     from tests.feed.conftest import Driver
 
     answers = {"hooks.example": ["93.184.216.34"]}
-    feed_app.extensions["feed_resolver"] = lambda host, port: answers[host]
+    feed_app.extensions["services"].resolver = lambda host, port: answers[host]
     made = create(client, "http://hooks.example/in", event_types=["friend.converted"])
     answers["hooks.example"] = ["10.0.0.5"]
     post_story(client)
-    driver = Driver(feed_app, feed_app.extensions["feed_resolver"])
+    driver = Driver(feed_app, feed_app.extensions["services"].resolver)
     try:
         attempts = driver.until(lambda: client.get(f"/v1/endpoints/{made['id']}/attempts", headers=ADMIN)
                                 .get_json()["attempts"], what="an attempt")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hub.feed import TIMES
+from hub.core.feed import TIMES
 from tests.feed.conftest import create, post_story
 from tests.hub.test_progress import Command, env_for, number, steps
 

@@ -1,7 +1,7 @@
 """A push that failed for good reaches the feed as `sync.failed`, once, with the contacts' state."""
 from __future__ import annotations
 
-from hub import sync
+from hub.core import sync
 from tests.feed.conftest import FAST, Driver, create
 from tests.hub.test_ops import fault, no_inline_backoff, ops_app, post_story  # noqa: F401 - fixtures
 

@@ -13,7 +13,7 @@ from typing import Any
 import asyncssh
 import paramiko
 
-from hub.processes import free_port
+from hub.core.processes import free_port
 
 SSHD = "/usr/sbin/sshd"
 # CI sets this so a missing sshd fails the run instead of skipping the OpenSSH tests.

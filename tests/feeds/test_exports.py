@@ -15,9 +15,9 @@ from rq import Queue, SimpleWorker
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from hub.feeds import jobs
-from hub.feeds.sftp import SFTPError
-from hub.ledger import get_ledger
+from hub.core.feeds import jobs
+from hub.core.feeds.sftp import SFTPError
+from hub.core.ledger import get_ledger
 from tests.feeds.conftest import activity_feed
 from tests.feeds.data import activity
 
@@ -54,7 +54,7 @@ def test_referrer_stats_equal_the_hubs_state_and_the_manifest_checks_out(sftp_se
         assert list(rows[0]) == ["email", "referral_referrer_id", "referral_nb_potential_referred",
                                  "referral_nb_converted_prospects", "referral_nb_converted_customers",
                                  "referral_turnover_generated", "referral_promocode", "share_url", "last_activity"]
-        from hub.mappingstore import known_contacts
+        from hub.core.mappingstore import known_contacts
 
         referrers = {e: s for e, s in get_ledger().states(list(known_contacts(app.extensions["redis"]))).items()
                      if s and s["is_referrer"]}
@@ -153,8 +153,8 @@ def test_a_cron_time_is_read_in_the_exports_time_zone(now: str, slot: str) -> No
 
 
 def test_an_export_made_due_runs_through_the_hubs_scheduler(sandbox_sftp, make_app, feeds_file, redis_client) -> None:  # type: ignore[no-untyped-def]
-    from hub.mappingstore import known_contacts
-    from hub.scheduler import QUEUE, HubScheduler, periodic_jobs
+    from hub.core.mappingstore import known_contacts
+    from hub.jobs.scheduler import HubScheduler, QUEUE, periodic_jobs
 
     spec = export_spec(sandbox_sftp, cron="0 2 * * *", timezone="Europe/Paris")
     app = make_app(FEEDS_FILE=feeds_file([activity_feed(sandbox_sftp)], [spec]))

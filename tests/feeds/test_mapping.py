@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from hub.feeds.config import FeedConfigError, parse
-from hub.feeds.mapping import PRESETS, build, resolve, validate_feed_mapping
+from hub.core.feeds.config import FeedConfigError, parse
+from hub.core.feeds.mapping import PRESETS, build, resolve, validate_feed_mapping
 
 SERVER = {"host": "sftp.example", "port": 22, "user": "u", "password_env": "FEED_PW",
           "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}
@@ -102,8 +102,8 @@ def test_the_cli_says_what_is_wrong_without_a_traceback(make_app, tmp_path, monk
 
 
 def test_a_feed_mapping_is_versioned_like_a_field_mapping(redis_client) -> None:  # type: ignore[no-untyped-def]
-    from hub.feeds import versions
-    from hub.mappingstore import StaleVersion
+    from hub.core.feeds import versions
+    from hub.core.mappingstore import StaleVersion
 
     feed = {"name": "shop", "mapping": "referral-activity"}
     head = versions.current(redis_client, feed)

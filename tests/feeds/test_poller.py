@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from hub.feeds import jobs
-from hub.feeds.sftp import HostKeyMismatch, SFTPError
-from hub.ledger import get_ledger
+from hub.core.feeds import jobs
+from hub.core.feeds.sftp import HostKeyMismatch, SFTPError
+from hub.core.ledger import get_ledger
 from tests.feeds.conftest import activity_feed
 from tests.feeds.data import activity, report
 

@@ -10,10 +10,10 @@ import pytest
 import redis as redis_lib
 
 from hub import create_app
-from hub.admission import min_replicas
-from hub.ledger import get_ledger
-from hub.processes import free_port
-from hub.store import SentinelURL, server_binary
+from hub.core.admission import min_replicas
+from hub.core.ledger import get_ledger
+from hub.core.processes import free_port
+from hub.core.store import SentinelURL, server_binary
 from tests.conftest import INGEST_SECRET, TOKENS, signed_headers
 from tests.story import story
 

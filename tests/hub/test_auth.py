@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from hub.auth import sign, verify_standard
-from hub.errors import APIError
+from hub.core.auth import sign, verify_standard
+from hub.core.errors import APIError
 
 # The test vector of the Standard Webhooks specification (its reference libraries' `sign` test).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

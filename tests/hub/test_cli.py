@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.store import Embedded
+from hub.core.store import Embedded
 from tests.conftest import ROOT
 
 

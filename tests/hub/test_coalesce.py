@@ -1,4 +1,4 @@
-"""Adaptive coalescing (hub/coalesce.py) on a real Redis, with the clock passed in: a full batch
+"""Adaptive coalescing (hub/core/coalesce.py) on a real Redis, with the clock passed in: a full batch
 goes at once, a partial one waits while more contacts are on their way and the oldest still has
 time before the freshness deadline, and a trickle is never held past it."""
 from __future__ import annotations
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hub import coalesce
-from hub.ledger import dirty_key, key
+from hub.core import coalesce
+from hub.core.ledger import dirty_key, key
 
 NOW = 1_800_000_000.0
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hub.mappingstore import default_document
+from hub.core.mappingstore import default_document
 from tests.console.test_admin_form import as_form
 from tests.hub.test_console_sessions import csrf, sign_in
 from tests.hub.test_mappings_admin import flush, held, post_story
@@ -34,7 +34,7 @@ def edit_form(client, connector: str = "klaviyo") -> dict[str, str]:  # type: ig
     assert page.status_code == 200, page.text
     version = re.search(r'name="version" value="(\d+)"', page.text).group(1)        # type: ignore[union-attr]
     etag = re.search(r'name="etag" value="([^"]+)"', page.text).group(1)           # type: ignore[union-attr]
-    from hub.mappingstore import current
+    from hub.core.mappingstore import current
     document = current(client.application.extensions["redis"], connector)["document"]
     return {**as_form(document), "csrf": csrf(page.text), "version": version, "etag": etag.replace("&#34;", '"')}
 
@@ -130,7 +130,7 @@ def test_preview_apply_conflict_resync_and_rollback(app) -> None:  # type: ignor
 
     token = csrf(offer.text)
     assert carla.post("/console/mappings/klaviyo/resync", data={"csrf": token}).status_code == 200
-    from hub.sync import flush as run
+    from hub.core.sync import flush as run
     with app.app_context():
         run("klaviyo")
     assert held(app.sandbox, "anna@example.com")["fields"]["referral_invites_sent"] == 2
@@ -140,7 +140,7 @@ def test_preview_apply_conflict_resync_and_rollback(app) -> None:  # type: ignor
     back = carla.post("/console/mappings/klaviyo/rollback", data={"csrf": token, "version": "0", "etag": etag,
                                                                   "comment": "undo"})
     assert back.status_code == 302
-    from hub.mappingstore import current
+    from hub.core.mappingstore import current
     head: dict[str, Any] = current(app.extensions["redis"], "klaviyo")
     assert head["version"] == 2 and head["author"] == "carla" and head["document"] == default_document("klaviyo")
     compare = carla.get("/console/mappings/klaviyo/history?from=1&to=2")
@@ -167,7 +167,7 @@ def test_emarsys_editor_offers_the_accounts_field_ids_and_checks_the_live_accoun
     assert where.endswith("-target") and "the SAP Emarsys account has no field &#39;12099&#39;" in message
     saved = carla.post("/console/mappings/emarsys/edit", data={**form, "action": "apply", "comment": "x"})
     assert saved.status_code == 422 and "12099" in saved.text
-    from hub.mappingstore import current
+    from hub.core.mappingstore import current
     assert current(app.extensions["redis"], "emarsys")["version"] == 0
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from hub.auth import named_tokens, short_hash
+from hub.core.auth import named_tokens, short_hash
 
 
 def csrf(html: str) -> str:
@@ -112,8 +112,8 @@ def test_retry_all_matching_confirms_the_count_then_retries_only_those(make_app,
     from rq.registry import FailedJobRegistry
 
     from connectors.errors import FatalVendorError
-    from hub import sync
-    from hub.queue import get_queues
+    from hub.core import sync
+    from hub.core.queue import get_queues
 
     app = make_app(KLAVIYO_API_KEY="pk_x", KLAVIYO_BASE_URL="http://127.0.0.1:9/klaviyo",
                    OMETRIA_API_KEY="om_x", OMETRIA_BASE_URL="http://127.0.0.1:9/ometria")

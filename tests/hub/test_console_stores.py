@@ -10,7 +10,7 @@ import pytest
 
 from connectors.base import ContactUpdate
 from connectors.errors import AuthError, FatalVendorError, RetriableVendorError
-from hub import failed, failindex, mappingstore, sync, timeline
+from hub.core import failed, failindex, mappingstore, sync, timeline
 from tests.conftest import INGEST_SECRET  # noqa: F401  (the shared fixtures' secret)
 from tests.story import story
 
@@ -138,11 +138,11 @@ def test_erasure_clears_the_failed_index_of_the_person(app, redis_client) -> Non
     file_failures(app)
     with app.app_context():
         failindex.reconcile(redis_client)
-        from hub.erasure import forget
+        from hub.core.forget import forget
 
         forget(["k1@example.com"])
         failindex.reconcile(redis_client)
-    from hub.ledger import contact_id
+    from hub.core.ledger import contact_id
 
     assert not redis_client.exists(f"hub:fx:p:{contact_id('k1@example.com')}")
     assert contact_id("k1@example.com").encode() not in b"".join(redis_client.hvals(failindex.META))

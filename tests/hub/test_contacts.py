@@ -7,8 +7,8 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from hub import sync
-from hub.ledger import dirty_key
+from hub.core import sync
+from hub.core.ledger import dirty_key
 from tests.hub.test_ops import INGEST, OPS, clear, fault, holds, post_story, run_queue
 
 ADMIN = {"Authorization": "Bearer admin-token"}

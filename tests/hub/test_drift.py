@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from connectors.base import MARKETING, TRANSACTIONAL, ContactUpdate, ContactView
-from hub.drift import compare, same
+from hub.core.drift import compare, same
 
 KINDS = {"mkt": MARKETING, "txn": TRANSACTIONAL}
 

@@ -19,9 +19,9 @@ from connectors.klaviyo import KlaviyoConnector
 from connectors.ometria import OmetriaConnector
 from connectors.salesforce import SalesforceConnector
 from connectors.splio import SplioConnector
-from hub import erasure, failed, sync
-from hub.ledger import dirty_key, get_ledger
-from hub.schemas import load_events
+from hub.core import erasure, failed, sync
+from hub.core.ledger import dirty_key, get_ledger
+from hub.core.schemas import load_events
 from mappings import default_mapping, render
 
 KEY = "unit-test-erasure-key-0123456789"
@@ -163,7 +163,7 @@ def test_failed_syncs_are_rewritten_without_them_or_discarded(app, redis_client)
         error = FatalVendorError(f"Payload invalid: {ANNA.upper()} refused", status=400, code="400")
         shared = sync.record_failure("klaviyo", [ANNA, CLEO], error)
         own = sync.record_failure("klaviyo", [ANNA], error)
-        deletion = sync.record_failure("klaviyo", [ANNA], error, func="hub.sync.erase_contacts")
+        deletion = sync.record_failure("klaviyo", [ANNA], error, func="hub.core.sync.erase_contacts")
     erase(app, ANNA)
     with app.app_context():
         left = {f["id"]: f for f in failed.list_failed()}
@@ -177,7 +177,7 @@ def test_failed_syncs_are_rewritten_without_them_or_discarded(app, redis_client)
 
 
 def test_webhook_stores_forget_the_address_in_any_case_and_only_that_address() -> None:
-    from hub.erasure import mentions
+    from hub.core.erasure import mentions
 
     found = mentions(["bob@x.com"])
     assert found.search('{"email": "BOB@X.COM"}') and found.search("mail Bob@x.com, please")

@@ -11,7 +11,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from hub import sync
+from hub.core import sync
 from tests.story import event, story
 
 INGEST = {"Authorization": "Bearer ingest-token"}

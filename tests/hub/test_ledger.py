@@ -10,8 +10,8 @@ from tests.story import event, messy, story
 
 def apply(app, events):  # type: ignore[no-untyped-def]
     with app.app_context():
-        from hub.ledger import get_ledger
-        from hub.schemas import load_events
+        from hub.core.ledger import get_ledger
+        from hub.core.schemas import load_events
 
         valid, errors = load_events(events)
         assert not errors
@@ -20,7 +20,7 @@ def apply(app, events):  # type: ignore[no-untyped-def]
 
 def states(app, *emails):  # type: ignore[no-untyped-def]
     with app.app_context():
-        from hub.ledger import get_ledger
+        from hub.core.ledger import get_ledger
 
         return get_ledger().states(list(emails))
 

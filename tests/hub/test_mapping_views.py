@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from hub import mappingview
-from hub.mappingstore import default_document
+from hub.core import mappingview
+from hub.core.mappingstore import default_document
 from sandbox import DEMO_SETTINGS
 from tests.hub.test_mappings_admin import ADMIN, flush, get, held, post_story, renamed, send
 

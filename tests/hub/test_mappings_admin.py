@@ -41,7 +41,7 @@ def post_story(client) -> None:  # type: ignore[no-untyped-def]
 
 
 def flush(app) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    from hub.sync import flush as run
+    from hub.core.sync import flush as run
 
     with app.app_context():
         return run("klaviyo")
@@ -72,7 +72,7 @@ def client(hub_app):  # type: ignore[no-untyped-def]
 
 # -- reading and versions ------------------------------------------------------------------------
 def test_get_returns_the_default_as_version_zero_with_an_etag(client) -> None:  # type: ignore[no-untyped-def]
-    from hub.mappingstore import default_document
+    from hub.core.mappingstore import default_document
 
     response = get(client, "/v1/mappings/klaviyo")
     assert response.status_code == 200
@@ -417,7 +417,7 @@ def test_preview_equals_the_real_push_for_every_vendor(make_app, sandbox_server,
         if DEMO_SETTINGS[vendor].get(name):
             assert DEMO_SETTINGS[vendor][name] not in json.dumps(preview), f"{name} leaked into the preview"
     forget_requests(sandbox_server)
-    from hub.sync import flush as run
+    from hub.core.sync import flush as run
 
     with app.app_context():
         assert run(vendor)["failed"] == 0

@@ -9,7 +9,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub import logs, metrics, sync
+from hub.core import logs, metrics, sync
 from tests.hub.test_ops import OPS, fault, post_story, run_queue
 
 

@@ -84,8 +84,8 @@ def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
 
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "layout 1 -> 2: 1 erasure markers keyed, 2 dedupe markers keyed"
-    assert redis_client.get("hub:layout") == b"2"
+    assert done.stdout.strip() == "layout 1 -> 3: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed"
+    assert redis_client.get("hub:layout") == b"3"
 
     client = app.test_client()
     assert views(client) == before
@@ -102,7 +102,7 @@ def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
     assert anna["friends_registered"] == before["anna@example.com"][1]["state"]["friends_registered"] == 2
 
     again = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
-    assert again.returncode == 0 and again.stdout.strip() == "layout 2 (current): nothing to migrate"
+    assert again.returncode == 0 and again.stdout.strip() == "layout 3 (current): nothing to migrate"
 
 
 def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_lib.Redis, redis_url: str,
@@ -115,8 +115,8 @@ def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_l
     answers = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, answers
     outputs = sorted(out.strip() for out, _ in answers)
-    assert outputs == ["layout 1 -> 2: 1 erasure markers keyed, 2 dedupe markers keyed"] + \
-        ["layout 2 (current): nothing to migrate"] * 3
+    assert outputs == ["layout 1 -> 3: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed"] + \
+        ["layout 3 (current): nothing to migrate"] * 3
     assert views(app.test_client()) == before
     assert not redis_client.exists("hub:layout:lock")
 
@@ -138,7 +138,7 @@ def test_serve_and_worker_migrate_at_start(make_app, redis_client: redis_lib.Red
     as_an_older_hub_left_it(redis_client)
     stack = Stack(redis_url, tmp_path, env={"HUB_ERASURE_KEY": ERASURE_KEY})
     try:
-        assert redis_client.get("hub:layout") == b"2"      # the hub answers only once it has migrated
+        assert redis_client.get("hub:layout") == b"3"      # the hub answers only once it has migrated
         answer = stack.api("GET", f"/v1/contacts/{ERASED}")
         assert answer.status_code == 200 and (answer.json()["erased"], answer.json()["state"]) == (True, None)
         answer = stack.api("GET", "/v1/contacts/anna@example.com")
@@ -147,3 +147,52 @@ def test_serve_and_worker_migrate_at_start(make_app, redis_client: redis_lib.Red
         assert stack.post(NAMED, "named").json() == {"accepted": 0, "duplicates": 2}
     finally:
         stack.stop()
+
+
+# Where an older hub's job functions lived, spelt in two parts so that no rename of the code
+# rewrites them: RQ stored exactly these strings.
+OLD = "hub."
+
+
+def test_jobs_an_older_hub_queued_call_the_moved_functions_after_hub_migrate(
+        redis_client: redis_lib.Redis, redis_url: str, tmp_path: Path) -> None:
+    """The relayout moved the sync module into hub.core (and the API's job runner to hub.core.tasks): RQ
+    names a job's function by its path, so jobs queued, scheduled and failed before the upgrade
+    are rewritten to the new path, and a worker finds the function."""
+    from datetime import datetime, timedelta, timezone
+
+    from rq import Queue
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry
+    from rq.serializers import JSONSerializer
+    from rq.utils import import_attribute
+
+    queue = Queue("sync-klaviyo", connection=redis_client, serializer=JSONSerializer)
+    queued = queue.enqueue(OLD + "sync.flush", "klaviyo", job_id="queued-flush")
+    later = queue.enqueue_at(datetime.now(timezone.utc) + timedelta(hours=1), OLD + "sync.flush", "klaviyo",
+                             job_id="scheduled-flush")
+    failed = queue.create_job(OLD + "vendorjobs.sweep_all", job_id="failed-sweep")
+    failed.save()
+    FailedJobRegistry(queue=queue).add(failed, ttl=3600, exc_string="Traceback: vendor down")
+    work = Queue("hub-periodic", connection=redis_client, serializer=JSONSerializer).enqueue(
+        OLD + "jobs.run", "job_1", "resync", {"connectors": ["klaviyo"]}, job_id="api-job")
+    current = queue.enqueue("hub.core.sync.flush", "klaviyo", job_id="already-current")
+    redis_client.set("hub:layout", 2)
+
+    done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "layout 2 -> 3: 4 queued jobs renamed"
+    expected = {queued.id: "hub.core.sync.flush", later.id: "hub.core.sync.flush",
+                failed.id: "hub.core.vendorjobs.sweep_all", work.id: "hub.core.tasks.run",
+                current.id: "hub.core.sync.flush"}
+    for job_id, name in expected.items():
+        job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+        assert job.func_name == name
+        assert callable(import_attribute(job.func_name)), "a worker must find the function"
+    # the arguments, the registries and the queue are as they were
+    assert Job.fetch("api-job", connection=redis_client, serializer=JSONSerializer).args == \
+        ["job_1", "resync", {"connectors": ["klaviyo"]}]
+    assert queue.job_ids == ["queued-flush", "already-current"]
+    assert FailedJobRegistry(queue=queue).get_job_ids() == ["failed-sweep"]
+    assert Job.fetch("queued-flush", connection=redis_client, serializer=JSONSerializer).description == \
+        "hub.core.sync.flush('klaviyo')"

@@ -11,11 +11,11 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import OpenAPIV30SpecValidator
 
-from hub.auth import require
-from hub.demo import story
-from hub.openapi import build
-from hub.schemas import load_events
-from hub.sources import SOURCES
+from hub.http.auth import require
+from hub.cli.demo import story
+from hub.http.openapi import build
+from hub.core.schemas import load_events
+from sources import SOURCES
 
 TOKENS = {"ingest": "ingest-token", "ops": "ops-token", "admin": "admin-token"}
 # A token that is valid but lacks the role: what the app must answer 403 to.
@@ -68,7 +68,7 @@ def test_every_registered_route_and_method_is_in_the_document(app, doc) -> None:
 def test_every_route_has_its_own_entry(doc) -> None:  # type: ignore[no-untyped-def]
     """A route added without a @declare(...) is still listed, but named here."""
     bare = [f"{method.upper()} {path}" for path, method, op in operations(doc) if op.get("x-undocumented")]
-    assert bare == [], "declare these views with hub.openapi.declare (answers, body, parameters)"
+    assert bare == [], "declare these views with hub.http.openapi.declare (answers, body, parameters)"
 
 
 def test_a_new_route_is_picked_up_from_the_url_map(make_app) -> None:  # type: ignore[no-untyped-def]

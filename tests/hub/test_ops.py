@@ -5,7 +5,7 @@ run by a real RQ SimpleWorker in burst mode, exactly as a hub worker would run t
 """
 from __future__ import annotations
 
-from hub.auth import short_hash
+from hub.core.auth import short_hash
 
 import json
 
@@ -14,13 +14,14 @@ import requests
 import responses
 from click.testing import CliRunner
 from rq import SimpleWorker
+from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from connectors.klaviyo import KlaviyoConnector
-from hub import failed, sync
-from hub.ledger import dirty_key
-from hub.queue import get_queues
+from hub.core import failed, sync
+from hub.core.ledger import dirty_key
+from hub.core.queue import get_queues
 from tests.story import event, story
 
 OPS = {"Authorization": "Bearer ops-token"}
@@ -178,7 +179,7 @@ def test_ops_pause_stops_pushes_and_events_keep_accumulating(ops_app, sandbox_se
     app = ops_app()
     client = app.test_client()
     answer = client.post("/v1/connectors/klaviyo/pause", json={"reason": "Klaviyo maintenance"}, headers=OPS)
-    # attributed to the token's name: a bare token is named by its short hash (hub.auth)
+    # attributed to the token's name: a bare token is named by its short hash (hub.core.auth)
     assert answer.json["paused"] == {"reason": "Klaviyo maintenance", "by": short_hash("ops-token"),
                                      "at": answer.json["paused"]["at"]}
     post_story(app)
@@ -205,7 +206,9 @@ def test_retry_resets_counters_and_pushes_the_current_state(ops_app, sandbox_ser
     job_id = file_klaviyo_failure(app, sandbox_server)
     redis = app.extensions["redis"]
     # As if RQ had spent retries on it: `rq requeue` would keep these.
-    redis.hset(f"rq:job:{job_id}", mapping={"retries_left": 0, "number_of_retries": 4})
+    spent = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    spent.retries_left, spent.number_of_retries = 0, 4
+    spent.save()
     # The state moves on while the failure waits: Anna invites a third friend.
     app.test_client().post("/v1/events", json=event(20, "referral.invited", referrer={"email": "anna@example.com"}),
                            headers=INGEST)
@@ -214,9 +217,9 @@ def test_retry_resets_counters_and_pushes_the_current_state(ops_app, sandbox_ser
 
     answer = app.test_client().post("/v1/failed/retry", json={"all": True}, headers=OPS)
     assert answer.status_code == 202 and job_id in answer.json["retried"]
-    job = redis.hgetall(f"rq:job:{job_id}")
-    assert b"number_of_retries" not in job and b"retries_left" not in job
-    assert json.loads(job[b"meta"])["attempts"] == 0 and json.loads(job[b"meta"])["retries"] == 1
+    requeued = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    assert not requeued.number_of_retries and not requeued.retries_left
+    assert requeued.meta["attempts"] == 0 and requeued.meta["retries"] == 1
     run_queue(app, "klaviyo")
     held = holds(sandbox_server, "klaviyo", "anna@example.com")
     assert held["fields"]["referral_friends_invited"] == 3, "the retry pushed the CURRENT state"
@@ -270,7 +273,7 @@ def test_list_filters_show_and_discard(ops_app, sandbox_server) -> None:  # type
     assert client.get("/v1/failed?since=yesterday", headers=OPS).status_code == 422
     assert client.get("/v1/failed?connector=nope", headers=OPS).status_code == 404
     one = client.get("/v1/failed?connector=ometria", headers=OPS).json["failed"][0]["id"]
-    assert client.get(f"/v1/failed/{one}", headers=OPS).json["function"] == "hub.sync.sync_contacts"
+    assert client.get(f"/v1/failed/{one}", headers=OPS).json["function"] == "hub.core.sync.sync_contacts"
     assert client.get("/v1/failed/missing", headers=OPS).status_code == 404
     assert client.post("/v1/failed/retry", json={}, headers=OPS).status_code == 422, "no accidental retry-all"
     assert client.delete(f"/v1/failed/{one}", headers=OPS).json == {"discarded": [one]}

@@ -141,7 +141,7 @@ def test_resync_all_shows_progress_stops_on_ctrl_c_and_a_second_run_does_only_th
 
 def fail_jobs(app: Any, count: int) -> Queue:
     """`count` jobs that really failed on the splio queue (a worker ran them; they raised)."""
-    from hub.queue import get_queues
+    from hub.core.queue import get_queues
 
     with app.app_context():
         queue = get_queues().get("splio")
@@ -182,7 +182,7 @@ def test_failed_retry_shows_progress_and_an_interrupted_run_is_finished_by_the_n
 
 
 def test_the_plain_line_has_done_total_rate_and_time_left() -> None:
-    from hub.progress import Lines, Progress
+    from hub.core.progress import Lines, Progress
 
     now = [0.0]
     out: list[str] = []
@@ -269,7 +269,7 @@ def test_a_job_selected_by_contact_stores_no_email_address(app) -> None:  # type
         values += list(redis.hgetall(key).values()) if kind == b"hash" else [redis.get(key) or b""] \
             if kind == b"string" else []
     dump = b"".join(opened(v) for v in values)
-    assert job["id"].encode() in dump and b"retried" in dump and b"hub.jobs.run" in dump, "the record and RQ's job"
+    assert job["id"].encode() in dump and b"retried" in dump and b"hub.core.tasks.run" in dump, "the record and RQ's job"
     assert b'"contact"' not in dump
     assert email.lower().encode() not in dump.lower()
 

@@ -7,8 +7,8 @@ import time
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from hub import sync
-from hub.scheduler import QUEUE, HubScheduler, Periodic, periodic_jobs
+from hub.core import sync
+from hub.jobs.scheduler import HubScheduler, Periodic, QUEUE, periodic_jobs
 
 
 def queued(redis_client) -> list[str]:  # type: ignore[no-untyped-def]
@@ -16,7 +16,7 @@ def queued(redis_client) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_the_sweep_is_a_periodic_job_of_the_configured_interval() -> None:
-    assert Periodic("sweep", "hub.sync.sweep", interval_seconds=45, timeout=120) in periodic_jobs({"SWEEP_INTERVAL": 45})
+    assert Periodic("sweep", "hub.core.sync.sweep", interval_seconds=45, timeout=120) in periodic_jobs({"SWEEP_INTERVAL": 45})
     assert periodic_jobs({"SWEEP_INTERVAL": 0}) == []
 
 

@@ -1,4 +1,4 @@
-"""The event body's one validator (hub.schemas, msgspec structs): what it stores for a valid event,
+"""The event body's one validator (hub.core.schemas, msgspec structs): what it stores for a valid event,
 and how a 422 reads for an invalid one (every problem, by dotted path, in the hub's words)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from benchmarks import workload
-from hub.schemas import TYPES, load_events
+from hub.core.schemas import TYPES, load_events
 
 BASE = {"id": "evt_1", "type": "friend.converted", "occurred_at": "2026-11-21T10:00:00Z", "programme": "uk",
         "referrer": {"email": " Anna@Example.COM ", "first_name": "Anna", "referrer_id": "r1",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from hub import store
-from hub.store import Embedded, RedisUnavailable, redis_for
+from hub.core import store
+from hub.core.store import Embedded, RedisUnavailable, redis_for
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_a_user_holding_the_server_is_seen_from_another_process(folder: Embedded
     folder.start()
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from hub.store import Embedded
+        from hub.core.store import Embedded
         server = Embedded.of({str(folder.data_dir)!r})
         server.hold()
         print("held", flush=True)

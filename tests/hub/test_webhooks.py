@@ -11,7 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from hub.ledger import get_ledger
+from hub.core.ledger import get_ledger
 from tests.sources.test_friendbuy import sign as friendbuy_sign
 from tests.sources.test_growsurf import sign as growsurf_sign
 from tests.sources.test_mention_me import sign as mention_me_sign
@@ -306,7 +306,7 @@ def test_friendbuy_reward_validation_callback_answers_200(app, key) -> None:
 
 def test_an_adapter_bug_is_acknowledged_and_the_body_kept(app, key, monkeypatch) -> None:
     """A crash inside an adapter must not turn into 5xx retries that get the endpoint disabled."""
-    from hub.sources import SOURCES
+    from sources import SOURCES
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("adapter bug")

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import pytest
 
-from hub import logs
-from hub.processes import free_port
+from hub.core import logs
+from hub.core.processes import free_port
 
 
 def test_the_pool_and_a_dying_worker_write_only_json_records(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ import json
 import pathlib
 from typing import Any
 
-from hub.sources import SOURCES
-from hub.sources.base import Normalised
+from sources import SOURCES
+from sources.base import Normalised
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z, for payloads that carry no time of their own
 NOW_ISO = "2026-01-01T00:00:00Z"

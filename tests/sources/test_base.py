@@ -9,9 +9,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from hub.schemas import TYPES, load_events
-from hub.sources import SOURCES, PayloadError
-from hub.sources.base import (event_id, from_epoch, from_text, header, major, minor, rewrite_json, split_name)
+from hub.core.schemas import TYPES, load_events
+from sources import PayloadError, SOURCES
+from sources.base import (event_id, from_epoch, from_text, header, major, minor, rewrite_json, split_name)
 
 from .helpers import NOW
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from hub.sources import SOURCES, PayloadError, SignatureError
+from sources import PayloadError, SOURCES, SignatureError
 
 from .helpers import NOW, NOW_ISO, dumps, published, published_json, run
 

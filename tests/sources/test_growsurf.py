@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from hub.sources import SOURCES, PayloadError, SettingsError, SignatureError
+from sources import PayloadError, SOURCES, SettingsError, SignatureError
 
 from .helpers import NOW, dumps, published, published_json, run
 

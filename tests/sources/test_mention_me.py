@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from hub.sources import SOURCES, PayloadError, SignatureError
+from sources import PayloadError, SOURCES, SignatureError
 
 from .helpers import NOW, NOW_ISO, published, published_json, run
 

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from hub.sources import SOURCES, PayloadError, SettingsError, SignatureError
+from sources import PayloadError, SOURCES, SettingsError, SignatureError
 
 from .helpers import NOW, dumps, published, published_json, run
 

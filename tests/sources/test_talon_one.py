@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.sources import SOURCES, PayloadError, SignatureError
+from sources import PayloadError, SOURCES, SignatureError
 
 from .helpers import NOW, NOW_ISO, published, published_json, run
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from hub.sources import SOURCES, PayloadError, SignatureError
-from hub.sources.voucherify import signed_bytes
+from sources import PayloadError, SOURCES, SignatureError
+from sources.voucherify import signed_bytes
 
 from .helpers import NOW, dumps, published, published_json, run
 

@@ -1,0 +1,80 @@
+"""Adaptive coalescing: which of a connector's dirty contacts a flush sends now, or how long it
+waits for more.
+
+Each dirty contact is scored with the time it comes due: its coalescing window after its last
+touch (the ledger sets it). A flush then:
+
+- sends a full batch (`max_batch` due contacts) as soon as it has one;
+- otherwise, while more contacts are arriving (some are dirty but not due yet) and the oldest
+  due contact's burst began less than the connector's freshness deadline ago, waits a moment
+  for the batch to fill;
+- otherwise sends the due contacts it has (a trickle is never held past the deadline).
+
+Bursts so become full batches, fewer vendor calls; the price is that a contact may wait up to
+the deadline, instead of its window only, before it is sent. The deadline is per connector:
+`HUB_FRESHNESS_DEADLINE_<CONNECTOR>`, else the connector's `freshness_deadline`, else
+`HUB_FRESHNESS_DEADLINE` (seconds; 0 turns the waiting off). Nothing waits when
+`HUB_FLUSH_WINDOW` is 0 (contacts are pushed at once).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hub.core.ledger import dirty_key, key
+
+DEFAULT_DEADLINE = 3.0      # seconds from a contact's first touch until it is sent, at the latest
+STEP = 0.2                  # how long a waiting flush sleeps before it looks again
+
+
+@dataclass
+class Take:
+    """What the flush does next: push `batch` now, or sleep `wait` seconds (both empty/0: nothing
+    is dirty)."""
+
+    batch: list[str]
+    wait: float = 0.0
+    reason: str = ""
+
+
+def deadline_for(config: dict[str, Any], connector: str, client: Any) -> float:
+    """The connector's freshness deadline in seconds (0: send whatever is due at once)."""
+    if not config.get("FLUSH_WINDOW"):
+        return 0.0
+    value = config.get(f"FRESHNESS_DEADLINE_{connector.upper()}")
+    if value in (None, ""):
+        value = getattr(client, "freshness_deadline", None)
+    if value in (None, ""):
+        value = config.get("FRESHNESS_DEADLINE", DEFAULT_DEADLINE)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"HUB_FRESHNESS_DEADLINE_{connector.upper()} must be a number, not {value!r}") from None
+    return max(0.0, seconds)
+
+
+def batch_size(client: Any) -> int:
+    """Contacts one flush takes at once: the connector's `flush_batch`, else its `max_batch`."""
+    return int(getattr(client, "flush_batch", 0) or client.max_batch)
+
+
+def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | None = None) -> Take:
+    """The next batch to push, or how long to wait for a fuller one (see the module's rules)."""
+    now = time.time() if now is None else now
+    dirty = dirty_key(connector)
+    due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=max_batch)]
+    if len(due) >= max_batch:
+        return Take(due, reason="full")
+    later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
+    if not due:
+        if not later:
+            return Take([])
+        return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due")
+    if deadline > 0 and later:
+        since = r.hget(key(due[0]), ":since")
+        age = now - float(since) if since else deadline
+        if age < deadline:
+            # More are on their way and the oldest still has time: let the batch fill.
+            return Take([], wait=min(STEP, deadline - age, max(later[0][1] - now, 0.01)), reason="filling")
+    return Take(due, reason="deadline" if later else "trickle")

@@ -1,0 +1,213 @@
+"""The ledger: each event applied in one atomic Redis step (hub/core/ledger.lua), and contact state
+read back as the plain dict the mappings render."""
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Callable, Iterable
+
+from hub.core import keys, services
+from hub.core.erasure import Keyed, seen_id
+from hub.core.queue import FLAG_TTL
+
+PREFIX = keys.PREFIX
+SCALE = Decimal(10_000)          # money is stored as integer ten-thousandths: exact in Redis
+COUNTERS = ("invites_sent", "friends_registered", "friends_converted", "rewards_earned")
+PARTY_FIELDS = ("first_name", "last_name", "customer_id", "locale")
+MAX_DEFER = 60.0                 # a dirty contact is pushed at most this long after it became dirty
+SEP = keys.METRIC_SEP
+SOURCE = resources.files("hub.core").joinpath("ledger.lua").read_text()  # the one atomic step; its key prefix is ARGV[2]
+
+
+class LedgerRefused(Exception):
+    """The ledger step refused a batch before its first write: nothing of it was applied."""
+
+    def __init__(self, index: int, field: str, message: str) -> None:
+        super().__init__(f"event {index}: {field}: {message}")
+        self.index, self.field, self.message = index, field, message
+
+
+key = keys.contact
+dirty_key = keys.dirty
+erase_key = keys.erase
+
+
+def scaled(amount: Decimal) -> str:
+    return str(int((amount * SCALE).to_integral_value()))
+
+
+def unscaled(value: str | bytes) -> Decimal:
+    """Scaled integer back to Decimal, with at least two places ("59.90", "0.1234")."""
+    amount = Decimal(int(value)) / SCALE
+    cents = amount.quantize(Decimal("0.01"))
+    return cents if cents == amount else amount.normalize()
+
+
+def _values(part: dict[str, Any] | None, names: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in names:
+        value = (part or {}).get(name)
+        if value is None:
+            continue
+        out[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return out
+
+
+def operation(event: dict[str, Any], connectors: list[str], config: dict[str, Any],
+              mac: Keyed | None = None) -> dict[str, Any]:
+    """The JSON the Lua step reads: emails, the scalar fields to set, money as scaled ints."""
+    referrer, friend, contact = event.get("referrer"), event.get("friend"), event.get("contact")
+    op: dict[str, Any] = {
+        "id": event["id"], "type": event["type"], "ts": event["occurred_at"], "conns": connectors,
+        "ttl": config["DEDUPE_DAYS"] * 86400, "maxlen": config["EVENT_LOG_MAXLEN"],
+        "referrer": (referrer or {}).get("email"), "friend": (friend or {}).get("email"),
+        "contact": (contact or {}).get("email"),
+        "referrer_set": _values(referrer, PARTY_FIELDS + ("referrer_id", "share_url")) or {"_": None},
+        "friend_set": _values(friend, PARTY_FIELDS + ("marketing_opt_in", "promo_code")) or {"_": None},
+        "contact_set": _values(contact, PARTY_FIELDS + ("marketing_opt_in",)) or {"_": None},
+    }
+    mac = mac or services.current().erasure
+    people = {p for p in (op["referrer"], op["friend"], op["contact"]) if p}
+    if people:  # the keyed hash the ledger looks erasure up by (hub/core/erasure.py)
+        op["tags"] = {p: mac(p) for p in people}
+    op["seen"] = seen_id(event["id"], mac)
+    if event.get("order"):
+        order = event["order"]
+        op["order"] = {"id": order["id"], "amount": scaled(order["total"]), "currency": order["currency"]}
+    if event.get("reward"):
+        reward = event["reward"]
+        op["reward"] = {"recipient": reward["recipient"], "code": reward.get("code"),
+                        "value": scaled(reward["value"]) if reward.get("value") is not None else None,
+                        "currency": reward.get("currency")}
+    return {k: v for k, v in op.items() if v is not None}
+
+
+class Ledger:
+    """Applies events and reads state; one per process, in the services (hub.core.bootstrap)."""
+
+    def __init__(self, redis: Any, config: dict[str, Any], erasure: Keyed, prefix: str = PREFIX,
+                 forget: Callable[[list[str]], Any] | None = None) -> None:
+        self.redis = redis
+        self.forget = forget      # what else names erased people (hub.core.forget.forget): wired by hub.core.bootstrap
+        self.config = config
+        self.erasure = erasure
+        self.prefix = prefix
+        self.script = redis.register_script(SOURCE)
+
+    def windows(self, connectors: list[str]) -> list[float]:
+        """Seconds each connector lets a contact rest after its last touch before pushing it:
+        HUB_FLUSH_WINDOW_<CONNECTOR>, else the connector's own `coalesce_seconds` (vendors whose
+        updates cost one call per record wait longer), else HUB_FLUSH_WINDOW; none when
+        HUB_FLUSH_WINDOW is 0."""
+        from connectors import CONNECTORS
+
+        if not self.config["FLUSH_WINDOW"]:
+            return [0.0] * len(connectors)      # HUB_FLUSH_WINDOW=0: push at once (tests)
+        out = []
+        for name in connectors:
+            value = self.config.get(f"FLUSH_WINDOW_{name.upper()}")
+            if value in (None, ""):
+                value = getattr(CONNECTORS.get(name), "coalesce_seconds", None)
+            out.append(float(self.config["FLUSH_WINDOW"] if value is None else value))
+        return out
+
+    def apply_each(self, events: list[dict[str, Any]], connectors: list[str], source: str = "api",
+                   flags: list[str] | None = None) -> tuple[list[bool], list[int]]:
+        """Apply events in order, all or nothing; (True where applied / False for a duplicate,
+        the indexes of the `flags` this call set). Events are counted for /metrics by type,
+        `source` and outcome in the same call. One script call takes the whole batch (at most
+        HUB_MAX_EVENTS), so the step's bound checks cover every event before anything is written;
+        LedgerRefused names the event and field when a running total would overflow."""
+        wins, cap = self.windows(connectors), float(self.config.get("FLUSH_MAX_DEFER") or MAX_DEFER)
+        ops = []
+        for event in events:
+            op = operation(event, connectors, self.config, self.erasure)
+            op["wins"], op["cap"], op["metric"] = wins, cap, f"{event['type']}{SEP}{source}{SEP}"
+            op["log"] = json.dumps(event, default=str, separators=(",", ":"))
+            ops.append(op)
+        meta = json.dumps({"metrics": keys.METRIC_EVENTS, "flags": flags or [], "ttl": FLAG_TTL})
+        if not ops:
+            return [], []
+        answer = self.script(args=[json.dumps(ops, default=str), self.prefix, meta])
+        if len(answer) == 3:
+            index, field, message = answer[2]
+            raise LedgerRefused(int(index) - 1, field.decode(), message.decode())
+        done, flagged = answer
+        from hub.core.timeline import events_applied  # the contact index and timelines (hub/core/timeline.py)
+
+        events_applied(self.redis, events, [r == 1 for r in done], source)
+        erased = sorted({e["contact"]["email"] for e in events if e["type"] == "contact.erased"})
+        if erased and self.forget:  # duplicates too: a retried erasure finishes the job
+            self.forget(erased)
+        return [r == 1 for r in done], sorted(i - 1 for i in flagged)
+
+    def apply(self, events: list[dict[str, Any]], connectors: list[str]) -> tuple[int, int]:
+        """Apply events in order, each atomically; returns (accepted, duplicates)."""
+        outcomes, _ = self.apply_each(events, connectors)
+        accepted = sum(outcomes)
+        return accepted, len(outcomes) - accepted
+
+    def raw(self, emails: list[str]) -> list[dict[str, str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for email in emails:
+            pipe.hgetall(key(email))
+        return [{k.decode(): v.decode() for k, v in row.items()} for row in pipe.execute()]
+
+    def states(self, emails: list[str]) -> dict[str, dict[str, Any] | None]:
+        """email -> state (the dict mappings read), None for unknown or erased contacts."""
+        return {email: (state_of(email, row, self.config["CURRENCY"]) if row else None)
+                for email, row in zip(emails, self.raw(emails))}
+
+    def state(self, email: str) -> dict[str, Any] | None:
+        return self.states([email])[email]
+
+    def is_erased(self, email: str) -> bool:
+        return bool(self.redis.exists(keys.ERASED.format(self.erasure(email))))
+
+    def versions(self, emails: list[str]) -> list[int]:
+        if not emails:
+            return []
+        return [int(v or 0) for v in self.redis.hmget(keys.VERSIONS, emails)]
+
+
+def contact_id(email: str) -> str:
+    """A stable id that carries no personal data, for vendors that forbid PII in ids."""
+    return "rsh_" + hashlib.sha256(email.encode()).hexdigest()[:24]
+
+
+def state_of(email: str, row: dict[str, str], currency: str) -> dict[str, Any]:
+    """The stored hash as the contact state: counters as ints, money as Decimal per currency."""
+    # An empty value is one the hub forgot (a friend's referred_by after their referrer's
+    # erasure): it stays in the state as None, so every mapping renders an explicit null and the
+    # vendor's old value is overwritten rather than left behind.
+    state: dict[str, Any] = {k: (v if v != "" else None) for k, v in row.items()
+                             if not k.endswith("@") and ":" not in k}
+    state["email"] = email
+    state["contact_id"] = contact_id(email)
+    for name in COUNTERS:
+        if name in state:
+            state[name] = int(state[name])
+    for flag in ("is_referrer", "is_friend"):
+        state[flag] = state.get(flag) == "1"
+    if "marketing_opt_in" in state:
+        state["marketing_opt_in"] = state["marketing_opt_in"] == "1"
+    turnover = {k.split(":", 1)[1]: unscaled(v) for k, v in row.items() if k.startswith("turnover:")}
+    state["turnover"] = turnover
+    if turnover:
+        main = currency if currency in turnover else sorted(turnover)[0]
+        state["turnover_amount"], state["turnover_currency"] = turnover[main], main
+    elif state["is_referrer"]:
+        state["turnover_amount"], state["turnover_currency"] = Decimal("0.00"), currency
+    rewards = {k.split(":", 1)[1]: unscaled(v) for k, v in row.items() if k.startswith("reward_value:")}
+    if rewards:
+        state["reward_value"] = rewards
+    if "first_order_total" in state:
+        state["first_order_total"] = unscaled(state["first_order_total"])
+    state.pop("first_order_at", None)
+    return state
+
+
+def get_ledger() -> Ledger:
+    return services.current().ledger

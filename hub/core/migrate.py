@@ -1,0 +1,298 @@
+"""The layout of the hub's data in Redis, versioned, and the steps that bring an older one forward.
+
+`hub:layout` holds the version the data is written in; absent means 1, the layout of every hub
+from before the key existed. Each step moves the data one version on and is idempotent, so a run
+cut short is finished by the next. Steps run under a Redis lock, and the version is re-read once
+it is held, so when several processes start at once one of them migrates and the others find the
+work done. A store written by a newer hub is refused: this code would misread it.
+
+No Flask here: `hub migrate` and the start-up of `hub serve`, `hub worker` and `hub up` call it
+with a plain Redis client and the erasure key (see docs/operations.md "Upgrades").
+"""
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from hub.core.erasure import Keyed, load_key
+
+LAYOUT_KEY = "hub:layout"
+LOCK_KEY = "hub:layout:lock"
+LOCK_SECONDS = 60          # renewed after every page of keys, so only a dead migrator's lock expires
+WAIT_SECONDS = 600         # how long a starting process waits for another one's migration
+PAGE = 1000
+KEYED = re.compile(rb"[0-9a-f]{64}")    # an HMAC-SHA256 hex digest: the current erasure marker name
+
+
+class LayoutError(RuntimeError):
+    """The data cannot be brought forward by this hub (written by a newer one)."""
+
+
+@dataclass
+class Report:
+    """What a run found and did: the layout before and after, and counts per kind of change."""
+
+    before: int
+    after: int
+    changed: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.before == self.after:
+            return f"layout {self.after} (current): nothing to migrate"
+        done = ", ".join(f"{n} {what}" for what, n in self.changed.items()) or "no keys to change"
+        return f"layout {self.before} -> {self.after}: {done}"
+
+
+def layout(redis: Any) -> int:
+    value = redis.get(LAYOUT_KEY)
+    return int(value) if value else 1
+
+
+# A legacy erasure marker `hub:erased:<address>` becomes `hub:erased:<keyed hash>` with the same
+# value (when it was erased); the address's entry in `hub:ver`, which the old erasure bumped
+# instead of removing, goes too. KEYS: old marker, new marker, hub:ver. ARGV: the address.
+_MARKER = """
+local when = redis.call('GET', KEYS[1])
+if not when then return 0 end
+redis.call('SET', KEYS[2], when, 'NX')
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"""
+
+# A dedupe marker named by an event id that carries an address (Mention Me builds ids from
+# emails) is renamed to the keyed form the ledger now looks up, keeping its expiry, so an event
+# delivered again after the upgrade is still a duplicate. KEYS: old marker, new marker.
+_SEEN = """
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[2], value, 'PX', ttl, 'NX')
+else
+  redis.call('SET', KEYS[2], value, 'NX')
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+def pages(redis: Any, pattern: str, lock: Any) -> Iterator[list[bytes]]:
+    """The keys matching `pattern`, a page at a time, renewing the lock between pages."""
+    cursor = 0
+    while True:
+        cursor, keys = redis.scan(cursor, match=pattern, count=PAGE)
+        if keys:
+            yield keys
+        lock.reacquire()
+        if cursor == 0:
+            return
+
+
+def no_address_in_key_names(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
+    """Layout 2: erased people only by their keyed hash; dedupe markers of address-bearing
+    event ids in their keyed form (hub/core/erasure.py)."""
+    marker, seen = redis.register_script(_MARKER), redis.register_script(_SEEN)
+    changed = {"erasure markers keyed": 0, "dedupe markers keyed": 0}
+    prefix = len(b"hub:erased:")
+    for keys in pages(redis, "hub:erased:*", lock):
+        pipe = redis.pipeline(transaction=False)
+        legacy = [k for k in keys if not KEYED.fullmatch(k[prefix:])]
+        for key in legacy:
+            address = key[prefix:].decode()
+            marker(keys=[key, f"hub:erased:{mac(address)}", "hub:ver"], args=[address], client=pipe)
+        changed["erasure markers keyed"] += sum(pipe.execute()) if legacy else 0
+    prefix = len(b"hub:seen:")
+    for keys in pages(redis, "hub:seen:*", lock):
+        pipe = redis.pipeline(transaction=False)
+        legacy = [k for k in keys if b"@" in k and not k[prefix:].startswith(b"#")]
+        for key in legacy:
+            event_id = key[prefix:].decode()
+            seen(keys=[key, "hub:seen:#" + mac("event:" + event_id)], client=pipe)
+        changed["dedupe markers keyed"] += sum(pipe.execute()) if legacy else 0
+    return changed
+
+
+# Layout 3: the hub's modules moved into layers (hub.core, hub.jobs ...), and RQ names a job's
+# function by its dotted path, so jobs queued, scheduled, deferred or failed by an older hub name
+# functions that no longer exist. Their stored call is rewritten to the new path. The old paths
+# are written without their leading "hub." so no later rename of the code rewrites them too.
+MOVED_JOBS: dict[str, str] = {
+    "admin": "core.admin",
+    "admin_cli": "cli.admin",
+    "admin_http": "http.admin",
+    "admission": "core.admission",
+    "audit": "core.audit",
+    "audit_cli": "cli.audit",
+    "audit_http": "http.audit",
+    "auth": "core.auth",
+    "auth_http": "http.auth",
+    "bootstrap": "core.bootstrap",
+    "cli_context": "cli.context",
+    "coalesce": "core.coalesce",
+    "config": "core.config",
+    "contacts": "core.contacts",
+    "contacts_cli": "cli.contacts",
+    "contacts_http": "http.contacts",
+    "delivery": "core.delivery",
+    "demo": "cli.demo",
+    "drift": "core.drift",
+    "endpoints": "core.endpoints",
+    "endpoints_cli": "cli.endpoints",
+    "endpoints_http": "http.endpoints",
+    "envfile": "cli.envfile",
+    "erasure": "core.erasure",
+    "errors": "core.errors",
+    "errors_http": "http.errors",
+    "failed": "core.failed",
+    "failindex": "core.failindex",
+    "feed": "core.feed",
+    "feed_process": "jobs.feed",
+    "feeds": "core.feeds",
+    "feeds.cli": "cli.feeds",
+    "feeds.config": "core.feeds.config",
+    "feeds.demo": "cli.feeds_demo",
+    "feeds.exports": "core.feeds.exports",
+    "feeds.jobs": "core.feeds.jobs",
+    "feeds.mapping": "core.feeds.mapping",
+    "feeds.poller": "core.feeds.poller",
+    "feeds.sftp": "core.feeds.sftp",
+    "feeds.status": "core.feeds.status",
+    "feeds.versions": "core.feeds.versions",
+    "forget": "core.forget",
+    "health": "http.health",
+    "ingest": "http.ingest",
+    "jobs": "core.tasks",
+    "keys": "core.keys",
+    "lease": "core.lease",
+    "ledger": "core.ledger",
+    "logs": "core.logs",
+    "logs_http": "http.logs",
+    "mappingstore": "core.mappingstore",
+    "mappingview": "core.mappingview",
+    "metrics": "core.metrics",
+    "metrics_http": "http.metrics",
+    "migrate": "core.migrate",
+    "migrate_cli": "cli.migrate",
+    "netguard": "core.netguard",
+    "openapi": "http.openapi",
+    "ops_cli": "cli.ops",
+    "ops_http": "http.ops",
+    "preview": "core.preview",
+    "processes": "core.processes",
+    "progress": "core.progress",
+    "progress_cli": "cli.progress",
+    "queue": "core.queue",
+    "recent": "core.recent",
+    "runner_cli": "cli.runner",
+    "scheduler": "jobs.scheduler",
+    "schemas": "core.schemas",
+    "services": "core.services",
+    "store": "core.store",
+    "sync": "core.sync",
+    "tasks": "core.tasks",
+    "tasks_http": "http.tasks",
+    "terminal": "cli.terminal",
+    "timeline": "core.timeline",
+    "up": "cli.up",
+    "vendorjobs": "core.vendorjobs",
+    "webhooks": "core.webhooks",
+    "webhooks_http": "http.webhooks",
+    "workers": "jobs.workers",
+}
+
+
+def moved_function(name: str) -> str | None:
+    """The current dotted path of a job function an older hub queued, or None if it has not moved."""
+    module, _, function = name.rpartition(".")
+    new = MOVED_JOBS.get(module.removeprefix("hub.")) if module.startswith("hub.") else None
+    return f"hub.{new}.{function}" if new else None
+
+
+def job_functions_moved(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
+    """Layout 3: every stored RQ job (`rq:job:<id>`) calls its function by the current path."""
+    changed = {"queued jobs renamed": 0}
+    for keys in pages(redis, "rq:job:*", lock):
+        names = [k for k in keys if k.count(b":") == 2]        # rq:job:<id>, not its dependents' sets
+        pipe = redis.pipeline(transaction=False)
+        for key in names:
+            pipe.hmget(key, "data", "description")
+        writes = redis.pipeline(transaction=False)
+        for key, (data, description) in zip(names, pipe.execute() if names else []):
+            call = stored_call(data)
+            new = moved_function(str(call[0])) if call else None
+            if call is None or new is None:
+                continue
+            old, call[0] = call[0], new
+            fields = {"data": zlib.compress(json.dumps(call).encode())}
+            if description and description.decode().startswith(old + "("):
+                fields["description"] = new + description.decode()[len(old):]
+            writes.hset(key, mapping=fields)
+            changed["queued jobs renamed"] += 1
+        if len(writes):
+            writes.execute()
+    return changed
+
+
+def stored_call(data: bytes | None) -> list[Any] | None:
+    """RQ's stored call (function, instance, args, kwargs) of a job written with the JSON
+    serializer (zlib-compressed, as RQ stores it), or None when it is not one."""
+    if not data:
+        return None
+    try:
+        call = json.loads(zlib.decompress(data))
+    except (zlib.error, ValueError):
+        try:
+            call = json.loads(data)
+        except ValueError:
+            return None
+    return call if isinstance(call, list) and call and isinstance(call[0], str) else None
+
+
+# Step n brings layout n - 1 to layout n.
+STEPS: dict[int, Callable[[Any, Keyed, Any], dict[str, int]]] = {2: no_address_in_key_names,
+                                                                3: job_functions_moved}
+CURRENT = max(STEPS)
+
+
+def refuse_newer(found: int) -> None:
+    if found > CURRENT:
+        raise LayoutError(f"the data in Redis is in layout {found}, written by a newer hub; this hub "
+                          f"reads layout {CURRENT} at most: run the newer version")
+
+
+def migrate(redis: Any, mac: Keyed) -> Report:
+    """Bring the data to the CURRENT layout (no-op when it is there already)."""
+    found = layout(redis)
+    refuse_newer(found)
+    if found == CURRENT:
+        return Report(found, found)
+    lock = redis.lock(LOCK_KEY, timeout=LOCK_SECONDS, blocking_timeout=WAIT_SECONDS, thread_local=False)
+    if not lock.acquire():
+        raise LayoutError(f"another hub process has held the migration lock ({LOCK_KEY}) for "
+                          f"{WAIT_SECONDS} s; try again when it has finished")
+    try:
+        found = layout(redis)       # another process may have migrated while this one waited
+        refuse_newer(found)
+        report = Report(found, found)
+        for version in range(found + 1, CURRENT + 1):
+            report.changed.update(STEPS[version](redis, mac, lock))
+            redis.set(LAYOUT_KEY, version)
+            report.after = version
+        return report
+    finally:
+        lock.release()
+
+
+def bring_forward(config: dict[str, Any], url: str) -> Report:
+    """The start-up call: migrate the data at `url` with the hub's erasure key."""
+    from hub.core.store import connect
+
+    client = connect(url)
+    try:
+        return migrate(client, Keyed(load_key(config)))
+    finally:
+        client.close()
