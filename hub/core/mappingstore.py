@@ -169,11 +169,15 @@ def known_contacts(redis: Any, count: int = 1000) -> Iterator[str]:
 
 
 def contacts_page(redis: Any, cursor: int, count: int) -> tuple[int, list[str]]:
-    """One SCAN step over the contacts: (next cursor, 0 at the end; their emails). A cursor kept
-    between runs stays valid: every contact there for the whole scan is returned once or more."""
-    cursor, keys = redis.scan(cursor, match=f"{CONTACT_PREFIX}*", count=count)
-    rest = [(k.decode() if isinstance(k, bytes) else k)[len(CONTACT_PREFIX):] for k in keys]
-    return int(cursor), [r for r in rest if ":" not in r]
+    """One page of the contact index (hub.core.timeline, most recently active first), not a SCAN:
+    (the next cursor, 0 at the end; the emails). The cursor is a position in the index, kept
+    between runs; a contact that becomes active meanwhile moves to the front, and its own event
+    has already queued its push."""
+    from hub.core.timeline import INDEX, ensure
+
+    ensure(redis)
+    page = [e.decode() if isinstance(e, bytes) else e for e in redis.zrevrange(INDEX, cursor, cursor + count - 1)]
+    return (cursor + len(page) if len(page) == count else 0), page
 
 
 def count_contacts(redis: Any) -> int:
