@@ -40,10 +40,17 @@ def test_generated_requests_get_documented_answers_never_a_5xx(hub_app) -> None:
         operations += 1
         for mode in EXAMPLES:
 
+            # With several accepted schemes (a signature OR a bearer token), a mangled signature
+            # beside the valid bearer this test sends is rightly accepted: ignored_auth cannot
+            # tell, so it runs only where one scheme is accepted (tests/hub/test_auth.py and
+            # tests/hub/test_webhooks.py check every scheme of those routes on its own).
+            checks = CHECKS if len(operation.definition.raw.get("security") or []) <= 1 else \
+                [check for check in CHECKS if check is not ignored_auth]
+
             @bounded(mode)
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
-                case.call_and_validate(headers=ADMIN, checks=CHECKS)
+                case.call_and_validate(headers=ADMIN, checks=checks)  # noqa: B023 - run() is called right below
 
             try:
                 run()
