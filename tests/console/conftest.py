@@ -109,7 +109,7 @@ class Console:
 
     def submit(self, css: str) -> None:
         """Click a button that submits a form, and wait for the page it leads to."""
-        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
         page = self.find("html")
         self.find(css).click()
@@ -118,7 +118,12 @@ class Console:
             try:
                 page.tag_name
                 return False
-            except StaleElementReferenceException:
+            except WebDriverException as exc:
+                # Chromium says "stale", or, when the old document is already gone, that the node
+                # "does not belong to the document": both mean the page was replaced
+                if not (isinstance(exc, StaleElementReferenceException)
+                        or "does not belong to the document" in str(exc)):
+                    raise
                 return self.driver.execute_script("return document.readyState") == "complete"
         self.wait(replaced, f"the page after {css}")
 
