@@ -73,8 +73,8 @@ def post(hub: str, events: list[dict[str, Any]], msg_id: str) -> dict[str, Any]:
 
 
 def settled(redis: Any, connectors: list[str]) -> bool:
-    keys = [keys.dirty(c) for c in connectors] + [keys.erase(c) for c in connectors]
-    return not any(redis.zcard(k) for k in keys)
+    pending = [keys.dirty(c) for c in connectors] + [keys.erase(c) for c in connectors]
+    return not any(redis.zcard(k) for k in pending)
 
 
 VENDORS = ("klaviyo", "emarsys", "salesforce", "ometria", "splio")
