@@ -6,16 +6,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
+from markupsafe import Markup
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from hub.core import contacts as contacts_api
-from hub.core import failed, failindex, metrics, recent, sync, timeline, webhooks
+from hub.core import failed, failindex, history, metrics, recent, sync, timeline, webhooks
 from hub.http.auth import actor
 from hub.core.ledger import dirty_key, get_ledger
 from hub.core.queue import get_queues
 from hub.core import services
-from hub.console import bp
+from hub.console import bp, charts
 from hub.console.session import require_role
 
 
@@ -61,12 +62,43 @@ def intake() -> list[dict[str, Any]]:
     return [{"source": s, "outcomes": {o: totals.get((s, o), 0) for o in outcomes}} for s in sources]
 
 
+def connector_charts(c: dict[str, Any], series: dict[str, Any]) -> dict[str, Markup]:
+    """The connector's four charts over the last hour. The backlog's current minute shows the
+    reading this page just made (newer than the sweep's sample of it; drawn, never stored)."""
+    name, minutes = c["connector"], series["minutes"]
+    backlog = list(series["backlog"])
+    live = int(c["dirty"]) + int(c["erase_pending"])
+    if backlog:
+        backlog[-1] = live
+    p95 = series["fresh_p95"]
+    hour95 = series["fresh_hour"]["p95"]
+    return {
+        "backlog": Markup(charts.minute_chart("Backlog (contacts waiting)", minutes, backlog, kind="line",
+                                             colour=charts.COLOURS["backlog"], latest=f"now {live}",
+                                             chart_id=f"chart-backlog-{name}")),
+        "calls": Markup(charts.minute_chart("Calls per minute", minutes, series["calls"], overlay=series["errors"],
+                                            overlay_label="errors", latest=f"{sum(series['calls'])} in the hour",
+                                            chart_id=f"chart-calls-{name}")),
+        "errors": Markup(charts.minute_chart("Errors per minute", minutes, series["errors"],
+                                             colour=charts.COLOURS["errors"],
+                                             latest=f"{sum(series['errors'])} in the hour",
+                                             chart_id=f"chart-errors-{name}")),
+        "freshness": Markup(charts.minute_chart("Freshness p95 (seconds)", minutes, p95, kind="line",
+                                                colour=charts.COLOURS["freshness"], unit="s",
+                                                latest=f"hour: ≤ {charts.number(hour95, 's')}" if hour95 is not None else None,
+                                                chart_id=f"chart-freshness-{name}")),
+    }
+
+
 @bp.get("/overview")
 @require_role("ops")
 def overview() -> Any:
     now = time.time()
     hour = recent.last_hour(redis(), now)
     connectors = [connector_overview(c, hour, now) for c in get_queues().connectors]
+    past = history.last_hour(redis(), [c["connector"] for c in connectors], now)
+    for c in connectors:
+        c["charts"] = connector_charts(c, past[c["connector"]])
     rows = intake()
     outcomes = sorted({o for row in rows for o in row["outcomes"]})
     return render_template("console/overview.html", connectors=connectors, intake=rows, outcomes=outcomes,
@@ -224,8 +256,9 @@ def contact(email: str) -> Any:
     failures = contact_failures(email)
     per = {c: contacts_api.connector_view(redis(), c, email, failures) for c in get_queues().connectors}
     entries = timeline.read(redis(), email)
+    drawn = Markup(charts.timeline(entries, get_queues().connectors, f"Timeline of {email}"))
     return render_template("console/contact.html", email=email, state=contacts_api.plain(state), connectors=per,
-                           timeline=entries, iso=iso, notices=notices())
+                           timeline=entries, timeline_chart=drawn, iso=iso, notices=notices())
 
 
 @bp.post("/contacts/<path:email>/resync")

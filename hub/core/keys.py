@@ -107,3 +107,9 @@ def dirty(connector: str) -> str:
 
 def erase(connector: str) -> str:
     return ERASE.format(connector)
+
+
+# -- the console's short history (hub/core/history.py): aggregates only, never a person ------
+HISTORY = PREFIX + "hist:{}"              # hash per minute since the epoch, expires after 2 h:
+                                          # "<connector>\tbacklog" -> contacts waiting (sampled),
+                                          # "<connector>\tfresh\t<le|n|sum|max>" -> push freshness

@@ -27,7 +27,8 @@ def is_error(status: str) -> bool:
 
 
 def last_hour(redis: Any, now: float | None = None) -> dict[str, dict[str, int]]:
-    """connector -> {"calls", "errors", "by_minute": [calls per minute, oldest first]} over 60 minutes."""
+    """connector -> {"calls", "errors", "by_minute": [calls per minute, oldest first],
+    "errors_by_minute"} over 60 minutes."""
     end = minute(now)
     minutes = list(range(end - 59, end + 1))
     pipe = redis.pipeline(transaction=False)
@@ -37,9 +38,11 @@ def last_hour(redis: Any, now: float | None = None) -> dict[str, dict[str, int]]
     for index, bucket in enumerate(pipe.execute()):
         for raw, count in bucket.items():
             connector, status = raw.decode().split(SEP, 1)
-            entry = out.setdefault(connector, {"calls": 0, "errors": 0, "by_minute": [0] * len(minutes)})
+            entry = out.setdefault(connector, {"calls": 0, "errors": 0, "by_minute": [0] * len(minutes),
+                                               "errors_by_minute": [0] * len(minutes)})
             entry["calls"] += int(count)
             entry["by_minute"][index] += int(count)
             if is_error(status):
                 entry["errors"] += int(count)
+                entry["errors_by_minute"][index] += int(count)
     return out

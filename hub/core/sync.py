@@ -26,7 +26,7 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
-from hub.core import coalesce, metrics, timeline, vendorjobs
+from hub.core import coalesce, history, metrics, timeline, vendorjobs
 from hub.core.config import connector_settings, retry_schedule
 from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
@@ -302,6 +302,7 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     versions = dict(zip(emails, get_ledger().versions(emails)))
     updates, prints, skip, failed = updates_for(connector, emails)
     held: set[str] = set()
+    since = history.dirty_since(redis(), connector, [u.email for u in updates])  # for the freshness chart
     if updates:
         started = time.perf_counter()
         try:
@@ -322,6 +323,7 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     if landed:
         timeline.pushed(redis(), connector, [u for u in updates if u.email in landed],
                         mapping_version(connector))
+        history.landed(redis(), connector, since, landed)
     if landed:
         from hub.core.audit import close_repairs  # repairs the anti-entropy audit queued have landed
 
@@ -662,6 +664,7 @@ def sweep() -> dict[str, int]:
     contacts are overdue while no flush holds its lease. Paused connectors wait for `resume`; a
     connector backing off gets its lost retry re-armed. Runs on the hub's scheduler."""
     r, grace = redis(), services.current().config["SWEEP_GRACE"]
+    history.sample_backlog(r, get_queues().connectors, time.time())   # the overview's backlog chart
     queued: dict[str, int] = {}
     for connector in get_queues().connectors:
         if paused(connector) or flush_lease(connector).held_by_anyone():
