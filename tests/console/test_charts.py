@@ -150,3 +150,14 @@ def test_marks_at_the_same_moment_are_all_drawn_apart_at_that_moment() -> None:
     assert len(events) == 3
     assert len({m.get("cx") for m in events}) == 1                    # one moment
     assert len({m.get("cy") for m in events}) == 3                    # three marks to see
+
+
+def test_landed_failed_and_erased_marks_differ_in_shape_and_the_legend_names_each() -> None:
+    entries = [entry("push", T0, connector="splio", joined={}, left={}),
+               entry("failed", T0 + 5, connector="splio", status=503, code="busy"),
+               entry("erased", T0 + 9, connector="splio")]
+    root = parse(charts.timeline(entries, ["splio"]))
+    shapes = {m.get("data-outcome"): m.tag.split("}")[1] for m in root.findall("s:*[@class='mark']", NS)}
+    assert shapes == {"landed": "circle", "failed": "g", "erased": "rect"}
+    legend = [t.text for g in root.findall("s:g[@class='legend']", NS) for t in g.findall("s:text", NS)]
+    assert legend == ["landed", "failed", "event received", "erased"]
