@@ -96,7 +96,7 @@ def overview() -> Any:
     now = time.time()
     hour = recent.last_hour(redis(), now)
     connectors = [connector_overview(c, hour, now) for c in get_queues().connectors]
-    past = history.last_hour(redis(), [c["connector"] for c in connectors], now)
+    past = history.last_hour(redis(), [c["connector"] for c in connectors], now, hour)
     for c in connectors:
         c["charts"] = connector_charts(c, past[c["connector"]])
     rows = intake()

@@ -154,18 +154,21 @@ def empty_series(count: int = MINUTES) -> dict[str, list[Any]]:
             "fresh_max": [None] * count}
 
 
-def last_hour(redis: Any, connectors: Iterable[str], now: float) -> dict[str, dict[str, Any]]:
+def last_hour(redis: Any, connectors: Iterable[str], now: float,
+              calls: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """connector -> the last hour, oldest minute first: "minutes" (each minute's start, epoch
     seconds), "calls", "errors", "backlog" (None: not sampled), "fresh_n", "fresh_p50",
     "fresh_p95", "fresh_max" (None: nothing landed), and over the hour "fresh_hour"
-    ({"n", "p50", "p95", "max"})."""
+    ({"n", "p50", "p95", "max"}). `calls`: `recent.last_hour` at the same `now`, when the caller
+    has read it already."""
     end = minute(now)
     minutes = list(range(end - MINUTES + 1, end + 1))
     pipe = redis.pipeline(transaction=False)
     for m in minutes:
         pipe.hgetall(bucket_key(m))
     buckets = pipe.execute()
-    calls = recent.last_hour(redis, now)
+    if calls is None:
+        calls = recent.last_hour(redis, now)
     out: dict[str, dict[str, Any]] = {}
     for name in connectors:
         series: dict[str, Any] = {"minutes": [m * 60 for m in minutes], **empty_series(len(minutes))}
