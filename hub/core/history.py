@@ -166,7 +166,7 @@ def last_hour(redis: Any, connectors: Iterable[str], now: float,
     pipe = redis.pipeline(transaction=False)
     for m in minutes:
         pipe.hgetall(bucket_key(m))
-    buckets = pipe.execute()
+    buckets = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
     if calls is None:
         calls = recent.last_hour(redis, now)
     out: dict[str, dict[str, Any]] = {}
@@ -177,8 +177,7 @@ def last_hour(redis: Any, connectors: Iterable[str], now: float,
         series["errors"] = list(counted.get("errors_by_minute", [0] * len(minutes)))
         hour_counts: dict[str, int] = {}
         hour_max: float | None = None
-        for index, raw in enumerate(buckets):
-            bucket = {k.decode(): v.decode() for k, v in raw.items()}
+        for index, bucket in enumerate(buckets):
             value = bucket.get(field(name, "backlog"))
             if value is not None:
                 series["backlog"][index] = int(value)
