@@ -54,13 +54,13 @@ def iso_seconds(moment: float | None = None) -> str:
 
 def cipher(settings: dict[str, Any] | None = None) -> MultiFernet:
     """HUB_SECRET_KEY's Fernet keys; a clear 503 when none is set or one is malformed."""
-    keys = split(str((settings or config()).get("SECRET_KEY") or ""))
-    if not keys:
+    fernet_keys = split(str((settings or config()).get("SECRET_KEY") or ""))
+    if not fernet_keys:
         raise APIError(503, "secret_key_missing", "set HUB_SECRET_KEY to a Fernet key to store endpoint secrets "
                        "(make one with: python -c \"from cryptography.fernet import Fernet; "
                        "print(Fernet.generate_key().decode())\")")
     try:
-        return MultiFernet([Fernet(k) for k in keys])
+        return MultiFernet([Fernet(k) for k in fernet_keys])
     except ValueError:
         raise APIError(503, "secret_key_invalid", "HUB_SECRET_KEY must be Fernet keys (32 url-safe base64 bytes), "
                        "comma separated") from None

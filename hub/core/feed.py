@@ -31,10 +31,10 @@ from typing import Any, Mapping
 from redis.exceptions import WatchError
 
 from hub.core.config import split
-from hub.core.ledger import PREFIX, contact_id, key, state_of
+from hub.core.ledger import contact_id, key, state_of
 from hub.core import keys
 
-EVENTS = f"{PREFIX}events"
+EVENTS = keys.EVENTS
 CURSOR = keys.FEED_CURSOR
 TIMES = keys.FEED_TIMES
 ERASURES = keys.FEED_ERASURES            # bumped by every erasure: a build step that overlaps one is redone

@@ -17,10 +17,11 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from hub.core import keys
 from hub.core.erasure import Keyed, load_key
 
-LAYOUT_KEY = "hub:layout"
-LOCK_KEY = "hub:layout:lock"
+LAYOUT_KEY = keys.LAYOUT
+LOCK_KEY = keys.LAYOUT_LOCK
 LOCK_SECONDS = 60          # renewed after every page of keys, so only a dead migrator's lock expires
 WAIT_SECONDS = 600         # how long a starting process waits for another one's migration
 PAGE = 1000
@@ -84,9 +85,9 @@ def pages(redis: Any, pattern: str, lock: Any) -> Iterator[list[bytes]]:
     """The keys matching `pattern`, a page at a time, renewing the lock between pages."""
     cursor = 0
     while True:
-        cursor, keys = redis.scan(cursor, match=pattern, count=PAGE)
-        if keys:
-            yield keys
+        cursor, found = redis.scan(cursor, match=pattern, count=PAGE)
+        if found:
+            yield found
         lock.reacquire()
         if cursor == 0:
             return
@@ -97,21 +98,21 @@ def no_address_in_key_names(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]
     event ids in their keyed form (hub/core/erasure.py)."""
     marker, seen = redis.register_script(_MARKER), redis.register_script(_SEEN)
     changed = {"erasure markers keyed": 0, "dedupe markers keyed": 0}
-    prefix = len(b"hub:erased:")
-    for keys in pages(redis, "hub:erased:*", lock):
+    prefix = len(keys.ERASED.format(""))
+    for names in pages(redis, keys.ERASED.format("*"), lock):
         pipe = redis.pipeline(transaction=False)
-        legacy = [k for k in keys if not KEYED.fullmatch(k[prefix:])]
+        legacy = [k for k in names if not KEYED.fullmatch(k[prefix:])]
         for key in legacy:
             address = key[prefix:].decode()
-            marker(keys=[key, f"hub:erased:{mac(address)}", "hub:ver"], args=[address], client=pipe)
+            marker(keys=[key, keys.ERASED.format(mac(address)), keys.VERSIONS], args=[address], client=pipe)
         changed["erasure markers keyed"] += sum(pipe.execute()) if legacy else 0
-    prefix = len(b"hub:seen:")
-    for keys in pages(redis, "hub:seen:*", lock):
+    prefix = len(keys.SEEN.format(""))
+    for names in pages(redis, keys.SEEN.format("*"), lock):
         pipe = redis.pipeline(transaction=False)
-        legacy = [k for k in keys if b"@" in k and not k[prefix:].startswith(b"#")]
+        legacy = [k for k in names if b"@" in k and not k[prefix:].startswith(b"#")]
         for key in legacy:
             event_id = key[prefix:].decode()
-            seen(keys=[key, "hub:seen:#" + mac("event:" + event_id)], client=pipe)
+            seen(keys=[key, keys.SEEN.format("#" + mac("event:" + event_id))], client=pipe)
         changed["dedupe markers keyed"] += sum(pipe.execute()) if legacy else 0
     return changed
 
@@ -215,8 +216,8 @@ def moved_function(name: str) -> str | None:
 def job_functions_moved(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
     """Layout 3: every stored RQ job (`rq:job:<id>`) calls its function by the current path."""
     changed = {"queued jobs renamed": 0}
-    for keys in pages(redis, "rq:job:*", lock):
-        names = [k for k in keys if k.count(b":") == 2]        # rq:job:<id>, not its dependents' sets
+    for found in pages(redis, "rq:job:*", lock):
+        names = [k for k in found if k.count(b":") == 2]        # rq:job:<id>, not its dependents' sets
         pipe = redis.pipeline(transaction=False)
         for key in names:
             pipe.hmget(key, "data", "description")

@@ -40,7 +40,8 @@ log = logging.getLogger("hub")
 
 # What a push leaves behind, settled in one step with the lease check, so a flush that lost its
 # lease can never record a write as current. KEYS: lease, dirty, pushed, last, suspect, hub:ver.
-# ARGV: token, now, the `last` JSON, then (email, version read, pushed JSON or '') triples.
+# ARGV: token, now, the `last` JSON, the contact key prefix, then (email, version read, pushed
+# JSON or '') triples.
 # Holder: record what landed, and clear each contact's dirty mark (and suspect mark) unless the
 # contact was touched since its state was read. Superseded: its writes may have landed after the
 # current holder's, so each written contact is made due now, its version bumped (no flush that read
@@ -48,10 +49,10 @@ log = logging.getLogger("hub")
 # what it wrote (lists, consent), so that next push re-sends everything rather than a diff.
 _SETTLE = """
 local held = redis.call('GET', KEYS[1]) == ARGV[1]
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local email, version, pushed = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   -- erased while the vendor answered: note nothing (the erase queue deletes them there)
-  if redis.call('EXISTS', 'hub:c:' .. email) == 0 then pushed = '' end
+  if redis.call('EXISTS', ARGV[4] .. email) == 0 then pushed = '' end
   if held then
     local current = (redis.call('HGET', KEYS[6], email) or '0') == version
     if pushed ~= '' then
@@ -177,12 +178,12 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
     if not versions:
         return True
-    args: list[Any] = [lease.token or "", time.time(), json.dumps({"at": time.time(), "ok": True})]
+    args: list[Any] = [lease.token or "", time.time(), json.dumps({"at": time.time(), "ok": True}), keys.CONTACT_PREFIX]
     for email, version in versions.items():
         args += [email, str(version), pushed.get(email, "")]
-    keys = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
-            SUSPECT.format(connector), "hub:ver"]
-    held = bool(redis().eval(_SETTLE, len(keys), *keys, *args))
+    names = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
+            SUSPECT.format(connector), keys.VERSIONS]
+    held = bool(redis().eval(_SETTLE, len(names), *names, *args))
     if held and pushed:
         redis().set(LAST_OK.format(connector), args[1])
     if not held:

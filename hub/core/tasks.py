@@ -27,10 +27,10 @@ from rq.serializers import JSONSerializer
 
 from hub.core.errors import APIError
 from hub.core.progress import Progress, Stopped
-from hub.core import services
+from hub.core import keys, services
 
-KEY = "hub:job:{}"
-INDEX = "hub:jobs"
+KEY = keys.JOB
+INDEX = keys.JOBS
 QUEUE = "hub-periodic"      # hub.jobs.scheduler.QUEUE: every worker pool serves it
 KINDS = ("resync", "failed_retry", "replay")
 FINAL = ("done", "failed", "cancelled")
