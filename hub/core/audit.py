@@ -34,7 +34,7 @@ from hub.core.mappingstore import current_mapping, now_iso
 from hub.core.queue import get_queues
 from hub.core.vendorjobs import waiting_among
 from hub.core import keys
-from hub.core import services
+from hub.core import jobnames, services
 log = logging.getLogger("hub")
 
 HISTORY = "audit:history"            # field of hub:c:<email>: newest finding first, bounded
@@ -131,7 +131,7 @@ def periodic_audits(config: dict[str, Any]) -> list[dict[str, Any]]:
     the connector's flushes."""
     from hub.core.queue import enabled_connectors
 
-    return [{"name": f"audit-{c}", "func": "hub.core.audit.audit_job", "args": (c,),
+    return [{"name": f"audit-{c}", "func": jobnames.AUDIT, "args": (c,),
              "interval_seconds": setting(config, "AUDIT_INTERVAL", c),
              "timeout": int(float(config["AUDIT_BUDGET"])) + 120}
             for c in enabled_connectors(config) if enabled(config, c)]

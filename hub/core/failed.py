@@ -3,8 +3,9 @@
 There is no second list: `rq info`, `rq requeue` and rq-dashboard see exactly these jobs. What the
 hub adds over `rq requeue` is the reset of the attempt counters (RQ's requeue keeps
 `retries_left` / `number_of_retries`, so a requeued job would get no automatic retries) and the
-connector's own back-off counter; the job itself (hub.core.sync.sync_contacts) re-reads the contacts'
-CURRENT state, so a retry never replays an old count.
+connector's own back-off counter; the job itself (hub.core.sync.sync_contacts, through its entry
+point hub.jobs.entry.sync_contacts) re-reads the contacts' CURRENT state, so a retry never replays
+an old count.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from hub.core.erasure import mentions
 from hub.core.progress import Progress
 from hub.core.queue import get_queues
 from hub.core.sync import ATTEMPTS, scrub_secrets
-from hub.core import services
+from hub.core import jobnames, services
 log = logging.getLogger("hub")
 
 RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
@@ -247,9 +248,9 @@ def forget(emails: list[str]) -> int:
         place: Any
         for place in (registry, finished, queue):
             for job in Job.fetch_many(place.get_job_ids(), connection=registry.connection, serializer=JSONSerializer):
-                if job is None or job.func_name == "hub.core.sync.erase_contacts" or not names(job, emails):
+                if job is None or job.func_name == jobnames.ERASE_CONTACTS or not names(job, emails):
                     continue
-                contacts = job.args[1] if job.func_name == "hub.core.sync.sync_contacts" and len(job.args) > 1 else []
+                contacts = job.args[1] if job.func_name == jobnames.SYNC_CONTACTS and len(job.args) > 1 else []
                 rest = sorted(c for c in contacts if c not in emails)
                 if rest and place is not finished:
                     rewrite(job, emails, rest, failed=place is registry)

@@ -215,7 +215,43 @@ def moved_function(name: str) -> str | None:
 
 def job_functions_moved(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
     """Layout 3: every stored RQ job (`rq:job:<id>`) calls its function by the current path."""
-    changed = {"queued jobs renamed": 0}
+    return {"queued jobs renamed": rename_jobs(redis, lock, moved_function)}
+
+
+# Layout 4: RQ runs the hub's jobs through thin entry points in the jobs layer (hub/jobs/entry.py,
+# named in hub/core/jobnames.py) rather than functions of the core. A stored job naming one of the
+# core's functions is pointed at its entry point, which takes the same arguments. As above, the
+# paths are written without their leading "hub.".
+ENTRY_POINTS: dict[str, str] = {
+    "core.sync.flush": "jobs.entry.flush",
+    "core.sync.sync_contacts": "jobs.entry.sync_contacts",
+    "core.sync.erase_contacts": "jobs.entry.erase_contacts",
+    "core.sync.sweep": "jobs.entry.sweep",
+    "core.vendorjobs.sweep_all": "jobs.entry.sweep_vendor_jobs",
+    "core.vendorjobs.check": "jobs.entry.check_vendor_job",
+    "core.audit.audit_job": "jobs.entry.audit",
+    "core.feeds.jobs.poll_feeds": "jobs.entry.poll_feeds",
+    "core.feeds.jobs.exports_due": "jobs.entry.exports_due",
+    "core.feeds.jobs.export": "jobs.entry.export_feed",
+    "core.tasks.run": "jobs.entry.run_task",
+}
+
+
+def entry_point(name: str) -> str | None:
+    """The entry point that now runs a job an older hub queued by a core function, or None."""
+    new = ENTRY_POINTS.get(name.removeprefix("hub.")) if name.startswith("hub.") else None
+    return f"hub.{new}" if new else None
+
+
+def jobs_through_entry_points(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
+    """Layout 4: every stored RQ job calls the jobs layer's entry point, not the core."""
+    return {"jobs pointed at entry points": rename_jobs(redis, lock, entry_point)}
+
+
+def rename_jobs(redis: Any, lock: Any, rename: Callable[[str], str | None]) -> int:
+    """Rewrite the function of every stored RQ job (queued, scheduled, deferred, failed: each is a
+    hash `rq:job:<id>`) that `rename` gives a new path for; how many were rewritten."""
+    changed = 0
     for found in pages(redis, "rq:job:*", lock):
         names = [k for k in found if k.count(b":") == 2]        # rq:job:<id>, not its dependents' sets
         pipe = redis.pipeline(transaction=False)
@@ -224,7 +260,7 @@ def job_functions_moved(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
         writes = redis.pipeline(transaction=False)
         for key, (data, description) in zip(names, pipe.execute() if names else []):
             call = stored_call(data)
-            new = moved_function(str(call[0])) if call else None
+            new = rename(str(call[0])) if call else None
             if call is None or new is None:
                 continue
             old, call[0] = call[0], new
@@ -232,7 +268,7 @@ def job_functions_moved(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
             if description and description.decode().startswith(old + "("):
                 fields["description"] = new + description.decode()[len(old):]
             writes.hset(key, mapping=fields)
-            changed["queued jobs renamed"] += 1
+            changed += 1
         if len(writes):
             writes.execute()
     return changed
@@ -255,7 +291,8 @@ def stored_call(data: bytes | None) -> list[Any] | None:
 
 # Step n brings layout n - 1 to layout n.
 STEPS: dict[int, Callable[[Any, Keyed, Any], dict[str, int]]] = {2: no_address_in_key_names,
-                                                                3: job_functions_moved}
+                                                                3: job_functions_moved,
+                                                                4: jobs_through_entry_points}
 CURRENT = max(STEPS)
 
 

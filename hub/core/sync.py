@@ -34,7 +34,7 @@ from hub.core.mappingstore import current, current_mapping
 from hub.core.queue import FLAG, get_queues, queue_name
 
 from hub.core.keys import ATTEMPTS, BACKOFF, LAST, LAST_OK, PAUSED, PUSHED, RETRY, SUSPECT  # noqa: F401 - names used by callers
-from hub.core import keys
+from hub.core import jobnames, keys
 from hub.core import services
 log = logging.getLogger("hub")
 
@@ -192,7 +192,7 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     return held
 
 
-def record_failure(connector: str, emails: list[str], error: VendorError, *, func: str = "hub.core.sync.sync_contacts",
+def record_failure(connector: str, emails: list[str], error: VendorError, *, func: str = jobnames.SYNC_CONTACTS,
                    attempts: int = 1, first: str | None = None) -> str:
     """File a failed sync: an RQ failed job that, requeued, pushes the contacts' CURRENT state."""
     config = services.current().config
@@ -212,7 +212,7 @@ def record_failure(connector: str, emails: list[str], error: VendorError, *, fun
     registry.add(job, ttl=config["FAILURE_TTL"], exc_string=reason)
     # What `rq info -v`, rq-dashboard and job.latest_result() show as the failure.
     Result.create_failure(job, config["FAILURE_TTL"], reason, worker_name="hub")
-    if func != "hub.core.sync.erase_contacts":  # an erased person keeps no per-connector outcome
+    if func != jobnames.ERASE_CONTACTS:  # an erased person keeps no per-connector outcome
         note_outcome(connector, emails, False, error)
     log.warning("sync failed", extra={"connector": connector, "contacts": len(emails),
                                                      "status": error.status, "code": error.code,
@@ -338,7 +338,7 @@ def erase_pending(connector: str, client: Connector) -> int:
         return 0
     result = client.erase(emails)
     for email, error in result.failed.items():
-        record_failure(connector, [email], error, func="hub.core.sync.erase_contacts")
+        record_failure(connector, [email], error, func=jobnames.ERASE_CONTACTS)
     pipe = redis().pipeline(transaction=False)
     pipe.zrem(erase_key(connector), *emails)
     pipe.hdel(PUSHED.format(connector), *emails)
@@ -563,7 +563,7 @@ def schedule_flush(connector: str, due: float, why: str = "retry") -> None:
     """A flush at `due` or just after. RQ keeps whole seconds (it truncates), so round up: a
     retry that woke before the back-off ended would find it still running and stop."""
     when = datetime.fromtimestamp(math.ceil(due), timezone.utc)
-    get_queues().get(connector).enqueue_at(when, "hub.core.sync.flush", connector, job_timeout=300, result_ttl=60,
+    get_queues().get(connector).enqueue_at(when, jobnames.FLUSH, connector, job_timeout=300, result_ttl=60,
                                            description=f"flush {connector} ({why})")
 
 
@@ -655,7 +655,7 @@ def flush_waiting(connector: str) -> bool:
     if ScheduledJobRegistry(queue=queue).count:
         return True
     jobs = Job.fetch_many(queue.get_job_ids(), connection=redis(), serializer=JSONSerializer)
-    return any(job is not None and job.func_name == "hub.core.sync.flush" for job in jobs)
+    return any(job is not None and job.func_name == jobnames.FLUSH for job in jobs)
 
 
 def sweep() -> dict[str, int]:

@@ -27,7 +27,7 @@ from hub.core.ledger import dirty_key, get_ledger
 from hub.core.mappingstore import current_mapping
 from hub.core.queue import get_queues
 from hub.core import keys
-from hub.core import services
+from hub.core import jobnames, services
 log = logging.getLogger("hub")
 
 JOBS = keys.VENDOR_JOBS            # zset: job reference -> when its next check is due
@@ -71,7 +71,7 @@ def hold(connector: str, pending: dict[str, list[str]], versions: dict[str, int]
 
 def schedule(connector: str, ref: str, seconds: float) -> None:
     # RQ keeps whole seconds: round up so the check never comes before it is due.
-    get_queues().get(connector).enqueue_in(timedelta(seconds=int(seconds + 0.999)), "hub.core.vendorjobs.check",
+    get_queues().get(connector).enqueue_in(timedelta(seconds=int(seconds + 0.999)), jobnames.VENDOR_JOB_CHECK,
                                            connector, ref, job_timeout=300, result_ttl=60,
                                            description=f"check {connector} job {ref}")
 

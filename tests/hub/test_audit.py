@@ -223,7 +223,7 @@ def test_settings_per_connector_and_turning_it_off(make_app, sandbox_server) -> 
     assert audit.setting(config, "AUDIT_SAMPLE", "klaviyo") == 5 and audit.setting(config, "AUDIT_SAMPLE", "splio") == 20
     config.update({"AUDIT_BUDGET": 10.0, "KLAVIYO_API_KEY": "k", "SPLIO_API_KEY": "s", "OMETRIA_API_KEY": "o"})
     jobs = audit.periodic_audits(config)
-    assert jobs == [{"name": "audit-klaviyo", "func": "hub.core.audit.audit_job", "args": ("klaviyo",),
+    assert jobs == [{"name": "audit-klaviyo", "func": "hub.jobs.entry.audit", "args": ("klaviyo",),
                      "interval_seconds": 600, "timeout": 130}]
     app = make_app(SPLIO_API_KEY="splio_sandbox_demo", SPLIO_BASE_URL=f"{sandbox_server.url}/splio",
                    AUDIT_INTERVAL_SPLIO="0")
@@ -357,7 +357,7 @@ def test_the_hub_scheduler_runs_an_audit_per_readable_connector(app, sandbox_ser
     drift(sandbox_server, "emarsys", "anna@example.com", fields={"12005": "1.00"})
     config = app.config["HUB"]
     jobs = [j for j in periodic_jobs(config) if j.name.startswith("audit-")]
-    assert jobs == [Periodic(f"audit-{c}", "hub.core.audit.audit_job", interval_seconds=3600, args=(c,), timeout=130)
+    assert jobs == [Periodic(f"audit-{c}", "hub.jobs.entry.audit", interval_seconds=3600, args=(c,), timeout=130)
                     for c in READABLE]
     r = app.extensions["redis"]
     scheduler = HubScheduler(r, jobs, 30)

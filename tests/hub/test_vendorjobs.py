@@ -33,7 +33,7 @@ def pending_refs(app) -> list[str]:  # type: ignore[no-untyped-def]
 def scheduled_checks(app) -> list[list[Any]]:  # type: ignore[no-untyped-def]
     queue = get_queues().get("klaviyo")
     jobs = [queue.fetch_job(i) for i in ScheduledJobRegistry(queue=queue).get_job_ids()]
-    return sorted(j.args for j in jobs if j is not None and j.func_name == "hub.core.vendorjobs.check")
+    return sorted(j.args for j in jobs if j is not None and j.func_name == "hub.jobs.entry.check_vendor_job")
 
 
 def vendor_job_contents(r) -> list[bytes]:  # type: ignore[no-untyped-def]
@@ -164,5 +164,5 @@ def test_a_check_lost_long_ago_is_re_armed(app, sandbox_server) -> None:  # type
 
 
 def test_lost_checks_are_looked_for_on_the_hub_scheduler() -> None:
-    assert Periodic("vendor-jobs", "hub.core.vendorjobs.sweep_all", interval_seconds=60, timeout=120) in periodic_jobs(
+    assert Periodic("vendor-jobs", "hub.jobs.entry.sweep_vendor_jobs", interval_seconds=60, timeout=120) in periodic_jobs(
         {"SWEEP_INTERVAL": 60})
