@@ -105,10 +105,10 @@ def rotate_secret(endpoint_id: str, overlap: float | None) -> None:
 @click.argument("endpoint_id")
 def send_test(endpoint_id: str) -> None:
     """Send a signed hub.test message now and show the answer."""
-    from hub.core import endpoints
+    from hub.core import delivery
 
     with hub_app():
-        result = endpoints.send_test(endpoint_id)
+        result = delivery.send_test(endpoint_id)
     emit(result)
     if not result["delivered"]:
         raise click.ClickException("the endpoint did not accept the test message")

@@ -19,6 +19,7 @@ from typing import Any
 from hub.core import audit, failed, sync, vendorjobs
 from hub.core.errors import APIError
 from hub.core.ledger import contact_id, dirty_key, erase_key, get_ledger
+from hub.core.mappingstore import contacts_page, count_contacts
 from hub.core.progress import Progress
 from hub.core.queue import get_queues
 from hub.core.schemas import load_events
@@ -130,8 +131,6 @@ def resync_all(progress: Progress, connectors: list[str] | None = None, batch: i
                restart: bool = False) -> dict[str, Any]:
     """Push every contact's current state again, a page of contacts a step. Where the run has got
     to is kept after each step, so a run stopped (Ctrl-C, a cancel, a crash) continues there."""
-    from hub.core.mappingstore import contacts_page, count_contacts
-
     redis, names = services.current().redis, enabled_names(connectors)
     run = keys.RESYNC_RUN.format(",".join(names))
     saved = {} if restart else {k.decode(): int(v) for k, v in redis.hgetall(run).items()}

@@ -22,10 +22,12 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from hub.core import failindex
 from hub.core.erasure import mentions
+from hub.core.failedjob import _iso, describe, failure_text, last_line
 from hub.core.progress import Progress
 from hub.core.queue import get_queues
-from hub.core.sync import ATTEMPTS, scrub_secrets
+from hub.core.sync import ATTEMPTS
 from hub.core import jobnames, services
 log = logging.getLogger("hub")
 
@@ -65,36 +67,6 @@ def fetch(job_id: str) -> Job:
         return Job.fetch(job_id, connection=services.current().redis, serializer=JSONSerializer)
     except NoSuchJobError:
         raise NotFound(f"no failed sync {job_id!r}") from None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-def failure_text(job: Job) -> str:
-    """The exception RQ recorded for the job's last run ("code: message" for syncs the hub filed)."""
-    result = job.latest_result()
-    return (result.exc_string or "") if result is not None and result.type == Result.Type.FAILED else ""
-
-
-def last_line(text: str | None) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return scrub_secrets(lines[-1].strip())[:500] if lines else ""
-
-
-def describe(job: Job, connector: str) -> dict[str, Any]:
-    """A failed job as ops see it. Jobs the hub filed carry structured meta; anything else RQ
-    failed on its own (a flush whose worker died, say) is shown from its exception."""
-    meta = job.meta or {}
-    func = job.func_name.rsplit(".", 1)[-1] if job.func_name else "?"
-    ended = _iso(job.ended_at)
-    return {"id": job.id, "connector": meta.get("connector", connector), "kind": func,
-            "contacts": meta.get("contacts", job.args[1] if func.endswith("_contacts") and len(job.args) > 1 else []),
-            "status": meta.get("status"), "code": meta.get("code") or ("worker_error" if not meta else None),
-            "message": meta.get("message") or last_line(failure_text(job)),
-            "retriable": meta.get("retriable"), "attempts": meta.get("attempts", 1),
-            "retries": meta.get("retries", 0),
-            "first_attempt": meta.get("first_attempt", ended), "last_attempt": meta.get("last_attempt", ended)}
 
 
 def list_failed(connector: str | None = None, code: str | None = None, since: str | None = None,
@@ -161,9 +133,7 @@ def retry(job_ids: Iterable[str], progress: Progress | None = None, batch: int =
             if progress is not None:
                 progress.step(len(chunk), note=f"{len(done):,} requeued")
     finally:
-        if done:
-            from hub.core import failindex  # a retried job that fails again comes back to the index as new
-
+        if done:   # a retried job that fails again comes back to the index as new
             failindex.drop(services.current().redis, done)
             log.warning("failed syncs retried", extra={"jobs": len(done), "by": actor})
     return done

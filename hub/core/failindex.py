@@ -22,6 +22,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
+from hub.core.failedjob import describe
 from hub.core.ledger import contact_id
 from hub.core.queue import get_queues
 from hub.core import keys
@@ -106,8 +107,6 @@ def drop(redis: Any, job_ids: list[str]) -> None:
 
 def reconcile(redis: Any, connectors: list[str] | None = None) -> dict[str, int]:
     """Bring the index in line with RQ's registries: add what is new, drop what is gone."""
-    from hub.core.failed import describe
-
     added = dropped = 0
     for connector in connectors or get_queues().connectors:
         reg, mine = registry(connector).key, key(c=connector)

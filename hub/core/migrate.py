@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 from hub.core import keys
 from hub.core.erasure import Keyed, load_key
+from hub.core.store import connect
 
 LAYOUT_KEY = keys.LAYOUT
 LOCK_KEY = keys.LAYOUT_LOCK
@@ -327,8 +328,6 @@ def migrate(redis: Any, mac: Keyed) -> Report:
 
 def bring_forward(config: dict[str, Any], url: str) -> Report:
     """The start-up call: migrate the data at `url` with the hub's erasure key."""
-    from hub.core.store import connect
-
     client = connect(url)
     try:
         return migrate(client, Keyed(load_key(config)))

@@ -31,6 +31,7 @@ from hub.core.config import connector_settings, retry_schedule
 from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
 from hub.core.mappingstore import current, current_mapping
+from hub.core.repairs import close_repairs
 from hub.core.queue import FLAG, get_queues, queue_name
 
 from hub.core.keys import ATTEMPTS, BACKOFF, LAST, LAST_OK, PAUSED, PUSHED, RETRY, SUSPECT  # noqa: F401 - names used by callers
@@ -324,9 +325,7 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
         timeline.pushed(redis(), connector, [u for u in updates if u.email in landed],
                         mapping_version(connector))
     if landed:
-        from hub.core.audit import close_repairs  # repairs the anti-entropy audit queued have landed
-
-        close_repairs(redis(), connector, list(landed))
+        close_repairs(redis(), connector, list(landed))   # repairs the anti-entropy audit queued have landed
     return failed
 
 

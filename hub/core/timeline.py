@@ -23,6 +23,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from hub.core import keys
+from hub.core.erasure import seen_id
 
 INDEX = keys.CONTACT_INDEX
 BUILT = keys.CONTACT_INDEX_BUILT
@@ -59,8 +60,6 @@ def _record(redis: Any, entries: list[tuple[str, dict[str, Any], bool]], now: fl
 
 def event_ref(event_id: str) -> str:
     """The event id as the timeline keeps it: as sent, or keyed-hashed when it carries an address."""
-    from hub.core.erasure import seen_id
-
     return seen_id(event_id) or event_id
 
 

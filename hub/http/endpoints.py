@@ -7,8 +7,9 @@ from flask import jsonify, request
 from flask_smorest import Blueprint
 
 from hub.http.auth import require
+from hub.core.delivery import send_test
 from hub.core.endpoints import (EVENT_TYPES, all_endpoints, attempts, create, delete, load, problem, replay, rotate,
-                        send_test, set_disabled, update, view)
+                                set_disabled, update, view)
 from hub.core.errors import APIError
 from hub.http.openapi import arr, declare, obj, query, t
 

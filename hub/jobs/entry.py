@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from hub.core import audit as audit_core
-from hub.core import contacts, failed, feed, services, sync, tasks, vendorjobs
+from hub.core import contacts, failed, feed, services, sync, tasks, vendorchecks, vendorjobs
 from hub.core.feeds import jobs as feed_jobs
 from hub.core.progress import Progress
 
@@ -39,7 +39,7 @@ def erase_contacts(connector: str, emails: list[str]) -> dict[str, Any]:
 
 def check_vendor_job(connector: str, ref: str) -> dict[str, Any]:
     bound()
-    return vendorjobs.check(connector, ref)
+    return vendorchecks.check(connector, ref)
 
 
 # -- periodic (the scheduler, hub.jobs.scheduler) ----------------------------------------------

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from connectors.ratelimit import RateLimiter
 from connectors.splio import SplioConnector
-from hub.core import audit, sync, vendorjobs
+from hub.core import audit, sync, vendorchecks, vendorjobs
 from hub.cli import main
 from hub.core.ledger import dirty_key
 from hub.core.queue import get_queues
@@ -172,7 +172,7 @@ def test_a_repair_in_a_klaviyo_import_job_still_running_is_left_to_the_job(app, 
     assert r.zcard(dirty_key("klaviyo")) == 0, "no second push while the job runs"
     assert counters(app).get(("klaviyo", "repaired")) is None
     with app.app_context():
-        assert vendorjobs.check("klaviyo", refs[0])["finished"] is True
+        assert vendorchecks.check("klaviyo", refs[0])["finished"] is True
     # The repair landed with the job: counted, in the history, and the vendor is in step.
     assert counters(app)[("klaviyo", "repaired")] == 2 and r.get(audit.OPEN.format("klaviyo")) == b"0"
     assert audit.history(r, "anna@example.com")[0]["event"] == "repaired"
