@@ -32,7 +32,7 @@ from hub.core.drift import Finding, compare
 from hub.core.ledger import dirty_key, get_ledger, key
 from hub.core.mappingstore import current_mapping, now_iso
 from hub.core.queue import enabled_connectors, get_queues
-from hub.core.repairs import CONTACTS, HISTORY, OPEN, PENDING, RUNS, _REMEMBER, close_repairs, count  # noqa: F401 - audit.X for callers
+from hub.core.repairs import HISTORY, OPEN, _REMEMBER, count
 from hub.core.sync import BACKOFF, PUSHED, paused, plan, scrub_secrets
 from hub.core.vendorjobs import waiting_among
 from hub.core import keys

@@ -32,7 +32,8 @@ import requests
 from hub.core import feed, netguard
 from hub.core.auth import sign
 from hub.core import services
-from hub.core.endpoints import all_endpoints, load, set_disabled, signing_secrets
+from hub.core.endpoints import set_disabled, signing_secrets
+from hub.core.endpointstore import all_endpoints, load
 from hub.core.feed import lane_key, msg_key, setting, state_key
 from hub.core import keys
 

@@ -24,7 +24,7 @@ from hub.core import netguard
 from hub.core.config import split
 from hub.core.errors import APIError
 from hub.core import feed
-from hub.core.endpointstore import ENDPOINTS, all_endpoints, load, save  # noqa: F401 - endpoints.X for callers
+from hub.core.endpointstore import ENDPOINTS, load, save
 from hub.core.feed import endpoint_stats, recent_attempts, setting, start_cursor
 from hub.core.schemas import TYPES
 from hub.core import keys
