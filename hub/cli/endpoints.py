@@ -48,20 +48,20 @@ def create(url: str, types: str | None, description: str, batch_events: int | No
 @endpoints_cli.command("list")
 def list_() -> None:
     """List endpoints with their delivery figures."""
-    from hub.core import endpoints
+    from hub.core import endpoints, endpointstore
 
     with hub_app():
-        emit([endpoints.view(e) for e in endpoints.all_endpoints()])
+        emit([endpoints.view(e) for e in endpointstore.all_endpoints()])
 
 
 @endpoints_cli.command("show")
 @click.argument("endpoint_id")
 def show(endpoint_id: str) -> None:
     """Show one endpoint."""
-    from hub.core import endpoints
+    from hub.core import endpoints, endpointstore
 
     with hub_app():
-        emit(endpoints.view(endpoints.load(endpoint_id)))
+        emit(endpoints.view(endpointstore.load(endpoint_id)))
 
 
 @endpoints_cli.command("update")
@@ -105,10 +105,10 @@ def rotate_secret(endpoint_id: str, overlap: float | None) -> None:
 @click.argument("endpoint_id")
 def send_test(endpoint_id: str) -> None:
     """Send a signed hub.test message now and show the answer."""
-    from hub.core import endpoints
+    from hub.core import delivery
 
     with hub_app():
-        result = endpoints.send_test(endpoint_id)
+        result = delivery.send_test(endpoint_id)
     emit(result)
     if not result["delivered"]:
         raise click.ClickException("the endpoint did not accept the test message")

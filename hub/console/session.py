@@ -18,10 +18,11 @@ from typing import Any, Callable
 from flask import abort, current_app, g, redirect, request, url_for
 
 from hub.core.auth import ROLES, identify, named_tokens
+from hub.core import keys
 
 COOKIE = "hub_console"
 PRE_COOKIE = "hub_console_pre"      # double-submit CSRF for the sign-in form (no session yet)
-KEY = "hub:console:session:{}"
+KEY = keys.CONSOLE_SESSION
 
 
 def redis() -> Any:

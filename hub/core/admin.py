@@ -21,9 +21,11 @@ from hub.core.config import connector_settings
 from hub.core.errors import APIError
 from hub.core.ledger import get_ledger
 from hub.core.mappingstore import StaleVersion, UnknownVersion
+from hub.core.mappingstore import current_mapping
 from hub.core.preview import build_updates, record_push, simulate_event
 from hub.core.queue import get_queues
 from hub.core.schemas import load_events
+from hub.core.sync import build_connector, paused
 from hub.core import services
 log = logging.getLogger("hub")
 
@@ -47,8 +49,6 @@ def enabled(connector: str) -> bool:
 
 
 def build(connector: str) -> Any:
-    from hub.core.sync import build_connector
-
     return build_connector(connector)
 
 
@@ -253,8 +253,6 @@ def preview_plan(connector: str, *, emails: list[str] | None, event: Any, docume
             raise APIError(422, "invalid_mapping", "the draft mapping is invalid", errors)
         source: dict[str, Any] = {"draft": True}
     else:
-        from hub.core.mappingstore import current_mapping
-
         mapping = current_mapping(redis(), connector)
         head = store.current(redis(), connector)
         source = {"draft": False, "version": head["version"], "etag": head["etag"]}
@@ -419,8 +417,6 @@ def import_all(payload: Any, *, author: str, comment: str, force: bool = False, 
 
 
 def connectors_list() -> list[dict[str, Any]]:
-    from hub.core.sync import paused
-
     config = services.current().config
     out = []
     for name, cls in sorted(CONNECTORS.items()):

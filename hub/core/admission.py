@@ -24,12 +24,12 @@ from typing import Any, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from hub.core import metrics, services
+from hub.core import keys, metrics, services
 from hub.core.errors import APIError
 from hub.core.store import SENTINEL_SCHEME
 
-REFUSED = "hub:m:refused"        # reason -> ingest requests answered 503 before or after the ledger
-MARKER = "hub:durable"           # written before each WAIT (see the module docstring)
+REFUSED = keys.METRIC_REFUSED   # reason -> ingest requests answered 503 before or after the ledger
+MARKER = keys.DURABLE           # written before each WAIT (see the module docstring)
 _memory: dict[int, tuple[float, int, int]] = {}   # id(client) -> (read at, used, maxmemory)
 
 

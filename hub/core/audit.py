@@ -10,7 +10,7 @@ vendor, and consent is never written against it) and lists the vendor has beyond
 
 Findings are kept in the contact's own hash (`audit:history`, bounded), so whatever erases the
 contact erases them; a pending repair is marked there too (`audit:pending`) and settled when a
-push lands (`close_repairs`, called by hub.core.sync.push).
+push lands (`close_repairs` in hub/core/repairs.py, called by hub.core.sync.push).
 """
 from __future__ import annotations
 
@@ -31,34 +31,18 @@ from hub.core.config import connector_settings
 from hub.core.drift import Finding, compare
 from hub.core.ledger import dirty_key, get_ledger, key
 from hub.core.mappingstore import current_mapping, now_iso
-from hub.core.queue import get_queues
+from hub.core.queue import enabled_connectors, get_queues
+from hub.core.repairs import HISTORY, OPEN, _REMEMBER, count
+from hub.core.sync import BACKOFF, PUSHED, paused, plan, scrub_secrets
 from hub.core.vendorjobs import waiting_among
 from hub.core import keys
-from hub.core import services
+from hub.core import jobnames, services
 log = logging.getLogger("hub")
 
-HISTORY = "audit:history"            # field of hub:c:<email>: newest finding first, bounded
-PENDING = "audit:pending"            # field of hub:c:<email>: {connector: when} repairs not landed yet
-# How many repairs wait to land for the connector (no emails): pushes look for repairs to close
-# only while it is above 0. It lapses a day after the last repair was queued, so a repair that
-# can never land (its contact erased meanwhile) does not keep every push looking.
-OPEN = keys.AUDIT_OPEN
 LAST = keys.AUDIT_LAST               # the connector's last run, counts only
-CONTACTS = metrics.AUDIT             # connector, outcome -> count
-RUNS = metrics.AUDIT_RUNS            # connector, outcome -> count
 MAX_READ_WAIT = 1.0                  # the longest the audit waits for a rate-limit slot
 
 
-_REMEMBER = """
-local function remember(entry, most)
-  local raw = redis.call('HGET', KEYS[1], 'audit:history')
-  local list = {}
-  if raw then list = cjson.decode(raw) end
-  table.insert(list, 1, cjson.decode(entry))
-  while #list > tonumber(most) do table.remove(list) end
-  redis.call('HSET', KEYS[1], 'audit:history', cjson.encode(list))
-end
-"""
 # KEYS: contact hash, pushed hash, dirty set, open counter. ARGV: email, connector, now, entry,
 # history size, repair ('' none, 'forget' the pushed record, or a JSON array of list ids the
 # vendor lost). Nothing is written for a contact the hub no longer holds (erased meanwhile).
@@ -89,24 +73,6 @@ redis.call('HSET', KEYS[1], 'audit:pending', cjson.encode(pending))
 redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[1])
 return 2
 """
-# KEYS: contact hash, open counter. ARGV: connector, entry, history size.
-_SETTLE = _REMEMBER + """
-local raw = redis.call('HGET', KEYS[1], 'audit:pending')
-if not raw then return 0 end
-local pending = cjson.decode(raw)
-if pending[ARGV[1]] == nil then return 0 end
-pending[ARGV[1]] = nil
-if next(pending) == nil then
-  redis.call('HDEL', KEYS[1], 'audit:pending')
-else
-  redis.call('HSET', KEYS[1], 'audit:pending', cjson.encode(pending))
-end
-if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
-remember(ARGV[2], ARGV[3])
-return 1
-"""
-
-
 class Stop(Exception):
     """The audit ends early (its time budget or its share of the rate limit is spent)."""
 
@@ -129,9 +95,7 @@ def periodic_audits(config: dict[str, Any]) -> list[dict[str, Any]]:
     one job per enabled connector whose vendor has a read and whose interval is not 0, every
     HUB_AUDIT_INTERVAL[_<CONNECTOR>] seconds, on the scheduler's own queue so it never holds up
     the connector's flushes."""
-    from hub.core.queue import enabled_connectors
-
-    return [{"name": f"audit-{c}", "func": "hub.core.audit.audit_job", "args": (c,),
+    return [{"name": f"audit-{c}", "func": jobnames.AUDIT, "args": (c,),
              "interval_seconds": setting(config, "AUDIT_INTERVAL", c),
              "timeout": int(float(config["AUDIT_BUDGET"])) + 120}
             for c in enabled_connectors(config) if enabled(config, c)]
@@ -172,8 +136,6 @@ def client_for(connector: str, deadline: float) -> Any:
 def record(connector: str, finding: Finding) -> bool:
     """Note the finding in the contact's history; when it is repairable, make the next flush
     push the contact again (and re-join lists the vendor lost). False if the contact is gone."""
-    from hub.core.sync import PUSHED
-
     if not finding.repair:
         repair = ""
     elif finding.missing:
@@ -188,29 +150,6 @@ def record(connector: str, finding: Finding) -> bool:
     return bool(done)
 
 
-def close_repairs(r: Any, connector: str, emails: list[str]) -> int:
-    """Called once a push has landed: close the audit repairs waiting on these contacts."""
-    if not emails or int(r.get(OPEN.format(connector)) or 0) <= 0:
-        return 0
-    script = r.register_script(_SETTLE)
-    entry = json.dumps({"at": now_iso(), "connector": connector, "event": "repaired"})
-    most = services.current().config["AUDIT_HISTORY"]
-    pipe = r.pipeline(transaction=False)
-    for email in emails:
-        script(keys=[key(email), OPEN.format(connector)], args=[connector, entry, most], client=pipe)
-    done = sum(int(x) for x in pipe.execute())
-    if done:
-        count(r, connector, {"repaired": done})
-    return done
-
-
-def count(r: Any, connector: str, outcomes: dict[str, int], run: str | None = None) -> None:
-    ops: list[tuple[str, str, float]] = [(CONTACTS, metrics.field(connector, k), n) for k, n in outcomes.items() if n]
-    if run:
-        ops.append((RUNS, metrics.field(connector, run), 1))
-    metrics.add(r, ops)
-
-
 def history(r: Any, email: str) -> list[dict[str, Any]]:
     """The contact's audit findings, newest first."""
     raw = r.hget(key(email), HISTORY)
@@ -221,8 +160,6 @@ def history(r: Any, email: str) -> list[dict[str, Any]]:
 def sample(connector: str, size: int) -> list[str]:
     """Up to `size` contacts the hub has pushed to the connector, at random, none of them
     waiting for a push or on a vendor job (their vendor copy is expected to differ)."""
-    from hub.core.sync import PUSHED
-
     r = redis()
     picked = [e.decode() for e in r.hrandfield(PUSHED.format(connector), size * 2) or []]
     return [e for e, score in zip(picked, pending(connector, picked)) if score is None][:size]
@@ -241,8 +178,6 @@ def pending(connector: str, emails: list[str]) -> list[Any]:
 
 def refusal(connector: str) -> str | None:
     """Why the connector is not audited now, or None."""
-    from hub.core.sync import BACKOFF, paused
-
     if connector not in get_queues().connectors:
         return "not enabled"
     if not CONNECTORS[connector].readable():
@@ -280,8 +215,6 @@ def audit(connector: str, size: int | None = None, emails: list[str] | None = No
     except RateLimited:
         report["stopped"] = "rate_limited"
     except VendorError as exc:
-        from hub.core.sync import scrub_secrets
-
         # The vendor's text may name a contact: it goes to the caller, never into Redis.
         report["stopped"] = "vendor_error"
         report["error"] = {"status": exc.status, "code": exc.code, "message": scrub_secrets(exc.message)[:300]}
@@ -293,8 +226,6 @@ def check(connector: str, client: Any, mapping: dict[str, Any], kinds: dict[str,
           report: dict[str, Any]) -> None:
     """One read: plan what a push would send now, read the vendor's copy, compare. Contacts
     touched meanwhile (new version, or dirty) are left to the flush."""
-    from hub.core.sync import plan
-
     ledger = get_ledger()
     before = ledger.versions(emails)
     entries = plan(connector, mapping, ledger.states(emails), force=True)

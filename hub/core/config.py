@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from hub.core.store import SentinelURL
+
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": "",                 # empty: start the embedded server (hub.core.store)
     "DATA_DIR": "var",
@@ -74,8 +76,6 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
             kind = "a whole number" if key in INTEGERS else "a number"
             raise ValueError(f"HUB_{key} must be {kind}, not {config[key]!r}") from None
     if str(config["REDIS_URL"]).startswith("redis+sentinel:"):
-        from hub.core.store import SentinelURL
-
         SentinelURL.parse(str(config["REDIS_URL"]))     # a ValueError naming HUB_REDIS_URL and the problem
     replicas = str(config["INGEST_MIN_REPLICAS"]).strip()
     if replicas and not replicas.isdigit():

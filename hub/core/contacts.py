@@ -19,10 +19,11 @@ from typing import Any
 from hub.core import audit, failed, sync, vendorjobs
 from hub.core.errors import APIError
 from hub.core.ledger import contact_id, dirty_key, erase_key, get_ledger
+from hub.core.mappingstore import contacts_page, count_contacts
 from hub.core.progress import Progress
 from hub.core.queue import get_queues
 from hub.core.schemas import load_events
-from hub.core import services
+from hub.core import keys, services
 
 
 def normal(email: str) -> str:
@@ -102,8 +103,7 @@ redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 
 
 def resync_keys(names: list[str]) -> list[str]:
-    return ["hub:ver"] + [key for name in names for key in (sync.PUSHED.format(name), dirty_key(name))]
-RESYNC_RUN = "hub:resync:run:{}"     # where a re-sync of every contact has got to: SCAN cursor, done
+    return [keys.VERSIONS] + [key for name in names for key in (sync.PUSHED.format(name), dirty_key(name))]
 RESYNC_KEEP = 7 * 86400              # seconds a stopped run can be continued
 
 
@@ -120,10 +120,10 @@ def mark_for_resync(redis: Any, names: list[str], emails: list[str]) -> None:
     """What `resync` does for one contact, for a page of them, each contact in one atomic step."""
     if not emails:
         return
-    mark, keys, now = redis.register_script(_RESYNC), resync_keys(names), time.time()
+    mark, touched, now = redis.register_script(_RESYNC), resync_keys(names), time.time()
     pipe = redis.pipeline(transaction=False)
     for email in emails:
-        mark(keys=keys, args=[email, now], client=pipe)
+        mark(keys=touched, args=[email, now], client=pipe)
     pipe.execute()
 
 
@@ -131,10 +131,8 @@ def resync_all(progress: Progress, connectors: list[str] | None = None, batch: i
                restart: bool = False) -> dict[str, Any]:
     """Push every contact's current state again, a page of contacts a step. Where the run has got
     to is kept after each step, so a run stopped (Ctrl-C, a cancel, a crash) continues there."""
-    from hub.core.mappingstore import contacts_page, count_contacts
-
     redis, names = services.current().redis, enabled_names(connectors)
-    run = RESYNC_RUN.format(",".join(names))
+    run = keys.RESYNC_RUN.format(",".join(names))
     saved = {} if restart else {k.decode(): int(v) for k, v in redis.hgetall(run).items()}
     cursor = saved.get("cursor", 0)
     progress.resume = "Run the same command again to re-sync the rest: it continues where this one stopped."

@@ -31,7 +31,9 @@ import requests
 
 from hub.core import feed, netguard
 from hub.core.auth import sign
-from hub.core.endpoints import all_endpoints, set_disabled, signing_secrets
+from hub.core import services
+from hub.core.endpoints import set_disabled, signing_secrets
+from hub.core.endpointstore import all_endpoints, load
 from hub.core.feed import lane_key, msg_key, setting, state_key
 from hub.core import keys
 
@@ -94,6 +96,13 @@ def send_now(r: Any, config: Mapping[str, Any], endpoint: dict[str, Any], resolv
     attempt.update(message_ids=[msg_id], webhook_id=msg_id, test=True)
     feed.record_attempt(r, config, endpoint["id"], attempt)
     return {**attempt, "delivered": attempt["status"] is not None and 200 <= attempt["status"] < 300 and not attempt["error"]}
+
+
+def send_test(endpoint_id: str) -> dict[str, Any]:
+    """Send one `hub.test` message now and answer with the attempt (`/v1/endpoints/<id>/test`,
+    `hub endpoints send-test`)."""
+    core = services.current()
+    return send_now(core.redis, core.config, load(endpoint_id), core.resolver)
 
 
 class Dispatcher:

@@ -23,12 +23,13 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from hub.core import netguard
 from hub.core.config import split
 from hub.core.errors import APIError
-from hub.core.feed import setting, start_cursor
+from hub.core import feed
+from hub.core.endpointstore import ENDPOINTS, load, save
+from hub.core.feed import endpoint_stats, recent_attempts, setting, start_cursor
 from hub.core.schemas import TYPES
 from hub.core import keys
 from hub.core import services
 
-ENDPOINTS = keys.FEED_ENDPOINTS        # id -> JSON record (no secret)
 SECRETS = keys.FEED_SECRETS            # id -> JSON list of {"secret": <Fernet token>, "expires": ts|null}
 DERIVED = ("referrer.totals_changed", "list.membership_changed", "sync.failed")
 EVENT_TYPES = TYPES + DERIVED
@@ -54,13 +55,13 @@ def iso_seconds(moment: float | None = None) -> str:
 
 def cipher(settings: dict[str, Any] | None = None) -> MultiFernet:
     """HUB_SECRET_KEY's Fernet keys; a clear 503 when none is set or one is malformed."""
-    keys = split(str((settings or config()).get("SECRET_KEY") or ""))
-    if not keys:
+    fernet_keys = split(str((settings or config()).get("SECRET_KEY") or ""))
+    if not fernet_keys:
         raise APIError(503, "secret_key_missing", "set HUB_SECRET_KEY to a Fernet key to store endpoint secrets "
                        "(make one with: python -c \"from cryptography.fernet import Fernet; "
                        "print(Fernet.generate_key().decode())\")")
     try:
-        return MultiFernet([Fernet(k) for k in keys])
+        return MultiFernet([Fernet(k) for k in fernet_keys])
     except ValueError:
         raise APIError(503, "secret_key_invalid", "HUB_SECRET_KEY must be Fernet keys (32 url-safe base64 bytes), "
                        "comma separated") from None
@@ -165,26 +166,8 @@ def check_fields(data: Any, creating: bool) -> dict[str, Any]:
 
 # -- operations ------------------------------------------------------------------------------
 
-def load(endpoint_id: str, r: Any = None) -> dict[str, Any]:
-    raw = (r or redis()).hget(ENDPOINTS, endpoint_id)
-    if not raw:
-        raise APIError(404, "unknown_endpoint", f"no endpoint {endpoint_id!r}")
-    return json.loads(raw)
-
-
-def save(record: dict[str, Any], r: Any = None) -> None:
-    (r or redis()).hset(ENDPOINTS, record["id"], json.dumps(record))
-
-
-def all_endpoints(r: Any = None) -> list[dict[str, Any]]:
-    rows = [json.loads(v) for v in (r or redis()).hvals(ENDPOINTS)]
-    return sorted(rows, key=lambda e: (e["created_at"], e["id"]))
-
-
 def view(record: dict[str, Any]) -> dict[str, Any]:
     """The endpoint as the API and CLI show it, with its delivery figures; never its secret."""
-    from hub.core.feed import endpoint_stats
-
     return {**record, "stats": endpoint_stats(redis(), record["id"])}
 
 
@@ -225,8 +208,6 @@ def rotate(endpoint_id: str, overlap: float | None = None) -> dict[str, Any]:
 
 def set_disabled(endpoint_id: str, disabled: bool, reason: str | None = None, r: Any = None) -> dict[str, Any]:
     """Disable (with the reason ops will see) or enable an endpoint."""
-    from hub.core import feed
-
     r = r or redis()
     record = load(endpoint_id, r)
     was = record["disabled"]
@@ -242,8 +223,6 @@ def set_disabled(endpoint_id: str, disabled: bool, reason: str | None = None, r:
 
 
 def delete(endpoint_id: str) -> dict[str, Any]:
-    from hub.core import feed
-
     load(endpoint_id)
     pipe = redis().pipeline()
     pipe.hdel(ENDPOINTS, endpoint_id)
@@ -253,25 +232,13 @@ def delete(endpoint_id: str) -> dict[str, Any]:
     return {"id": endpoint_id, "deleted": True}
 
 
-def send_test(endpoint_id: str) -> dict[str, Any]:
-    """Send one `hub.test` message now and answer with the attempt."""
-    from hub.core.delivery import send_now
-
-    record = load(endpoint_id)
-    return send_now(redis(), config(), record, services.current().resolver)
-
-
 def replay(endpoint_id: str, data: Any, progress: Any = None, batch: int = 1000) -> dict[str, Any]:
-    from hub.core import feed
-
     ids, start, end = replay_selection(endpoint_id, data)
     return feed.replay(redis(), endpoint_id, ids, start, end, progress, batch)
 
 
 def replay_selection(endpoint_id: str, data: Any) -> tuple[list[str] | None, float | None, float | None]:
     """(message ids, start, end in ms) from a replay body; 404 / 400 / 422 naming the field."""
-    from hub.core import feed
-
     load(endpoint_id)
     if not isinstance(data, dict):
         raise APIError(400, "invalid_json", "the body must be a JSON object")
@@ -289,7 +256,5 @@ def replay_selection(endpoint_id: str, data: Any) -> tuple[list[str] | None, flo
 
 
 def attempts(endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]:
-    from hub.core.feed import recent_attempts
-
     load(endpoint_id)
     return recent_attempts(redis(), endpoint_id, limit)

@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from hub.core.schemas import json_problem
+
 
 class APIError(Exception):
     def __init__(self, status: int, code: str, message: str, details: Any = None,
@@ -22,8 +24,6 @@ def checked_json(data: bytes | str) -> Any:
     """Parsed JSON the hub can store; APIError 400 when it nests too deeply or holds a lone
     surrogate (valid JSON, but no text: UTF-8, Redis and Lua's cjson refuse it); ValueError
     when it is not JSON at all."""
-    from hub.core.schemas import json_problem
-
     try:
         value = json.loads(data)
     except RecursionError:

@@ -3,8 +3,9 @@
 There is no second list: `rq info`, `rq requeue` and rq-dashboard see exactly these jobs. What the
 hub adds over `rq requeue` is the reset of the attempt counters (RQ's requeue keeps
 `retries_left` / `number_of_retries`, so a requeued job would get no automatic retries) and the
-connector's own back-off counter; the job itself (hub.core.sync.sync_contacts) re-reads the contacts'
-CURRENT state, so a retry never replays an old count.
+connector's own back-off counter; the job itself (hub.core.sync.sync_contacts, through its entry
+point hub.jobs.entry.sync_contacts) re-reads the contacts' CURRENT state, so a retry never replays
+an old count.
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from hub.core import failindex
 from hub.core.erasure import mentions
+from hub.core.failedjob import _iso, describe, failure_text, last_line
 from hub.core.progress import Progress
 from hub.core.queue import get_queues
-from hub.core.sync import ATTEMPTS, scrub_secrets
-from hub.core import services
+from hub.core.sync import ATTEMPTS
+from hub.core import jobnames, services
 log = logging.getLogger("hub")
 
 RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
@@ -64,36 +67,6 @@ def fetch(job_id: str) -> Job:
         return Job.fetch(job_id, connection=services.current().redis, serializer=JSONSerializer)
     except NoSuchJobError:
         raise NotFound(f"no failed sync {job_id!r}") from None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-def failure_text(job: Job) -> str:
-    """The exception RQ recorded for the job's last run ("code: message" for syncs the hub filed)."""
-    result = job.latest_result()
-    return (result.exc_string or "") if result is not None and result.type == Result.Type.FAILED else ""
-
-
-def last_line(text: str | None) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return scrub_secrets(lines[-1].strip())[:500] if lines else ""
-
-
-def describe(job: Job, connector: str) -> dict[str, Any]:
-    """A failed job as ops see it. Jobs the hub filed carry structured meta; anything else RQ
-    failed on its own (a flush whose worker died, say) is shown from its exception."""
-    meta = job.meta or {}
-    func = job.func_name.rsplit(".", 1)[-1] if job.func_name else "?"
-    ended = _iso(job.ended_at)
-    return {"id": job.id, "connector": meta.get("connector", connector), "kind": func,
-            "contacts": meta.get("contacts", job.args[1] if func.endswith("_contacts") and len(job.args) > 1 else []),
-            "status": meta.get("status"), "code": meta.get("code") or ("worker_error" if not meta else None),
-            "message": meta.get("message") or last_line(failure_text(job)),
-            "retriable": meta.get("retriable"), "attempts": meta.get("attempts", 1),
-            "retries": meta.get("retries", 0),
-            "first_attempt": meta.get("first_attempt", ended), "last_attempt": meta.get("last_attempt", ended)}
 
 
 def list_failed(connector: str | None = None, code: str | None = None, since: str | None = None,
@@ -160,9 +133,7 @@ def retry(job_ids: Iterable[str], progress: Progress | None = None, batch: int =
             if progress is not None:
                 progress.step(len(chunk), note=f"{len(done):,} requeued")
     finally:
-        if done:
-            from hub.core import failindex  # a retried job that fails again comes back to the index as new
-
+        if done:   # a retried job that fails again comes back to the index as new
             failindex.drop(services.current().redis, done)
             log.warning("failed syncs retried", extra={"jobs": len(done), "by": actor})
     return done
@@ -247,9 +218,9 @@ def forget(emails: list[str]) -> int:
         place: Any
         for place in (registry, finished, queue):
             for job in Job.fetch_many(place.get_job_ids(), connection=registry.connection, serializer=JSONSerializer):
-                if job is None or job.func_name == "hub.core.sync.erase_contacts" or not names(job, emails):
+                if job is None or job.func_name == jobnames.ERASE_CONTACTS or not names(job, emails):
                     continue
-                contacts = job.args[1] if job.func_name == "hub.core.sync.sync_contacts" and len(job.args) > 1 else []
+                contacts = job.args[1] if job.func_name == jobnames.SYNC_CONTACTS and len(job.args) > 1 else []
                 rest = sorted(c for c in contacts if c not in emails)
                 if rest and place is not finished:
                     rewrite(job, emails, rest, failed=place is registry)

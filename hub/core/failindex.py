@@ -22,12 +22,14 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
+from hub.core.failedjob import describe
 from hub.core.ledger import contact_id
 from hub.core.queue import get_queues
+from hub.core import keys
 
-PREFIX = "hub:fx:"
-META = "hub:fx:meta"
-PERSON = "hub:fx:p:{}"
+META = keys.FAIL_INDEX_META
+PERSON = keys.FAIL_INDEX_PERSON
+ALL = keys.FAIL_INDEX.format("all")
 CLASSES = {"configuration": "Credentials or configuration", "validation": "Vendor validation",
            "transient": "Transient, out of retries"}
 CONFIG_CODES = {"mapping_error", "bad_mapping", "bad_setting", "unauthorized", "forbidden", "auth_error",
@@ -47,13 +49,13 @@ def classify(item: dict[str, Any]) -> str:
 
 
 def key(**dims: str) -> str:
-    return PREFIX + "|".join(f"{name}={value}" for name, value in dims.items())
+    return keys.FAIL_INDEX.format("|".join(f"{name}={value}" for name, value in dims.items()))
 
 
 def keys_for(connector: str, klass: str, codes: set[str]) -> list[str]:
     """The index keys a failed sync belongs in. `codes`: its vendor error code and its HTTP
     status, either of which the code filter matches (as `hub failed --code` does)."""
-    out = [PREFIX + "all", key(c=connector), key(x=klass), key(c=connector, x=klass)]
+    out = [ALL, key(c=connector), key(x=klass), key(c=connector, x=klass)]
     for code in sorted(c for c in codes if c):
         out += [key(e=code), key(c=connector, e=code)]
     return out
@@ -75,14 +77,14 @@ def add(redis: Any, items: Iterable[dict[str, Any]]) -> None:
     pipe = redis.pipeline(transaction=False)
     for item in items:
         codes = {str(v) for v in (item["code"], item["status"]) if v not in (None, "")}
-        keys = keys_for(item["connector"], classify(item), codes)
+        names = keys_for(item["connector"], classify(item), codes)
         score = stamp(item["last_attempt"])
-        for name in keys:
+        for name in names:
             pipe.zadd(name, {item["id"]: score})
         people = [PERSON.format(contact_id(e)) for e in item["contacts"]]
         for person in people:
             pipe.sadd(person, item["id"])
-        pipe.hset(META, item["id"], json.dumps({"keys": keys, "people": people}))
+        pipe.hset(META, item["id"], json.dumps({"keys": names, "people": people}))
     pipe.execute()
 
 
@@ -105,8 +107,6 @@ def drop(redis: Any, job_ids: list[str]) -> None:
 
 def reconcile(redis: Any, connectors: list[str] | None = None) -> dict[str, int]:
     """Bring the index in line with RQ's registries: add what is new, drop what is gone."""
-    from hub.core.failed import describe
-
     added = dropped = 0
     for connector in connectors or get_queues().connectors:
         reg, mine = registry(connector).key, key(c=connector)
@@ -124,11 +124,11 @@ def reconcile(redis: Any, connectors: list[str] | None = None) -> dict[str, int]
 
 def rebuild(redis: Any) -> dict[str, int]:
     """Forget the index and derive it again from the registries."""
-    keys = {PREFIX + "all", META}
+    names = {ALL, META}
     for raw in redis.hvals(META):
         meta = json.loads(raw)
-        keys.update(meta["keys"] + meta["people"])
-    redis.delete(*keys)
+        names.update(meta["keys"] + meta["people"])
+    redis.delete(*names)
     return reconcile(redis)
 
 
@@ -147,11 +147,11 @@ def query(redis: Any, connector: str | None = None, klass: str | None = None, co
     """(how many match, the ids of one page, newest first). None limit: every match."""
     dims = {k: v for k, v in (("c", connector), ("x", klass), ("e", code)) if v}
     if not dims:
-        source, temp = PREFIX + "all", None
+        source, temp = ALL, None
     elif len(dims) == 1 or set(dims) in ({"c", "x"}, {"c", "e"}):
         source, temp = key(**dict(sorted(dims.items()))), None
     else:
-        temp = f"{PREFIX}tmp:{uuid.uuid4().hex}"
+        temp = keys.FAIL_INDEX.format(f"tmp:{uuid.uuid4().hex}")
         redis.zinterstore(temp, [key(**{n: v}) for n, v in dims.items()], aggregate="MAX")
         redis.expire(temp, 30)
         source = temp

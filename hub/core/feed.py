@@ -31,10 +31,12 @@ from typing import Any, Mapping
 from redis.exceptions import WatchError
 
 from hub.core.config import split
-from hub.core.ledger import PREFIX, contact_id, key, state_of
+from hub.core.endpointstore import ENDPOINTS, all_endpoints, load
+from hub.core.failed import list_failed
+from hub.core.ledger import contact_id, key, state_of
 from hub.core import keys
 
-EVENTS = f"{PREFIX}events"
+EVENTS = keys.EVENTS
 CURSOR = keys.FEED_CURSOR
 TIMES = keys.FEED_TIMES
 ERASURES = keys.FEED_ERASURES            # bumped by every erasure: a build step that overlaps one is redone
@@ -246,8 +248,6 @@ def forget(r: Any, emails: list[str]) -> int:
     """Erasure (called by hub.core.forget.forget): remove every stored message and attempt that names
     the people, and queue a `contact.erased` message (their contact_id only) to the endpoints
     that want it; that message is dropped once every such endpoint has it."""
-    from hub.core.endpoints import all_endpoints
-
     r.incr(ERASURES)
     endpoints = all_endpoints(r)
     if not endpoints:
@@ -310,8 +310,6 @@ def drop_delivered_erasures(r: Any, ids: list[str], endpoints: list[dict[str, An
 def failed_step(r: Any, config: Mapping[str, Any], endpoints: list[dict[str, Any]]) -> int:
     """Send each newly failed sync (a push that failed for good, or failed again after a retry)
     as a `sync.failed` message; needs an app context (hub.core.failed)."""
-    from hub.core.failed import list_failed
-
     if not any("sync.failed" in e["event_types"] for e in endpoints):
         return 0
     with r.pipeline(transaction=True) as pipe:
@@ -389,8 +387,6 @@ def replay(r: Any, endpoint_id: str, ids: list[str] | None, start: float | None,
     """Queue stored messages again on one endpoint's lane, due now, whatever it had received; in
     time order, `batch` messages a step (never splitting messages of the same millisecond, so a
     stopped replay continues exactly from the time its `resume` hint names)."""
-    from hub.core.endpoints import load
-
     wanted = set(load(endpoint_id, r)["event_types"])
     missing: list[str] = []
     if ids is not None:
@@ -445,8 +441,6 @@ def on_enabled(r: Any, endpoint_id: str) -> None:
 def forget_endpoint(r: Any, endpoint_id: str) -> None:
     r.delete(lane_key(endpoint_id), state_key(endpoint_id), keys.FEED_TRIES.format(endpoint_id),
              keys.FEED_ATTEMPTS.format(endpoint_id), keys.FEED_LAGS.format(endpoint_id))
-    from hub.core.endpoints import ENDPOINTS
-
     if not r.hlen(ENDPOINTS):
         r.delete(CURSOR)
 
@@ -490,8 +484,6 @@ def lags(r: Any, endpoint_id: str) -> list[float]:
 def metric_families(r: Any) -> list[Any]:
     """Per endpoint, for /metrics: messages sent and failed, latency, pending, lag, disabled."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    from hub.core.endpoints import all_endpoints
 
     sent = CounterMetricFamily("hub_feed_messages", "Event-feed messages by endpoint and outcome "
                                "(failed counts each failed attempt).", labels=["endpoint", "outcome"])

@@ -18,6 +18,8 @@ VERSIONS = PREFIX + "ver"                 # hash: email -> version, bumped by ev
 ERASED = PREFIX + "erased:{}"             # string per erased person (keyed hash): when
 SEEN = PREFIX + "seen:{}"                 # string per event id: dedupe window
 EVENTS = PREFIX + "events"                # stream: the event log
+LAYOUT = PREFIX + "layout"                # string: the data layout version (hub/core/migrate.py); absent = 1
+LAYOUT_LOCK = PREFIX + "layout:lock"      # lock held while a migration runs
 
 # -- sync: pushes, back-off, pause ----------------------------------------------------------
 PUSHED = PREFIX + "pushed:{}"
@@ -33,6 +35,7 @@ RATE_LIMIT = PREFIX + "rl"                # prefix of the vendors' rate-limiter 
 LEASE = PREFIX + "lease:{}"               # a named lease (hub/core/lease.py)
 FENCE = PREFIX + "fence:{}"               # its fencing token counter
 CRON = PREFIX + "cron:{}:{}"              # periodic job name, slot: taken once per slot
+RESYNC_RUN = PREFIX + "resync:run:{}"     # hash per connector list: where a re-sync of every contact got to (SCAN cursor, done)
 
 # -- vendor bulk jobs ----------------------------------------------------------------------
 VENDOR_JOBS = PREFIX + "vjobs:{}"         # zset: job reference -> when its next check is due
@@ -50,6 +53,28 @@ METRIC_SWEEPS = PREFIX + "m:sweeps"       # connector -> flushes the periodic sw
 METRIC_FEEDS = PREFIX + "m:feeds"         # feed, what -> count
 METRIC_AUDIT = PREFIX + "m:audit"         # connector, outcome -> count
 METRIC_AUDIT_RUNS = PREFIX + "m:audit_runs"
+
+# -- failed syncs: an index derived from RQ's failed registries (hub/core/failindex.py) ----------
+FAIL_INDEX = PREFIX + "fx:{}"             # zset: failed job id -> when, per filter ("all", "c=<connector>|x=<class>" ...)
+FAIL_INDEX_META = PREFIX + "fx:meta"      # hash: failed job id -> JSON of the index keys it is in
+FAIL_INDEX_PERSON = PREFIX + "fx:p:{}"    # set per contact id: the failed syncs naming that contact
+
+# -- contacts: the index and timelines (hub/core/timeline.py) -----------------------------------
+CONTACT_INDEX = PREFIX + "contacts"       # zset: email -> last activity, every contact the hub holds
+CONTACT_INDEX_BUILT = PREFIX + "contacts:built"  # string: set once the index was filled from the ledger
+TIMELINE = PREFIX + "tl:{}"               # list per email: what happened to the contact, oldest first
+
+# -- ingest admission (hub/core/admission.py) ------------------------------------------------
+METRIC_REFUSED = PREFIX + "m:refused"     # hash: reason -> ingest requests answered 503
+DURABLE = PREFIX + "durable"              # counter: bumped before each WAIT, so the WAIT has a write to wait for
+
+# -- API jobs (hub/core/tasks.py) -------------------------------------------------------------
+JOB = PREFIX + "job:{}"                   # hash per job id: kind, state, done, total, result ...
+JOBS = PREFIX + "jobs"                    # zset: job id -> created, for the list
+
+# -- the console (hub/console/session.py) and its overview (hub/core/recent.py) ---------------
+CONSOLE_SESSION = PREFIX + "console:session:{}"  # string per SHA-256 of a session id: its JSON (who, role, CSRF token)
+RECENT_CALLS = PREFIX + "recent:{}"       # hash per minute: "<connector>\t<status>" -> vendor calls
 
 # -- mappings -------------------------------------------------------------------------------
 MAPPING_CURRENT = PREFIX + "mapping:{}:current"
@@ -95,6 +120,12 @@ FEEDS_ACTIVE = PREFIX + "feeds:{}:active"
 
 # -- scratch space ----------------------------------------------------------------------------
 PREVIEW = PREFIX + "preview:{}:"          # a preview's throwaway copy of the ledger
+
+
+def in_ledger(name: str, prefix: str = PREFIX) -> str:
+    """A ledger key by its name relative to the ledger's prefix (`c:<email>`, `seen:<id>`, as
+    ledger.lua builds them): PREFIX for the real ledger, a PREVIEW scratch prefix for a copy."""
+    return prefix + name
 
 
 def contact(email: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable
 from hub.core import keys, services
 from hub.core.erasure import Keyed, seen_id
 from hub.core.queue import FLAG_TTL
+from hub.core.timeline import events_applied  # the contact index and timelines (hub/core/timeline.py)
 
 PREFIX = keys.PREFIX
 SCALE = Decimal(10_000)          # money is stored as integer ten-thousandths: exact in Redis
@@ -135,8 +136,6 @@ class Ledger:
             index, field, message = answer[2]
             raise LedgerRefused(int(index) - 1, field.decode(), message.decode())
         done, flagged = answer
-        from hub.core.timeline import events_applied  # the contact index and timelines (hub/core/timeline.py)
-
         events_applied(self.redis, events, [r == 1 for r in done], source)
         erased = sorted({e["contact"]["email"] for e in events if e["type"] == "contact.erased"})
         if erased and self.forget:  # duplicates too: a retried erasure finishes the job

@@ -18,6 +18,8 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import IO, Any, Callable
 
+from hub.core.ledger import contact_id
+
 
 HEADER = "X-Request-ID"
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -30,8 +32,6 @@ MAX_TRACEBACK = 8000      # characters of a traceback kept in its log record
 
 
 def pseudonym(match: re.Match[str]) -> str:
-    from hub.core.ledger import contact_id
-
     return contact_id(match.group(0).strip().lower())
 
 

@@ -20,6 +20,7 @@ from redis.exceptions import WatchError
 
 from mappings import default_mapping, validate_mapping
 from hub.core import keys
+from hub.core.timeline import INDEX, contacts, ensure
 
 CURRENT = keys.MAPPING_CURRENT
 VERSIONS = keys.MAPPING_VERSIONS
@@ -163,8 +164,6 @@ def rollback(redis: Any, connector: str, number: int, *, author: str, comment: s
 # -- contacts a mapping change affects ------------------------------------------------------
 def known_contacts(redis: Any, count: int = 1000) -> Iterator[str]:
     """Every contact the hub holds state for, from the contact index (hub.core.timeline), not a SCAN."""
-    from hub.core.timeline import contacts
-
     yield from contacts(redis, count)
 
 
@@ -173,16 +172,12 @@ def contacts_page(redis: Any, cursor: int, count: int) -> tuple[int, list[str]]:
     (the next cursor, 0 at the end; the emails). The cursor is a position in the index, kept
     between runs; a contact that becomes active meanwhile moves to the front, and its own event
     has already queued its push."""
-    from hub.core.timeline import INDEX, ensure
-
     ensure(redis)
     page = [e.decode() if isinstance(e, bytes) else e for e in redis.zrevrange(INDEX, cursor, cursor + count - 1)]
     return (cursor + len(page) if len(page) == count else 0), page
 
 
 def count_contacts(redis: Any) -> int:
-    from hub.core.timeline import INDEX, ensure
-
     ensure(redis)
     return int(redis.zcard(INDEX))
 

@@ -25,6 +25,7 @@ from hub.core.keys import METRIC_AUDIT as AUDIT, METRIC_AUDIT_RUNS as AUDIT_RUNS
 from hub.core.keys import METRIC_BACKOFFS as BACKOFFS, METRIC_CALLS as CALLS, METRIC_CONTACTS as CONTACTS
 from hub.core.keys import METRIC_EVENTS as EVENTS, METRIC_FEEDS as FEEDS  # noqa: F401 - hub.core.feeds counts here
 from hub.core.keys import METRIC_LATENCY as LATENCY, METRIC_SEP, METRIC_SWEEPS as SWEEPS
+from hub.core.recent import add_call
 
 log = logging.getLogger("hub.metrics")
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
@@ -61,8 +62,6 @@ def count_rejected(redis: Any, source: str, count: int, outcome: str = "invalid"
 
 
 def count_call(redis: Any, connector: str, status: str) -> None:
-    from hub.core.recent import add_call
-
     try:
         pipe = redis.pipeline(transaction=False)
         pipe.hincrby(CALLS, field(connector, status), 1)

@@ -17,10 +17,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from hub.core import keys
 from hub.core.erasure import Keyed, load_key
+from hub.core.store import connect
 
-LAYOUT_KEY = "hub:layout"
-LOCK_KEY = "hub:layout:lock"
+LAYOUT_KEY = keys.LAYOUT
+LOCK_KEY = keys.LAYOUT_LOCK
 LOCK_SECONDS = 60          # renewed after every page of keys, so only a dead migrator's lock expires
 WAIT_SECONDS = 600         # how long a starting process waits for another one's migration
 PAGE = 1000
@@ -84,9 +86,9 @@ def pages(redis: Any, pattern: str, lock: Any) -> Iterator[list[bytes]]:
     """The keys matching `pattern`, a page at a time, renewing the lock between pages."""
     cursor = 0
     while True:
-        cursor, keys = redis.scan(cursor, match=pattern, count=PAGE)
-        if keys:
-            yield keys
+        cursor, found = redis.scan(cursor, match=pattern, count=PAGE)
+        if found:
+            yield found
         lock.reacquire()
         if cursor == 0:
             return
@@ -97,21 +99,21 @@ def no_address_in_key_names(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]
     event ids in their keyed form (hub/core/erasure.py)."""
     marker, seen = redis.register_script(_MARKER), redis.register_script(_SEEN)
     changed = {"erasure markers keyed": 0, "dedupe markers keyed": 0}
-    prefix = len(b"hub:erased:")
-    for keys in pages(redis, "hub:erased:*", lock):
+    prefix = len(keys.ERASED.format(""))
+    for names in pages(redis, keys.ERASED.format("*"), lock):
         pipe = redis.pipeline(transaction=False)
-        legacy = [k for k in keys if not KEYED.fullmatch(k[prefix:])]
+        legacy = [k for k in names if not KEYED.fullmatch(k[prefix:])]
         for key in legacy:
             address = key[prefix:].decode()
-            marker(keys=[key, f"hub:erased:{mac(address)}", "hub:ver"], args=[address], client=pipe)
+            marker(keys=[key, keys.ERASED.format(mac(address)), keys.VERSIONS], args=[address], client=pipe)
         changed["erasure markers keyed"] += sum(pipe.execute()) if legacy else 0
-    prefix = len(b"hub:seen:")
-    for keys in pages(redis, "hub:seen:*", lock):
+    prefix = len(keys.SEEN.format(""))
+    for names in pages(redis, keys.SEEN.format("*"), lock):
         pipe = redis.pipeline(transaction=False)
-        legacy = [k for k in keys if b"@" in k and not k[prefix:].startswith(b"#")]
+        legacy = [k for k in names if b"@" in k and not k[prefix:].startswith(b"#")]
         for key in legacy:
             event_id = key[prefix:].decode()
-            seen(keys=[key, "hub:seen:#" + mac("event:" + event_id)], client=pipe)
+            seen(keys=[key, keys.SEEN.format("#" + mac("event:" + event_id))], client=pipe)
         changed["dedupe markers keyed"] += sum(pipe.execute()) if legacy else 0
     return changed
 
@@ -214,16 +216,52 @@ def moved_function(name: str) -> str | None:
 
 def job_functions_moved(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
     """Layout 3: every stored RQ job (`rq:job:<id>`) calls its function by the current path."""
-    changed = {"queued jobs renamed": 0}
-    for keys in pages(redis, "rq:job:*", lock):
-        names = [k for k in keys if k.count(b":") == 2]        # rq:job:<id>, not its dependents' sets
+    return {"queued jobs renamed": rename_jobs(redis, lock, moved_function)}
+
+
+# Layout 4: RQ runs the hub's jobs through thin entry points in the jobs layer (hub/jobs/entry.py,
+# named in hub/core/jobnames.py) rather than functions of the core. A stored job naming one of the
+# core's functions is pointed at its entry point, which takes the same arguments. As above, the
+# paths are written without their leading "hub.".
+ENTRY_POINTS: dict[str, str] = {
+    "core.sync.flush": "jobs.entry.flush",
+    "core.sync.sync_contacts": "jobs.entry.sync_contacts",
+    "core.sync.erase_contacts": "jobs.entry.erase_contacts",
+    "core.sync.sweep": "jobs.entry.sweep",
+    "core.vendorjobs.sweep_all": "jobs.entry.sweep_vendor_jobs",
+    "core.vendorjobs.check": "jobs.entry.check_vendor_job",
+    "core.audit.audit_job": "jobs.entry.audit",
+    "core.feeds.jobs.poll_feeds": "jobs.entry.poll_feeds",
+    "core.feeds.jobs.exports_due": "jobs.entry.exports_due",
+    "core.feeds.jobs.export": "jobs.entry.export_feed",
+    "core.tasks.run": "jobs.entry.run_task",
+}
+
+
+def entry_point(name: str) -> str | None:
+    """The entry point that now runs a job an older hub queued by a core function, or None."""
+    new = ENTRY_POINTS.get(name.removeprefix("hub.")) if name.startswith("hub.") else None
+    return f"hub.{new}" if new else None
+
+
+def jobs_through_entry_points(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
+    """Layout 4: every stored RQ job calls the jobs layer's entry point, not the core."""
+    return {"jobs pointed at entry points": rename_jobs(redis, lock, entry_point)}
+
+
+def rename_jobs(redis: Any, lock: Any, rename: Callable[[str], str | None]) -> int:
+    """Rewrite the function of every stored RQ job (queued, scheduled, deferred, failed: each is a
+    hash `rq:job:<id>`) that `rename` gives a new path for; how many were rewritten."""
+    changed = 0
+    for found in pages(redis, "rq:job:*", lock):
+        names = [k for k in found if k.count(b":") == 2]        # rq:job:<id>, not its dependents' sets
         pipe = redis.pipeline(transaction=False)
         for key in names:
             pipe.hmget(key, "data", "description")
         writes = redis.pipeline(transaction=False)
         for key, (data, description) in zip(names, pipe.execute() if names else []):
             call = stored_call(data)
-            new = moved_function(str(call[0])) if call else None
+            new = rename(str(call[0])) if call else None
             if call is None or new is None:
                 continue
             old, call[0] = call[0], new
@@ -231,7 +269,7 @@ def job_functions_moved(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
             if description and description.decode().startswith(old + "("):
                 fields["description"] = new + description.decode()[len(old):]
             writes.hset(key, mapping=fields)
-            changed["queued jobs renamed"] += 1
+            changed += 1
         if len(writes):
             writes.execute()
     return changed
@@ -254,7 +292,8 @@ def stored_call(data: bytes | None) -> list[Any] | None:
 
 # Step n brings layout n - 1 to layout n.
 STEPS: dict[int, Callable[[Any, Keyed, Any], dict[str, int]]] = {2: no_address_in_key_names,
-                                                                3: job_functions_moved}
+                                                                3: job_functions_moved,
+                                                                4: jobs_through_entry_points}
 CURRENT = max(STEPS)
 
 
@@ -289,8 +328,6 @@ def migrate(redis: Any, mac: Keyed) -> Report:
 
 def bring_forward(config: dict[str, Any], url: str) -> Report:
     """The start-up call: migrate the data at `url` with the hub's erasure key."""
-    from hub.core.store import connect
-
     client = connect(url)
     try:
         return migrate(client, Keyed(load_key(config)))

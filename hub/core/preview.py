@@ -250,11 +250,11 @@ def simulate_event(redis: Any, event: dict[str, Any], connector: str, currency: 
     try:
         dumps = redis.pipeline(transaction=False)
         for name in copies:
-            dumps.dump(f"{keys.PREFIX}{name}")
+            dumps.dump(keys.in_ledger(name))
         pipe = redis.pipeline(transaction=False)
         for name, blob in zip(copies, dumps.execute()):
             if blob is not None:
-                pipe.restore(f"{scratch}{name}", 120_000, blob, replace=True)
+                pipe.restore(keys.in_ledger(name, scratch), 120_000, blob, replace=True)
         pipe.execute()
         op = operation(event, [connector], ledger.config, ledger.erasure)
         ops = json.dumps([{**op, "log": json.dumps(event, default=str)}], default=str)

@@ -8,7 +8,7 @@ from rq.serializers import JSONSerializer
 
 from connectors import CONNECTORS
 
-from hub.core import services
+from hub.core import jobnames, services
 from hub.core.config import connector_settings
 from hub.core import keys
 
@@ -52,7 +52,7 @@ class Queues:
         for name in names:
             # Retry covers a worker killed mid-flush: RQ re-runs the abandoned job, and a flush
             # run twice pushes the same absolute state twice.
-            self.get(name).enqueue("hub.core.sync.flush", name, job_timeout=300, result_ttl=60,
+            self.get(name).enqueue(jobnames.FLUSH, name, job_timeout=300, result_ttl=60,
                                    retry=Retry(max=3, interval=[10, 30, 60]),
                                    failure_ttl=self.config["FAILURE_TTL"],
                                    description=f"flush {name}")

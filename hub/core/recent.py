@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-KEY = "hub:recent:{}"
+from hub.core import keys
+
+KEY = keys.RECENT_CALLS
 KEEP = 2 * 3600
 SEP = "\t"
 

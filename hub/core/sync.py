@@ -31,16 +31,18 @@ from hub.core.config import connector_settings, retry_schedule
 from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
 from hub.core.mappingstore import current, current_mapping
+from hub.core.repairs import close_repairs
 from hub.core.queue import FLAG, get_queues, queue_name
 
 from hub.core.keys import ATTEMPTS, BACKOFF, LAST, LAST_OK, PAUSED, PUSHED, RETRY, SUSPECT  # noqa: F401 - names used by callers
-from hub.core import keys
+from hub.core import jobnames, keys
 from hub.core import services
 log = logging.getLogger("hub")
 
 # What a push leaves behind, settled in one step with the lease check, so a flush that lost its
 # lease can never record a write as current. KEYS: lease, dirty, pushed, last, suspect, hub:ver.
-# ARGV: token, now, the `last` JSON, then (email, version read, pushed JSON or '') triples.
+# ARGV: token, now, the `last` JSON, the contact key prefix, then (email, version read, pushed
+# JSON or '') triples.
 # Holder: record what landed, and clear each contact's dirty mark (and suspect mark) unless the
 # contact was touched since its state was read. Superseded: its writes may have landed after the
 # current holder's, so each written contact is made due now, its version bumped (no flush that read
@@ -48,10 +50,10 @@ log = logging.getLogger("hub")
 # what it wrote (lists, consent), so that next push re-sends everything rather than a diff.
 _SETTLE = """
 local held = redis.call('GET', KEYS[1]) == ARGV[1]
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local email, version, pushed = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   -- erased while the vendor answered: note nothing (the erase queue deletes them there)
-  if redis.call('EXISTS', 'hub:c:' .. email) == 0 then pushed = '' end
+  if redis.call('EXISTS', ARGV[4] .. email) == 0 then pushed = '' end
   if held then
     local current = (redis.call('HGET', KEYS[6], email) or '0') == version
     if pushed ~= '' then
@@ -177,12 +179,12 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
     if not versions:
         return True
-    args: list[Any] = [lease.token or "", time.time(), json.dumps({"at": time.time(), "ok": True})]
+    args: list[Any] = [lease.token or "", time.time(), json.dumps({"at": time.time(), "ok": True}), keys.CONTACT_PREFIX]
     for email, version in versions.items():
         args += [email, str(version), pushed.get(email, "")]
-    keys = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
-            SUSPECT.format(connector), "hub:ver"]
-    held = bool(redis().eval(_SETTLE, len(keys), *keys, *args))
+    names = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
+            SUSPECT.format(connector), keys.VERSIONS]
+    held = bool(redis().eval(_SETTLE, len(names), *names, *args))
     if held and pushed:
         redis().set(LAST_OK.format(connector), args[1])
     if not held:
@@ -191,7 +193,7 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     return held
 
 
-def record_failure(connector: str, emails: list[str], error: VendorError, *, func: str = "hub.core.sync.sync_contacts",
+def record_failure(connector: str, emails: list[str], error: VendorError, *, func: str = jobnames.SYNC_CONTACTS,
                    attempts: int = 1, first: str | None = None) -> str:
     """File a failed sync: an RQ failed job that, requeued, pushes the contacts' CURRENT state."""
     config = services.current().config
@@ -211,7 +213,7 @@ def record_failure(connector: str, emails: list[str], error: VendorError, *, fun
     registry.add(job, ttl=config["FAILURE_TTL"], exc_string=reason)
     # What `rq info -v`, rq-dashboard and job.latest_result() show as the failure.
     Result.create_failure(job, config["FAILURE_TTL"], reason, worker_name="hub")
-    if func != "hub.core.sync.erase_contacts":  # an erased person keeps no per-connector outcome
+    if func != jobnames.ERASE_CONTACTS:  # an erased person keeps no per-connector outcome
         note_outcome(connector, emails, False, error)
     log.warning("sync failed", extra={"connector": connector, "contacts": len(emails),
                                                      "status": error.status, "code": error.code,
@@ -325,9 +327,7 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
                         mapping_version(connector))
         history.landed(redis(), connector, since, landed)
     if landed:
-        from hub.core.audit import close_repairs  # repairs the anti-entropy audit queued have landed
-
-        close_repairs(redis(), connector, list(landed))
+        close_repairs(redis(), connector, list(landed))   # repairs the anti-entropy audit queued have landed
     return failed
 
 
@@ -339,7 +339,7 @@ def erase_pending(connector: str, client: Connector) -> int:
         return 0
     result = client.erase(emails)
     for email, error in result.failed.items():
-        record_failure(connector, [email], error, func="hub.core.sync.erase_contacts")
+        record_failure(connector, [email], error, func=jobnames.ERASE_CONTACTS)
     pipe = redis().pipeline(transaction=False)
     pipe.zrem(erase_key(connector), *emails)
     pipe.hdel(PUSHED.format(connector), *emails)
@@ -564,7 +564,7 @@ def schedule_flush(connector: str, due: float, why: str = "retry") -> None:
     """A flush at `due` or just after. RQ keeps whole seconds (it truncates), so round up: a
     retry that woke before the back-off ended would find it still running and stop."""
     when = datetime.fromtimestamp(math.ceil(due), timezone.utc)
-    get_queues().get(connector).enqueue_at(when, "hub.core.sync.flush", connector, job_timeout=300, result_ttl=60,
+    get_queues().get(connector).enqueue_at(when, jobnames.FLUSH, connector, job_timeout=300, result_ttl=60,
                                            description=f"flush {connector} ({why})")
 
 
@@ -656,7 +656,7 @@ def flush_waiting(connector: str) -> bool:
     if ScheduledJobRegistry(queue=queue).count:
         return True
     jobs = Job.fetch_many(queue.get_job_ids(), connection=redis(), serializer=JSONSerializer)
-    return any(job is not None and job.func_name == "hub.core.sync.flush" for job in jobs)
+    return any(job is not None and job.func_name == jobnames.FLUSH for job in jobs)
 
 
 def sweep() -> dict[str, int]:

@@ -20,17 +20,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from hub.core.errors import APIError
 from hub.core.progress import Progress, Stopped
-from hub.core import services
+from hub.core import jobnames, keys, services
 
-KEY = "hub:job:{}"
-INDEX = "hub:jobs"
+KEY = keys.JOB
+INDEX = keys.JOBS
 QUEUE = "hub-periodic"      # hub.jobs.scheduler.QUEUE: every worker pool serves it
 KINDS = ("resync", "failed_retry", "replay")
 FINAL = ("done", "failed", "cancelled")
@@ -96,7 +96,7 @@ def submit(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     pipe.zremrangebyscore(INDEX, "-inf", now - ttl())
     pipe.execute()
     Queue(QUEUE, connection=redis(), serializer=JSONSerializer).enqueue(
-        "hub.core.tasks.run", job_id, kind, params, job_id=job_id, job_timeout=24 * 3600, result_ttl=600,
+        jobnames.API_JOB, job_id, kind, params, job_id=job_id, job_timeout=24 * 3600, result_ttl=600,
         failure_ttl=ttl(), description=f"{kind} job {job_id}")
     return read(job_id)
 
@@ -121,31 +121,16 @@ def cancel(job_id: str) -> dict[str, Any]:
 
 # -- running (an RQ job on the worker pool, with the hub's services bound) -----------------------------
 
-def work(kind: str, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    if kind == "resync":
-        from hub.core.contacts import resync_all
-
-        return resync_all(progress, params["connectors"], restart=params["restart"])
-    if kind == "failed_retry":
-        from hub.core import failed
-
-        done = failed.retry(params["ids"], progress)
-        return {"retried": len(done)}
-    from hub.core.feed import replay
-
-    result = replay(redis(), params["endpoint"], params["ids"], params["start"], params["end"], progress)
-    return {"queued": result["queued"], "not_found": len(result["not_found"])}
-
-
-def run(job_id: str, kind: str, params: dict[str, Any]) -> None:
-    """Do the work, keeping its figures in the job's record; a cancel stops it at a step boundary."""
+def run(job_id: str, kind: str, work: Callable[[Progress], dict[str, Any]]) -> None:
+    """Do the work (its entry point, hub.jobs.entry.run_task, picks it by kind), keeping its figures
+    in the job's record; a cancel stops it at a step boundary."""
     record = Record(redis(), job_id, ttl())
     if record.cancelled():
         record.write(state="cancelled", finished=time.time())
         return
     progress = Progress(kind, sinks=[record], should_stop=record.cancelled)
     try:
-        result = work(kind, params, progress)
+        result = work(progress)
     except Stopped:
         record.write(state="cancelled", finished=time.time(), resume=progress.resume, **progress.figures())
         return

@@ -22,20 +22,24 @@ import json
 import time
 from typing import Any, Iterable, Iterator
 
-INDEX = "hub:contacts"
-BUILT = "hub:contacts:built"
-TIMELINE = "hub:tl:{}"
-CONTACT_PREFIX = "hub:c:"
+from hub.core import keys
+from hub.core.erasure import seen_id
+
+INDEX = keys.CONTACT_INDEX
+BUILT = keys.CONTACT_INDEX_BUILT
+TIMELINE = keys.TIMELINE
+CONTACT_PREFIX = keys.CONTACT_PREFIX
 KEEP = 200                         # entries kept per contact
 
-# ARGV: now, keep, then (email, entry JSON, touch 1/0) triples. An entry is added (and the index
-# touched) only while the contact's state exists.
+# KEYS: the contact index. ARGV: now, keep, the contact key prefix, the timeline key prefix, then
+# (email, entry JSON, touch 1/0) triples. An entry is added (and the index touched) only while the
+# contact's state exists.
 _RECORD = """
 local now, keep = ARGV[1], tonumber(ARGV[2])
-for i = 3, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local email = ARGV[i]
-  if redis.call('EXISTS', 'hub:c:' .. email) == 1 then
-    local key = 'hub:tl:' .. email
+  if redis.call('EXISTS', ARGV[3] .. email) == 1 then
+    local key = ARGV[4] .. email
     redis.call('RPUSH', key, ARGV[i + 1])
     redis.call('LTRIM', key, -keep, -1)
     if ARGV[i + 2] == '1' then redis.call('ZADD', KEYS[1], now, email) end
@@ -48,7 +52,7 @@ return 1
 def _record(redis: Any, entries: list[tuple[str, dict[str, Any], bool]], now: float | None = None) -> None:
     if not entries:
         return
-    args: list[Any] = [now or time.time(), KEEP]
+    args: list[Any] = [now or time.time(), KEEP, CONTACT_PREFIX, TIMELINE.format("")]
     for email, entry, touch in entries:
         args += [email, json.dumps(entry, separators=(",", ":"), default=str), "1" if touch else "0"]
     redis.eval(_RECORD, 1, INDEX, *args)
@@ -56,8 +60,6 @@ def _record(redis: Any, entries: list[tuple[str, dict[str, Any], bool]], now: fl
 
 def event_ref(event_id: str) -> str:
     """The event id as the timeline keeps it: as sent, or keyed-hashed when it carries an address."""
-    from hub.core.erasure import seen_id
-
     return seen_id(event_id) or event_id
 
 

@@ -7,8 +7,10 @@ from flask import jsonify, request
 from flask_smorest import Blueprint
 
 from hub.http.auth import require
-from hub.core.endpoints import (EVENT_TYPES, all_endpoints, attempts, create, delete, load, problem, replay, rotate,
-                        send_test, set_disabled, update, view)
+from hub.core.delivery import send_test
+from hub.core.endpoints import (EVENT_TYPES, attempts, create, delete, problem, replay, rotate, set_disabled,
+                                update, view)
+from hub.core.endpointstore import all_endpoints, load
 from hub.core.errors import APIError
 from hub.http.openapi import arr, declare, obj, query, t
 

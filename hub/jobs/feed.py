@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from hub.core.endpoints import ENDPOINTS
+from hub.core.endpointstore import ENDPOINTS
 from hub.core.lease import Lease
 from hub.core.delivery import Dispatcher
 

@@ -26,7 +26,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from hub.core.lease import Lease
-from hub.core import keys
+from hub.core import jobnames, keys
 
 QUEUE = "hub-periodic"
 log = logging.getLogger("hub.scheduler")
@@ -51,13 +51,13 @@ def periodic_jobs(config: Mapping[str, Any]) -> list[Periodic]:
     from hub.core.audit import periodic_audits
 
     jobs = [
-        Periodic("sweep", "hub.core.sync.sweep", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
-        Periodic("vendor-jobs", "hub.core.vendorjobs.sweep_all", interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
+        Periodic("sweep", jobnames.SWEEP, interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
+        Periodic("vendor-jobs", jobnames.VENDOR_JOBS_SWEEP, interval_seconds=config["SWEEP_INTERVAL"], timeout=120),
         *(Periodic(**entry) for entry in periodic_audits(dict(config))),
     ] + ([  # CSV feeds over SFTP (docs/feeds.md), when HUB_FEEDS_FILE names some
-        Periodic("feeds-poll", "hub.core.feeds.jobs.poll_feeds", interval_seconds=float(config.get("FEEDS_POLL_INTERVAL", 60)),
+        Periodic("feeds-poll", jobnames.FEEDS_POLL, interval_seconds=float(config.get("FEEDS_POLL_INTERVAL", 60)),
                  timeout=3600),
-        Periodic("feeds-exports", "hub.core.feeds.jobs.exports_due", interval_seconds=60, timeout=120),
+        Periodic("feeds-exports", jobnames.FEEDS_EXPORTS_DUE, interval_seconds=60, timeout=120),
     ] if config.get("FEEDS_FILE") else [])
     return [job for job in jobs if job.cron or (job.interval_seconds or 0) > 0]
 

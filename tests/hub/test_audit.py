@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from connectors.ratelimit import RateLimiter
 from connectors.splio import SplioConnector
-from hub.core import audit, sync, vendorjobs
+from hub.core import audit, repairs, sync, vendorchecks, vendorjobs
 from hub.cli import main
 from hub.core.ledger import dirty_key
 from hub.core.queue import get_queues
@@ -55,7 +55,7 @@ def drift(sandbox_server, vendor: str, email: str, **change: Any) -> None:  # ty
 
 
 def counters(app) -> dict[tuple[str, str], float]:  # type: ignore[no-untyped-def]
-    raw = app.extensions["redis"].hgetall(audit.CONTACTS)
+    raw = app.extensions["redis"].hgetall(repairs.CONTACTS)
     return {tuple(k.decode().split("\t")): float(v) for k, v in raw.items()}  # type: ignore[misc]
 
 
@@ -102,7 +102,7 @@ def test_drift_is_found_then_the_flush_repairs_it(app, sandbox_server, vendor: s
     r = app.extensions["redis"]
     assert sorted(e.decode() for e in r.zrange(dirty_key(vendor), 0, -1)) == sorted(findings)
     assert get_queues_count(app, vendor) == 1      # the audit started the flush that repairs
-    assert 0 < r.ttl(audit.OPEN.format(vendor)) <= 86400
+    assert 0 < r.ttl(repairs.OPEN.format(vendor)) <= 86400
 
     run_queue(app, vendor)
     assert float(holds(sandbox_server, vendor, "anna@example.com")["fields"][TURNOVER[vendor]]) == 59.9
@@ -113,7 +113,7 @@ def test_drift_is_found_then_the_flush_repairs_it(app, sandbox_server, vendor: s
     assert history[1]["fields"] == [TURNOVER[vendor]] and "59.9" not in json.dumps(history)
     numbers = counters(app)
     assert numbers[(vendor, "out_of_step")] == numbers[(vendor, "repaired")] == len(findings)
-    assert r.get(audit.OPEN.format(vendor)) == b"0"
+    assert r.get(repairs.OPEN.format(vendor)) == b"0"
     again = run(app, vendor, size=50)          # and now everything is in step again
     assert (again["in_step"], again["out_of_step"]) == (5, 0)
 
@@ -172,9 +172,9 @@ def test_a_repair_in_a_klaviyo_import_job_still_running_is_left_to_the_job(app, 
     assert r.zcard(dirty_key("klaviyo")) == 0, "no second push while the job runs"
     assert counters(app).get(("klaviyo", "repaired")) is None
     with app.app_context():
-        assert vendorjobs.check("klaviyo", refs[0])["finished"] is True
+        assert vendorchecks.check("klaviyo", refs[0])["finished"] is True
     # The repair landed with the job: counted, in the history, and the vendor is in step.
-    assert counters(app)[("klaviyo", "repaired")] == 2 and r.get(audit.OPEN.format("klaviyo")) == b"0"
+    assert counters(app)[("klaviyo", "repaired")] == 2 and r.get(repairs.OPEN.format("klaviyo")) == b"0"
     assert audit.history(r, "anna@example.com")[0]["event"] == "repaired"
     again = run(app, "klaviyo", size=50)
     assert (again["in_step"], again["out_of_step"]) == (5, 0)
@@ -215,7 +215,7 @@ def test_a_stopped_audit_keeps_what_it_compared(app, monkeypatch) -> None:  # ty
     monkeypatch.setattr(audit, "check", check)
     report = run(app, "splio", size=50)
     assert (report["checked"], report["stopped"]) == (2, "rate_share")
-    assert app.extensions["redis"].hget(audit.RUNS, "splio\tstopped") == b"1"
+    assert app.extensions["redis"].hget(repairs.RUNS, "splio\tstopped") == b"1"
 
 
 def test_settings_per_connector_and_turning_it_off(make_app, sandbox_server) -> None:  # type: ignore[no-untyped-def]
@@ -223,7 +223,7 @@ def test_settings_per_connector_and_turning_it_off(make_app, sandbox_server) -> 
     assert audit.setting(config, "AUDIT_SAMPLE", "klaviyo") == 5 and audit.setting(config, "AUDIT_SAMPLE", "splio") == 20
     config.update({"AUDIT_BUDGET": 10.0, "KLAVIYO_API_KEY": "k", "SPLIO_API_KEY": "s", "OMETRIA_API_KEY": "o"})
     jobs = audit.periodic_audits(config)
-    assert jobs == [{"name": "audit-klaviyo", "func": "hub.core.audit.audit_job", "args": ("klaviyo",),
+    assert jobs == [{"name": "audit-klaviyo", "func": "hub.jobs.entry.audit", "args": ("klaviyo",),
                      "interval_seconds": 600, "timeout": 130}]
     app = make_app(SPLIO_API_KEY="splio_sandbox_demo", SPLIO_BASE_URL=f"{sandbox_server.url}/splio",
                    AUDIT_INTERVAL_SPLIO="0")
@@ -322,7 +322,7 @@ def test_erasure_leaves_no_trace_of_the_audit(app, sandbox_server) -> None:  # t
     with app.app_context():
         drift(sandbox_server, "splio", email, fields={"firstname": "Daniel"})
         assert audit.audit("splio", emails=[email])["repairs_queued"] == 1
-    assert r.hget(f"hub:c:{email}", audit.PENDING) is not None
+    assert r.hget(f"hub:c:{email}", repairs.PENDING) is not None
     with_audit = erase_and_flush()
     assert not any("audit" in name for name in with_audit)
 
@@ -345,7 +345,7 @@ def test_a_vendor_error_stops_the_audit_and_its_text_stays_out_of_redis(app, san
     assert report["error"] == {"status": 403, "code": "forbidden", "message": "id: no access to anna@example.com"}
     assert result["stopped"] == "vendor_error" and "@" not in json.dumps(result)
     assert "@" not in app.extensions["redis"].get(audit.LAST.format("splio")).decode()
-    assert app.extensions["redis"].hget(audit.RUNS, "splio\tstopped") == b"2"
+    assert app.extensions["redis"].hget(repairs.RUNS, "splio\tstopped") == b"2"
 
 
 def test_the_hub_scheduler_runs_an_audit_per_readable_connector(app, sandbox_server) -> None:  # type: ignore[no-untyped-def]
@@ -357,7 +357,7 @@ def test_the_hub_scheduler_runs_an_audit_per_readable_connector(app, sandbox_ser
     drift(sandbox_server, "emarsys", "anna@example.com", fields={"12005": "1.00"})
     config = app.config["HUB"]
     jobs = [j for j in periodic_jobs(config) if j.name.startswith("audit-")]
-    assert jobs == [Periodic(f"audit-{c}", "hub.core.audit.audit_job", interval_seconds=3600, args=(c,), timeout=130)
+    assert jobs == [Periodic(f"audit-{c}", "hub.jobs.entry.audit", interval_seconds=3600, args=(c,), timeout=130)
                     for c in READABLE]
     r = app.extensions["redis"]
     scheduler = HubScheduler(r, jobs, 30)

@@ -163,7 +163,7 @@ def test_failed_syncs_are_rewritten_without_them_or_discarded(app, redis_client)
         error = FatalVendorError(f"Payload invalid: {ANNA.upper()} refused", status=400, code="400")
         shared = sync.record_failure("klaviyo", [ANNA, CLEO], error)
         own = sync.record_failure("klaviyo", [ANNA], error)
-        deletion = sync.record_failure("klaviyo", [ANNA], error, func="hub.core.sync.erase_contacts")
+        deletion = sync.record_failure("klaviyo", [ANNA], error, func="hub.jobs.entry.erase_contacts")
     erase(app, ANNA)
     with app.app_context():
         left = {f["id"]: f for f in failed.list_failed()}

@@ -66,6 +66,10 @@ def as_an_older_hub_left_it(redis_client: redis_lib.Redis) -> None:
     assert not redis_client.exists("hub:layout")
 
 
+FROM_LAYOUT_1 = ("layout 1 -> 4: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed, "
+                 "0 jobs pointed at entry points")
+
+
 def migrate_env(redis_url: str) -> dict[str, str]:
     return clean_env(HUB_REDIS_URL=redis_url, HUB_ERASURE_KEY=ERASURE_KEY)
 
@@ -84,8 +88,8 @@ def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
 
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "layout 1 -> 3: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed"
-    assert redis_client.get("hub:layout") == b"3"
+    assert done.stdout.strip() == FROM_LAYOUT_1
+    assert redis_client.get("hub:layout") == b"4"
 
     client = app.test_client()
     assert views(client) == before
@@ -102,7 +106,7 @@ def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
     assert anna["friends_registered"] == before["anna@example.com"][1]["state"]["friends_registered"] == 2
 
     again = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
-    assert again.returncode == 0 and again.stdout.strip() == "layout 3 (current): nothing to migrate"
+    assert again.returncode == 0 and again.stdout.strip() == "layout 4 (current): nothing to migrate"
 
 
 def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_lib.Redis, redis_url: str,
@@ -115,8 +119,8 @@ def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_l
     answers = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, answers
     outputs = sorted(out.strip() for out, _ in answers)
-    assert outputs == ["layout 1 -> 3: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed"] + \
-        ["layout 3 (current): nothing to migrate"] * 3
+    assert outputs == [FROM_LAYOUT_1] + \
+        ["layout 4 (current): nothing to migrate"] * 3
     assert views(app.test_client()) == before
     assert not redis_client.exists("hub:layout:lock")
 
@@ -138,7 +142,7 @@ def test_serve_and_worker_migrate_at_start(make_app, redis_client: redis_lib.Red
     as_an_older_hub_left_it(redis_client)
     stack = Stack(redis_url, tmp_path, env={"HUB_ERASURE_KEY": ERASURE_KEY})
     try:
-        assert redis_client.get("hub:layout") == b"3"      # the hub answers only once it has migrated
+        assert redis_client.get("hub:layout") == b"4"      # the hub answers only once it has migrated
         answer = stack.api("GET", f"/v1/contacts/{ERASED}")
         assert answer.status_code == 200 and (answer.json()["erased"], answer.json()["state"]) == (True, None)
         answer = stack.api("GET", "/v1/contacts/anna@example.com")
@@ -176,15 +180,15 @@ def test_jobs_an_older_hub_queued_call_the_moved_functions_after_hub_migrate(
     FailedJobRegistry(queue=queue).add(failed, ttl=3600, exc_string="Traceback: vendor down")
     work = Queue("hub-periodic", connection=redis_client, serializer=JSONSerializer).enqueue(
         OLD + "jobs.run", "job_1", "resync", {"connectors": ["klaviyo"]}, job_id="api-job")
-    current = queue.enqueue("hub.core.sync.flush", "klaviyo", job_id="already-current")
+    current = queue.enqueue(OLD + "core.sync.flush", "klaviyo", job_id="already-current")   # layout 3's path
     redis_client.set("hub:layout", 2)
 
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "layout 2 -> 3: 4 queued jobs renamed"
-    expected = {queued.id: "hub.core.sync.flush", later.id: "hub.core.sync.flush",
-                failed.id: "hub.core.vendorjobs.sweep_all", work.id: "hub.core.tasks.run",
-                current.id: "hub.core.sync.flush"}
+    assert done.stdout.strip() == "layout 2 -> 4: 4 queued jobs renamed, 5 jobs pointed at entry points"
+    expected = {queued.id: "hub.jobs.entry.flush", later.id: "hub.jobs.entry.flush",
+                failed.id: "hub.jobs.entry.sweep_vendor_jobs", work.id: "hub.jobs.entry.run_task",
+                current.id: "hub.jobs.entry.flush"}
     for job_id, name in expected.items():
         job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
         assert job.func_name == name
@@ -195,4 +199,93 @@ def test_jobs_an_older_hub_queued_call_the_moved_functions_after_hub_migrate(
     assert queue.job_ids == ["queued-flush", "already-current"]
     assert FailedJobRegistry(queue=queue).get_job_ids() == ["failed-sweep"]
     assert Job.fetch("queued-flush", connection=redis_client, serializer=JSONSerializer).description == \
-        "hub.core.sync.flush('klaviyo')"
+        "hub.jobs.entry.flush('klaviyo')"
+
+
+def test_jobs_queued_by_core_functions_run_through_the_entry_points_after_hub_migrate(
+        redis_client: redis_lib.Redis, redis_url: str, tmp_path: Path) -> None:
+    """Layout 3 named the core's functions in RQ's jobs; RQ now runs the jobs layer's entry points
+    (hub/jobs/entry.py). Every kind of job a layout-3 hub stored (queued, scheduled, failed syncs
+    that ops retry later, periodic runs, API tasks) is pointed at its entry point, which accepts
+    the stored arguments; jobs that are not the hub's, or already current, are left alone."""
+    import inspect
+    from datetime import datetime, timedelta, timezone
+
+    from rq import Queue
+    from rq.job import Job, JobStatus
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+    from rq.serializers import JSONSerializer
+    from rq.utils import import_attribute
+
+    sync_queue = Queue("sync-klaviyo", connection=redis_client, serializer=JSONSerializer)
+    periodic = Queue("hub-periodic", connection=redis_client, serializer=JSONSerializer)
+    stored: dict[str, tuple[str, str]] = {}      # job id -> (the path it was stored with, the entry point)
+
+    def failed(func: str, args: list[Any], job_id: str, queue: Queue) -> None:
+        """A failed job as the hub files one (hub.core.sync.record_failure), under an old path."""
+        job = Job.create(OLD + func, args=args, connection=redis_client, origin=queue.name, id=job_id,
+                         meta={"connector": "klaviyo", "contacts": args[1] if len(args) > 1 else []},
+                         serializer=JSONSerializer, status=JobStatus.FAILED,
+                         description=f"{func.rsplit('.', 1)[1]} klaviyo: 1 contact(s)")
+        job.save()
+        FailedJobRegistry(queue=queue).add(job, ttl=3600, exc_string="VendorError: HTTP 400: bad phone")
+
+    sync_queue.enqueue(OLD + "core.sync.flush", "klaviyo", job_id="flush")
+    sync_queue.enqueue_at(datetime.now(timezone.utc) + timedelta(hours=1), OLD + "core.sync.flush", "klaviyo",
+                          job_id="retry-flush")
+    sync_queue.enqueue_in(timedelta(minutes=5), OLD + "core.vendorjobs.check", "klaviyo", "import-7",
+                          job_id="vendor-check")
+    failed("core.sync.sync_contacts", ["klaviyo", ["anna@example.com"]], "failed-sync", sync_queue)
+    failed("core.sync.erase_contacts", ["klaviyo", ["dan@example.com"]], "failed-erasure", sync_queue)
+    failed("core.feeds.jobs.export", ["crm"], "failed-export", periodic)
+    periodic.enqueue(OLD + "core.sync.sweep", job_id="sweep")
+    periodic.enqueue(OLD + "core.vendorjobs.sweep_all", job_id="vendor-sweep")
+    periodic.enqueue(OLD + "core.audit.audit_job", "klaviyo", job_id="audit")
+    periodic.enqueue(OLD + "core.feeds.jobs.poll_feeds", job_id="poll")
+    periodic.enqueue(OLD + "core.feeds.jobs.exports_due", job_id="exports")
+    periodic.enqueue(OLD + "core.tasks.run", "job_1", "resync", {"connectors": ["klaviyo"], "restart": False},
+                     job_id="api-job")
+    for job_id, entry in [("flush", "flush"), ("retry-flush", "flush"), ("vendor-check", "check_vendor_job"),
+                          ("failed-sync", "sync_contacts"), ("failed-erasure", "erase_contacts"),
+                          ("failed-export", "export_feed"), ("sweep", "sweep"), ("vendor-sweep", "sweep_vendor_jobs"),
+                          ("audit", "audit"), ("poll", "poll_feeds"), ("exports", "exports_due"),
+                          ("api-job", "run_task")]:
+        old = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer).func_name
+        stored[job_id] = (old, "hub.jobs.entry." + entry)
+    current = sync_queue.enqueue("hub.jobs.entry.flush", "klaviyo", job_id="already-current")
+    foreign = periodic.enqueue("os.path.join", "a", "b", job_id="not-the-hubs")
+    redis_client.set("hub:layout", 3)
+
+    done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"layout 3 -> 4: {len(stored)} jobs pointed at entry points"
+    assert redis_client.get("hub:layout") == b"4"
+    for job_id, (old, new) in stored.items():
+        job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+        assert job.func_name == new, f"{job_id} was {old}"
+        inspect.signature(import_attribute(job.func_name)).bind(*job.args, **job.kwargs)  # a worker can call it
+    assert Job.fetch("failed-sync", connection=redis_client, serializer=JSONSerializer).args == \
+        ["klaviyo", ["anna@example.com"]]
+    assert Job.fetch("failed-sync", connection=redis_client, serializer=JSONSerializer).description == \
+        "sync_contacts klaviyo: 1 contact(s)"
+    assert Job.fetch("sweep", connection=redis_client, serializer=JSONSerializer).description == \
+        "hub.jobs.entry.sweep()"
+    assert Job.fetch(current.id, connection=redis_client, serializer=JSONSerializer).func_name == "hub.jobs.entry.flush"
+    assert Job.fetch(foreign.id, connection=redis_client, serializer=JSONSerializer).func_name == "os.path.join"
+    # the registries and queues are as they were
+    assert sorted(FailedJobRegistry(queue=sync_queue).get_job_ids()) == ["failed-erasure", "failed-sync"]
+    assert FailedJobRegistry(queue=periodic).get_job_ids() == ["failed-export"]
+    assert sorted(ScheduledJobRegistry(queue=sync_queue).get_job_ids()) == ["retry-flush", "vendor-check"]
+    assert sync_queue.job_ids == ["flush", "already-current"]
+
+
+def test_every_job_the_core_queues_names_an_entry_point_that_exists() -> None:
+    """The core enqueues by name (hub/core/jobnames.py) and never imports hub.jobs: each name must
+    be a function of hub/jobs/entry.py, and layout 4 must point only at those."""
+    from rq.utils import import_attribute
+
+    from hub.core import jobnames, migrate
+
+    for name in jobnames.ALL:
+        assert name.startswith("hub.jobs.entry.") and callable(import_attribute(name)), name
+    assert {"hub." + new for new in migrate.ENTRY_POINTS.values()} <= set(jobnames.ALL)

@@ -273,7 +273,7 @@ def test_list_filters_show_and_discard(ops_app, sandbox_server) -> None:  # type
     assert client.get("/v1/failed?since=yesterday", headers=OPS).status_code == 422
     assert client.get("/v1/failed?connector=nope", headers=OPS).status_code == 404
     one = client.get("/v1/failed?connector=ometria", headers=OPS).json["failed"][0]["id"]
-    assert client.get(f"/v1/failed/{one}", headers=OPS).json["function"] == "hub.core.sync.sync_contacts"
+    assert client.get(f"/v1/failed/{one}", headers=OPS).json["function"] == "hub.jobs.entry.sync_contacts"
     assert client.get("/v1/failed/missing", headers=OPS).status_code == 404
     assert client.post("/v1/failed/retry", json={}, headers=OPS).status_code == 422, "no accidental retry-all"
     assert client.delete(f"/v1/failed/{one}", headers=OPS).json == {"discarded": [one]}

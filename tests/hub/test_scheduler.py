@@ -16,7 +16,7 @@ def queued(redis_client) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_the_sweep_is_a_periodic_job_of_the_configured_interval() -> None:
-    assert Periodic("sweep", "hub.core.sync.sweep", interval_seconds=45, timeout=120) in periodic_jobs({"SWEEP_INTERVAL": 45})
+    assert Periodic("sweep", "hub.jobs.entry.sweep", interval_seconds=45, timeout=120) in periodic_jobs({"SWEEP_INTERVAL": 45})
     assert periodic_jobs({"SWEEP_INTERVAL": 0}) == []
 
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 from rq.registry import ScheduledJobRegistry
 
-from hub.core import failed, sync, vendorjobs
+from hub.core import failed, sync, vendorchecks, vendorjobs
 from hub.core.ledger import dirty_key, erase_key
 from hub.core.queue import get_queues
 from hub.jobs.scheduler import Periodic, periodic_jobs
@@ -33,7 +33,7 @@ def pending_refs(app) -> list[str]:  # type: ignore[no-untyped-def]
 def scheduled_checks(app) -> list[list[Any]]:  # type: ignore[no-untyped-def]
     queue = get_queues().get("klaviyo")
     jobs = [queue.fetch_job(i) for i in ScheduledJobRegistry(queue=queue).get_job_ids()]
-    return sorted(j.args for j in jobs if j is not None and j.func_name == "hub.core.vendorjobs.check")
+    return sorted(j.args for j in jobs if j is not None and j.func_name == "hub.jobs.entry.check_vendor_job")
 
 
 def vendor_job_contents(r) -> list[bytes]:  # type: ignore[no-untyped-def]
@@ -71,16 +71,16 @@ def test_contacts_wait_while_the_job_runs_and_land_when_it_completes(app, sandbo
     assert all(holds(sandbox_server, "klaviyo", e) is None for e in KLAVIYO)
 
     with app.app_context():
-        first = [vendorjobs.check("klaviyo", ref) for ref in refs]
+        first = [vendorchecks.check("klaviyo", ref) for ref in refs]
         assert [a["next_check_in"] for a in first] == [vendorjobs.delay(1)] * 2, "the next look waits longer"
         assert not any(holds(sandbox_server, "klaviyo", e) for e in KLAVIYO)
-        second = [vendorjobs.check("klaviyo", ref) for ref in refs]
+        second = [vendorchecks.check("klaviyo", ref) for ref in refs]
         assert all(a["finished"] for a in second) and sum(a["landed"] for a in second) == 5
         assert pending_refs(app) == [] and r.hlen(vendorjobs.WAITING.format("klaviyo")) == 0
         assert r.zcard(dirty_key("klaviyo")) == 0
         assert failed.list_failed() == []
         assert sync.flush("klaviyo")["pushed"] == 0, "landed means recorded: nothing is sent again"
-        assert vendorjobs.check("klaviyo", refs[0]) == {"job": refs[0], "gone": True}
+        assert vendorchecks.check("klaviyo", refs[0]) == {"job": refs[0], "gone": True}
     for email, want in KLAVIYO.items():
         held = holds(sandbox_server, "klaviyo", email)
         assert {k: held[k] for k in ("fields", "lists", "marketing_consent")} == want, email
@@ -97,7 +97,7 @@ def test_a_rejected_profile_in_a_finished_job_becomes_a_failed_sync_alone(app, s
     with app.app_context():
         sync.flush("klaviyo")
         for ref in pending_refs(app):
-            vendorjobs.check("klaviyo", ref)
+            vendorchecks.check("klaviyo", ref)
         [item] = failed.list_failed(connector="klaviyo")
     assert item["contacts"] == ["reject-zed@example.com"] and item["code"] == "invalid"
     assert landed(sandbox_server, KLAVIYO)
@@ -114,7 +114,7 @@ def test_a_contact_that_changed_while_its_job_ran_is_pushed_again_not_called_lan
         assert app.test_client().post("/v1/events", json={"events": [event(31, "referral.invited", referrer={
             "email": "anna@example.com"})]}, headers=INGEST).status_code == 202
         for ref in refs:
-            vendorjobs.check("klaviyo", ref)
+            vendorchecks.check("klaviyo", ref)
         assert r.zscore(dirty_key("klaviyo"), "anna@example.com") is not None
         assert r.hget(sync.PUSHED.format("klaviyo"), "anna@example.com") is None
         assert r.hget(sync.PUSHED.format("klaviyo"), "ben@example.com") is not None
@@ -135,7 +135,7 @@ def test_a_person_erased_while_the_job_ran_is_deleted_after_it(app, sandbox_serv
         # Deleted now, the job could create dan again when it completes: the deletion waits for it.
         assert r.zscore(erase_key("klaviyo"), "dan@example.com") is not None
         for ref in refs:
-            vendorjobs.check("klaviyo", ref)        # the job completes, and creates dan at Klaviyo
+            vendorchecks.check("klaviyo", ref)        # the job completes, and creates dan at Klaviyo
         assert holds(sandbox_server, "klaviyo", "dan@example.com")["deleted"] is False
         sync.flush("klaviyo")
         assert r.zcard(erase_key("klaviyo")) == 0
@@ -164,5 +164,5 @@ def test_a_check_lost_long_ago_is_re_armed(app, sandbox_server) -> None:  # type
 
 
 def test_lost_checks_are_looked_for_on_the_hub_scheduler() -> None:
-    assert Periodic("vendor-jobs", "hub.core.vendorjobs.sweep_all", interval_seconds=60, timeout=120) in periodic_jobs(
+    assert Periodic("vendor-jobs", "hub.jobs.entry.sweep_vendor_jobs", interval_seconds=60, timeout=120) in periodic_jobs(
         {"SWEEP_INTERVAL": 60})

@@ -16,12 +16,12 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from mappings.schema import FieldRule
 
+from hub.core.feeds.errors import FeedConfigError
+from hub.core.feeds.mapping import resolve
+from hub.core.schemas import flatten
+
 NAME = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$", error="lower-case letters, digits, - and _ (at most 64)")
 KINDS = ("referrer-stats", "friends")
-
-
-class FeedConfigError(ValueError):
-    """The feeds document is missing, unreadable or invalid; the message says where."""
 
 
 class Server(Schema):
@@ -105,13 +105,9 @@ class Feeds:
 
 def parse(document: Any) -> Feeds:
     """The document validated; FeedConfigError names every bad path."""
-    from hub.core.feeds.mapping import resolve
-
     try:
         data = Document().load(document)
     except ValidationError as exc:
-        from hub.core.schemas import flatten
-
         raise FeedConfigError("; ".join(f"{path}: {msg}" for path, msg in flatten(exc.messages))) from None
     for feed in data["feeds"]:
         resolve(feed["mapping"], where=f"feeds.{feed['name']}.mapping")

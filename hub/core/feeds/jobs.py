@@ -20,7 +20,7 @@ from hub.core.feeds import config, exports, poller, status, versions
 from hub.core.feeds.sftp import BROKEN as SFTP_BROKEN
 from hub.core.feeds.sftp import SFTPError
 from hub.core import keys
-from hub.core import services
+from hub.core import jobnames, services
 
 QUEUE = "hub-periodic"      # hub.jobs.scheduler.QUEUE: every worker pool serves it
 log = logging.getLogger("hub.feeds")
@@ -92,7 +92,7 @@ def enqueue_export(name: str) -> str:
     hub = services.current().config
     schedule = [int(s) for s in retry_schedule(hub)]
     queue = Queue(QUEUE, connection=redis(), serializer=JSONSerializer)
-    job = queue.enqueue("hub.core.feeds.jobs.export", name, job_timeout=3600, result_ttl=86400,
+    job = queue.enqueue(jobnames.FEED_EXPORT, name, job_timeout=3600, result_ttl=86400,
                         failure_ttl=hub["FAILURE_TTL"], description=f"export {name}",
                         retry=Retry(max=len(schedule), interval=schedule) if schedule else None)
     return str(job.id)

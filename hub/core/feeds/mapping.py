@@ -19,6 +19,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from hub.core.feeds.errors import FeedConfigError
 from hub.core.schemas import TYPES, flatten
 
 PARTIES = {"referrer": ("email", "first_name", "last_name", "customer_id", "locale", "referrer_id", "share_url"),
@@ -142,8 +143,6 @@ def validate_feed_mapping(document: Any) -> tuple[dict[str, Any] | None, list[di
 
 def resolve(mapping: Any, where: str = "mapping") -> dict[str, Any]:
     """A preset name or a document, as a validated mapping; ValueError naming what is wrong."""
-    from hub.core.feeds.config import FeedConfigError
-
     if isinstance(mapping, str):
         if mapping not in PRESETS:
             raise FeedConfigError(f"{where}: no preset named {mapping!r}; presets: {', '.join(PRESETS)}")
