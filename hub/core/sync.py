@@ -40,8 +40,8 @@ log = logging.getLogger("hub")
 
 # What a push leaves behind, settled in one step with the lease check, so a flush that lost its
 # lease can never record a write as current. KEYS: lease, dirty, pushed, last, suspect, hub:ver.
-# ARGV: token, now, the `last` JSON, then (email, version read, pushed JSON or '') triples.
-# Holder: record what landed, and clear each contact's dirty mark (and suspect mark) unless the
+# ARGV: token, now, (unused), then (email, version read, pushed JSON or '') triples.
+# Holder: record what landed and when (one entry per contact: a success needs no `last` entry), and clear each contact's dirty mark (and suspect mark) unless the
 # contact was touched since its state was read. Superseded: its writes may have landed after the
 # current holder's, so each written contact is made due now, its version bumped (no flush that read
 # it earlier can clear the mark: one that reads it afterwards writes last) and marked suspect with
@@ -62,8 +62,10 @@ for i = 4, #ARGV, 3 do
         landed.fp = ''
         pushed = cjson.encode(landed)
       end
-      redis.call('HSET', KEYS[3], email, pushed)
-      redis.call('HSET', KEYS[4], email, ARGV[3])
+      -- when it landed goes with it (the contact view's last push); `last` keeps only a failure
+      -- noted since, so a success clears it
+      redis.call('HSET', KEYS[3], email, string.sub(pushed, 1, -2) .. ',"at":' .. ARGV[2] .. '}')
+      redis.call('HDEL', KEYS[4], email)
     end
     if current then
       redis.call('ZREM', KEYS[2], email)
@@ -177,7 +179,7 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
     if not versions:
         return True
-    args: list[Any] = [lease.token or "", time.time(), json.dumps({"at": time.time(), "ok": True})]
+    args: list[Any] = [lease.token or "", round(time.time(), 3), ""]
     for email, version in versions.items():
         args += [email, str(version), pushed.get(email, "")]
     keys = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
@@ -292,7 +294,7 @@ def mapping_version(connector: str) -> int | None:
 
 def written(update: ContactUpdate, print_: str) -> str:
     """What the hub remembers of a push: the fingerprint, and the lists and consent it sent."""
-    return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent})
+    return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent}, separators=(",", ":"))
 
 
 def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> dict[str, VendorError]:
