@@ -169,17 +169,22 @@ def last_success(connector: str) -> str | None:
     return datetime.fromtimestamp(float(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
+FP_CHARS = 16   # 64 bits of SHA-1: two different renderings of one contact share one with odds of 2^-64
+
+
 def fingerprint(rendered: dict[str, Any]) -> str:
+    """What was rendered, short: one is kept per contact and connector (`hub:pushed:<connector>`).
+    A store written before layout 5 holds all 40 hex digits: plan() compares their first FP_CHARS."""
     text = json.dumps({k: rendered[k] for k in ("identity", "fields", "lists", "marketing_consent")},
                       sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()
+    return hashlib.sha1(text.encode()).hexdigest()[:FP_CHARS]
 
 
 def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[str, str]) -> bool:
     """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
     if not versions:
         return True
-    args: list[Any] = [lease.token or "", round(time.time(), 3), ""]
+    args: list[Any] = [lease.token or "", int(time.time()), ""]   # seconds: the contact view shows no finer
     for email, version in versions.items():
         args += [email, str(version), pushed.get(email, "")]
     keys = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
@@ -254,7 +259,7 @@ def plan(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, An
             continue
         print_ = fingerprint(rendered)
         last = json.loads(before) if before else None
-        if last and last["fp"] == print_ and not force and not doubt:
+        if last and last["fp"][:FP_CHARS] == print_ and not force and not doubt:
             out.append(entry | {"status": "unchanged"})
             continue
         lists, consent = (last["lists"], last["consent"]) if last else (None, None)

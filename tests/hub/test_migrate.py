@@ -357,3 +357,30 @@ def test_push_successes_move_beside_their_fingerprints_and_read_the_same(redis_c
     assert not redis_client.exists("hub:last:klaviyo")
     landed = json.loads(redis_client.hget("hub:pushed:klaviyo", "p3@example.com"))   # the fingerprint is intact
     assert landed == {**json.loads(fingerprint(int(ok["p3@example.com"]))), "at": 1796000003.25}
+
+
+def test_a_fingerprint_an_older_hub_kept_in_full_still_means_unchanged(make_app, redis_client: redis_lib.Redis) -> None:  # type: ignore[no-untyped-def]
+    """Layout 5 keeps 16 hex digits of a push's fingerprint where layout 3 kept 40: a contact an
+    older hub pushed is not pushed again after the upgrade unless its rendering changed."""
+    import hashlib
+
+    from hub.core import sync
+    from hub.core.ledger import get_ledger
+    from hub.core.mappingstore import current_mapping
+
+    app = make_app()
+    assert post(app.test_client(), story(), "story")["accepted"] == len(story())
+    with app.app_context():
+        mapping = current_mapping(redis_client, "klaviyo")
+        states = get_ledger().states(["anna@example.com", "cleo@example.com"])
+        rendered = {e: sync.render(mapping, s) for e, s in states.items()}
+        for email, r in rendered.items():   # the full SHA-1 of the same rendering, as layout 3 wrote it
+            text = json.dumps({k: r[k] for k in ("identity", "fields", "lists", "marketing_consent")},
+                              sort_keys=True, default=str)
+            full = hashlib.sha1(text.encode()).hexdigest()
+            if email == "cleo@example.com":
+                full = hashlib.sha1(text.encode() + b" changed").hexdigest()    # a rendering since changed
+            redis_client.hset(sync.PUSHED.format("klaviyo"), email,
+                              json.dumps({"fp": full, "lists": {}, "consent": None}))
+        planned = {e["email"]: e["status"] for e in sync.plan("klaviyo", mapping, states)}
+    assert planned == {"anna@example.com": "unchanged", "cleo@example.com": "would_push"}
