@@ -2,6 +2,7 @@
 
     python -m benchmarks.memory --data-dir /tmp/rsh-bench-XXXX/redis --referrers 2000
     python -m benchmarks.memory --url redis://127.0.0.1:6379/5 --referrers 2000
+    python -m benchmarks.memory --growth --referrers 10000 [--ledger-script FILE]
 
 `--data-dir` starts the embedded Redis a kept benchmark run left behind (`./dev bench --keep`;
 its AOF is loaded again) and stops it afterwards. Every key is read once with `MEMORY USAGE
@@ -117,6 +118,77 @@ def watch(pattern: str, every: float = 0.5) -> dict[str, Any]:
         time.sleep(every)
 
 
+def growth(referrers: int, steps: int = 5, ledger_script: str | None = None, batch: int = 100,
+           settings: dict[str, str] | None = None) -> dict[str, Any]:
+    """Redis CPU per event as the data grows, for the ledger step alone (no flush runs): the
+    standard workload applied in `steps` slices to a fresh embedded Redis (AOF on, as the hub
+    runs it); after each slice, INFO's CPU (the server's own and its AOF-rewrite children's),
+    commands and memory. `ledger_script` swaps in another version of the step (e.g. the layout 3
+    one kept in tests/hub/fixtures/) to compare like with like; `settings` override the embedded
+    server's configuration (e.g. auto-aof-rewrite-percentage)."""
+    import tempfile
+    from pathlib import Path
+
+    from sandbox import DEMO_SETTINGS
+
+    from hub import create_app
+    from hub.core.ledger import get_ledger
+    from hub.core.schemas import load_events
+    from hub.core import store
+
+    from .workload import build
+
+    folder = Path(tempfile.mkdtemp(prefix="rsh-growth-"))
+    defaults = dict(store.SERVER_CONFIG)
+    store.SERVER_CONFIG.update(settings or {})
+    try:
+        server = store.start_embedded(folder / "redis")
+    finally:
+        store.SERVER_CONFIG.clear()
+        store.SERVER_CONFIG.update(defaults)
+    config: dict[str, Any] = {"REDIS_URL": server.url, "DATA_DIR": str(folder / "var"), "INGEST_SECRETS": "x" * 32}
+    for vendor, settings in DEMO_SETTINGS.items():
+        config.update({f"{vendor.upper()}_{k.upper()}": v for k, v in settings.items()})
+    stream, problems = load_events(build(referrers).stream)
+    assert not problems, problems[:3]
+    app = create_app(config)
+    rows: list[dict[str, Any]] = []
+    try:
+        with app.app_context():
+            ledger = get_ledger()
+            if ledger_script:
+                ledger.script = server.client.register_script(Path(ledger_script).read_text())
+            connectors = sorted(DEMO_SETTINGS)
+
+            def snapshot() -> dict[str, float]:
+                info = server.client.info()
+                return {"main": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+                        "children": float(info["used_cpu_user_children"]) + float(info["used_cpu_sys_children"]),
+                        "commands": float(info["total_commands_processed"]), "forks": float(info.get("total_forks", 0)),
+                        "memory": float(info["used_memory"])}
+
+            size = -(-len(stream) // steps)
+            for start in range(0, len(stream), size):
+                before = snapshot()
+                part = stream[start:start + size]
+                for i in range(0, len(part), batch):
+                    ledger.apply_each(part[i:i + batch], connectors)
+                after = snapshot()
+                n = len(part)
+                rows.append({"events_so_far": start + n, "used_memory_mb": round(after["memory"] / 2**20, 1),
+                             "us_per_event_main": round((after["main"] - before["main"]) / n * 1e6, 1),
+                             "us_per_event_children": round((after["children"] - before["children"]) / n * 1e6, 1),
+                             "commands_per_event": round((after["commands"] - before["commands"]) / n, 1),
+                             "forks": int(after["forks"] - before["forks"])})
+    finally:
+        server.stop()
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"referrers": referrers, "events": len(stream), "ledger": ledger_script or "hub/core/ledger.lua",
+            "settings": settings or {}, "slices": rows}
+
+
 def table(result: dict[str, Any]) -> str:
     """The breakdown as plain text, largest family first."""
     lines = [f"R = {result['referrers']}: used_memory {result['used_memory_per_referrer']} B a referrer "
@@ -140,16 +212,25 @@ def main() -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="a Redis URL (its current database is read)")
     where.add_argument("--data-dir", help="the embedded Redis folder of a kept benchmark run")
+    where.add_argument("--growth", action="store_true", help="apply the workload to a fresh embedded Redis "
+                       "through the ledger step alone and print Redis CPU per event as the data grows")
     where.add_argument("--watch", metavar="GLOB", help="poll the newest embedded Redis socket matching GLOB "
                        "(e.g. '/tmp/rsh-bench-*/redis/redis.sock') until it stops; print its last INFO cpu")
     parser.add_argument("--referrers", type=int, default=0, help="R of the run, to divide by")
     parser.add_argument("--json", action="store_true", help="print JSON rather than a table")
+    parser.add_argument("--ledger-script", help="with --growth: another version of hub/core/ledger.lua to run")
+    parser.add_argument("--redis-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --growth: a setting of the embedded Redis (repeatable)")
     args = parser.parse_args()
     if args.watch:
         print(json.dumps(watch(args.watch), indent=1))
         return
     if args.referrers <= 0:
         parser.error("--referrers: give the R of the run (a positive number)")
+    if args.growth:
+        settings = dict(item.split("=", 1) for item in args.redis_setting)
+        print(json.dumps(growth(args.referrers, ledger_script=args.ledger_script, settings=settings), indent=1))
+        return
     server = None
     if args.data_dir:
         server = Embedded.of(args.data_dir)

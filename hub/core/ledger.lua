@@ -58,9 +58,12 @@ local function touch(email)
   return false
 end
 
+-- HSETNX where the value never changes once set: a write that changes nothing is still copied
+-- to the AOF (and a replica), and most events name people the ledger already holds.
 local function as_referrer(r)
   local k = key(r)
-  redis.call('HSET', k, 'email', r, 'is_referrer', '1')
+  redis.call('HSETNX', k, 'email', r)
+  redis.call('HSETNX', k, 'is_referrer', '1')
   redis.call('HSETNX', k, 'invites_sent', 0)
   redis.call('HSETNX', k, 'friends_registered', 0)
   redis.call('HSETNX', k, 'friends_converted', 0)
@@ -103,7 +106,8 @@ end
 
 local function befriend(f, r)
   local k = key(f)
-  redis.call('HSET', k, 'email', f, 'is_friend', '1')
+  redis.call('HSETNX', k, 'email', f)
+  redis.call('HSETNX', k, 'is_friend', '1')
   if present(r) and r ~= f and not erased(r) then
     link(r, f)
     -- the earliest claim on a friend wins
@@ -197,7 +201,7 @@ if t == 'contact.erased' then
   erase(op.contact)
 elseif t == 'contact.updated' then
   if touch(op.contact) then
-    redis.call('HSET', key(op.contact), 'email', op.contact)
+    redis.call('HSETNX', key(op.contact), 'email', op.contact)
     lww(op.contact, op.contact_set)
   end
 else
