@@ -58,15 +58,17 @@ local function touch(email)
   return false
 end
 
--- HSETNX where the value never changes once set: a write that changes nothing is still copied
--- to the AOF (and a replica), and most events name people the ledger already holds.
+-- A referrer's flag, address and counters are set together, once (HSETNX: a write that changes
+-- nothing is still copied to the AOF and to a replica, and most events name someone the ledger
+-- already holds); with the flag present the rest is there too, so one call tells.
 local function as_referrer(r)
   local k = key(r)
-  redis.call('HSETNX', k, 'email', r)
-  redis.call('HSETNX', k, 'is_referrer', '1')
-  redis.call('HSETNX', k, 'invites_sent', 0)
-  redis.call('HSETNX', k, 'friends_registered', 0)
-  redis.call('HSETNX', k, 'friends_converted', 0)
+  if redis.call('HSETNX', k, 'is_referrer', '1') == 1 then
+    redis.call('HSETNX', k, 'email', r)
+    redis.call('HSETNX', k, 'invites_sent', 0)
+    redis.call('HSETNX', k, 'friends_registered', 0)
+    redis.call('HSETNX', k, 'friends_converted', 0)
+  end
 end
 
 -- Credit referrer r with everything friend f has done so far. The referrer's links hash
@@ -106,8 +108,7 @@ end
 
 local function befriend(f, r)
   local k = key(f)
-  redis.call('HSETNX', k, 'email', f)
-  redis.call('HSETNX', k, 'is_friend', '1')
+  if redis.call('HSETNX', k, 'is_friend', '1') == 1 then redis.call('HSETNX', k, 'email', f) end
   if present(r) and r ~= f and not erased(r) then
     link(r, f)
     -- the earliest claim on a friend wins
