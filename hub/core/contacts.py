@@ -42,9 +42,20 @@ def plain(value: Any) -> Any:
     return value
 
 
+def last_push(redis: Any, connector: str, email: str) -> dict[str, Any] | None:
+    """The connector's last outcome for the contact: a failure noted in `hub:last:<connector>`, or
+    the time its last push landed, kept with its fingerprint in `hub:pushed:<connector>`;
+    the later of the two (a store from before layout 5 may still hold a success in `last`)."""
+    last, pushed = redis.hget(sync.LAST.format(connector), email), redis.hget(sync.PUSHED.format(connector), email)
+    noted = json.loads(last) if last else None
+    landed = json.loads(pushed) if pushed else None
+    if landed and "at" in landed and (noted is None or landed["at"] >= noted["at"]):
+        return {"at": landed["at"], "ok": True}
+    return noted
+
+
 def connector_view(redis: Any, connector: str, email: str, failures: list[dict[str, Any]]) -> dict[str, Any]:
-    last = redis.hget(sync.LAST.format(connector), email)
-    outcome = json.loads(last) if last else None
+    outcome = last_push(redis, connector, email)
     if outcome:
         outcome["at"] = datetime.fromtimestamp(outcome["at"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"last_push": outcome,

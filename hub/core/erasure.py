@@ -3,7 +3,7 @@ ledger (failed syncs, webhook stores, per-connector stores) once the ledger has 
 
 The ledger step (hub/core/ledger.lua) does the atomic part: the person's state, their event log
 entries, the links from other contacts (a friend's `referred_by` is cleared and the friend marked
-dirty), the distinct-friend hashes in their referrers' sets, `hub:ver`. What is left after both
+dirty), their link and distinct-friend hash in their referrers' links hashes, `hub:ver`. What is left after both
 parts is `hub:erased:<HMAC-SHA256(key, email)>` and, until each vendor confirms the deletion, the
 address in that connector's erase queue (see docs/reliability.md "Erasure").
 """

@@ -58,49 +58,57 @@ local function touch(email)
   return false
 end
 
+-- A referrer's flag, address and counters are set together, once (HSETNX: a write that changes
+-- nothing is still copied to the AOF and to a replica, and most events name someone the ledger
+-- already holds); with the flag present the rest is there too, so one call tells.
 local function as_referrer(r)
   local k = key(r)
-  redis.call('HSET', k, 'email', r, 'is_referrer', '1')
-  redis.call('HSETNX', k, 'invites_sent', 0)
-  redis.call('HSETNX', k, 'friends_registered', 0)
-  redis.call('HSETNX', k, 'friends_converted', 0)
+  if redis.call('HSETNX', k, 'is_referrer', '1') == 1 then
+    redis.call('HSETNX', k, 'email', r)
+    redis.call('HSETNX', k, 'invites_sent', 0)
+    redis.call('HSETNX', k, 'friends_registered', 0)
+    redis.call('HSETNX', k, 'friends_converted', 0)
+  end
 end
 
--- Credit referrer r with everything friend f has done so far. Sets make it idempotent, so
--- it runs on every friend event and out-of-order arrival ends in the same state.
+-- Credit referrer r with everything friend f has done so far. The referrer's links hash
+-- (`c:<r>:n`) keeps what was credited, so it runs on every friend event and out-of-order arrival
+-- ends in the same state: HSETNX answers 1 only the first time.
 local function credit(r, f)
   if not present(r) or erased(r) or r == f then return end
   touch(r)
   as_referrer(r)
   local member = redis.sha1hex(f)
   local k = key(r)
-  if redis.call('SADD', k .. ':reg', member) == 1 then
+  local n = k .. ':n'
+  if redis.call('HSETNX', n, 'g:' .. member, 1) == 1 then
     redis.call('HINCRBY', k, 'friends_registered', 1)
   end
   if redis.call('HEXISTS', key(f), 'converted_at') == 1 then
-    if redis.call('SADD', k .. ':conv', member) == 1 then
+    if redis.call('HSETNX', n, 'v:' .. member, 1) == 1 then
       redis.call('HINCRBY', k, 'friends_converted', 1)
     end
   end
   local orders = redis.call('HGETALL', key(f) .. ':orders')
   for i = 1, #orders, 2 do
-    if redis.call('SADD', k .. ':credited', orders[i]) == 1 then
+    if redis.call('HSETNX', n, 'o:' .. orders[i], 1) == 1 then
       local amount, currency = string.match(orders[i + 1], '^(%d+)|(%u+)$')
       redis.call('HINCRBY', k, 'turnover:' .. currency, amount)
     end
   end
 end
 
--- Who points at whom, so an erasure finds every contact that names the person.
+-- Who points at whom, so an erasure finds every contact that names the person: `f:<friend>` in
+-- the referrer's links hash, `r:<referrer>` in the friend's.
 local function link(r, f)
-  if redis.call('SADD', key(r) .. ':friends', f) == 1 then
-    redis.call('SADD', key(f) .. ':referrers', r)
+  if redis.call('HSETNX', key(r) .. ':n', 'f:' .. f, 1) == 1 then
+    redis.call('HSETNX', key(f) .. ':n', 'r:' .. r, 1)
   end
 end
 
 local function befriend(f, r)
   local k = key(f)
-  redis.call('HSET', k, 'email', f, 'is_friend', '1')
+  if redis.call('HSETNX', k, 'is_friend', '1') == 1 then redis.call('HSETNX', k, 'email', f) end
   if present(r) and r ~= f and not erased(r) then
     link(r, f)
     -- the earliest claim on a friend wins
@@ -111,30 +119,30 @@ end
 
 -- Forget a person: their state, their event log entries, every link to them (friends lose
 -- `referred_by` and are marked dirty so each vendor's copy is cleared; referrers lose the
--- person's hash from their distinct-friend sets), and the per-connector stores. What stays is
+-- person's link and hash from their links hash but keep their counts), and the per-connector stores. What stays is
 -- the keyed hash that refuses re-creation, and the address in each erase queue until the
 -- vendor confirms the deletion (hub/core/sync.py).
 local function erase(e)
   local k = key(e)
-  for _, f in ipairs(redis.call('SMEMBERS', k .. ':friends')) do
-    redis.call('SREM', key(f) .. ':referrers', e)
-    if redis.call('HGET', key(f), 'referred_by') == e then
-      redis.call('HSET', key(f), 'referred_by', '')
-      touched[f] = true
-    end
-  end
   local member = redis.sha1hex(e)
-  for _, r in ipairs(redis.call('SMEMBERS', k .. ':referrers')) do
-    redis.call('SREM', key(r) .. ':friends', e)
-    redis.call('SREM', key(r) .. ':reg', member)
-    redis.call('SREM', key(r) .. ':conv', member)
+  local links = redis.call('HGETALL', k .. ':n')
+  for i = 1, #links, 2 do
+    local kind, other = string.sub(links[i], 1, 2), string.sub(links[i], 3)
+    if kind == 'f:' then
+      redis.call('HDEL', key(other) .. ':n', 'r:' .. e)
+      if redis.call('HGET', key(other), 'referred_by') == e then
+        redis.call('HSET', key(other), 'referred_by', '')
+        touched[other] = true
+      end
+    elseif kind == 'r:' then
+      redis.call('HDEL', key(other) .. ':n', 'f:' .. e, 'g:' .. member, 'v:' .. member)
+    end
   end
   local ids = redis.call('ZRANGE', k .. ':log', 0, -1)
   for i = 1, #ids, 500 do
     redis.call('XDEL', P .. 'events', unpack(ids, i, math.min(i + 499, #ids)))
   end
-  redis.call('DEL', k, k .. ':reg', k .. ':conv', k .. ':orders', k .. ':credited', k .. ':friends',
-    k .. ':referrers', k .. ':log')
+  redis.call('DEL', k, k .. ':n', k .. ':orders', k .. ':log')
   redis.call('SET', P .. 'erased:' .. op.tags[e], ts)
   gone[e] = true
   redis.call('HDEL', P .. 'ver', e)
@@ -194,7 +202,7 @@ if t == 'contact.erased' then
   erase(op.contact)
 elseif t == 'contact.updated' then
   if touch(op.contact) then
-    redis.call('HSET', key(op.contact), 'email', op.contact)
+    redis.call('HSETNX', key(op.contact), 'email', op.contact)
     lww(op.contact, op.contact_set)
   end
 else

@@ -290,10 +290,99 @@ def stored_call(data: bytes | None) -> list[Any] | None:
     return call if isinstance(call, list) and call and isinstance(call[0], str) else None
 
 
+# Layout 5: a contact's five link sets become one hash, `hub:c:<email>:n` (hub/core/ledger.lua),
+# each member a field named by its old set: `f:` friend, `r:` referrer, `g:` / `v:` a friend's
+# SHA-1 credited as registered / converted, `o:` an order id credited. One contact at a time,
+# atomically: its old sets are read, folded in and deleted in one step, so a run cut short leaves
+# each contact wholly in one layout or the other and the next run finishes it. KEYS: the old sets
+# in the order of LINK_SETS, then the links hash.
+LINK_SETS = ((":friends", "f:"), (":referrers", "r:"), (":reg", "g:"), (":conv", "v:"), (":credited", "o:"))
+_LINKS = """
+local tags = {'f:', 'r:', 'g:', 'v:', 'o:'}
+local moved = 0
+for i = 1, #tags do
+  if redis.call('TYPE', KEYS[i])['ok'] == 'set' then
+    local members = redis.call('SMEMBERS', KEYS[i])
+    for _, m in ipairs(members) do redis.call('HSETNX', KEYS[#tags + 1], tags[i] .. m, 1) end
+    redis.call('DEL', KEYS[i])
+    moved = 1
+  end
+end
+return moved
+"""
+
+
+def links_in_one_hash(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
+    """Layout 5: each contact's friends, referrers and credited friends and orders in one small
+    hash (`hub:c:<email>:n`) rather than five sets: a set of strings is a hash table in Redis, a
+    small hash is one compact block."""
+    fold = redis.register_script(_LINKS)
+    changed = {"contacts' link sets merged": 0}
+    prefix = len(b"hub:c:")
+    suffixes = tuple(suffix.encode() for suffix, _ in LINK_SETS)
+    for keys in pages(redis, "hub:c:*", lock):
+        emails = sorted({k[prefix:].rsplit(b":", 1)[0] for k in keys if k.endswith(suffixes) and b":" in k[prefix:]})
+        if not emails:
+            continue
+        pipe = redis.pipeline(transaction=False)
+        for email in emails:
+            contact = b"hub:c:" + email
+            fold(keys=[contact + suffix for suffix in suffixes] + [contact + b":n"], client=pipe)
+        changed["contacts' link sets merged"] += sum(pipe.execute())
+    return changed
+
+
+# Layout 5 also: a push's success is kept with its fingerprint (`"at"` in `hub:pushed:<connector>`)
+# rather than as a second entry per contact in `hub:last:<connector>`, which keeps only failures.
+# Readers take the later of the two (hub/core/contacts.py last_push), so data in either layout
+# reads the same. KEYS: the connector's last hash, its pushed hash. ARGV: emails.
+_SUCCESSES = """
+local moved = 0
+for _, email in ipairs(ARGV) do
+  local noted = redis.call('HGET', KEYS[1], email)
+  local ok, outcome = pcall(cjson.decode, noted or '')
+  local pushed = redis.call('HGET', KEYS[2], email)
+  if ok and type(outcome) == 'table' and outcome.ok == true and type(outcome.at) == 'number' and pushed then
+    local landed = cjson.decode(pushed)
+    if type(landed.at) ~= 'number' or landed.at < outcome.at then landed.at = outcome.at end
+    redis.call('HSET', KEYS[2], email, cjson.encode(landed))
+    redis.call('HDEL', KEYS[1], email)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+
+def successes_with_fingerprints(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
+    """Layout 5: each contact's last successful push, per connector, moves from `hub:last:<c>`
+    into its `hub:pushed:<c>` entry (a failure stays where it is)."""
+    move = redis.register_script(_SUCCESSES)
+    changed = {"push outcomes moved": 0}
+    for names in pages(redis, "hub:last:*", lock):
+        for name in names:
+            pushed = b"hub:pushed:" + name[len(b"hub:last:"):]
+            cursor = 0
+            while True:
+                cursor, entries = redis.hscan(name, cursor, count=PAGE)
+                if entries:
+                    changed["push outcomes moved"] += int(move(keys=[name, pushed], args=list(entries)))
+                lock.reacquire()
+                if cursor == 0:
+                    break
+    return changed
+
+
+def compact_links_and_outcomes(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
+    """Layout 5: the link sets in one hash per contact, push successes beside their fingerprints."""
+    return {**links_in_one_hash(redis, mac, lock), **successes_with_fingerprints(redis, mac, lock)}
+
+
 # Step n brings layout n - 1 to layout n.
 STEPS: dict[int, Callable[[Any, Keyed, Any], dict[str, int]]] = {2: no_address_in_key_names,
                                                                 3: job_functions_moved,
-                                                                4: jobs_through_entry_points}
+                                                                4: jobs_through_entry_points,
+                                                                5: compact_links_and_outcomes}
 CURRENT = max(STEPS)
 
 

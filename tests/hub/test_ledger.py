@@ -116,4 +116,4 @@ def test_erasure_removes_state_and_later_events_do_not_recreate_it(make_app, red
     assert states(app, "cleo@example.com")["cleo@example.com"] is None
     anna = states(app, "anna@example.com")["anna@example.com"]
     assert anna["friends_converted"] == 1 and anna["friends_registered"] == 2
-    assert b"cleo@example.com" not in b"".join(redis_client.smembers("hub:c:anna@example.com:reg"))
+    assert b"cleo@example.com" not in b"".join(redis_client.hkeys("hub:c:anna@example.com:n"))

@@ -66,8 +66,8 @@ def as_an_older_hub_left_it(redis_client: redis_lib.Redis) -> None:
     assert not redis_client.exists("hub:layout")
 
 
-FROM_LAYOUT_1 = ("layout 1 -> 4: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed, "
-                 "0 jobs pointed at entry points")
+FROM_LAYOUT_1 = ("layout 1 -> 5: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed, "
+                 "0 jobs pointed at entry points, 0 contacts' link sets merged, 0 push outcomes moved")
 
 
 def migrate_env(redis_url: str) -> dict[str, str]:
@@ -89,7 +89,7 @@ def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == FROM_LAYOUT_1
-    assert redis_client.get("hub:layout") == b"4"
+    assert redis_client.get("hub:layout") == b"5"
 
     client = app.test_client()
     assert views(client) == before
@@ -106,7 +106,7 @@ def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
     assert anna["friends_registered"] == before["anna@example.com"][1]["state"]["friends_registered"] == 2
 
     again = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
-    assert again.returncode == 0 and again.stdout.strip() == "layout 4 (current): nothing to migrate"
+    assert again.returncode == 0 and again.stdout.strip() == "layout 5 (current): nothing to migrate"
 
 
 def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_lib.Redis, redis_url: str,
@@ -120,7 +120,7 @@ def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_l
     assert [p.returncode for p in procs] == [0] * 4, answers
     outputs = sorted(out.strip() for out, _ in answers)
     assert outputs == [FROM_LAYOUT_1] + \
-        ["layout 4 (current): nothing to migrate"] * 3
+        ["layout 5 (current): nothing to migrate"] * 3
     assert views(app.test_client()) == before
     assert not redis_client.exists("hub:layout:lock")
 
@@ -142,7 +142,7 @@ def test_serve_and_worker_migrate_at_start(make_app, redis_client: redis_lib.Red
     as_an_older_hub_left_it(redis_client)
     stack = Stack(redis_url, tmp_path, env={"HUB_ERASURE_KEY": ERASURE_KEY})
     try:
-        assert redis_client.get("hub:layout") == b"4"      # the hub answers only once it has migrated
+        assert redis_client.get("hub:layout") == b"5"      # the hub answers only once it has migrated
         answer = stack.api("GET", f"/v1/contacts/{ERASED}")
         assert answer.status_code == 200 and (answer.json()["erased"], answer.json()["state"]) == (True, None)
         answer = stack.api("GET", "/v1/contacts/anna@example.com")
@@ -185,7 +185,8 @@ def test_jobs_an_older_hub_queued_call_the_moved_functions_after_hub_migrate(
 
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "layout 2 -> 4: 4 queued jobs renamed, 5 jobs pointed at entry points"
+    assert done.stdout.strip() == ("layout 2 -> 5: 4 queued jobs renamed, 5 jobs pointed at entry points, "
+                                   "0 contacts' link sets merged, 0 push outcomes moved")
     expected = {queued.id: "hub.jobs.entry.flush", later.id: "hub.jobs.entry.flush",
                 failed.id: "hub.jobs.entry.sweep_vendor_jobs", work.id: "hub.jobs.entry.run_task",
                 current.id: "hub.jobs.entry.flush"}
@@ -258,8 +259,9 @@ def test_jobs_queued_by_core_functions_run_through_the_entry_points_after_hub_mi
 
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"layout 3 -> 4: {len(stored)} jobs pointed at entry points"
-    assert redis_client.get("hub:layout") == b"4"
+    assert done.stdout.strip() == (f"layout 3 -> 5: {len(stored)} jobs pointed at entry points, "
+                                   "0 contacts' link sets merged, 0 push outcomes moved")
+    assert redis_client.get("hub:layout") == b"5"
     for job_id, (old, new) in stored.items():
         job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
         assert job.func_name == new, f"{job_id} was {old}"
@@ -289,3 +291,189 @@ def test_every_job_the_core_queues_names_an_entry_point_that_exists() -> None:
     for name in jobnames.ALL:
         assert name.startswith("hub.jobs.entry.") and callable(import_attribute(name)), name
     assert {"hub." + new for new in migrate.ENTRY_POINTS.values()} <= set(jobnames.ALL)
+
+
+# -- layout 5: a contact's five link sets become one hash ----------------------------------------
+LAYOUT_3_LEDGER = (Path(__file__).parent / "fixtures" / "ledger_layout3.lua").read_text()
+BIG = "bea@example.com"                     # a referrer with more friends than a compact hash holds
+CROWD = [f"friend{i:03d}@example.com" for i in range(300)]
+OLD_SETS = {":friends": "f:", ":referrers": "r:", ":reg": "g:", ":conv": "v:", ":credited": "o:"}
+
+
+def linked_story() -> list[dict[str, Any]]:
+    """The story, with a referrer of many friends (half of whom buy), a friend claimed by two
+    referrers, a conversion sent again under a new id, and an erased friend."""
+    out = story()
+    n = 100
+    for i, friend in enumerate(CROWD):
+        out.append(event(n, "friend.registered", referrer={"email": BIG}, friend={"email": friend}))
+        n += 1
+        if i % 2 == 0:
+            out.append(event(n, "friend.converted", referrer={"email": BIG}, friend={"email": friend},
+                             order={"id": f"ord_b{i}", "total": "10.50", "currency": "EUR"}))
+            n += 1
+    out.append(event(n, "friend.registered", referrer={"email": "ben@example.com"}, friend={"email": "cleo@example.com"}))
+    again = event(n + 1, "friend.converted", referrer={"email": "anna@example.com"}, friend={"email": "cleo@example.com"},
+                  order={"id": "ord_1", "total": "59.90", "currency": "GBP"})
+    out.append(again)
+    out.append(event(n + 2, "contact.erased", contact={"email": CROWD[1]}))
+    return out
+
+
+def everyone() -> list[str]:
+    return list(PEOPLE) + [BIG] + CROWD
+
+
+def written_by_layout_3(app: Any, redis_client: redis_lib.Redis) -> dict[str, Any]:
+    """The linked story applied by the ledger step layout 3 ran; the states it reads as."""
+    from hub.core.ledger import SOURCE, get_ledger
+
+    client = app.test_client()
+    with app.app_context():
+        ledger = get_ledger()
+        ledger.script = redis_client.register_script(LAYOUT_3_LEDGER)
+        events = linked_story()
+        assert post(client, events[:200], "first") == {"accepted": 200, "duplicates": 0}
+        assert post(client, events[200:], "rest") == {"accepted": len(events) - 200, "duplicates": 0}
+        ledger.script = redis_client.register_script(SOURCE)
+        states = ledger.states(everyone())
+    redis_client.set("hub:layout", 3)
+    return states
+
+
+def old_sets(redis_client: redis_lib.Redis) -> dict[str, set[bytes]]:
+    """Each contact's links as the fields layout 5 keeps them: email -> {b"f:<friend>", ...}."""
+    out: dict[str, set[bytes]] = {}
+    for key in redis_client.scan_iter(match="hub:c:*", count=1000):
+        name = key.decode()
+        for suffix, tag in OLD_SETS.items():
+            if name.endswith(suffix):
+                email = name[len("hub:c:"):-len(suffix)]
+                out.setdefault(email, set()).update(tag.encode() + m for m in redis_client.smembers(key))
+    return out
+
+
+def test_link_sets_become_one_hash_and_every_count_reads_the_same(
+        make_app, redis_client: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from hub.core import migrate
+    from hub.core.erasure import Keyed
+    from hub.core.ledger import get_ledger
+
+    app = make_app(ERASURE_KEY=ERASURE_KEY)
+    before = written_by_layout_3(app, redis_client)
+    assert before[BIG]["friends_registered"] == 300 and before[BIG]["friends_converted"] == 150
+    assert str(before[BIG]["turnover"]["EUR"]) == "1575.00" and before[CROWD[1]] is None
+    expected = old_sets(redis_client)
+    assert expected["anna@example.com"] and len(expected[BIG]) > 512 and expected["cleo@example.com"] == {
+        b"r:anna@example.com", b"r:ben@example.com"}
+    assert not any(e == CROWD[1] for e in expected)
+
+    # A run cut short (its process dies after two pages of keys) leaves the layout as it was;
+    # the next run finishes the job.
+    monkeypatch.setattr(migrate, "PAGE", 20)
+    pages_done = []
+
+    class Dies:
+        def reacquire(self) -> None:
+            pages_done.append(1)
+            if len(pages_done) == 2:
+                raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        migrate.links_in_one_hash(redis_client, Keyed(ERASURE_KEY.encode()), Dies())
+    assert redis_client.get("hub:layout") == b"3"
+    report = migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode()))
+    assert (report.before, report.after) == (3, 5)
+    assert 0 < report.changed["contacts' link sets merged"] <= len(expected)
+
+    # No old set is left; each contact's hash holds exactly what its sets held, compact when small.
+    assert not [k for k in redis_client.scan_iter(match="hub:c:*", count=1000) if k.decode().endswith(tuple(OLD_SETS))]
+    for email, fields in expected.items():
+        assert set(redis_client.hkeys(f"hub:c:{email}:n")) == fields, email
+    assert redis_client.object("encoding", f"hub:c:{BIG}:n") == b"hashtable"
+    assert redis_client.object("encoding", "hub:c:anna@example.com:n") in (b"ziplist", b"listpack")  # by version
+    with app.app_context():
+        assert get_ledger().states(everyone()) == before
+
+    # Everything applied is still a duplicate; credits already given are not given twice.
+    client = app.test_client()
+    events = linked_story()
+    assert post(client, events[:200], "again") == {"accepted": 0, "duplicates": 200}
+    assert post(client, events[200:], "again-2") == {"accepted": 0, "duplicates": len(events) - 200}
+    resent = event(900, "friend.converted", referrer={"email": BIG}, friend={"email": CROWD[0]},
+                   order={"id": "ord_b0", "total": "10.50", "currency": "EUR"})
+    first_buy = event(901, "friend.converted", referrer={"email": BIG}, friend={"email": CROWD[3]},
+                      order={"id": "ord_b3", "total": "1.00", "currency": "EUR"})
+    assert post(client, [resent, first_buy], "later") == {"accepted": 2, "duplicates": 0}
+    assert post(client, [event(902, "contact.erased", contact={"email": CROWD[0]})], "erase") == \
+        {"accepted": 1, "duplicates": 0}
+    with app.app_context():
+        ledger = get_ledger()
+        big = ledger.state(BIG)
+        assert big is not None and (big["friends_registered"], big["friends_converted"]) == (300, 151)
+        assert str(big["turnover"]["EUR"]) == "1576.00"
+        # Erasure found the links the step moved: the friend left no trace, the referrer kept counts.
+        assert ledger.state(CROWD[0]) is None and not redis_client.hexists(f"hub:c:{BIG}:n", f"f:{CROWD[0]}")
+    assert not scan(redis_client, CROWD[0])
+    assert migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode())).summary() == "layout 5 (current): nothing to migrate"
+
+
+def test_push_successes_move_beside_their_fingerprints_and_read_the_same(redis_client: redis_lib.Redis) -> None:
+    """`hub:last:<connector>` as layout 3 wrote it (a success per contact pushed, or the failure
+    noted since) reads the same in the contact view before and after the step, and keeps only
+    the failures."""
+    from hub.core import migrate
+    from hub.core.contacts import last_push
+    from hub.core.erasure import Keyed
+
+    def fingerprint(n: int) -> str:
+        return json.dumps({"fp": f"{n:040x}", "lists": {"RfMkt1": "marketing"}, "consent": True})
+
+    ok = {f"p{i}@example.com": 1796000000.25 + i for i in range(700)}          # more than one HSCAN page
+    for email, at in ok.items():
+        redis_client.hset("hub:pushed:klaviyo", email, fingerprint(int(at)))
+        redis_client.hset("hub:last:klaviyo", email, json.dumps({"at": at, "ok": True}))
+    failure = {"at": 1796000999.5, "ok": False, "status": 400, "code": "invalid"}
+    redis_client.hset("hub:pushed:splio", "f@example.com", fingerprint(1))
+    redis_client.hset("hub:last:splio", "f@example.com", json.dumps(failure))   # failed after a success
+    redis_client.hset("hub:last:splio", "gone@example.com", json.dumps({"at": 1796000001.0, "ok": True}))  # nothing pushed kept
+    redis_client.set("hub:layout", 3)
+    people = [("klaviyo", e) for e in ok] + [("splio", "f@example.com"), ("splio", "gone@example.com")]
+    before = {p: last_push(redis_client, *p) for p in people}
+    assert before[("klaviyo", "p3@example.com")] == {"at": 1796000003.25, "ok": True}
+    assert before[("splio", "f@example.com")] == failure
+
+    report = migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode()))
+    assert report.changed["push outcomes moved"] == 700
+    assert {p: last_push(redis_client, *p) for p in people} == before
+    assert set(redis_client.hkeys("hub:last:splio")) == {b"f@example.com", b"gone@example.com"}
+    assert not redis_client.exists("hub:last:klaviyo")
+    landed = json.loads(redis_client.hget("hub:pushed:klaviyo", "p3@example.com"))   # the fingerprint is intact
+    assert landed == {**json.loads(fingerprint(int(ok["p3@example.com"]))), "at": 1796000003.25}
+
+
+def test_a_fingerprint_an_older_hub_kept_in_full_still_means_unchanged(make_app, redis_client: redis_lib.Redis) -> None:  # type: ignore[no-untyped-def]
+    """Layout 5 keeps 16 hex digits of a push's fingerprint where layout 3 kept 40: a contact an
+    older hub pushed is not pushed again after the upgrade unless its rendering changed."""
+    import hashlib
+
+    from hub.core import sync
+    from hub.core.ledger import get_ledger
+    from hub.core.mappingstore import current_mapping
+
+    app = make_app()
+    assert post(app.test_client(), story(), "story")["accepted"] == len(story())
+    with app.app_context():
+        mapping = current_mapping(redis_client, "klaviyo")
+        states = get_ledger().states(["anna@example.com", "cleo@example.com"])
+        rendered = {e: sync.render(mapping, s) for e, s in states.items()}
+        for email, r in rendered.items():   # the full SHA-1 of the same rendering, as layout 3 wrote it
+            text = json.dumps({k: r[k] for k in ("identity", "fields", "lists", "marketing_consent")},
+                              sort_keys=True, default=str)
+            full = hashlib.sha1(text.encode()).hexdigest()
+            if email == "cleo@example.com":
+                full = hashlib.sha1(text.encode() + b" changed").hexdigest()    # a rendering since changed
+            redis_client.hset(sync.PUSHED.format("klaviyo"), email,
+                              json.dumps({"fp": full, "lists": {}, "consent": None}))
+        planned = {e["email"]: e["status"] for e in sync.plan("klaviyo", mapping, states)}
+    assert planned == {"anna@example.com": "unchanged", "cleo@example.com": "would_push"}
