@@ -318,15 +318,16 @@ def links_in_one_hash(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
     small hash is one compact block."""
     fold = redis.register_script(_LINKS)
     changed = {"contacts' link sets merged": 0}
-    prefix = len(b"hub:c:")
+    contact_prefix = keys.CONTACT_PREFIX.encode()
+    prefix = len(contact_prefix)
     suffixes = tuple(suffix.encode() for suffix, _ in LINK_SETS)
-    for keys in pages(redis, "hub:c:*", lock):
-        emails = sorted({k[prefix:].rsplit(b":", 1)[0] for k in keys if k.endswith(suffixes) and b":" in k[prefix:]})
+    for page in pages(redis, keys.CONTACT_PREFIX + "*", lock):
+        emails = sorted({k[prefix:].rsplit(b":", 1)[0] for k in page if k.endswith(suffixes) and b":" in k[prefix:]})
         if not emails:
             continue
         pipe = redis.pipeline(transaction=False)
         for email in emails:
-            contact = b"hub:c:" + email
+            contact = contact_prefix + email
             fold(keys=[contact + suffix for suffix in suffixes] + [contact + b":n"], client=pipe)
         changed["contacts' link sets merged"] += sum(pipe.execute())
     return changed
@@ -359,9 +360,10 @@ def successes_with_fingerprints(redis: Any, mac: Keyed, lock: Any) -> dict[str, 
     into its `hub:pushed:<c>` entry (a failure stays where it is)."""
     move = redis.register_script(_SUCCESSES)
     changed = {"push outcomes moved": 0}
-    for names in pages(redis, "hub:last:*", lock):
+    last_prefix = keys.LAST.format("").encode()
+    for names in pages(redis, keys.LAST.format("*"), lock):
         for name in names:
-            pushed = b"hub:pushed:" + name[len(b"hub:last:"):]
+            pushed = keys.PUSHED.format("").encode() + name[len(last_prefix):]
             cursor = 0
             while True:
                 cursor, entries = redis.hscan(name, cursor, count=PAGE)
