@@ -357,6 +357,9 @@ def run(options: Options) -> dict[str, Any]:
 
 
 def run_phases(options: Options, phases: Phases) -> dict[str, Any]:
+    for name, wanted in (("single", options.single), ("freshness", options.freshness)):
+        if not wanted:
+            phases.skip(name)
     with phases.phase("workload and floor"):
         workload = build(options.referrers, options.seed)
         log(f"workload: {options.referrers} referrers, {workload.story_events} story events, "
@@ -374,9 +377,7 @@ def run_phases(options: Options, phases: Phases) -> dict[str, Any]:
     try:
         sender = Sender(stack.hub)
         batch_phase(stack, sender, workload.stream, expected, floor, timeout, phases, result)
-        if not options.single:
-            phases.skip("single")
-        else:
+        if options.single:
             phases.status["single"] = "running"
         if options.single:
             single = build(max(1, SINGLE_EVENTS // 9 + 60), options.seed, ns="s").stream[:SINGLE_EVENTS]
@@ -390,8 +391,6 @@ def run_phases(options: Options, phases: Phases) -> dict[str, Any]:
                 result["freshness"] = freshness_mod.run_rates(
                     stack, sender, options.freshness_rates, options.seed, VENDORS, phases, pct,
                     lambda: wait_drained(stack, time.perf_counter(), timeout), log, options.freshness_seconds)
-        else:
-            phases.skip("freshness")
         result["machine"] = {**machine(stack), "load_average_at_start": load_before}
         result["settings"] = {"hub_workers": options.hub_workers, "hub_threads": options.hub_threads,
                               "sandbox_latency_s": options.latency,
