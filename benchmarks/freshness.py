@@ -144,7 +144,7 @@ def measure(stack: Any, sender: Any, events: list[dict[str, Any]], rate: int, ve
                                        "at": acked, "seen": {}})
                 step_to(progress, sent)
             seconds = time.perf_counter() - started
-        with phases.meter(f"freshness {rate}/s: probes seen at every vendor", len(probes), "probes") as progress:
+        with phases.meter(f"freshness {rate}/s, seen at every vendor", len(probes), "probes") as progress:
             done.set()
             while poller.is_alive():
                 poller.join(1.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -402,7 +403,8 @@ def run_phases(options: Options, phases: Phases) -> dict[str, Any]:
                 phases.status[name] = "stopped"
         raise
     finally:
-        stack.stop(keep=options.keep)
+        with no_interrupts():           # a further Ctrl-C must not leave half the stack running
+            stack.stop(keep=options.keep)
         if options.keep:
             log(f"logs kept in {stack.logs}")
     return result
@@ -424,11 +426,11 @@ def batch_phase(stack: Stack, sender: Sender, events: list[dict[str, Any]], expe
         log(f"  {result['ingest_batch']['events_per_s']} events/s; draining (timeout {timeout:.0f} s)")
     contacts = sum(len(rows) for rows in expected.vendors.values())
     with phases.phase("drain"):
-        with phases.meter("drain: contacts no longer waiting (x vendor)", contacts, "contacts") as progress:
+        with phases.meter("drain, no longer waiting", contacts, "contacts x vendors") as progress:
             hub_drained, trace = wait_drained(stack, started, timeout, progress)
     with phases.phase("confirm at the vendors"):
         log("  comparing every contact at every vendor with the expected state")
-        with phases.meter("confirm: contacts as expected at the vendors (x vendor)", contacts, "contacts") as progress:
+        with phases.meter("confirm, as expected at the vendors", contacts, "contacts x vendors") as progress:
             comparison, at_vendors = confirm_at_vendors(stack, expected, first_sent, started, timeout,
                                                         progress=progress)
     after = stack.stats()
@@ -486,6 +488,19 @@ def cpu_per_event(before: dict[str, float], after: dict[str, float], accepted: i
             "covers": "CPU of the hub (gunicorn), Redis and the worker pool from the first event sent to the "
                       "comparison that found every vendor holding the final state, over the events the ledger "
                       "accepted (duplicates not counted)"}
+
+
+@contextmanager
+def no_interrupts() -> Iterator[None]:
+    """SIGINT ignored for the length of the block (the main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

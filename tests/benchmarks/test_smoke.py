@@ -69,9 +69,9 @@ def test_smoke_run_every_vendor_holds_the_expected_state(tmp_path: Path, capfd: 
     sent, contacts = len(stream), 600 * len(VENDORS)
     assert f"ingest: {sent:,} events to do" in progress
     assert any(line.startswith(f"ingest: {sent:,}/{sent:,} events (100%)") for line in progress), progress
-    assert any(line.startswith(f"drain: contacts no longer waiting (x vendor): {contacts:,}/{contacts:,} contacts (100%)")
+    assert any(line.startswith(f"drain, no longer waiting: {contacts:,}/{contacts:,} contacts x vendors (100%)")
                for line in progress), progress
-    assert any(line.startswith(f"confirm: contacts as expected at the vendors (x vendor): {contacts:,}/{contacts:,}")
+    assert any(line.startswith(f"confirm, as expected at the vendors: {contacts:,}/{contacts:,} contacts x vendors (100%)")
                for line in progress), progress
     assert len(progress) < 200, "plain lines are throttled, not one per request"
     assert result["correctness"]["failed_syncs"] == 0
