@@ -131,8 +131,9 @@ class Stack:
         counts = pipe.execute()
         return {v: counts[2 * i] + counts[2 * i + 1] for i, v in enumerate(VENDORS)}
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by each process group (hub, worker, sandbox) and Redis."""
+    def cpu_seconds(self, digits: int = 1) -> dict[str, float]:
+        """CPU seconds used so far by each process group (hub, worker, sandbox) and Redis, to
+        `digits` places (the kernel counts in clock ticks, 10 ms)."""
         tick = os.sysconf("SC_CLK_TCK")
         out: dict[str, float] = {}
         groups = {proc.pid: name for name, proc in self.procs.items()}
@@ -149,8 +150,8 @@ class Stack:
             if name:
                 # utime + stime, plus children that have exited (RQ's forked job processes)
                 used = sum(int(x) for x in fields[11:15]) / tick
-                out[name] = round(out.get(name, 0.0) + used, 1)
-        out["bench (this process)"] = round(sum(os.times()[:2]), 1)
+                out[name] = round(out.get(name, 0.0) + used, digits)
+        out["bench (this process)"] = round(sum(os.times()[:2]), digits)
         return out
 
     def stats(self) -> dict[str, int]:
@@ -417,7 +418,7 @@ def batch_phase(stack: Stack, sender: Sender, events: list[dict[str, Any]], expe
     redis_memory."""
     memory_before = memory_mod.info(stack.redis)
     before = stack.stats()
-    cpu_before = stack.cpu_seconds()
+    cpu_before = stack.cpu_seconds(digits=3)
     first_sent, started = time.time(), time.perf_counter()
     with phases.phase("ingest (batch)"):
         log(f"batch mode: {BATCH_CLIENTS} clients x {BATCH} events")
@@ -434,8 +435,8 @@ def batch_phase(stack: Stack, sender: Sender, events: list[dict[str, Any]], expe
             comparison, at_vendors = confirm_at_vendors(stack, expected, first_sent, started, timeout,
                                                         progress=progress)
     after = stack.stats()
-    cpu_after = stack.cpu_seconds()
-    result["cpu_seconds_batch_phase"] = cpu_after
+    cpu_after = stack.cpu_seconds(digits=3)
+    result["cpu_seconds_batch_phase"] = {name: round(seconds, 1) for name, seconds in cpu_after.items()}
     result["cpu_per_event_us"] = cpu_per_event(cpu_before, cpu_after, accepted_events(stack), len(events))
     drained = max(at_vendors.values()) if at_vendors else None
     result["drain"] = {"seconds": drained, "timed_out": drained is None, "floor_s": floor["seconds"],
@@ -484,7 +485,7 @@ def cpu_per_event(before: dict[str, float], after: dict[str, float], accepted: i
     used = {part: max(0.0, after.get(name, 0.0) - before.get(name, 0.0)) for name, part in CPU_PARTS.items()}
     per = {part: round(seconds * 1e6 / max(accepted, 1)) for part, seconds in used.items()}
     return {**per, "total": sum(per.values()), "accepted_events": accepted, "events_sent": sent,
-            "cpu_seconds": {part: round(seconds, 1) for part, seconds in used.items()},
+            "cpu_seconds": {part: round(seconds, 2) for part, seconds in used.items()},
             "covers": "CPU of the hub (gunicorn), Redis and the worker pool from the first event sent to the "
                       "comparison that found every vendor holding the final state, over the events the ledger "
                       "accepted (duplicates not counted)"}
