@@ -162,6 +162,13 @@ def test_charts_of_a_full_report_and_of_missing_figures(tmp_path: Path) -> None:
     assert [p.name for p in charts.draw(partial, tmp_path / "partial")] == ["calls.png"]
 
 
+def test_the_charts_the_docs_show_are_sensible_pngs() -> None:
+    shown = sorted((report.REPORTS.parent.parent / "docs" / "benchmark").glob("*.png"))
+    assert {p.name for p in shown} >= {"backlog.png", "calls.png", "freshness.png", "memory.png"}
+    for path in shown:
+        sensible_chart(path)
+
+
 def test_the_png_reader_is_not_fooled() -> None:
     blob = (report.REPORTS.parent.parent / "docs" / "benchmark" / "calls.png").read_bytes()
     png.read(blob)
