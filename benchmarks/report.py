@@ -106,7 +106,12 @@ def freshness_detail(result: dict[str, Any]) -> list[str]:
                          + ", ".join(f"{v} {f.get('p95_lower_bound_s')} s" for v, f in (run.get("limits") or {}).items())
                          + ").")
         for vendor, figures in blocked.items():
-            lines.append(f"- {run['rate']:,} events/s: **{vendor} cannot**: {figures['why']}.")
+            sent = figures.get("as_sent") or {}
+            also = (f" In the slice as sent ({sent['contacts_per_s']:,} distinct contacts a second: its stories "
+                    f"are replayed within seconds, so a flush coalesces several events of one person) the "
+                    f"limits {'would allow it' if sent['can_meet'] else 'rule it out too'}.") if sent else ""
+            lines.append(f"- {run['rate']:,} events/s: **{vendor} cannot** with steady traffic of many people: "
+                         f"{figures['why']}.{also}")
     return lines
 
 

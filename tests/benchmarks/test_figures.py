@@ -56,6 +56,16 @@ def test_a_tighter_declaration_rules_out_a_rate_it_allowed(monkeypatch: pytest.M
     assert freshness.verdict("splio", rate, per_event)["can_meet"] is False
 
 
+def test_the_slice_as_sent_counts_each_contact_once_a_flush() -> None:
+    """One person's events within a flush are one contact to push; steady traffic assumes none repeat."""
+    events = freshness.slice_for(200, seed=5)
+    per_event = freshness.shape(events)
+    assert freshness.as_sent(events, 200)(2.0)["contacts"] <= freshness.steady(per_event, 200)(2.0)["contacts"]
+    same = [{"id": f"e{i}", "type": "referral.invited", "referrer": {"email": "a@x.example"}} for i in range(100)]
+    assert freshness.as_sent(same, 50)(1.0)["contacts"] == 1
+    assert freshness.steady(freshness.shape(same), 50)(1.0)["contacts"] == 50
+
+
 def test_freshness_rates_are_parsed_and_bad_ones_named() -> None:
     assert freshness.parse_rates("1000, 20,70,20") == (20, 70, 1000)
     for bad in ("20,fast", "0", "-5", ","):
