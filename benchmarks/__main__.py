@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from . import report
+from . import compare, freshness, report
+from .progress import Interrupted
 from .runner import Options, run
 
 
@@ -17,16 +19,32 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=0.0, help="seconds; 0 derives it from the floor")
     parser.add_argument("--no-single", action="store_true", help="skip the single-mode ingest phase")
     parser.add_argument("--no-freshness", action="store_true", help="skip the freshness phase")
+    parser.add_argument("--freshness-rates", default=",".join(map(str, freshness.RATES)), metavar="R1,R2,...",
+                        help="events/s at which freshness is measured, one after the other (default %(default)s)")
+    parser.add_argument("--compare", type=Path, metavar="PATH",
+                        help="a previous latest.json: show each figure beside that run's and how it moved")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with the processes' logs")
     parser.add_argument("--out", type=Path, default=report.REPORTS, help="where latest.json / latest.md go")
     parser.add_argument("--env", action="append", default=[], metavar="HUB_X=value",
                         help="extra environment for the hub and workers (repeatable)")
     args = parser.parse_args()
+    try:
+        rates = freshness.parse_rates(args.freshness_rates)
+        other = compare.load(args.compare) if args.compare else None
+    except ValueError as exc:
+        parser.error(str(exc))
     options = Options(referrers=args.referrers, seed=args.seed, hub_workers=args.hub_workers,
                       hub_threads=args.hub_threads, drain_timeout=args.drain_timeout,
-                      single=not args.no_single, freshness=not args.no_freshness, keep=args.keep,
+                      single=not args.no_single, freshness=not args.no_freshness, freshness_rates=rates, keep=args.keep,
                       env=dict(item.split("=", 1) for item in args.env))
-    result = run(options)
+    try:
+        result = run(options)
+    except Interrupted as stop:
+        print(f"\nbenchmark stopped (Ctrl-C); the stack is torn down and no report was written.\n"
+              f"Phases:\n{stop.summary}", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+    if other is not None:
+        result["compared_with"] = compare.compare(result, other, str(args.compare))
     json_path, md_path = report.write(result, args.out)
     print()
     print(report.table(result))

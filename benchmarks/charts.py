@@ -2,7 +2,9 @@
 
   backlog.png    contacts waiting per vendor over time during the drain, the floor's end marked
   calls.png      vendor calls per connector against the floor's
-  freshness.png  freshness percentiles (p50, p95) per vendor at each measured rate
+  freshness.png  freshness percentiles (p50, p95) per vendor at each measured rate, the connectors
+                 whose declared limits rule out p95 < 5 s at that rate marked
+  memory.png     Redis bytes per referrer by key family after the drain, sync path and optional stores
 
 matplotlib (the `bench` extra; never a dependency of the hub) draws them with its Agg backend, so
 no display is needed. The report's keys are read defensively: a chart whose figures are missing
@@ -16,6 +18,7 @@ from typing import Any
 SIZE = (8.0, 4.5)       # inches; at DPI, 800 x 450 pixels
 DPI = 100
 FRESHNESS_TARGET_S = 5.0
+MEMORY_FAMILIES_SHOWN = 14
 
 
 def draw(result: dict[str, Any], directory: Path) -> list[Path]:
@@ -28,7 +31,7 @@ def draw(result: dict[str, Any], directory: Path) -> list[Path]:
     matplotlib.use("Agg")
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, chart in (("backlog", backlog), ("calls", calls), ("freshness", freshness)):
+    for name, chart in (("backlog", backlog), ("calls", calls), ("freshness", freshness), ("memory", memory)):
         figure = chart(result)
         if figure is None:
             continue
@@ -148,6 +151,7 @@ def freshness(result: dict[str, Any]) -> Any:
     figure, axes = plt.subplots(figsize=SIZE)
     width = 0.8 / len(series)
     colours = plt.get_cmap("tab10")
+    ruled_out = False
     for i, name in enumerate(series):
         p50, p95, xs = [], [], []
         for x, run in enumerate(runs):
@@ -159,6 +163,14 @@ def freshness(result: dict[str, Any]) -> Any:
         colour = "black" if name == "every vendor" else colours(i)
         axes.bar(xs, p95, width * 0.9, color=colour, alpha=0.35)
         axes.bar(xs, p50, width * 0.9, color=colour, label=name)
+        for x, run in enumerate(runs):
+            verdict = (run.get("limits") or {}).get(name)
+            if isinstance(verdict, dict) and verdict.get("can_meet") is False:
+                top = ((run.get("vendors") or {}).get(name) or {}).get("p95_s")
+                axes.plot([x - 0.4 + width * (i + 0.5)], [(top if isinstance(top, (int, float)) else 0) + 0.3],
+                          marker="X", color="black", markersize=8, linestyle="none",
+                          label=None if ruled_out else "declared limits rule out p95 < 5 s")
+                ruled_out = True
     axes.axhline(FRESHNESS_TARGET_S, color="red", linestyle="--", linewidth=1,
                  label=f"p95 target {FRESHNESS_TARGET_S:g} s")
     axes.set_xticks(range(len(runs)), [f"{r['rate']:g} events/s" for r in runs])
@@ -166,6 +178,46 @@ def freshness(result: dict[str, Any]) -> Any:
     axes.set_title(title(result, "Freshness at each measured rate"))
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=8, ncol=3, loc="upper right")
-    axes.set_ylim(0, max(FRESHNESS_TARGET_S * 1.4, *(r.get("p95_s") or 0 for r in runs)) * 1.1)
+    highest = [f.get("p95_s") for r in runs for f in [r, *(r.get("vendors") or {}).values()] if isinstance(f, dict)]
+    axes.set_ylim(0, max(FRESHNESS_TARGET_S * 1.4, *(v for v in highest if isinstance(v, (int, float)))) * 1.35)
+    figure.tight_layout()
+    return figure
+
+
+def memory(result: dict[str, Any]) -> Any:
+    import matplotlib.pyplot as plt
+
+    measured = result.get("redis_memory")
+    families = measured.get("families") if isinstance(measured, dict) else None
+    if not isinstance(families, dict):
+        return None
+    rows = [(name, f) for name, f in families.items()
+            if isinstance(f, dict) and isinstance(f.get("bytes_per_referrer"), (int, float))]
+    if not rows:
+        return None
+    from matplotlib.patches import Patch
+
+    rows.sort(key=lambda row: -row[1]["bytes_per_referrer"])
+    if len(rows) > MEMORY_FAMILIES_SHOWN:       # the smallest families as one bar
+        rest = rows[MEMORY_FAMILIES_SHOWN - 1:]
+        rows = rows[:MEMORY_FAMILIES_SHOWN - 1] + [(f"{len(rest)} other families", {
+            "bytes_per_referrer": sum(f["bytes_per_referrer"] for _, f in rest), "sync_path": True})]
+    rows.reverse()
+    figure, axes = plt.subplots(figsize=SIZE)
+    colours = ["tab:blue" if f.get("sync_path") else "tab:orange" for _, f in rows]
+    bars = axes.barh([name for name, _ in rows], [f["bytes_per_referrer"] for _, f in rows], color=colours)
+    axes.bar_label(bars, labels=[f"{f['bytes_per_referrer']:,.0f}" for _, f in rows], fontsize=7, padding=2)
+    axes.set_xlabel("bytes per referrer (MEMORY USAGE; a referrer comes with its two friends)")
+    axes.tick_params(axis="y", labelsize=7)
+    per = measured.get("used_memory_per_referrer")
+    projection = (measured.get("projection_10m") or {}).get("used_memory_bytes")
+    what = title(result, "Redis memory per referrer by key family")
+    if isinstance(per, (int, float)) and isinstance(projection, (int, float)):
+        what += f"\nused_memory {per:,.0f} bytes a referrer; projected for 10M referrers {projection / 2**30:,.1f} GiB"
+    axes.set_title(what, fontsize=10)
+    axes.grid(axis="x", alpha=0.3)
+    axes.margins(x=0.12)
+    axes.legend(handles=[Patch(color="tab:blue", label="sync path"), Patch(color="tab:orange", label="optional stores")],
+                loc="lower right", fontsize=8)
     figure.tight_layout()
     return figure

@@ -1,251 +1,177 @@
-"""Redis memory by key family, and Redis CPU, of a hub's store.
+"""Redis memory per referrer after the drain, by key family, and its projection to 10 million.
 
-    python -m benchmarks.memory --data-dir /tmp/rsh-bench-XXXX/redis --referrers 2000
-    python -m benchmarks.memory --url redis://127.0.0.1:6379/5 --referrers 2000
-    python -m benchmarks.memory --growth --referrers 10000 [--ledger-script FILE]
+`used_memory` and `used_memory_dataset` (INFO memory) are read before the first event and after
+the drain; the difference over R is the memory a referrer costs (with its two friends: three
+contacts). The breakdown walks every key with SCAN, groups it by its prefix as the hub names it
+(hub/core/keys.py, and the modules that own a store: hub.core.timeline, hub.core.failindex,
+hub.core.feed, hub.core.recent), and sums `MEMORY USAGE` over a sample of each family
+(SAMPLE_PER_FAMILY keys, spread over the scan), scaled to the family's key count.
 
-`--data-dir` starts the embedded Redis a kept benchmark run left behind (`./dev bench --keep`;
-its AOF is loaded again) and stops it afterwards. Every key is read once with `MEMORY USAGE
-<key> SAMPLES 0` (exact, not sampled), grouped by family: the key name with each person, connector
-and id replaced by a placeholder (`hub:c:*`, `hub:c:*:reg`, `hub:pushed:*`, `hub:seen:*`). Each
-family is either the sync path's own (the ledger, dirty sets, fingerprints, dedupe, the event
-log) or an optional store (contact index and timelines, replay, RQ's job records), reported
-apart. `measure()` returns the figures as a dict, so the benchmark report can use them.
+Families are either the sync path's own (what receiving events and pushing contacts needs) or
+optional stores (the console's timelines and contact index, the failed-sync index, the event log
+that replay and the outbound feed read, the feed's own stores). Each is projected to 10 million
+referrers by how it grows: per person (linear in R), bounded (the event log and its per-contact
+index are capped at HUB_EVENT_LOG_MAXLEN entries; metrics and rate-limit buckets do not grow with R),
+or by its own TTL (dedupe markers live HUB_DEDUPE_DAYS: the projection assumes every event of the
+10 million referrers arrives within that window, the worst case). The per-contact index of the
+event log is trimmed to the stream's range only once it holds more than 64 entries, so for people
+with a few events each it grows per person although the stream itself is capped.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import re
-from collections import defaultdict
 from typing import Any
 
-# Families that are not the sync path's own: the console's contact index and timelines, the
-# replay and failure indexes, RQ's records of jobs. They are reported apart.
-OPTIONAL = ("hub:tl:", "hub:contacts", "hub:fx:", "hub:recent:", "hub:job:", "hub:jobs", "rq:")
-CONNECTOR_SCOPED = ("dirty", "erase", "pushed", "last", "lastok", "suspect", "paused", "backoff", "attempts",
-                    "flushretry", "flushq", "lease", "fence", "vjobs", "vjobwait", "recent")
+from hub.core import failindex, keys, recent, timeline
+from hub.core.config import DEFAULTS as CONFIG_DEFAULTS
+
+SAMPLE_PER_FAMILY = 300
+PROJECT_TO = 10_000_000
+LINEAR, BOUNDED, FIXED = "per person", "bounded by the event log's MAXLEN", "does not grow with R"
+
+# (family, how the key starts, sync path or optional, how it grows). First match wins, so the
+# longer prefixes come first. A key no family claims is counted as "other <prefix>".
+FAMILIES: list[tuple[str, str, bool, str]] = [
+    ("contact index", timeline.INDEX, False, LINEAR),          # hub:contacts (and :built)
+    ("timelines", timeline.TIMELINE.format(""), False, LINEAR),
+    ("failed-sync index", failindex.PREFIX, False, LINEAR),
+    ("event log stream", keys.EVENTS, False, BOUNDED),         # exact key; see `family`
+    ("feed stores", keys.PREFIX + "feed:", False, FIXED),
+    ("contact hashes", keys.CONTACT_PREFIX, True, LINEAR),    # hub:c:<email>; side sets split in `family`
+    ("dirty sets", keys.DIRTY.format(""), True, LINEAR),
+    ("erase sets", keys.ERASE.format(""), True, LINEAR),
+    ("versions", keys.VERSIONS, True, LINEAR),
+    ("dedupe markers", keys.SEEN.format(""), True, LINEAR),
+    ("order markers", keys.PREFIX + "order:", True, LINEAR),
+    ("pushed fingerprints", keys.PUSHED.format(""), True, LINEAR),
+    ("last push outcome", keys.LAST.format(""), True, LINEAR),
+    ("superseded-flush marks", keys.SUSPECT.format(""), True, LINEAR),
+    ("vendor jobs", keys.PREFIX + "vjob", True, FIXED),
+    ("identities and promo codes", keys.PREFIX + "ident:", True, LINEAR),
+    ("rate-limit buckets", keys.RATE_LIMIT, True, FIXED),
+    ("metrics", keys.PREFIX + "m:", True, FIXED),
+    ("recent calls", recent.KEY.format(""), False, FIXED),
+    ("job queue (RQ)", "rq:", True, FIXED),
+]
+# What follows `hub:c:<email>` in the ledger's side keys (hub/core/ledger.lua).
+LOG_INDEX_SUFFIX = ":log"
 
 
-def family(name: str) -> str:
-    """The key's family: its name with the variable parts replaced by `*`."""
-    if name.startswith("hub:c:"):
-        rest = name[len("hub:c:"):]
-        suffix = re.search(r":([a-z]+)$", rest)
-        return "hub:c:*" + (f":{suffix.group(1)}" if suffix and "@" not in suffix.group(1) else "")
-    if name.startswith("hub:tl:"):
-        return "hub:tl:*"
-    parts = name.split(":")
-    if parts[0] == "rq":
-        return ":".join(parts[:2]) + (":*" if len(parts) > 2 else "")
-    if len(parts) >= 3 and parts[1] in CONNECTOR_SCOPED:
-        return f"{parts[0]}:{parts[1]}:*"
-    if len(parts) >= 3 and parts[1] in ("seen", "order", "erased", "cron", "fx", "job", "parked", "ident"):
-        return f"{parts[0]}:{parts[1]}:*"
-    return name
+def family(key: str) -> tuple[str, bool, str]:
+    """(family, sync path?, growth) of one key."""
+    if key == keys.EVENTS:
+        return "event log stream", False, BOUNDED
+    for name, prefix, sync, growth in FAMILIES:
+        if name == "event log stream":
+            continue
+        if key.startswith(prefix):
+            if name == "contact hashes":
+                rest = key[len(prefix):]
+                at = rest.find("@")
+                tail = rest[rest.find(":", at):] if at >= 0 and ":" in rest[at:] else ""
+                if tail == LOG_INDEX_SUFFIX:
+                    # trimmed to the stream's range only above 64 entries, which a person with a
+                    # handful of events never reaches: it grows per person, not with the stream
+                    return "event log index per contact", False, LINEAR
+                if tail:
+                    return "contact links (friends, credits, orders)", True, LINEAR
+            return name, sync, growth
+    head = key.split(":", 2)
+    return f"other {':'.join(head[:2])}:", True, FIXED
 
 
-def measure(client: Any, referrers: int) -> dict[str, Any]:
-    """Memory per key family (bytes, keys, encodings) and INFO memory / cpu, per referrer too."""
-    families: dict[str, dict[str, Any]] = defaultdict(lambda: {"bytes": 0, "keys": 0, "encodings": defaultdict(int)})
-    for page in _pages(client):
-        pipe = client.pipeline(transaction=False)
-        for name in page:
-            pipe.memory_usage(name, samples=0)
-            pipe.object("encoding", name)
-        answers = pipe.execute()
-        for i, name in enumerate(page):
-            used, encoding = answers[2 * i], answers[2 * i + 1]
-            entry = families[family(name.decode(errors="replace"))]
-            entry["bytes"] += int(used or 0)
-            entry["keys"] += 1
-            entry["encodings"][encoding.decode() if isinstance(encoding, bytes) else str(encoding)] += 1
-    memory, cpu = client.info("memory"), client.info("cpu")
-    rows = {name: {"bytes": e["bytes"], "keys": e["keys"], "per_referrer": round(e["bytes"] / referrers, 1),
-                   "encodings": dict(e["encodings"])} for name, e in families.items()}
-    sync = {n: r for n, r in rows.items() if not n.startswith(OPTIONAL)}
-    optional = {n: r for n, r in rows.items() if n.startswith(OPTIONAL)}
-    used = int(memory["used_memory"])
+def info(redis: Any) -> dict[str, int]:
+    memory = redis.info("memory")
+    return {"used_memory": int(memory["used_memory"]), "used_memory_dataset": int(memory["used_memory_dataset"]),
+            "keys": int(redis.dbsize())}
+
+
+def breakdown(redis: Any, sample: int = SAMPLE_PER_FAMILY) -> dict[str, dict[str, Any]]:
+    """Per family: keys, sampled keys, estimated bytes (MEMORY USAGE, SAMPLES 0 for exact sizes of
+    the sampled keys), sync path or optional, growth. Two passes: count, then sample evenly."""
+    counts: dict[str, int] = {}
+    meta: dict[str, tuple[bool, str]] = {}
+    for raw in redis.scan_iter(count=1000):
+        name, sync, growth = family(raw.decode(errors="replace"))
+        counts[name] = counts.get(name, 0) + 1
+        meta[name] = (sync, growth)
+    stride = {name: max(1, n // sample) for name, n in counts.items()}
+    seen: dict[str, int] = {}
+    sampled: dict[str, list[int]] = {name: [] for name in counts}
+    pipe = redis.pipeline(transaction=False)
+    order: list[str] = []
+    for raw in redis.scan_iter(count=1000):
+        name = family(raw.decode(errors="replace"))[0]
+        if name not in counts:
+            continue            # a key written between the two passes
+        seen[name] = seen.get(name, 0) + 1
+        if (seen[name] - 1) % stride[name] == 0 and len(sampled[name]) + order.count(name) < sample:
+            pipe.memory_usage(raw, samples=0)
+            order.append(name)
+        if len(order) >= 500:
+            for got_name, size in zip(order, pipe.execute()):
+                if size is not None:
+                    sampled[got_name].append(int(size))
+            order = []
+    for got_name, size in zip(order, pipe.execute()):
+        if size is not None:
+            sampled[got_name].append(int(size))
+    out = {}
+    for name, n in sorted(counts.items(), key=lambda item: -item[1] * mean(sampled[item[0]])):
+        sizes = sampled[name]
+        out[name] = {"keys": n, "sampled": len(sizes), "bytes": round(mean(sizes) * n),
+                     "sync_path": meta[name][0], "growth": meta[name][1]}
+    return out
+
+
+def mean(values: list[int]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def measure(redis: Any, before: dict[str, int], referrers: int, events_logged: int) -> dict[str, Any]:
+    """The report's `redis_memory`: totals, per referrer, by family, and the 10 million projection."""
+    after = info(redis)
+    families = breakdown(redis)
+    per_ref = {name: round(f["bytes"] / referrers, 1) for name, f in families.items()}
+    maxlen = int(CONFIG_DEFAULTS.get("EVENT_LOG_MAXLEN", 100_000))
+    scale = PROJECT_TO / referrers
+    projected = {}
+    for name, f in families.items():
+        if f["growth"] == LINEAR:
+            projected[name] = f["bytes"] * scale
+        elif f["growth"] == BOUNDED:
+            # the log holds at most MAXLEN entries, whatever R: scale to min(events, MAXLEN)
+            grow = min(events_logged * scale, maxlen) / max(min(events_logged, maxlen), 1)
+            projected[name] = f["bytes"] * grow
+        else:
+            projected[name] = f["bytes"]
+    sync = sum(f["bytes"] for f in families.values() if f["sync_path"])
+    optional = sum(f["bytes"] for f in families.values() if not f["sync_path"])
+    sync_10m = sum(projected[n] for n, f in families.items() if f["sync_path"])
+    optional_10m = sum(projected[n] for n, f in families.items() if not f["sync_path"])
+    grown = after["used_memory"] - before["used_memory"]
+    grown_dataset = after["used_memory_dataset"] - before["used_memory_dataset"]
+    # What MEMORY USAGE does not see (allocator overhead, the keyspace's own tables) scales with
+    # the data: the projection keeps used_memory's ratio to the sampled bytes.
+    overhead = grown / max(sync + optional, 1)
     return {
-        "referrers": referrers,
-        "used_memory": used, "used_memory_dataset": int(memory.get("used_memory_dataset", 0)),
-        "used_memory_per_referrer": round(used / referrers, 1),
-        "dataset_per_referrer": round(int(memory.get("used_memory_dataset", 0)) / referrers, 1),
-        "sync_path_bytes": sum(r["bytes"] for r in sync.values()),
-        "sync_path_per_referrer": round(sum(r["bytes"] for r in sync.values()) / referrers, 1),
-        "optional_bytes": sum(r["bytes"] for r in optional.values()),
-        "optional_per_referrer": round(sum(r["bytes"] for r in optional.values()) / referrers, 1),
-        "sync_path": dict(sorted(sync.items(), key=lambda kv: -kv[1]["bytes"])),
-        "optional": dict(sorted(optional.items(), key=lambda kv: -kv[1]["bytes"])),
-        "cpu": {k: float(cpu[k]) for k in ("used_cpu_sys", "used_cpu_user", "used_cpu_sys_children",
-                                           "used_cpu_user_children") if k in cpu},
+        "measured_at": "after the batch phase's drain (every vendor holds the final state), before any other phase",
+        "before": before, "after": after,
+        "used_memory_per_referrer": round(grown / referrers, 1),
+        "used_memory_dataset_per_referrer": round(grown_dataset / referrers, 1),
+        "sampled_bytes_per_referrer": {"sync_path": round(sync / referrers, 1),
+                                       "optional_stores": round(optional / referrers, 1)},
+        "families": {name: {**f, "bytes_per_referrer": per_ref[name]} for name, f in families.items()},
+        "projection_10m": {
+            "referrers": PROJECT_TO,
+            "sync_path_bytes": round(sync_10m * overhead), "optional_stores_bytes": round(optional_10m * overhead),
+            "used_memory_bytes": round(before["used_memory"] + (sync_10m + optional_10m) * overhead),
+            "rule": "per-person families x (10M / R); the event log stream capped at "
+                    f"{maxlen:,} entries (HUB_EVENT_LOG_MAXLEN); fixed families as measured; all x "
+                    f"used_memory growth / sampled bytes ({overhead:.2f}); dedupe markers assume every event "
+                    "within the dedupe window"},
+        "sample_per_family": SAMPLE_PER_FAMILY,
     }
 
 
-def _pages(client: Any) -> Any:
-    cursor = 0
-    while True:
-        cursor, names = client.scan(cursor, count=1000)
-        if names:
-            yield names
-        if cursor == 0:
-            return
-
-
-def watch(pattern: str, every: float = 0.5) -> dict[str, Any]:
-    """Poll the newest embedded Redis whose socket matches `pattern` until it stops: its last
-    INFO cpu and fork counts (a stopped server's counters are gone, so they are read while it runs)."""
-    import glob
-    import time
-
-    import redis
-
-    while not glob.glob(pattern):
-        time.sleep(every)
-    socket = max(glob.glob(pattern), key=lambda p: os.path.getmtime(p))
-    client = redis.Redis(unix_socket_path=socket, socket_timeout=5)
-    last: dict[str, Any] = {}
-    while True:
-        try:
-            info = client.info()
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            return last
-        last = {k: info.get(k) for k in ("used_cpu_sys", "used_cpu_user", "used_cpu_sys_children",
-                                         "used_cpu_user_children", "total_forks", "aof_rewrites",
-                                         "aof_last_cow_size", "expired_keys", "used_memory", "total_commands_processed")}
-        last["socket"] = socket
-        time.sleep(every)
-
-
-def growth(referrers: int, steps: int = 5, ledger_script: str | None = None, batch: int = 100,
-           settings: dict[str, str] | None = None) -> dict[str, Any]:
-    """Redis CPU per event as the data grows, for the ledger step alone (no flush runs): the
-    standard workload applied in `steps` slices to a fresh embedded Redis (AOF on, as the hub
-    runs it); after each slice, INFO's CPU (the server's own and its AOF-rewrite children's),
-    commands and memory. `ledger_script` swaps in another version of the step (e.g. the layout 3
-    one kept in tests/hub/fixtures/) to compare like with like; `settings` override the embedded
-    server's configuration (e.g. auto-aof-rewrite-percentage)."""
-    import tempfile
-    from pathlib import Path
-
-    from sandbox import DEMO_SETTINGS
-
-    from hub import create_app
-    from hub.core.ledger import get_ledger
-    from hub.core.schemas import load_events
-    from hub.core import store
-
-    from .workload import build
-
-    folder = Path(tempfile.mkdtemp(prefix="rsh-growth-"))
-    defaults = dict(store.SERVER_CONFIG)
-    store.SERVER_CONFIG.update(settings or {})
-    try:
-        server = store.start_embedded(folder / "redis")
-    finally:
-        store.SERVER_CONFIG.clear()
-        store.SERVER_CONFIG.update(defaults)
-    config: dict[str, Any] = {"REDIS_URL": server.url, "DATA_DIR": str(folder / "var"), "INGEST_SECRETS": "x" * 32}
-    for vendor, settings in DEMO_SETTINGS.items():
-        config.update({f"{vendor.upper()}_{k.upper()}": v for k, v in settings.items()})
-    stream, problems = load_events(build(referrers).stream)
-    assert not problems, problems[:3]
-    app = create_app(config)
-    rows: list[dict[str, Any]] = []
-    try:
-        with app.app_context():
-            ledger = get_ledger()
-            if ledger_script:
-                ledger.script = server.client.register_script(Path(ledger_script).read_text())
-            connectors = sorted(DEMO_SETTINGS)
-
-            def snapshot() -> dict[str, float]:
-                info = server.client.info()
-                return {"main": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
-                        "children": float(info["used_cpu_user_children"]) + float(info["used_cpu_sys_children"]),
-                        "commands": float(info["total_commands_processed"]), "forks": float(info.get("total_forks", 0)),
-                        "memory": float(info["used_memory"])}
-
-            size = -(-len(stream) // steps)
-            for start in range(0, len(stream), size):
-                before = snapshot()
-                part = stream[start:start + size]
-                for i in range(0, len(part), batch):
-                    ledger.apply_each(part[i:i + batch], connectors)
-                after = snapshot()
-                n = len(part)
-                rows.append({"events_so_far": start + n, "used_memory_mb": round(after["memory"] / 2**20, 1),
-                             "us_per_event_main": round((after["main"] - before["main"]) / n * 1e6, 1),
-                             "us_per_event_children": round((after["children"] - before["children"]) / n * 1e6, 1),
-                             "commands_per_event": round((after["commands"] - before["commands"]) / n, 1),
-                             "forks": int(after["forks"] - before["forks"])})
-    finally:
-        server.stop()
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
-    return {"referrers": referrers, "events": len(stream), "ledger": ledger_script or "hub/core/ledger.lua",
-            "settings": settings or {}, "slices": rows}
-
-
-def table(result: dict[str, Any]) -> str:
-    """The breakdown as plain text, largest family first."""
-    lines = [f"R = {result['referrers']}: used_memory {result['used_memory_per_referrer']} B a referrer "
-             f"(dataset {result['dataset_per_referrer']}); keys: sync path {result['sync_path_per_referrer']} B, "
-             f"optional stores {result['optional_per_referrer']} B a referrer"]
-    for part in ("sync_path", "optional"):
-        lines.append(f"{part}:")
-        for name, row in result[part].items():
-            encodings = ", ".join(f"{k} {v}" for k, v in row["encodings"].items())
-            lines.append(f"  {name:<28} {row['per_referrer']:>9} B/referrer  {row['keys']:>8} keys  {encodings}")
-    return "\n".join(lines)
-
-
-def main() -> None:
-    import redis
-
-    from hub.core.store import Embedded, connect
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="a Redis URL (its current database is read)")
-    where.add_argument("--data-dir", help="the embedded Redis folder of a kept benchmark run")
-    where.add_argument("--growth", action="store_true", help="apply the workload to a fresh embedded Redis "
-                       "through the ledger step alone and print Redis CPU per event as the data grows")
-    where.add_argument("--watch", metavar="GLOB", help="poll the newest embedded Redis socket matching GLOB "
-                       "(e.g. '/tmp/rsh-bench-*/redis/redis.sock') until it stops; print its last INFO cpu")
-    parser.add_argument("--referrers", type=int, default=0, help="R of the run, to divide by")
-    parser.add_argument("--json", action="store_true", help="print JSON rather than a table")
-    parser.add_argument("--ledger-script", help="with --growth: another version of hub/core/ledger.lua to run")
-    parser.add_argument("--redis-setting", action="append", default=[], metavar="NAME=VALUE",
-                        help="with --growth: a setting of the embedded Redis (repeatable)")
-    args = parser.parse_args()
-    if args.watch:
-        print(json.dumps(watch(args.watch), indent=1))
-        return
-    if args.referrers <= 0:
-        parser.error("--referrers: give the R of the run (a positive number)")
-    if args.growth:
-        settings = dict(item.split("=", 1) for item in args.redis_setting)
-        print(json.dumps(growth(args.referrers, ledger_script=args.ledger_script, settings=settings), indent=1))
-        return
-    server = None
-    if args.data_dir:
-        server = Embedded.of(args.data_dir)
-        server.start(timeout=300)
-        client = connect(server.url)
-    else:
-        client = redis.Redis.from_url(args.url)
-    try:
-        result = measure(client, args.referrers)
-    finally:
-        client.close()
-        if server is not None:
-            server.stop()
-    print(json.dumps(result, indent=1) if args.json else table(result))
-
-
-if __name__ == "__main__":
-    main()
+def gib(value: float) -> str:
+    return f"{value / 2**30:,.1f} GiB"

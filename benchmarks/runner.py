@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,16 +25,18 @@ from hub.core.processes import free_port
 
 from . import expected as expected_mod
 from . import floor as floor_mod
-from .workload import Workload, build
+from . import freshness as freshness_mod
+from . import memory as memory_mod
+from .progress import Interrupted, Phases, Stopped, step_to
+from .workload import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1mb3ItcmVmZXJyYWwtc3luYy1odWI="
 VENDORS = ("klaviyo", "emarsys", "salesforce", "ometria", "splio")
 BATCH, BATCH_CLIENTS = 100, 4
 SINGLE_EVENTS, SINGLE_CLIENTS = 5_000, 8
-FRESH_RATE, FRESH_SECONDS, FRESH_PROBE_EVERY, FRESH_POLL = 200, 30.0, 50, 0.1
-# The counter a probe watches at each vendor (mapping target per source field).
-COUNTERS = ("invites_sent", "friends_registered", "friends_converted")
+PHASES = ["workload and floor", "stack", "ingest (batch)", "drain", "confirm at the vendors", "redis memory",
+          "single", "freshness"]
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Options:
     drain_timeout: float = 0.0          # 0: derived from the floor
     single: bool = True
     freshness: bool = True
+    freshness_rates: tuple[int, ...] = freshness_mod.RATES
+    freshness_seconds: float = freshness_mod.SECONDS     # per rate (at least freshness_mod.MIN_EVENTS events)
     keep: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
@@ -125,8 +131,9 @@ class Stack:
         counts = pipe.execute()
         return {v: counts[2 * i] + counts[2 * i + 1] for i, v in enumerate(VENDORS)}
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by each process group (hub, worker, sandbox) and Redis."""
+    def cpu_seconds(self, digits: int = 1) -> dict[str, float]:
+        """CPU seconds used so far by each process group (hub, worker, sandbox) and Redis, to
+        `digits` places (the kernel counts in clock ticks, 10 ms)."""
         tick = os.sysconf("SC_CLK_TCK")
         out: dict[str, float] = {}
         groups = {proc.pid: name for name, proc in self.procs.items()}
@@ -143,8 +150,8 @@ class Stack:
             if name:
                 # utime + stime, plus children that have exited (RQ's forked job processes)
                 used = sum(int(x) for x in fields[11:15]) / tick
-                out[name] = round(out.get(name, 0.0) + used, 1)
-        out["bench (this process)"] = round(sum(os.times()[:2]), 1)
+                out[name] = round(out.get(name, 0.0) + used, digits)
+        out["bench (this process)"] = round(sum(os.times()[:2]), digits)
         return out
 
     def stats(self) -> dict[str, int]:
@@ -235,11 +242,19 @@ def run_clients(clients: int, jobs: Iterator[Any], work: Callable[[Any], None]) 
         raise errors[0]
 
 
-def send_batches(sender: Sender, events: list[dict[str, Any]]) -> dict[str, Any]:
+def send_batches(sender: Sender, events: list[dict[str, Any]], progress: Any = None) -> dict[str, Any]:
     latencies: list[float] = []
+    lock = threading.Lock()
     started = time.perf_counter()
     chunks = (events[i:i + BATCH] for i in range(0, len(events), BATCH))
-    run_clients(BATCH_CLIENTS, chunks, lambda chunk: latencies.append(sender.post({"events": chunk})))
+
+    def send(chunk: list[dict[str, Any]]) -> None:
+        latencies.append(sender.post({"events": chunk}))
+        if progress is not None:
+            with lock:
+                progress.step(len(chunk))      # raises Stopped after Ctrl-C: the clients stop
+
+    run_clients(BATCH_CLIENTS, chunks, send)
     seconds = time.perf_counter() - started
     return {"events": len(events), "requests": len(latencies), "seconds": round(seconds, 2),
             "events_per_s": round(len(events) / seconds), "clients": BATCH_CLIENTS, "batch": BATCH,
@@ -257,9 +272,10 @@ def send_singles(sender: Sender, events: list[dict[str, Any]]) -> dict[str, Any]
 
 
 # -- drain --------------------------------------------------------------------------------------
-def wait_drained(stack: Stack, started: float, timeout: float) -> tuple[float | None, list[Any]]:
+def wait_drained(stack: Stack, started: float, timeout: float, progress: Any = None) -> tuple[float | None, list[Any]]:
     """Seconds from `started` until no contact waits for any connector (two quiet polls in a row,
-    so a flush between reading the backlog and pushing is not missed); None on timeout."""
+    so a flush between reading the backlog and pushing is not missed); None on timeout.
+    `progress` (total: contacts x vendors) moves to what no longer waits, the backlog as its note."""
     trace: list[Any] = []
     quiet = 0
     last_mark = 0.0
@@ -267,6 +283,9 @@ def wait_drained(stack: Stack, started: float, timeout: float) -> tuple[float | 
         per_vendor = stack.backlog()
         backlog = sum(per_vendor.values())
         now = time.perf_counter() - started
+        if progress is not None:
+            step_to(progress, (progress.total or 0) - backlog,
+                    f"backlog {backlog:,} left" + "".join(f", {v} {n:,}" for v, n in per_vendor.items() if n))
         if now - last_mark >= 2.0:
             trace.append((round(now, 1), {v: n for v, n in per_vendor.items() if n}))
             last_mark = now
@@ -283,7 +302,8 @@ def wait_drained(stack: Stack, started: float, timeout: float) -> tuple[float | 
 
 
 def confirm_at_vendors(stack: Stack, expected: expected_mod.Expected, first_sent: float, started: float,
-                       timeout: float, settle: float = 15.0) -> tuple[dict[str, Any], dict[str, float] | None]:
+                       timeout: float, settle: float = 15.0,
+                       progress: Any = None) -> tuple[dict[str, Any], dict[str, float] | None]:
     """Compare every contact at every vendor with the expected state until none differs (a vendor
     job may still be landing when the hub's own sets are empty); then read when each vendor last
     changed a contact. Returns (the last comparison, seconds from the first event sent to each
@@ -292,6 +312,10 @@ def confirm_at_vendors(stack: Stack, expected: expected_mod.Expected, first_sent
     while True:
         changes = stack.changes()
         comparison = expected_mod.compare(expected, stack.held())
+        if progress is not None:
+            mismatched = sum(v["mismatched"] for v in comparison.values())
+            step_to(progress, sum(v["contacts"] for v in comparison.values()) - mismatched,
+                    f"{mismatched:,} still differ")
         if not sum(v["mismatched"] for v in comparison.values()):
             changes = stack.changes()
             return comparison, {v: round(changes[v]["at"] - first_sent, 2) if v in changes else 0.0
@@ -301,86 +325,6 @@ def confirm_at_vendors(stack: Stack, expected: expected_mod.Expected, first_sent
         if time.perf_counter() - started > timeout or (idle and time.time() - last_change > settle):
             return comparison, None
         time.sleep(1.0)
-
-
-# -- freshness ----------------------------------------------------------------------------------
-def targets_for(vendor: str) -> dict[str, str]:
-    return {source: target for target, source, _ in expected_mod.DEFAULTS[vendor]["fields"] if source in COUNTERS}
-
-
-def freshness(stack: Stack, sender: Sender, workload: Workload) -> dict[str, Any]:
-    """Send at a steady FRESH_RATE events/s (10 per request every 50 ms); every FRESH_PROBE_EVERY-th
-    event that moves a referrer counter becomes a probe: seconds from its 202 until each vendor's
-    mapped counter shows at least the value it implies."""
-    model = expected_mod.Model()
-    counter_targets = {v: targets_for(v) for v in VENDORS}
-    probes: list[dict[str, Any]] = []
-    lock = threading.Lock()
-    done = threading.Event()
-    step = 10
-    count = 0
-    events = workload.stream[:int(FRESH_RATE * FRESH_SECONDS)]
-
-    def poll() -> None:
-        session = requests.Session()
-        while not (done.is_set() and all(len(p["seen"]) == len(VENDORS) or time.perf_counter() - p["at"] > 60
-                                         for p in probes)):
-            with lock:
-                pending = [p for p in probes if len(p["seen"]) < len(VENDORS) and time.perf_counter() - p["at"] < 60]
-            for probe in pending:
-                for vendor in VENDORS:
-                    if vendor in probe["seen"]:
-                        continue
-                    held = stack.holds(session, vendor, probe["email"])
-                    value = ((held or {}).get("fields") or {}).get(counter_targets[vendor][probe["counter"]])
-                    try:
-                        ok = value is not None and float(value) >= probe["value"]
-                    except (TypeError, ValueError):
-                        ok = False
-                    if ok:
-                        probe["seen"][vendor] = time.perf_counter() - probe["at"]
-            time.sleep(FRESH_POLL)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    started = time.perf_counter()
-    for n, start in enumerate(range(0, len(events), step)):
-        chunk = events[start:start + step]
-        due = started + n * step / FRESH_RATE
-        time.sleep(max(0.0, due - time.perf_counter()))
-        new = []
-        for event in chunk:
-            if model.apply(event):
-                new.append(event)
-        model.finish()
-        sender.post({"events": chunk})
-        acked = time.perf_counter()
-        for event in new:
-            counter = {"referral.invited": "invites_sent", "friend.registered": "friends_registered",
-                       "friend.converted": "friends_converted"}.get(event["type"])
-            if counter is None:
-                continue
-            count += 1
-            if count % FRESH_PROBE_EVERY:
-                continue
-            email = event["referrer"]["email"]
-            state = model.state(email)
-            with lock:
-                probes.append({"email": email, "counter": counter, "value": state[counter], "at": acked, "seen": {}})
-    sent_seconds = time.perf_counter() - started
-    done.set()
-    poller.join(90)
-    per_vendor = {}
-    everywhere = []
-    for vendor in VENDORS:
-        values = [p["seen"][vendor] for p in probes if vendor in p["seen"]]
-        per_vendor[vendor] = {"p50_s": round(pct(values, 50) or 0, 2), "p95_s": round(pct(values, 95) or 0, 2),
-                              "unseen": sum(1 for p in probes if vendor not in p["seen"])}
-    for p in probes:
-        everywhere.append(max(p["seen"].values()) if len(p["seen"]) == len(VENDORS) else float("inf"))
-    return {"rate": FRESH_RATE, "events": len(events), "seconds": round(sent_seconds, 1), "probes": len(probes),
-            "poll_s": FRESH_POLL, "p50_s": round(pct(everywhere, 50) or 0, 2), "p95_s": round(pct(everywhere, 95) or 0, 2),
-            "vendors": per_vendor}
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -404,72 +348,172 @@ def log(message: str) -> None:
 
 
 def run(options: Options) -> dict[str, Any]:
-    workload = build(options.referrers, options.seed)
-    log(f"workload: {options.referrers} referrers, {workload.story_events} story events, "
-        f"{len(workload.stream)} sent (duplicates and swaps included)")
-    expected = expected_mod.expected_for(workload.stream, VENDORS)
-    floor = floor_mod.compute(expected, list_kinds())
-    log(f"floor: {floor['seconds']} s (bound by {floor['bound_by']})")
+    """The whole run; Ctrl-C stops it cleanly (the stack torn down) and raises Interrupted, whose
+    summary says which phases finished and which did not."""
+    with interrupt_handler() as interrupts:
+        phases = Phases(PHASES, interrupts)
+        try:
+            return run_phases(options, phases)
+        except (Stopped, KeyboardInterrupt):
+            raise Interrupted(phases.summary()) from None
+
+
+def run_phases(options: Options, phases: Phases) -> dict[str, Any]:
+    for name, wanted in (("single", options.single), ("freshness", options.freshness)):
+        if not wanted:
+            phases.skip(name)
+    with phases.phase("workload and floor"):
+        workload = build(options.referrers, options.seed)
+        log(f"workload: {options.referrers} referrers, {workload.story_events} story events, "
+            f"{len(workload.stream)} sent (duplicates and swaps included)")
+        expected = expected_mod.expected_for(workload.stream, VENDORS)
+        floor = floor_mod.compute(expected, list_kinds())
+        log(f"floor: {floor['seconds']} s (bound by {floor['bound_by']})")
     timeout = options.drain_timeout or max(120.0, 4 * floor["seconds"] + 60)
     load_before = [round(x, 1) for x in os.getloadavg()]
-    stack = Stack(options)
+    with phases.phase("stack"):
+        stack = Stack(options)
     log(f"stack: hub {stack.hub}, sandbox {stack.sandbox}, redis {stack.redis_server.url}, logs {stack.logs}")
     result: dict[str, Any] = {"referrers": options.referrers, "seed": options.seed,
                               "events": {"story": workload.story_events, "sent": len(workload.stream)}}
     try:
         sender = Sender(stack.hub)
-        before = stack.stats()
-        first_sent, started = time.time(), time.perf_counter()
-        log(f"batch mode: {BATCH_CLIENTS} clients x {BATCH} events")
-        result["ingest_batch"] = send_batches(sender, workload.stream)
-        log(f"  {result['ingest_batch']['events_per_s']} events/s; draining (timeout {timeout:.0f} s)")
-        hub_drained, trace = wait_drained(stack, started, timeout)
-        log("  comparing every contact at every vendor with the expected state")
-        comparison, at_vendors = confirm_at_vendors(stack, expected, first_sent, started, timeout)
-        after = stack.stats()
-        result["cpu_seconds_batch_phase"] = stack.cpu_seconds()
-        drained = max(at_vendors.values()) if at_vendors else None
-        result["drain"] = {"seconds": drained, "timed_out": drained is None, "floor_s": floor["seconds"],
-                           "ratio": round(drained / floor["seconds"], 2) if drained else None,
-                           "measured_at": "vendors: the sandbox's last write that changed a contact, after the "
-                                          "comparison found every vendor holding the expected final state",
-                           "per_vendor_s": at_vendors,
-                           "hub_dirty_sets_s": round(hub_drained, 1) if hub_drained is not None else None,
-                           "ingest_s": result["ingest_batch"]["seconds"], "backlog_trace": trace}
-        log(f"  vendors hold the final state {drained} s after the first event (floor {floor['seconds']} s); "
-            f"hub dirty sets empty at {result['drain']['hub_dirty_sets_s']} s")
-        calls = calls_by_vendor(before, after)
-        per_k = 1000 / len(workload.stream)
-        result["calls"] = {v: {"total": sum(calls[v].values()), "per_1000_events": round(sum(calls[v].values()) * per_k, 2),
-                               "floor": floor["vendors"][v]["total"],
-                               "floor_per_1000_events": round(floor["vendors"][v]["total"] * per_k, 2),
-                               "by_endpoint": calls[v]} for v in VENDORS}
-        result["floor"] = floor
-        result["correctness"] = comparison
-        result["correctness"]["mismatched_total"] = sum(v["mismatched"] for v in result["correctness"].values()
-                                                        if isinstance(v, dict))
-        result["correctness"]["failed_syncs"] = stack.failed_syncs()
-        log(f"  mismatched contacts: {result['correctness']['mismatched_total']}")
+        batch_phase(stack, sender, workload.stream, expected, floor, timeout, phases, result)
+        if options.single:
+            phases.status["single"] = "running"
         if options.single:
             single = build(max(1, SINGLE_EVENTS // 9 + 60), options.seed, ns="s").stream[:SINGLE_EVENTS]
             log(f"single mode: {len(single)} events, one a request, {SINGLE_CLIENTS} clients")
             result["ingest_single"] = send_singles(sender, single)
             log(f"  {result['ingest_single']['requests_per_s']} requests/s, p99 {result['ingest_single']['p99_ms']} ms")
             wait_drained(stack, time.perf_counter(), timeout)
+            phases.status["single"] = "finished"
         if options.freshness:
-            fresh = build(int(FRESH_RATE * FRESH_SECONDS / 9) + 20, options.seed, ns="f")
-            log(f"freshness: {FRESH_RATE} events/s for {FRESH_SECONDS:.0f} s")
-            result["freshness"] = freshness(stack, sender, fresh)
-            log(f"  p50 {result['freshness']['p50_s']} s, p95 {result['freshness']['p95_s']} s")
+            with phases.phase("freshness"):
+                result["freshness"] = freshness_mod.run_rates(
+                    stack, sender, options.freshness_rates, options.seed, VENDORS, phases, pct,
+                    lambda: wait_drained(stack, time.perf_counter(), timeout), log, options.freshness_seconds)
         result["machine"] = {**machine(stack), "load_average_at_start": load_before}
         result["settings"] = {"hub_workers": options.hub_workers, "hub_threads": options.hub_threads,
                               "sandbox_latency_s": options.latency,
+                              "freshness_rates": list(options.freshness_rates) if options.freshness else [],
                               "env": {k: v for k, v in options.env.items() if "KEY" not in k and "SECRET" not in k}}
+    except (Stopped, KeyboardInterrupt):
+        for name, state in phases.status.items():
+            if state == "running":
+                phases.status[name] = "stopped"
+        raise
     finally:
-        stack.stop(keep=options.keep)
+        with no_interrupts():           # a further Ctrl-C must not leave half the stack running
+            stack.stop(keep=options.keep)
         if options.keep:
             log(f"logs kept in {stack.logs}")
     return result
+
+
+def batch_phase(stack: Stack, sender: Sender, events: list[dict[str, Any]], expected: expected_mod.Expected,
+                floor: dict[str, Any], timeout: float, phases: Phases, result: dict[str, Any]) -> None:
+    """Batch ingest, the drain, the comparison at the vendors, CPU and Redis memory: `result`'s
+    ingest_batch, cpu_seconds_batch_phase, cpu_per_event_us, drain, calls, floor, correctness and
+    redis_memory."""
+    memory_before = memory_mod.info(stack.redis)
+    before = stack.stats()
+    cpu_before = stack.cpu_seconds(digits=3)
+    first_sent, started = time.time(), time.perf_counter()
+    with phases.phase("ingest (batch)"):
+        log(f"batch mode: {BATCH_CLIENTS} clients x {BATCH} events")
+        with phases.meter("ingest", len(events), "events") as progress:
+            result["ingest_batch"] = send_batches(sender, events, progress)
+        log(f"  {result['ingest_batch']['events_per_s']} events/s; draining (timeout {timeout:.0f} s)")
+    contacts = sum(len(rows) for rows in expected.vendors.values())
+    with phases.phase("drain"):
+        with phases.meter("drain, no longer waiting", contacts, "contacts x vendors") as progress:
+            hub_drained, trace = wait_drained(stack, started, timeout, progress)
+    with phases.phase("confirm at the vendors"):
+        log("  comparing every contact at every vendor with the expected state")
+        with phases.meter("confirm, as expected at the vendors", contacts, "contacts x vendors") as progress:
+            comparison, at_vendors = confirm_at_vendors(stack, expected, first_sent, started, timeout,
+                                                        progress=progress)
+    after = stack.stats()
+    cpu_after = stack.cpu_seconds(digits=3)
+    result["cpu_seconds_batch_phase"] = {name: round(seconds, 1) for name, seconds in cpu_after.items()}
+    result["cpu_per_event_us"] = cpu_per_event(cpu_before, cpu_after, accepted_events(stack), len(events))
+    drained = max(at_vendors.values()) if at_vendors else None
+    result["drain"] = {"seconds": drained, "timed_out": drained is None, "floor_s": floor["seconds"],
+                       "ratio": round(drained / floor["seconds"], 2) if drained else None,
+                       "measured_at": "vendors: the sandbox's last write that changed a contact, after the "
+                                      "comparison found every vendor holding the expected final state",
+                       "per_vendor_s": at_vendors,
+                       "hub_dirty_sets_s": round(hub_drained, 1) if hub_drained is not None else None,
+                       "ingest_s": result["ingest_batch"]["seconds"], "backlog_trace": trace}
+    log(f"  vendors hold the final state {drained} s after the first event (floor {floor['seconds']} s); "
+        f"hub dirty sets empty at {result['drain']['hub_dirty_sets_s']} s")
+    calls = calls_by_vendor(before, after)
+    per_k = 1000 / len(events)
+    result["calls"] = {v: {"total": sum(calls[v].values()), "per_1000_events": round(sum(calls[v].values()) * per_k, 2),
+                           "floor": floor["vendors"][v]["total"],
+                           "floor_per_1000_events": round(floor["vendors"][v]["total"] * per_k, 2),
+                           "by_endpoint": calls[v]} for v in VENDORS}
+    result["floor"] = floor
+    result["correctness"] = comparison
+    result["correctness"]["mismatched_total"] = sum(v["mismatched"] for v in result["correctness"].values()
+                                                    if isinstance(v, dict))
+    result["correctness"]["failed_syncs"] = stack.failed_syncs()
+    log(f"  mismatched contacts: {result['correctness']['mismatched_total']}")
+    with phases.phase("redis memory"):
+        log("  Redis memory by key family (SCAN, MEMORY USAGE on a sample of each)")
+        referrers = result["referrers"]
+        result["redis_memory"] = memory_mod.measure(stack.redis, memory_before, referrers,
+                                                    result["cpu_per_event_us"]["accepted_events"])
+        log(f"  {result['redis_memory']['used_memory_per_referrer']:,} bytes a referrer (used_memory)")
+
+
+def accepted_events(stack: Stack) -> int:
+    """Events the ledger applied (not duplicates), from the hub's own event counters."""
+    from hub.core.keys import METRIC_EVENTS, METRIC_SEP
+
+    return sum(int(count) for name, count in stack.redis.hgetall(METRIC_EVENTS).items()
+               if name.decode().rsplit(METRIC_SEP, 1)[-1] == "accepted")
+
+
+# Process groups whose CPU an accepted event costs: the HTTP hub (gunicorn), Redis and the workers.
+CPU_PARTS = {"hub": "http", "redis": "redis", "worker": "workers"}
+
+
+def cpu_per_event(before: dict[str, float], after: dict[str, float], accepted: int, sent: int) -> dict[str, Any]:
+    """CPU µs per accepted event over the batch phase (ingest, drain, comparison), per part and in all."""
+    used = {part: max(0.0, after.get(name, 0.0) - before.get(name, 0.0)) for name, part in CPU_PARTS.items()}
+    per = {part: round(seconds * 1e6 / max(accepted, 1)) for part, seconds in used.items()}
+    return {**per, "total": sum(per.values()), "accepted_events": accepted, "events_sent": sent,
+            "cpu_seconds": {part: round(seconds, 2) for part, seconds in used.items()},
+            "covers": "CPU of the hub (gunicorn), Redis and the worker pool from the first event sent to the "
+                      "comparison that found every vendor holding the final state, over the events the ledger "
+                      "accepted (duplicates not counted)"}
+
+
+@contextmanager
+def no_interrupts() -> Iterator[None]:
+    """SIGINT ignored for the length of the block (the main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def interrupt_handler() -> Iterator[Any]:
+    """The hub's Ctrl-C handling (first: stop at the next step; second: at once), in the main thread."""
+    from hub.cli.progress import Interrupts
+
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    with Interrupts() as interrupts:
+        yield interrupts
 
 
 def machine(stack: Stack) -> dict[str, Any]:

@@ -5,6 +5,10 @@ No timing is asserted here: speed is what `make bench` reports, never a test tha
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,9 +59,21 @@ def sensible_chart(path: Path) -> png.Image:
     return image
 
 
-@pytest.mark.timeout(180)
-def test_smoke_run_every_vendor_holds_the_expected_state(tmp_path: Path) -> None:
-    result = run(Options(referrers=200, single=False, freshness=False, drain_timeout=90))
+@pytest.mark.timeout(300)
+def test_smoke_run_every_vendor_holds_the_expected_state(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Correctness at R = 200, with one short freshness rate; progress goes to stderr as plain
+    lines (stderr is not a terminal here), one per step, and every figure lands in the report."""
+    result = run(Options(referrers=200, single=False, freshness_rates=(50,), freshness_seconds=1, drain_timeout=90))
+    progress = capfd.readouterr().err.splitlines()
+    stream = workload.build(200, seed=42).stream
+    sent, contacts = len(stream), 600 * len(VENDORS)
+    assert f"ingest: {sent:,} events to do" in progress
+    assert any(line.startswith(f"ingest: {sent:,}/{sent:,} events (100%)") for line in progress), progress
+    assert any(line.startswith(f"drain, no longer waiting: {contacts:,}/{contacts:,} contacts x vendors (100%)")
+               for line in progress), progress
+    assert any(line.startswith(f"confirm, as expected at the vendors: {contacts:,}/{contacts:,} contacts x vendors (100%)")
+               for line in progress), progress
+    assert len(progress) < 200, "plain lines are throttled, not one per request"
     assert result["correctness"]["failed_syncs"] == 0
     for vendor in VENDORS:
         assert result["correctness"][vendor]["contacts"] == 600
@@ -66,11 +82,72 @@ def test_smoke_run_every_vendor_holds_the_expected_state(tmp_path: Path) -> None
     assert not result["drain"]["timed_out"], result["drain"]
     assert set(result["drain"]["per_vendor_s"]) == set(VENDORS)
     assert all(seconds > 0 for seconds in result["drain"]["per_vendor_s"].values()), result["drain"]
+    # CPU per event counts the events the ledger accepted: each distinct event id once.
+    cpu = result["cpu_per_event_us"]
+    assert cpu["accepted_events"] == len({e["id"] for e in stream}) and cpu["events_sent"] == sent
+    assert cpu["total"] == cpu["http"] + cpu["redis"] + cpu["workers"] > 0
+    # Redis memory: the families count what the workload created, read from the keyspace.
+    families = result["redis_memory"]["families"]
+    assert families["contact hashes"]["keys"] == 600
+    assert families["dedupe markers"]["keys"] == cpu["accepted_events"]
+    assert "dirty sets" not in families, "drained: nothing waits, so no dirty set is left"
+    assert families["pushed fingerprints"]["keys"] == len(VENDORS)      # one hash per connector
+    assert families["timelines"]["sync_path"] is False and families["contact hashes"]["sync_path"] is True
+    assert result["redis_memory"]["used_memory_per_referrer"] > 0
+    projection = result["redis_memory"]["projection_10m"]
+    assert projection["used_memory_bytes"] > projection["sync_path_bytes"] > 0
+    # Freshness: the one rate, every vendor's percentiles and what its declared limits allow.
+    (fresh,) = result["freshness"]["rates"]
+    assert fresh["rate"] == 50 and fresh["events"] == 300 and fresh["probes"] > 0
+    assert set(fresh["vendors"]) == set(fresh["limits"]) == set(VENDORS)
+    assert all(isinstance(v["can_meet"], bool) and v["why"] for v in fresh["limits"].values())
     json_path, md_path = report.write(result, tmp_path)
     assert json.loads(json_path.read_text())["referrers"] == 200 and md_path.exists()
-    for name in ("backlog", "calls"):       # the smoke run measures no freshness
+    assert "Freshness at 50 events/s" in md_path.read_text() and "Redis memory per referrer" in md_path.read_text()
+    for name in ("backlog", "calls", "freshness", "memory"):
         sensible_chart(tmp_path / f"{name}.png")
-    assert not (tmp_path / "freshness.png").exists()
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_tears_the_stack_down_and_says_which_phases_finished(tmp_path: Path) -> None:
+    """Ctrl-C once the ingest has begun (its first progress line is the synchronisation point):
+    exit 130, the phases before it finished, one stopped, the rest not started or skipped, no
+    report written and nothing of the stack left: its temp dir gone, no process naming it."""
+    root = Path(__file__).resolve().parents[2]
+    bench = subprocess.Popen([sys.executable, "-m", "benchmarks", "--referrers", "200", "--no-single",
+                              "--no-freshness", "--out", str(tmp_path / "out")], cwd=root,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert bench.stderr is not None
+        seen = []
+        for line in bench.stderr:
+            seen.append(line)
+            if line.startswith("ingest:"):
+                break
+        assert seen and seen[-1].startswith("ingest:"), seen
+        bench.send_signal(signal.SIGINT)
+        out, err = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    assert bench.returncode == 130, err
+    assert "Traceback" not in err
+    states = dict(re.findall(r"^  (\S.*?)  +(finished|stopped|not started|skipped|failed)$", err, re.M))
+    assert states["workload and floor"] == states["stack"] == "finished", err
+    assert list(states.values()).count("stopped") == 1, err
+    assert states["single"] == states["freshness"] == "skipped", err
+    assert "not started" in states.values(), err
+    assert not (tmp_path / "out" / "latest.json").exists()
+    stack_dir = re.search(r"logs (/\S+)/logs", out)
+    assert stack_dir, out
+    assert not Path(stack_dir.group(1)).exists()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            assert stack_dir.group(1) not in cmdline, (entry.name, cmdline)
 
 
 def test_charts_of_a_full_report_and_of_missing_figures(tmp_path: Path) -> None:
@@ -83,6 +160,13 @@ def test_charts_of_a_full_report_and_of_missing_figures(tmp_path: Path) -> None:
         sensible_chart(path)
     partial = {"referrers": 5, "drain": {"backlog_trace": "not a list"}, "calls": {"splio": {"total": 3}}}
     assert [p.name for p in charts.draw(partial, tmp_path / "partial")] == ["calls.png"]
+
+
+def test_the_charts_the_docs_show_are_sensible_pngs() -> None:
+    shown = sorted((report.REPORTS.parent.parent / "docs" / "benchmark").glob("*.png"))
+    assert {p.name for p in shown} >= {"backlog.png", "calls.png", "freshness.png", "memory.png"}
+    for path in shown:
+        sensible_chart(path)
 
 
 def test_the_png_reader_is_not_fooled() -> None:
