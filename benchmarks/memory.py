@@ -3,8 +3,7 @@
 `used_memory` and `used_memory_dataset` (INFO memory) are read before the first event and after
 the drain; the difference over R is the memory a referrer costs (with its two friends: three
 contacts). The breakdown walks every key with SCAN, groups it by its prefix as the hub names it
-(hub/core/keys.py, and the modules that own a store: hub.core.timeline, hub.core.failindex,
-hub.core.feed, hub.core.recent), and sums `MEMORY USAGE` over a sample of each family
+(hub/core/keys.py), and sums `MEMORY USAGE` over a sample of each family
 (SAMPLE_PER_FAMILY keys, spread over the scan), scaled to the family's key count.
 
 Families are either the sync path's own (what receiving events and pushing contacts needs) or
@@ -21,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.core import failindex, keys, recent, timeline
+from hub.core import keys
 from hub.core.config import DEFAULTS as CONFIG_DEFAULTS
 
 SAMPLE_PER_FAMILY = 300
@@ -31,9 +30,9 @@ LINEAR, BOUNDED, FIXED = "per person", "bounded by the event log's MAXLEN", "doe
 # (family, how the key starts, sync path or optional, how it grows). First match wins, so the
 # longer prefixes come first. A key no family claims is counted as "other <prefix>".
 FAMILIES: list[tuple[str, str, bool, str]] = [
-    ("contact index", timeline.INDEX, False, LINEAR),          # hub:contacts (and :built)
-    ("timelines", timeline.TIMELINE.format(""), False, LINEAR),
-    ("failed-sync index", failindex.PREFIX, False, LINEAR),
+    ("contact index", keys.CONTACT_INDEX, False, LINEAR),          # hub:contacts (and :built)
+    ("timelines", keys.TIMELINE.format(""), False, LINEAR),
+    ("failed-sync index", keys.PREFIX + "fx:", False, LINEAR),
     ("event log stream", keys.EVENTS, False, BOUNDED),         # exact key; see `family`
     ("feed stores", keys.PREFIX + "feed:", False, FIXED),
     ("contact hashes", keys.CONTACT_PREFIX, True, LINEAR),    # hub:c:<email>; side sets split in `family`
@@ -49,7 +48,8 @@ FAMILIES: list[tuple[str, str, bool, str]] = [
     ("identities and promo codes", keys.PREFIX + "ident:", True, LINEAR),
     ("rate-limit buckets", keys.RATE_LIMIT, True, FIXED),
     ("metrics", keys.PREFIX + "m:", True, FIXED),
-    ("recent calls", recent.KEY.format(""), False, FIXED),
+    ("recent calls", keys.RECENT_CALLS.format(""), False, FIXED),
+    ("console history", keys.HISTORY.format(""), False, FIXED),
     ("job queue (RQ)", "rq:", True, FIXED),
 ]
 # What follows `hub:c:<email>` in the ledger's side keys (hub/core/ledger.lua).
