@@ -235,11 +235,19 @@ def run_clients(clients: int, jobs: Iterator[Any], work: Callable[[Any], None]) 
         raise errors[0]
 
 
-def send_batches(sender: Sender, events: list[dict[str, Any]]) -> dict[str, Any]:
+def send_batches(sender: Sender, events: list[dict[str, Any]], arrivals: list[float] | None = None) -> dict[str, Any]:
+    """Send in requests of BATCH; `arrivals`, when given, gets each event's 202 (seconds from the start)."""
     latencies: list[float] = []
     started = time.perf_counter()
-    chunks = (events[i:i + BATCH] for i in range(0, len(events), BATCH))
-    run_clients(BATCH_CLIENTS, chunks, lambda chunk: latencies.append(sender.post({"events": chunk})))
+    if arrivals is not None:
+        arrivals[:] = [0.0] * len(events)
+
+    def post(start: int) -> None:
+        latencies.append(sender.post({"events": events[start:start + BATCH]}))
+        if arrivals is not None:
+            arrivals[start:start + BATCH] = [time.perf_counter() - started] * len(events[start:start + BATCH])
+
+    run_clients(BATCH_CLIENTS, iter(range(0, len(events), BATCH)), post)
     seconds = time.perf_counter() - started
     return {"events": len(events), "requests": len(latencies), "seconds": round(seconds, 2),
             "events_per_s": round(len(events) / seconds), "clients": BATCH_CLIENTS, "batch": BATCH,
@@ -421,7 +429,9 @@ def run(options: Options) -> dict[str, Any]:
         before = stack.stats()
         first_sent, started = time.time(), time.perf_counter()
         log(f"batch mode: {BATCH_CLIENTS} clients x {BATCH} events")
-        result["ingest_batch"] = send_batches(sender, workload.stream)
+        arrivals: list[float] = []
+        result["ingest_batch"] = send_batches(sender, workload.stream, arrivals)
+        add_deadline_floor(floor, workload, arrivals, options)
         log(f"  {result['ingest_batch']['events_per_s']} events/s; draining (timeout {timeout:.0f} s)")
         hub_drained, trace = wait_drained(stack, started, timeout)
         log("  comparing every contact at every vendor with the expected state")
@@ -443,6 +453,7 @@ def run(options: Options) -> dict[str, Any]:
         result["calls"] = {v: {"total": sum(calls[v].values()), "per_1000_events": round(sum(calls[v].values()) * per_k, 2),
                                "floor": floor["vendors"][v]["total"],
                                "floor_per_1000_events": round(floor["vendors"][v]["total"] * per_k, 2),
+                               "deadline_floor": floor["vendors"][v].get("deadline", {}).get("total"),
                                "by_endpoint": calls[v]} for v in VENDORS}
         result["floor"] = floor
         result["correctness"] = comparison
@@ -470,6 +481,14 @@ def run(options: Options) -> dict[str, Any]:
         if options.keep:
             log(f"logs kept in {stack.logs}")
     return result
+
+
+def add_deadline_floor(floor: dict[str, Any], workload: Workload, arrivals: list[float], options: Options) -> None:
+    """`floor.vendors.<v>.deadline`: the calls each vendor's freshness deadline forces for the
+    workload as it arrived (benchmarks/floor.py, deadline_floor)."""
+    found = floor_mod.deadline_floor(floor, workload.stream, arrivals, floor_mod.deadlines(options.env))
+    for vendor, figures in found.items():
+        floor["vendors"][vendor]["deadline"] = figures
 
 
 def machine(stack: Stack) -> dict[str, Any]:

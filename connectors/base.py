@@ -152,6 +152,9 @@ class Connector:
     # calls of max_batch records itself and the list or membership calls that follow then fill
     # across those calls (fewer, fuller calls for a burst).
     flush_batch: ClassVar[int] = 0
+    # True where the vendor updates one contact a call (no bulk update): the hub then holds each
+    # contact to its freshness deadline rather than sending it with the first full batch.
+    updates_one_by_one: ClassVar[bool] = False
     secret_settings: ClassVar[tuple[str, ...]] = ()
     required_settings: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str] = ""

@@ -18,10 +18,12 @@ the deadline, instead of its window only, before it is sent. The deadline is per
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from hub.core.keys import LAST, PUSHED
 from hub.core.ledger import dirty_key, key
 
 DEFAULT_DEADLINE = 3.0      # seconds from a contact's first touch until it is sent, at the latest
@@ -59,9 +61,19 @@ def batch_size(client: Any) -> int:
     return int(getattr(client, "flush_batch", 0) or client.max_batch)
 
 
+def held(connector: str) -> bool:
+    """The vendor updates one contact a call (Splio: bulk create, no bulk update), so each
+    contact is held to its own deadline (see `take_held`)."""
+    from connectors import CONNECTORS
+
+    return bool(getattr(CONNECTORS.get(connector), "updates_one_by_one", False))
+
+
 def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | None = None) -> Take:
     """The next batch to push, or how long to wait for a fuller one (see the module's rules)."""
     now = time.time() if now is None else now
+    if deadline > 0 and held(connector):
+        return take_held(r, connector, max_batch, deadline, now)
     dirty = dirty_key(connector)
     due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=max_batch)]
     if len(due) >= max_batch:
@@ -78,3 +90,42 @@ def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | N
             # More are on their way and the oldest still has time: let the batch fill.
             return Take([], wait=min(STEP, deadline - age, max(later[0][1] - now, 0.01)), reason="filling")
     return Take(due, reason="deadline" if later else "trickle")
+
+
+def ready_at(since: float | None, last_push: float | None, known: bool, deadline: float, now: float) -> float:
+    """When a held contact must go: `deadline` after the first change not yet sent. A contact the
+    vendor holds already changed after its last push, so no later than `last_push` + deadline
+    keeps the promise; one never pushed changed first when its burst began (`since`)."""
+    start = last_push if known and last_push is not None else since
+    return now if start is None else start + deadline      # no state left (erased): nothing to gather
+
+
+def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: float) -> Take:
+    """For vendors that update one contact a call: a due contact is sent only when its deadline
+    comes (`ready_at`), never earlier because a batch is full, so the events of a burst longer
+    than the coalescing window reach the vendor in as few pushes as the deadline allows: a
+    contact is created once with all it gathered by then, and updated at most once a deadline."""
+    dirty = dirty_key(connector)
+    due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=2 * max_batch)]
+    if not due:
+        later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
+        return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due") if later else Take([])
+    pipe = r.pipeline(transaction=False)
+    for email in due:
+        pipe.hget(key(email), ":since")
+        pipe.hget(LAST.format(connector), email)
+        pipe.hexists(PUSHED.format(connector), email)
+    answers = pipe.execute()
+    ready: list[str] = []
+    soonest = now + 1.0
+    for i, email in enumerate(due):
+        since, last, known = answers[3 * i:3 * i + 3]
+        pushed_at = json.loads(last).get("at") if last else None
+        at = ready_at(float(since) if since else None, pushed_at, bool(known), deadline, now)
+        if at <= now:
+            ready.append(email)
+        else:
+            soonest = min(soonest, at)
+    if ready:
+        return Take(ready[:max_batch], reason="deadline")
+    return Take([], wait=max(soonest - now, 0.01), reason="holding")

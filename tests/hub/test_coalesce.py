@@ -3,11 +3,13 @@ goes at once, a partial one waits while more contacts are on their way and the o
 time before the freshness deadline, and a trickle is never held past it."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from hub.core import coalesce
+from hub.core.keys import LAST, PUSHED
 from hub.core.ledger import dirty_key, key
 
 NOW = 1_800_000_000.0
@@ -21,9 +23,9 @@ def dirty(r: Any, connector: str, contacts: dict[str, tuple[float, float]]) -> N
 
 
 def test_a_full_batch_goes_at_once_even_while_more_arrive(redis_client: Any) -> None:
-    dirty(redis_client, "splio", {f"p{i}@x.test": (NOW - 1.5, NOW - 0.1 + i / 100) for i in range(4)})
-    dirty(redis_client, "splio", {"later@x.test": (NOW - 0.2, NOW + 1.0)})
-    step = coalesce.take(redis_client, "splio", 3, deadline=3.0, now=NOW)
+    dirty(redis_client, "emarsys", {f"p{i}@x.test": (NOW - 1.5, NOW - 0.1 + i / 100) for i in range(4)})
+    dirty(redis_client, "emarsys", {"later@x.test": (NOW - 0.2, NOW + 1.0)})
+    step = coalesce.take(redis_client, "emarsys", 3, deadline=3.0, now=NOW)
     assert step.batch == ["p0@x.test", "p1@x.test", "p2@x.test"] and step.wait == 0 and step.reason == "full"
 
 
@@ -64,6 +66,41 @@ def test_nothing_due_waits_for_the_first_and_nothing_dirty_ends(redis_client: An
 def test_a_contact_erased_while_dirty_is_not_held_back(redis_client: Any) -> None:
     redis_client.zadd(dirty_key("splio"), {"gone@x.test": NOW - 0.1, "b@x.test": NOW + 1.0})
     assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW).batch == ["gone@x.test"]
+
+
+def pushed(r: Any, connector: str, email: str, at: float) -> None:
+    """What a landed push leaves: the contact's last outcome and what was written."""
+    r.hset(LAST.format(connector), email, json.dumps({"at": at, "ok": True}))
+    r.hset(PUSHED.format(connector), email, json.dumps({"fp": "x", "lists": {}, "consent": None}))
+
+
+def test_splio_holds_a_full_batch_of_new_contacts_until_their_deadline(redis_client: Any) -> None:
+    # Splio updates one contact a call: creating these now would turn their next events into PATCHes.
+    dirty(redis_client, "splio", {f"p{i}@x.test": (NOW - 1.5 - i / 2, NOW - 0.1) for i in range(3)})
+    step = coalesce.take(redis_client, "splio", 2, deadline=3.0, now=NOW)
+    assert step.batch == [] and step.reason == "holding" and step.wait == pytest.approx(0.5)
+    # Their bursts began 1.5, 2 and 2.5 s ago: a second later p1 and p2 have reached the 3 s deadline.
+    step = coalesce.take(redis_client, "splio", 2, deadline=3.0, now=NOW + 1.0)
+    assert sorted(step.batch) == ["p1@x.test", "p2@x.test"] and step.reason == "deadline"
+
+
+def test_splio_updates_a_contact_at_most_once_a_deadline(redis_client: Any) -> None:
+    # Both were pushed before; "recent" 1 s ago, so its new change is held until 2 s from now.
+    dirty(redis_client, "splio", {"recent@x.test": (NOW - 20, NOW - 0.1), "old@x.test": (NOW - 20, NOW - 0.1)})
+    pushed(redis_client, "splio", "recent@x.test", NOW - 1.0)
+    pushed(redis_client, "splio", "old@x.test", NOW - 30.0)
+    step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
+    assert step.batch == ["old@x.test"]
+    redis_client.zrem(dirty_key("splio"), "old@x.test")
+    step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
+    assert step.batch == [] and step.wait == pytest.approx(1.0)      # it looks again within a second
+    assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW + 2.0).batch == ["recent@x.test"]
+
+
+def test_other_vendors_are_not_held(redis_client: Any) -> None:
+    dirty(redis_client, "ometria", {"a@x.test": (NOW - 0.5, NOW - 0.1)})
+    pushed(redis_client, "ometria", "a@x.test", NOW - 1.0)
+    assert coalesce.take(redis_client, "ometria", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
 class Client:
