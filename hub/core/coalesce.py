@@ -28,6 +28,8 @@ from hub.core.ledger import dirty_key, key
 
 DEFAULT_DEADLINE = 3.0      # seconds from a contact's first touch until it is sent, at the latest
 STEP = 0.2                  # how long a waiting flush sleeps before it looks again
+HELD_SCAN = 4               # a held flush looks at this many batches' worth of due contacts
+OLDEST_AMONG = 100          # the first due contacts whose oldest unsent change sets the wait
 
 
 @dataclass
@@ -84,48 +86,70 @@ def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | N
             return Take([])
         return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due")
     if deadline > 0 and later:
-        since = r.hget(key(due[0]), ":since")
-        age = now - float(since) if since else deadline
+        age = now - oldest_change(r, connector, due[:OLDEST_AMONG], now, deadline)
         if age < deadline:
             # More are on their way and the oldest still has time: let the batch fill.
             return Take([], wait=min(STEP, deadline - age, max(later[0][1] - now, 0.01)), reason="filling")
     return Take(due, reason="deadline" if later else "trickle")
 
 
-def ready_at(since: float | None, last_push: float | None, known: bool, deadline: float, now: float) -> float:
-    """When a held contact must go: `deadline` after the first change not yet sent. A contact the
-    vendor holds already changed after its last push, so no later than `last_push` + deadline
-    keeps the promise; one never pushed changed first when its burst began (`since`)."""
-    start = last_push if known and last_push is not None else since
-    return now if start is None else start + deadline      # no state left (erased): nothing to gather
+def first_change(since: float | None, last_push: float | None, known: bool) -> float | None:
+    """When a dirty contact's first change not yet sent happened, at the earliest: one the vendor
+    holds changed after its last push (`last_push`); one never pushed when its burst began
+    (`since`). None: no state left (erased), nothing to gather."""
+    return last_push if known and last_push is not None else since
 
 
-def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: float) -> Take:
-    """For vendors that update one contact a call: a due contact is sent only when its deadline
-    comes (`ready_at`), never earlier because a batch is full, so the events of a burst longer
-    than the coalescing window reach the vendor in as few pushes as the deadline allows: a
-    contact is created once with all it gathered by then, and updated at most once a deadline."""
-    dirty = dirty_key(connector)
-    due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=2 * max_batch)]
-    if not due:
-        later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
-        return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due") if later else Take([])
+def starts(r: Any, connector: str, emails: list[str]) -> list[tuple[str, float | None]]:
+    """(email, `first_change`) for each contact."""
     pipe = r.pipeline(transaction=False)
-    for email in due:
+    for email in emails:
         pipe.hget(key(email), ":since")
         pipe.hget(LAST.format(connector), email)
         pipe.hexists(PUSHED.format(connector), email)
     answers = pipe.execute()
-    ready: list[str] = []
-    soonest = now + 1.0
-    for i, email in enumerate(due):
+    out = []
+    for i, email in enumerate(emails):
         since, last, known = answers[3 * i:3 * i + 3]
         pushed_at = json.loads(last).get("at") if last else None
-        at = ready_at(float(since) if since else None, pushed_at, bool(known), deadline, now)
+        out.append((email, first_change(float(since) if since else None, pushed_at, bool(known))))
+    return out
+
+
+def oldest_change(r: Any, connector: str, emails: list[str], now: float, deadline: float) -> float:
+    """When the oldest unsent change among these due contacts began. A contact pushed during
+    its burst counts from that push, not from the burst's start, so its later events do not
+    force the next flush at once. A contact with no state left counts as already late."""
+    return min((now - deadline if at is None else at for _, at in starts(r, connector, emails)), default=now)
+
+
+def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: float) -> Take:
+    """For vendors that update one contact a call: a due contact is sent only when its deadline
+    comes (`first_change` + deadline), never earlier because a batch is full, so the events of a burst longer
+    than the coalescing window reach the vendor in as few pushes as the deadline allows: a
+    contact is created once with all it gathered by then, and updated at most once a deadline."""
+    dirty = dirty_key(connector)
+    due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=HELD_SCAN * max_batch)]
+    if not due:
+        later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
+        return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due") if later else Take([])
+    ready: list[str] = []
+    quiet_new: list[str] = []           # never pushed, quiet for their window, deadline still ahead
+    known = {e for e, k in zip(due, r.hmget(PUSHED.format(connector), due)) if k}
+    soonest = now + 1.0
+    for email, start in starts(r, connector, due):
+        at = now if start is None else start + deadline
         if at <= now:
             ready.append(email)
         else:
             soonest = min(soonest, at)
-    if ready:
-        return Take(ready[:max_batch], reason="deadline")
-    return Take([], wait=max(soonest - now, 0.01), reason="holding")
+            if email not in known:
+                quiet_new.append(email)
+    if not ready:
+        return Take([], wait=max(soonest - now, 0.01), reason="holding")
+    batch = ready[:max_batch]
+    # A bulk create that goes part-full is filled with new contacts already quiet for their
+    # coalescing window: they ride along for nothing instead of needing a create of their own.
+    # (Splio's bulk create takes `max_batch` contacts, so a batch is at most one create call.)
+    room = max_batch - len(batch) if any(e not in known for e in batch) else 0
+    return Take(batch + quiet_new[:room], reason="deadline")

@@ -84,6 +84,16 @@ def test_splio_holds_a_full_batch_of_new_contacts_until_their_deadline(redis_cli
     assert sorted(step.batch) == ["p1@x.test", "p2@x.test"] and step.reason == "deadline"
 
 
+def test_splio_fills_a_part_full_create_with_new_contacts_already_quiet(redis_client: Any) -> None:
+    # "late" reached its deadline; "quiet" has not, but is due (quiet for its window) and new, so
+    # it rides in the same bulk create; "known" would cost a PATCH of its own and stays held.
+    dirty(redis_client, "splio", {"late@x.test": (NOW - 3.5, NOW - 0.1), "quiet@x.test": (NOW - 2.0, NOW - 0.2),
+                                  "known@x.test": (NOW - 2.0, NOW - 0.3)})
+    pushed(redis_client, "splio", "known@x.test", NOW - 1.0)
+    step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
+    assert sorted(step.batch) == ["late@x.test", "quiet@x.test"]
+
+
 def test_splio_updates_a_contact_at_most_once_a_deadline(redis_client: Any) -> None:
     # Both were pushed before; "recent" 1 s ago, so its new change is held until 2 s from now.
     dirty(redis_client, "splio", {"recent@x.test": (NOW - 20, NOW - 0.1), "old@x.test": (NOW - 20, NOW - 0.1)})
@@ -95,6 +105,16 @@ def test_splio_updates_a_contact_at_most_once_a_deadline(redis_client: Any) -> N
     step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
     assert step.batch == [] and step.wait == pytest.approx(1.0)      # it looks again within a second
     assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW + 2.0).batch == ["recent@x.test"]
+
+
+def test_a_contact_pushed_during_its_burst_counts_from_that_push(redis_client: Any) -> None:
+    # Its burst began 10 s ago but it was pushed 0.5 s ago: its new change may still wait for others.
+    dirty(redis_client, "klaviyo", {"a@x.test": (NOW - 10, NOW - 0.1), "b@x.test": (NOW - 0.2, NOW + 0.8)})
+    pushed(redis_client, "klaviyo", "a@x.test", NOW - 0.5)
+    assert coalesce.take(redis_client, "klaviyo", 100, deadline=3.0, now=NOW).reason == "filling"
+    # Never pushed, the same contact is late already and goes.
+    redis_client.hdel(PUSHED.format("klaviyo"), "a@x.test")
+    assert coalesce.take(redis_client, "klaviyo", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
 def test_other_vendors_are_not_held(redis_client: Any) -> None:
