@@ -9,6 +9,7 @@ profiles failed, Klaviyo's suppression read before subscribing); reads for inspe
 """
 from __future__ import annotations
 
+import heapq
 import json
 import math
 from dataclasses import dataclass
@@ -228,26 +229,39 @@ def bulk_calls(vendor: str, flush: dict[str, Any]) -> dict[str, int]:
 
 
 def splio_calls(found: list[Change], deadline: float) -> dict[str, int]:
-    """Splio creates in bulk but updates one contact a call: each contact is pushed the fewest
-    times the deadline allows (its own greedy groups); the first push creates it with its lists
-    (bulk, 1,000 a call, as many calls as the fewest create times need), every later one is a
-    PATCH, plus a subscribe call when it joins a list."""
+    """Splio creates in bulk but updates one contact a call. Each contact's first push creates it
+    with its lists (bulk, 1,000 a call, at least as many calls as the fewest create times need);
+    every later push is a PATCH, plus a subscribe call when it joins a list. The pushes: each
+    contact as late as its deadline allows (its oldest unsent change + the deadline), the
+    earliest due first, every update spaced by the contacts budget Splio's connector obeys. When
+    the budget keeps up this is the fewest pushes per contact (the greedy of `groups`); when it
+    cannot, pushes slip past the deadline and each carries every change arrived by then, as a
+    hub bound by the vendor's rate limit must."""
     per: dict[str, list[Change]] = {}
     for change in found:
         per.setdefault(change.email, []).append(change)
-    patches = subscribes = 0
-    for items in per.values():
+    slot = min((period / count for count, period in limits("splio", "contacts")), default=0.0)
+    due: list[tuple[float, str, int]] = []      # (when the push is due, email, index of its first unsent change)
+    for email, items in per.items():
         items.sort(key=lambda c: c.at)
-        pushes = groups([c.at for c in items], deadline)
-        index = 0
-        for number, (_, at) in enumerate(pushes):
-            joins: set[str] = set()
-            while index < len(items) and items[index].at <= at:
-                joins |= items[index].joins
-                index += 1
-            if number:
-                patches += 1
-                subscribes += 1 if joins else 0
+        heapq.heappush(due, (items[0].at + deadline, email, 0))
+    free = 0.0                                  # when the budget allows the next update call
+    patches = subscribes = 0
+    while due:
+        at, email, first = heapq.heappop(due)
+        items = per[email]
+        sent = max(at, free) if first else at
+        joins: set[str] = set()
+        index = first
+        while index < len(items) and items[index].at <= sent:
+            joins |= items[index].joins
+            index += 1
+        if first:
+            patches += 1
+            subscribes += 1 if joins else 0
+            free = sent + slot * (2 if joins else 1)
+        if index < len(items):
+            heapq.heappush(due, (items[index].at + deadline, email, index))
     creates = max(math.ceil(len(per) / SPLIO_BULK_MAX),
                   len(groups([items[0].at for items in per.values()], deadline)))
     return {"POST authenticate": 1, "POST contacts/bulk": creates, "PATCH contacts": patches,
@@ -277,9 +291,9 @@ def deadline_floor(plain: dict[str, Any], stream: list[dict[str, Any]], arrivals
         d = deadlines[vendor]
         if vendor == "splio":
             calls = splio_calls(found, d)
-            how = (f"each contact pushed the fewest times a {d:g} s deadline allows (its own changes, greedy): "
-                   f"the first push a bulk create with its lists, each later one a PATCH (+ a subscribe when "
-                   f"it joins a list)")
+            how = (f"each contact pushed as late as a {d:g} s deadline allows (its own changes), updates no "
+                   f"faster than {per_minute(vendor, 'contacts')}: the first push a bulk create with its "
+                   f"lists, each later one a PATCH (+ a subscribe when it joins a list)")
             flushes = None
         else:
             flushes_ = windows(found, d)

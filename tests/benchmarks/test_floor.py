@@ -72,3 +72,14 @@ def test_a_deadline_longer_than_the_burst_is_the_plain_floor() -> None:
     assert found["splio"]["total"] == 2                 # the login and one bulk create of all three
     assert found["emarsys"]["total"] == 1 + 1 + 2
     assert all(found[v]["flushes"] == 1 for v in VENDORS if v != "splio")
+
+
+def test_splio_updates_slip_when_its_budget_cannot_keep_the_deadline() -> None:
+    # Splio's connector obeys 20 contact calls a second: one update every 0.05 s. Contacts x and y
+    # change at 0, 0.02 and 0.04 with a 0.01 s deadline. Unbounded, each would be created at 0.01
+    # and PATCHed at 0.03 and 0.05: four PATCHes. By hand with the budget: x is PATCHed at 0.03
+    # (next call free at 0.08); y's PATCH due at 0.03 waits until 0.08 and so carries its 0.04
+    # change too (free at 0.13); x's last change, due at 0.05, goes at 0.13. Three PATCHes.
+    found = [floor.Change(email, at) for email in ("x", "y") for at in (0.0, 0.02, 0.04)]
+    assert floor.splio_calls(found, 0.01) == {"POST authenticate": 1, "POST contacts/bulk": 1, "PATCH contacts": 3,
+                                              "POST contacts/lists/subscribe": 0}
