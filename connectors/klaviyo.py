@@ -94,6 +94,7 @@ class KlaviyoConnector(Connector):
     max_batch = BULK_MAX
     coalesce_seconds = 1.0
     flush_interval = 1.0
+    fill_forced_flush = True
     secret_settings = ("api_key",)
     required_settings = ("api_key",)
     default_base_url = "https://a.klaviyo.com"

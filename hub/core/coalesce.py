@@ -90,7 +90,19 @@ def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | N
         if age < deadline:
             # More are on their way and the oldest still has time: let the batch fill.
             return Take([], wait=min(STEP, deadline - age, max(later[0][1] - now, 0.01)), reason="filling")
+    if later and fills(connector) and len(due) < max_batch:
+        # The deadline forces this flush and the vendor charges fixed calls per flush: take the
+        # contacts still in their window too, so the next flush comes a whole deadline later.
+        due += [e.decode() for e in r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=max_batch - len(due))]
     return Take(due, reason="deadline" if later else "trickle")
+
+
+def fills(connector: str) -> bool:
+    """A flush the deadline forces takes every dirty contact, not only the due ones
+    (`Connector.fill_forced_flush`)."""
+    from connectors import CONNECTORS
+
+    return bool(getattr(CONNECTORS.get(connector), "fill_forced_flush", False))
 
 
 def first_change(since: float | None, last_push: float | None, known: bool) -> float | None:

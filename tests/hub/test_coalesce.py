@@ -30,13 +30,24 @@ def test_a_full_batch_goes_at_once_even_while_more_arrive(redis_client: Any) -> 
 
 
 def test_a_partial_batch_waits_while_more_arrive_and_the_oldest_has_time(redis_client: Any) -> None:
-    dirty(redis_client, "klaviyo", {"a@x.test": (NOW - 1.2, NOW - 0.2), "b@x.test": (NOW - 0.3, NOW + 0.7)})
-    step = coalesce.take(redis_client, "klaviyo", 100, deadline=3.0, now=NOW)
+    dirty(redis_client, "salesforce", {"a@x.test": (NOW - 1.2, NOW - 0.2), "b@x.test": (NOW - 0.3, NOW + 0.7)})
+    step = coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW)
     assert step.batch == [] and step.reason == "filling"
     assert 0 < step.wait <= coalesce.STEP
     # The same contacts once the oldest's burst began 3 s ago: what is due goes.
-    step = coalesce.take(redis_client, "klaviyo", 100, deadline=1.2, now=NOW)
+    step = coalesce.take(redis_client, "salesforce", 100, deadline=1.2, now=NOW)
     assert step.batch == ["a@x.test"] and step.reason == "deadline"
+
+
+def test_a_flush_the_deadline_forces_takes_contacts_still_in_their_window_where_flushes_cost(
+        redis_client: Any) -> None:
+    # Klaviyo pays an import job and its status read per flush: b goes now rather than force
+    # another flush a moment later. Ometria pays per 100 records only: b waits for its window.
+    for connector in ("klaviyo", "ometria"):
+        dirty(redis_client, connector, {"a@x.test": (NOW - 3.5, NOW - 0.2), "b@x.test": (NOW - 0.3, NOW + 0.7),
+                                        "c@x.test": (NOW - 0.1, NOW + 0.9)})
+    assert coalesce.take(redis_client, "klaviyo", 2, deadline=3.0, now=NOW).batch == ["a@x.test", "b@x.test"]
+    assert coalesce.take(redis_client, "ometria", 2, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
 def test_a_wait_never_runs_past_the_deadline(redis_client: Any) -> None:
@@ -109,12 +120,12 @@ def test_splio_updates_a_contact_at_most_once_a_deadline(redis_client: Any) -> N
 
 def test_a_contact_pushed_during_its_burst_counts_from_that_push(redis_client: Any) -> None:
     # Its burst began 10 s ago but it was pushed 0.5 s ago: its new change may still wait for others.
-    dirty(redis_client, "klaviyo", {"a@x.test": (NOW - 10, NOW - 0.1), "b@x.test": (NOW - 0.2, NOW + 0.8)})
-    pushed(redis_client, "klaviyo", "a@x.test", NOW - 0.5)
-    assert coalesce.take(redis_client, "klaviyo", 100, deadline=3.0, now=NOW).reason == "filling"
+    dirty(redis_client, "salesforce", {"a@x.test": (NOW - 10, NOW - 0.1), "b@x.test": (NOW - 0.2, NOW + 0.8)})
+    pushed(redis_client, "salesforce", "a@x.test", NOW - 0.5)
+    assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).reason == "filling"
     # Never pushed, the same contact is late already and goes.
-    redis_client.hdel(PUSHED.format("klaviyo"), "a@x.test")
-    assert coalesce.take(redis_client, "klaviyo", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
+    redis_client.hdel(PUSHED.format("salesforce"), "a@x.test")
+    assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
 def test_other_vendors_are_not_held(redis_client: Any) -> None:
