@@ -136,15 +136,18 @@ def oldest_change(r: Any, connector: str, emails: list[str], now: float, deadlin
 
 
 def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: float) -> Take:
-    """For vendors that update one contact a call: a due contact is sent only when its deadline
-    comes (`first_change` + deadline), never earlier because a batch is full, so the events of a burst longer
+    """For vendors that update one contact a call, while a burst is under way (some contacts are
+    dirty but not due): a due contact is sent only when its deadline comes (`first_change` +
+    deadline), never earlier because a batch is full, so the events of a burst longer
     than the coalescing window reach the vendor in as few pushes as the deadline allows: a
     contact is created once with all it gathered by then, and updated at most once a deadline."""
     dirty = dirty_key(connector)
     due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=HELD_SCAN * max_batch)]
+    later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
     if not due:
-        later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
         return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due") if later else Take([])
+    if not later:
+        return Take(due[:max_batch], reason="trickle")      # no burst under way: nothing to wait for
     ready: list[str] = []
     quiet_new: list[str] = []           # never pushed, quiet for their window, deadline still ahead
     known = {e for e, k in zip(due, r.hmget(PUSHED.format(connector), due)) if k}

@@ -85,9 +85,15 @@ def pushed(r: Any, connector: str, email: str, at: float) -> None:
     r.hset(PUSHED.format(connector), email, json.dumps({"fp": "x", "lists": {}, "consent": None}))
 
 
+def arriving(r: Any) -> None:
+    """A burst under way: a contact dirty but not yet due."""
+    dirty(r, "splio", {"arriving@x.test": (NOW - 0.1, NOW + 2.4)})
+
+
 def test_splio_holds_a_full_batch_of_new_contacts_until_their_deadline(redis_client: Any) -> None:
     # Splio updates one contact a call: creating these now would turn their next events into PATCHes.
     dirty(redis_client, "splio", {f"p{i}@x.test": (NOW - 1.5 - i / 2, NOW - 0.1) for i in range(3)})
+    arriving(redis_client)
     step = coalesce.take(redis_client, "splio", 2, deadline=3.0, now=NOW)
     assert step.batch == [] and step.reason == "holding" and step.wait == pytest.approx(0.5)
     # Their bursts began 1.5, 2 and 2.5 s ago: a second later p1 and p2 have reached the 3 s deadline.
@@ -101,6 +107,7 @@ def test_splio_fills_a_part_full_create_with_new_contacts_already_quiet(redis_cl
     dirty(redis_client, "splio", {"late@x.test": (NOW - 3.5, NOW - 0.1), "quiet@x.test": (NOW - 2.0, NOW - 0.2),
                                   "known@x.test": (NOW - 2.0, NOW - 0.3)})
     pushed(redis_client, "splio", "known@x.test", NOW - 1.0)
+    arriving(redis_client)
     step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
     assert sorted(step.batch) == ["late@x.test", "quiet@x.test"]
 
@@ -110,12 +117,19 @@ def test_splio_updates_a_contact_at_most_once_a_deadline(redis_client: Any) -> N
     dirty(redis_client, "splio", {"recent@x.test": (NOW - 20, NOW - 0.1), "old@x.test": (NOW - 20, NOW - 0.1)})
     pushed(redis_client, "splio", "recent@x.test", NOW - 1.0)
     pushed(redis_client, "splio", "old@x.test", NOW - 30.0)
+    arriving(redis_client)
     step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
     assert step.batch == ["old@x.test"]
     redis_client.zrem(dirty_key("splio"), "old@x.test")
     step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
     assert step.batch == [] and step.wait == pytest.approx(1.0)      # it looks again within a second
     assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW + 2.0).batch == ["recent@x.test"]
+
+
+def test_splio_sends_a_trickle_at_once(redis_client: Any) -> None:
+    # No burst under way (nothing dirty but not yet due): nothing to gather by waiting.
+    dirty(redis_client, "splio", {"new@x.test": (NOW - 1.6, NOW - 0.1)})
+    assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW).batch == ["new@x.test"]
 
 
 def test_a_contact_pushed_during_its_burst_counts_from_that_push(redis_client: Any) -> None:
