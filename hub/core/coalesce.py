@@ -123,7 +123,8 @@ def starts(r: Any, connector: str, emails: list[str]) -> list[tuple[str, float |
     out = []
     for i, email in enumerate(emails):
         since, last, known = answers[3 * i:3 * i + 3]
-        pushed_at = json.loads(last).get("at") if last else None
+        outcome = json.loads(last) if last else {}
+        pushed_at = outcome.get("at") if outcome.get("ok") else None    # a failed try sent nothing
         out.append((email, first_change(float(since) if since else None, pushed_at, bool(known))))
     return out
 

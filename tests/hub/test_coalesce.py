@@ -142,6 +142,14 @@ def test_a_contact_pushed_during_its_burst_counts_from_that_push(redis_client: A
     assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
+def test_a_failed_try_is_not_a_push(redis_client: Any) -> None:
+    dirty(redis_client, "salesforce", {"a@x.test": (NOW - 10, NOW - 0.1), "b@x.test": (NOW - 0.2, NOW + 0.8)})
+    pushed(redis_client, "salesforce", "a@x.test", NOW - 20)
+    redis_client.hset(LAST.format("salesforce"), "a@x.test", json.dumps({"at": NOW - 0.5, "ok": False}))
+    # The last try failed, so its unsent change is still the one from 10 s ago: late, it goes.
+    assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
+
+
 def test_other_vendors_are_not_held(redis_client: Any) -> None:
     dirty(redis_client, "ometria", {"a@x.test": (NOW - 0.5, NOW - 0.1)})
     pushed(redis_client, "ometria", "a@x.test", NOW - 1.0)
