@@ -486,7 +486,8 @@ def run(options: Options) -> dict[str, Any]:
 def add_deadline_floor(floor: dict[str, Any], workload: Workload, arrivals: list[float], options: Options) -> None:
     """`floor.vendors.<v>.deadline`: the calls each vendor's freshness deadline forces for the
     workload as it arrived (benchmarks/floor.py, deadline_floor)."""
-    found = floor_mod.deadline_floor(floor, workload.stream, arrivals, floor_mod.deadlines(options.env))
+    env = {**os.environ, **options.env}         # what the stack's hub and workers run with
+    found = floor_mod.deadline_floor(floor, workload.stream, arrivals, floor_mod.deadlines(env))
     for vendor, figures in found.items():
         floor["vendors"][vendor]["deadline"] = figures
 

@@ -6,9 +6,14 @@ touch (the ledger sets it). A flush then:
 
 - sends a full batch (`max_batch` due contacts) as soon as it has one;
 - otherwise, while more contacts are arriving (some are dirty but not due yet) and the oldest
-  due contact's burst began less than the connector's freshness deadline ago, waits a moment
-  for the batch to fill;
-- otherwise sends the due contacts it has (a trickle is never held past the deadline).
+  due contact's first unsent change (`first_change`: its last push, else its burst's start) is
+  younger than the connector's freshness deadline, waits a moment for the batch to fill;
+- otherwise sends the due contacts it has (a trickle is never held past the deadline), and,
+  where every flush costs fixed calls (`fill_forced_flush`), the contacts still in their
+  window too, so the next flush comes a whole deadline later.
+
+Vendors that update one contact a call (`updates_one_by_one`, Splio) are held differently while
+a burst is under way: each due contact waits for its own deadline (`take_held`).
 
 Bursts so become full batches, fewer vendor calls; the price is that a contact may wait up to
 the deadline, instead of its window only, before it is sent. The deadline is per connector:
@@ -22,6 +27,8 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from connectors import CONNECTORS
 
 from hub.core.keys import LAST, PUSHED
 from hub.core.ledger import dirty_key, key
@@ -66,8 +73,6 @@ def batch_size(client: Any) -> int:
 def held(connector: str) -> bool:
     """The vendor updates one contact a call (Splio: bulk create, no bulk update), so each
     contact is held to its own deadline (see `take_held`)."""
-    from connectors import CONNECTORS
-
     return bool(getattr(CONNECTORS.get(connector), "updates_one_by_one", False))
 
 
@@ -100,8 +105,6 @@ def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | N
 def fills(connector: str) -> bool:
     """A flush the deadline forces takes every dirty contact, not only the due ones
     (`Connector.fill_forced_flush`)."""
-    from connectors import CONNECTORS
-
     return bool(getattr(CONNECTORS.get(connector), "fill_forced_flush", False))
 
 
