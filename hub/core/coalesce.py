@@ -10,7 +10,7 @@ touch (the ledger sets it). A flush then:
   younger than the connector's freshness deadline, waits a moment for the batch to fill;
 - otherwise sends the due contacts it has (a trickle is never held past the deadline), and,
   where every flush costs fixed calls (`fill_forced_flush`), the contacts still in their
-  window too, so the next flush comes a whole deadline later.
+  window too (due within the deadline), so the next flush comes a whole deadline later.
 
 Vendors that update one contact a call (`updates_one_by_one`, Splio) are held differently while
 a burst is under way: each due contact waits for its own deadline (`take_held`).
@@ -97,8 +97,10 @@ def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | N
             return Take([], wait=min(STEP, deadline - age, max(later[0][1] - now, 0.01)), reason="filling")
     if later and fills(connector) and len(due) < max_batch:
         # The deadline forces this flush and the vendor charges fixed calls per flush: take the
-        # contacts still in their window too, so the next flush comes a whole deadline later.
-        due += [e.decode() for e in r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=max_batch - len(due))]
+        # contacts still in their window too (those due before the next deadline could come), so
+        # the next flush comes a whole deadline later.
+        due += [e.decode() for e in r.zrangebyscore(dirty, f"({now}", now + deadline, start=0,
+                                                    num=max_batch - len(due))]
     return Take(due, reason="deadline" if later else "trickle")
 
 

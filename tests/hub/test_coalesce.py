@@ -48,6 +48,9 @@ def test_a_flush_the_deadline_forces_takes_contacts_still_in_their_window_where_
                                         "c@x.test": (NOW - 0.1, NOW + 0.9)})
     assert coalesce.take(redis_client, "klaviyo", 2, deadline=3.0, now=NOW).batch == ["a@x.test", "b@x.test"]
     assert coalesce.take(redis_client, "ometria", 2, deadline=3.0, now=NOW).batch == ["a@x.test"]
+    # A contact due beyond the deadline (a longer window) is not in this flush's reach.
+    redis_client.zadd(dirty_key("klaviyo"), {"b@x.test": NOW + 5.0, "c@x.test": NOW + 6.0}, xx=True)
+    assert coalesce.take(redis_client, "klaviyo", 2, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
 def test_a_wait_never_runs_past_the_deadline(redis_client: Any) -> None:
