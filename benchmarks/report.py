@@ -56,7 +56,7 @@ def table(result: dict[str, Any]) -> str:
     correct = result.get("correctness") or {}
     lines.append(f"| Correctness: contacts whose fields, lists or consent differ | {fmt(correct.get('mismatched_total'))} "
                  f"(of {sum(v['contacts'] for v in correct.values() if isinstance(v, dict)):,} x vendor) | 0 |")
-    lines += freshness_detail(result) + memory_detail(result)
+    lines += floors_table(result) + freshness_detail(result) + memory_detail(result)
     compared = compare_table(result)
     if compared:
         lines += ["", compared.rstrip("\n")]
@@ -145,6 +145,25 @@ def compare_table(result: dict[str, Any]) -> str:
     from .compare import table as comparison
 
     return comparison(result)
+
+
+def floors_table(result: dict[str, Any]) -> list[str]:
+    """Calls per vendor beside the plain floor and the deadline floor (what the freshness
+    deadline forces for the workload as it arrived; benchmarks/floor.py). The target is 1.10x
+    the plain floor for vendors with bulk writes, 1.10x the deadline floor for Splio."""
+    calls = result.get("calls") or {}
+    vendors = (result.get("floor") or {}).get("vendors") or {}
+    if not calls:
+        return []
+    lines = ["", "| Vendor | calls | plain floor | deadline floor (deadline) | judged against |", "|---|---|---|---|---|"]
+    for vendor, figures in calls.items():
+        deadline = vendors.get(vendor, {}).get("deadline") or {}
+        judged = deadline.get("total") if vendor == "splio" else figures["floor"]
+        against = "deadline floor" if vendor == "splio" else "plain floor"
+        lines.append(f"| {vendor} | {figures['total']:,} | {figures['floor']:,} | "
+                     f"{fmt(deadline.get('total'))} ({fmt(deadline.get('deadline_s'), ' s')}) | "
+                     f"{against}: {figures['total'] / max(judged or 1, 1):.2f}x (<= 1.10x) |")
+    return lines
 
 
 def write(result: dict[str, Any], directory: Path = REPORTS) -> tuple[Path, Path]:

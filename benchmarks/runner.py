@@ -242,19 +242,25 @@ def run_clients(clients: int, jobs: Iterator[Any], work: Callable[[Any], None]) 
         raise errors[0]
 
 
-def send_batches(sender: Sender, events: list[dict[str, Any]], progress: Any = None) -> dict[str, Any]:
+def send_batches(sender: Sender, events: list[dict[str, Any]], progress: Any = None,
+                 arrivals: list[float] | None = None) -> dict[str, Any]:
+    """Send in requests of BATCH; `arrivals`, when given, gets each event's 202 (seconds from the start)."""
     latencies: list[float] = []
     lock = threading.Lock()
     started = time.perf_counter()
-    chunks = (events[i:i + BATCH] for i in range(0, len(events), BATCH))
+    if arrivals is not None:
+        arrivals[:] = [0.0] * len(events)
 
-    def send(chunk: list[dict[str, Any]]) -> None:
+    def send(start: int) -> None:
+        chunk = events[start:start + BATCH]
         latencies.append(sender.post({"events": chunk}))
+        if arrivals is not None:
+            arrivals[start:start + BATCH] = [time.perf_counter() - started] * len(chunk)
         if progress is not None:
             with lock:
                 progress.step(len(chunk))      # raises Stopped after Ctrl-C: the clients stop
 
-    run_clients(BATCH_CLIENTS, chunks, send)
+    run_clients(BATCH_CLIENTS, iter(range(0, len(events), BATCH)), send)
     seconds = time.perf_counter() - started
     return {"events": len(events), "requests": len(latencies), "seconds": round(seconds, 2),
             "events_per_s": round(len(events) / seconds), "clients": BATCH_CLIENTS, "batch": BATCH,
@@ -378,7 +384,7 @@ def run_phases(options: Options, phases: Phases) -> dict[str, Any]:
                               "events": {"story": workload.story_events, "sent": len(workload.stream)}}
     try:
         sender = Sender(stack.hub)
-        batch_phase(stack, sender, workload.stream, expected, floor, timeout, phases, result)
+        batch_phase(stack, sender, workload, options, expected, floor, timeout, phases, result)
         if options.single:
             phases.status["single"] = "running"
         if options.single:
@@ -411,11 +417,12 @@ def run_phases(options: Options, phases: Phases) -> dict[str, Any]:
     return result
 
 
-def batch_phase(stack: Stack, sender: Sender, events: list[dict[str, Any]], expected: expected_mod.Expected,
+def batch_phase(stack: Stack, sender: Sender, workload: Workload, options: Options, expected: expected_mod.Expected,
                 floor: dict[str, Any], timeout: float, phases: Phases, result: dict[str, Any]) -> None:
     """Batch ingest, the drain, the comparison at the vendors, CPU and Redis memory: `result`'s
     ingest_batch, cpu_seconds_batch_phase, cpu_per_event_us, drain, calls, floor, correctness and
     redis_memory."""
+    events = workload.stream
     memory_before = memory_mod.info(stack.redis)
     before = stack.stats()
     cpu_before = stack.cpu_seconds(digits=3)
@@ -423,7 +430,9 @@ def batch_phase(stack: Stack, sender: Sender, events: list[dict[str, Any]], expe
     with phases.phase("ingest (batch)"):
         log(f"batch mode: {BATCH_CLIENTS} clients x {BATCH} events")
         with phases.meter("ingest", len(events), "events") as progress:
-            result["ingest_batch"] = send_batches(sender, events, progress)
+            arrivals: list[float] = []
+            result["ingest_batch"] = send_batches(sender, events, progress, arrivals)
+        add_deadline_floor(floor, workload, arrivals, options)
         log(f"  {result['ingest_batch']['events_per_s']} events/s; draining (timeout {timeout:.0f} s)")
     contacts = sum(len(rows) for rows in expected.vendors.values())
     with phases.phase("drain"):
@@ -453,6 +462,7 @@ def batch_phase(stack: Stack, sender: Sender, events: list[dict[str, Any]], expe
     result["calls"] = {v: {"total": sum(calls[v].values()), "per_1000_events": round(sum(calls[v].values()) * per_k, 2),
                            "floor": floor["vendors"][v]["total"],
                            "floor_per_1000_events": round(floor["vendors"][v]["total"] * per_k, 2),
+                           "deadline_floor": floor["vendors"][v].get("deadline", {}).get("total"),
                            "by_endpoint": calls[v]} for v in VENDORS}
     result["floor"] = floor
     result["correctness"] = comparison
@@ -514,6 +524,15 @@ def interrupt_handler() -> Iterator[Any]:
         return
     with Interrupts() as interrupts:
         yield interrupts
+
+
+def add_deadline_floor(floor: dict[str, Any], workload: Workload, arrivals: list[float], options: Options) -> None:
+    """`floor.vendors.<v>.deadline`: the calls each vendor's freshness deadline forces for the
+    workload as it arrived (benchmarks/floor.py, deadline_floor)."""
+    env = {**os.environ, **options.env}         # what the stack's hub and workers run with
+    found = floor_mod.deadline_floor(floor, workload.stream, arrivals, floor_mod.deadlines(env))
+    for vendor, figures in found.items():
+        floor["vendors"][vendor]["deadline"] = figures
 
 
 def machine(stack: Stack) -> dict[str, Any]:

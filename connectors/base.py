@@ -152,6 +152,13 @@ class Connector:
     # calls of max_batch records itself and the list or membership calls that follow then fill
     # across those calls (fewer, fuller calls for a burst).
     flush_batch: ClassVar[int] = 0
+    # True where the vendor updates one contact a call (no bulk update): the hub then holds each
+    # contact to its freshness deadline rather than sending it with the first full batch.
+    updates_one_by_one: ClassVar[bool] = False
+    # True where each flush costs calls whatever it carries (Klaviyo's import job and status read,
+    # a list call per list): a flush the freshness deadline forces then also takes the contacts
+    # still inside their coalescing window, so the next one comes a whole deadline later.
+    fill_forced_flush: ClassVar[bool] = False
     secret_settings: ClassVar[tuple[str, ...]] = ()
     required_settings: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str] = ""

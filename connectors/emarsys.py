@@ -87,6 +87,7 @@ class EmarsysConnector(Connector):
     # A flush costs 1 upsert + 1 call per list touched against ~190 calls/min: pace partial batches.
     coalesce_seconds = 1.0
     flush_interval = 1.5
+    fill_forced_flush = True
     secret_settings = ("secret", "client_secret")
     # WSSE credentials; OAuth-only setups (client_id + client_secret) are covered by `configured`.
     required_settings = ("username", "secret")

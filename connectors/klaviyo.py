@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlencode
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -49,6 +50,9 @@ BULK_BYTES = 4_500_000       # under the 5 MB payload cap
 SUBSCRIBE_MAX = 1_000        # profiles per subscription job
 UNSUBSCRIBE_MAX = 100        # profiles per unsubscribe job
 LIST_MAX = 1_000             # profile ids per list add/remove
+# The longest encoded query of a profile lookup: request lines are commonly capped at 4 KB (e.g.
+# gunicorn's 4,094 bytes; Klaviyo publishes no figure), and 100 long addresses would pass it.
+QUERY_MAX = 3_800
 ERRORS_PAGE = 100            # import errors per page (20 by default, 100 at most)
 # Global suppressions: a subscription would lift UNSUBSCRIBE, SPAM_COMPLAINT and USER_SUPPRESSED
 # (bulk_subscribe_profiles), and HARD_BOUNCE / INVALID_EMAIL mean no marketing email can reach
@@ -94,6 +98,7 @@ class KlaviyoConnector(Connector):
     max_batch = BULK_MAX
     coalesce_seconds = 1.0
     flush_interval = 1.0
+    fill_forced_flush = True
     secret_settings = ("api_key",)
     required_settings = ("api_key",)
     default_base_url = "https://a.klaviyo.com"
@@ -363,15 +368,31 @@ class KlaviyoConnector(Connector):
                              data=json.dumps(body, separators=(",", ":")))
 
     def find_profiles(self, emails: Sequence[str], subscriptions: bool = False) -> list[dict[str, Any]]:
-        """The profiles Klaviyo holds for these emails (get_profiles, 100 a call)."""
+        """The profiles Klaviyo holds for these emails (get_profiles, 100 a call, fewer when the
+        addresses are long: the query stays under QUERY_MAX, see `lookup_batches`)."""
         found: list[dict[str, Any]] = []
-        for batch in chunks(list(emails), 100):
-            quoted = ",".join(json.dumps(e) for e in batch)
-            params: dict[str, Any] = {"filter": f"any(email,[{quoted}])", "page[size]": 100}
-            if subscriptions:
-                params["additional-fields[profile]"] = "subscriptions"
-            found.extend(self.request("GET", "/api/profiles", params=params).json()["data"])
+        for batch in self.lookup_batches(list(emails), subscriptions):
+            found.extend(self.request("GET", "/api/profiles", params=self.lookup_params(batch, subscriptions)).json()["data"])
         return found
+
+    @staticmethod
+    def lookup_params(emails: Sequence[str], subscriptions: bool) -> dict[str, Any]:
+        quoted = ",".join(json.dumps(e) for e in emails)
+        params: dict[str, Any] = {"filter": f"any(email,[{quoted}])", "page[size]": 100}
+        if subscriptions:
+            params["additional-fields[profile]"] = "subscriptions"
+        return params
+
+    def lookup_batches(self, emails: list[str], subscriptions: bool) -> list[list[str]]:
+        """Up to 100 emails a lookup (the page size), and no more than keep the encoded query
+        under QUERY_MAX: a request line longer than a server's cap is refused whole (414)."""
+        batches: list[list[str]] = [[]]
+        for email in emails:
+            if batches[-1] and (len(batches[-1]) >= 100 or len(urlencode(
+                    self.lookup_params(batches[-1] + [email], subscriptions))) > QUERY_MAX):
+                batches.append([])
+            batches[-1].append(email)
+        return [b for b in batches if b]
 
     def profile_ids(self, emails: Sequence[str]) -> dict[str, str]:
         return {str(item["attributes"]["email"]).lower(): item["id"] for item in self.find_profiles(emails)}

@@ -51,6 +51,9 @@ class SplioConnector(Connector):
     # a contact's burst of events is over, so it is usually created once with its final state.
     coalesce_seconds = 1.5
     flush_interval = 1.0
+    # No bulk update: the hub holds each contact to its freshness deadline instead of sending it
+    # as soon as a batch is full (hub/core/coalesce.py, take_held).
+    updates_one_by_one = True
     secret_settings = ("api_key",)
     required_settings = ("api_key",)
     default_base_url = "https://api.splio.com"

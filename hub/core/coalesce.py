@@ -6,9 +6,14 @@ touch (the ledger sets it). A flush then:
 
 - sends a full batch (`max_batch` due contacts) as soon as it has one;
 - otherwise, while more contacts are arriving (some are dirty but not due yet) and the oldest
-  due contact's burst began less than the connector's freshness deadline ago, waits a moment
-  for the batch to fill;
-- otherwise sends the due contacts it has (a trickle is never held past the deadline).
+  due contact's first unsent change (`first_change`: its last push, else its burst's start) is
+  younger than the connector's freshness deadline, waits a moment for the batch to fill;
+- otherwise sends the due contacts it has (a trickle is never held past the deadline), and,
+  where every flush costs fixed calls (`fill_forced_flush`), the contacts still in their
+  window too (due within the deadline), so the next flush comes a whole deadline later.
+
+Vendors that update one contact a call (`updates_one_by_one`, Splio) are held differently while
+a burst is under way: each due contact waits for its own deadline (`take_held`).
 
 Bursts so become full batches, fewer vendor calls; the price is that a contact may wait up to
 the deadline, instead of its window only, before it is sent. The deadline is per connector:
@@ -18,14 +23,20 @@ the deadline, instead of its window only, before it is sent. The deadline is per
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from connectors import CONNECTORS
+
+from hub.core.keys import LAST, PUSHED
 from hub.core.ledger import dirty_key, key
 
 DEFAULT_DEADLINE = 3.0      # seconds from a contact's first touch until it is sent, at the latest
 STEP = 0.2                  # how long a waiting flush sleeps before it looks again
+HELD_SCAN = 4               # a held flush looks at this many batches' worth of due contacts
+OLDEST_AMONG = 100          # the first due contacts whose oldest unsent change sets the wait
 
 
 @dataclass
@@ -59,9 +70,17 @@ def batch_size(client: Any) -> int:
     return int(getattr(client, "flush_batch", 0) or client.max_batch)
 
 
+def held(connector: str) -> bool:
+    """The vendor updates one contact a call (Splio: bulk create, no bulk update), so each
+    contact is held to its own deadline (see `take_held`)."""
+    return bool(getattr(CONNECTORS.get(connector), "updates_one_by_one", False))
+
+
 def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | None = None) -> Take:
     """The next batch to push, or how long to wait for a fuller one (see the module's rules)."""
     now = time.time() if now is None else now
+    if deadline > 0 and held(connector):
+        return take_held(r, connector, max_batch, deadline, now)
     dirty = dirty_key(connector)
     due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=max_batch)]
     if len(due) >= max_batch:
@@ -72,9 +91,86 @@ def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | N
             return Take([])
         return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due")
     if deadline > 0 and later:
-        since = r.hget(key(due[0]), ":since")
-        age = now - float(since) if since else deadline
+        age = now - oldest_change(r, connector, due[:OLDEST_AMONG], now, deadline)
         if age < deadline:
             # More are on their way and the oldest still has time: let the batch fill.
             return Take([], wait=min(STEP, deadline - age, max(later[0][1] - now, 0.01)), reason="filling")
+    if later and fills(connector) and len(due) < max_batch:
+        # The deadline forces this flush and the vendor charges fixed calls per flush: take the
+        # contacts still in their window too (those due before the next deadline could come), so
+        # the next flush comes a whole deadline later.
+        due += [e.decode() for e in r.zrangebyscore(dirty, f"({now}", now + deadline, start=0,
+                                                    num=max_batch - len(due))]
     return Take(due, reason="deadline" if later else "trickle")
+
+
+def fills(connector: str) -> bool:
+    """A flush the deadline forces takes every dirty contact, not only the due ones
+    (`Connector.fill_forced_flush`)."""
+    return bool(getattr(CONNECTORS.get(connector), "fill_forced_flush", False))
+
+
+def first_change(since: float | None, last_push: float | None, known: bool) -> float | None:
+    """When a dirty contact's first change not yet sent happened, at the earliest: one the vendor
+    holds changed after its last push (`last_push`); one never pushed when its burst began
+    (`since`). None: no state left (erased), nothing to gather."""
+    return last_push if known and last_push is not None else since
+
+
+def starts(r: Any, connector: str, emails: list[str]) -> list[tuple[str, float | None]]:
+    """(email, `first_change`) for each contact."""
+    pipe = r.pipeline(transaction=False)
+    for email in emails:
+        pipe.hget(key(email), ":since")
+        pipe.hget(LAST.format(connector), email)
+        pipe.hexists(PUSHED.format(connector), email)
+    answers = pipe.execute()
+    out = []
+    for i, email in enumerate(emails):
+        since, last, known = answers[3 * i:3 * i + 3]
+        outcome = json.loads(last) if last else {}
+        pushed_at = outcome.get("at") if outcome.get("ok") else None    # a failed try sent nothing
+        out.append((email, first_change(float(since) if since else None, pushed_at, bool(known))))
+    return out
+
+
+def oldest_change(r: Any, connector: str, emails: list[str], now: float, deadline: float) -> float:
+    """When the oldest unsent change among these due contacts began. A contact pushed during
+    its burst counts from that push, not from the burst's start, so its later events do not
+    force the next flush at once. A contact with no state left counts as already late."""
+    return min((now - deadline if at is None else at for _, at in starts(r, connector, emails)), default=now)
+
+
+def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: float) -> Take:
+    """For vendors that update one contact a call, while a burst is under way (some contacts are
+    dirty but not due): a due contact is sent only when its deadline comes (`first_change` +
+    deadline), never earlier because a batch is full, so the events of a burst longer
+    than the coalescing window reach the vendor in as few pushes as the deadline allows: a
+    contact is created once with all it gathered by then, and updated at most once a deadline."""
+    dirty = dirty_key(connector)
+    due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=HELD_SCAN * max_batch)]
+    later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
+    if not due:
+        return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due") if later else Take([])
+    if not later:
+        return Take(due[:max_batch], reason="trickle")      # no burst under way: nothing to wait for
+    ready: list[str] = []
+    quiet_new: list[str] = []           # never pushed, quiet for their window, deadline still ahead
+    known = {e for e, k in zip(due, r.hmget(PUSHED.format(connector), due)) if k}
+    soonest = now + 1.0
+    for email, start in starts(r, connector, due):
+        at = now if start is None else start + deadline
+        if at <= now:
+            ready.append(email)
+        else:
+            soonest = min(soonest, at)
+            if email not in known:
+                quiet_new.append(email)
+    if not ready:
+        return Take([], wait=max(soonest - now, 0.01), reason="holding")
+    batch = ready[:max_batch]
+    # A bulk create that goes part-full is filled with new contacts already quiet for their
+    # coalescing window: they ride along for nothing instead of needing a create of their own.
+    # (Splio's bulk create takes `max_batch` contacts, so a batch is at most one create call.)
+    room = max_batch - len(batch) if any(e not in known for e in batch) else 0
+    return Take(batch + quiet_new[:room], reason="deadline")

@@ -456,3 +456,16 @@ def test_check_names_the_scopes_that_answer_403() -> None:
     assert result["ok"] is False and result["missing"] == ["lists:read", "profiles:write"]
     assert result["permissions"]["lists:write"] == result["permissions"]["subscriptions:write"] == "unknown"
     assert result["permissions"]["data-privacy:write"] == "granted"
+
+
+@responses.activate
+def test_a_lookup_of_long_addresses_is_split_so_no_request_line_is_too_long() -> None:
+    # 100 addresses of 80 characters would make a query of about 10 KB, which a server capping
+    # request lines at 4 KB refuses whole (414): the lookup goes in several calls instead.
+    emails = [f"{'x' * 60}{i:03d}@long-domain.example" for i in range(100)]
+    lookup = responses.get(f"{BASE}/api/profiles", json={"data": []})
+    assert connector().find_profiles(emails, subscriptions=True) == []
+    asked = [parse_qs(urlsplit(call.request.url).query)["filter"][0] for call in responses.calls]
+    assert lookup.call_count == len(asked) > 1
+    assert all(len(urlsplit(call.request.url).query) <= 3_800 for call in responses.calls)
+    assert sorted(e for f in asked for e in json.loads(f[len("any(email,"):-1])) == sorted(emails)

@@ -3,11 +3,13 @@ goes at once, a partial one waits while more contacts are on their way and the o
 time before the freshness deadline, and a trickle is never held past it."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from hub.core import coalesce
+from hub.core.keys import LAST, PUSHED
 from hub.core.ledger import dirty_key, key
 
 NOW = 1_800_000_000.0
@@ -21,20 +23,34 @@ def dirty(r: Any, connector: str, contacts: dict[str, tuple[float, float]]) -> N
 
 
 def test_a_full_batch_goes_at_once_even_while_more_arrive(redis_client: Any) -> None:
-    dirty(redis_client, "splio", {f"p{i}@x.test": (NOW - 1.5, NOW - 0.1 + i / 100) for i in range(4)})
-    dirty(redis_client, "splio", {"later@x.test": (NOW - 0.2, NOW + 1.0)})
-    step = coalesce.take(redis_client, "splio", 3, deadline=3.0, now=NOW)
+    dirty(redis_client, "emarsys", {f"p{i}@x.test": (NOW - 1.5, NOW - 0.1 + i / 100) for i in range(4)})
+    dirty(redis_client, "emarsys", {"later@x.test": (NOW - 0.2, NOW + 1.0)})
+    step = coalesce.take(redis_client, "emarsys", 3, deadline=3.0, now=NOW)
     assert step.batch == ["p0@x.test", "p1@x.test", "p2@x.test"] and step.wait == 0 and step.reason == "full"
 
 
 def test_a_partial_batch_waits_while_more_arrive_and_the_oldest_has_time(redis_client: Any) -> None:
-    dirty(redis_client, "klaviyo", {"a@x.test": (NOW - 1.2, NOW - 0.2), "b@x.test": (NOW - 0.3, NOW + 0.7)})
-    step = coalesce.take(redis_client, "klaviyo", 100, deadline=3.0, now=NOW)
+    dirty(redis_client, "salesforce", {"a@x.test": (NOW - 1.2, NOW - 0.2), "b@x.test": (NOW - 0.3, NOW + 0.7)})
+    step = coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW)
     assert step.batch == [] and step.reason == "filling"
     assert 0 < step.wait <= coalesce.STEP
     # The same contacts once the oldest's burst began 3 s ago: what is due goes.
-    step = coalesce.take(redis_client, "klaviyo", 100, deadline=1.2, now=NOW)
+    step = coalesce.take(redis_client, "salesforce", 100, deadline=1.2, now=NOW)
     assert step.batch == ["a@x.test"] and step.reason == "deadline"
+
+
+def test_a_flush_the_deadline_forces_takes_contacts_still_in_their_window_where_flushes_cost(
+        redis_client: Any) -> None:
+    # Klaviyo pays an import job and its status read per flush: b goes now rather than force
+    # another flush a moment later. Ometria pays per 100 records only: b waits for its window.
+    for connector in ("klaviyo", "ometria"):
+        dirty(redis_client, connector, {"a@x.test": (NOW - 3.5, NOW - 0.2), "b@x.test": (NOW - 0.3, NOW + 0.7),
+                                        "c@x.test": (NOW - 0.1, NOW + 0.9)})
+    assert coalesce.take(redis_client, "klaviyo", 2, deadline=3.0, now=NOW).batch == ["a@x.test", "b@x.test"]
+    assert coalesce.take(redis_client, "ometria", 2, deadline=3.0, now=NOW).batch == ["a@x.test"]
+    # A contact due beyond the deadline (a longer window) is not in this flush's reach.
+    redis_client.zadd(dirty_key("klaviyo"), {"b@x.test": NOW + 5.0, "c@x.test": NOW + 6.0}, xx=True)
+    assert coalesce.take(redis_client, "klaviyo", 2, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
 def test_a_wait_never_runs_past_the_deadline(redis_client: Any) -> None:
@@ -64,6 +80,83 @@ def test_nothing_due_waits_for_the_first_and_nothing_dirty_ends(redis_client: An
 def test_a_contact_erased_while_dirty_is_not_held_back(redis_client: Any) -> None:
     redis_client.zadd(dirty_key("splio"), {"gone@x.test": NOW - 0.1, "b@x.test": NOW + 1.0})
     assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW).batch == ["gone@x.test"]
+
+
+def pushed(r: Any, connector: str, email: str, at: float) -> None:
+    """What a landed push leaves: the contact's last outcome and what was written."""
+    r.hset(LAST.format(connector), email, json.dumps({"at": at, "ok": True}))
+    r.hset(PUSHED.format(connector), email, json.dumps({"fp": "x", "lists": {}, "consent": None}))
+
+
+def arriving(r: Any) -> None:
+    """A burst under way: a contact dirty but not yet due."""
+    dirty(r, "splio", {"arriving@x.test": (NOW - 0.1, NOW + 2.4)})
+
+
+def test_splio_holds_a_full_batch_of_new_contacts_until_their_deadline(redis_client: Any) -> None:
+    # Splio updates one contact a call: creating these now would turn their next events into PATCHes.
+    dirty(redis_client, "splio", {f"p{i}@x.test": (NOW - 1.5 - i / 2, NOW - 0.1) for i in range(3)})
+    arriving(redis_client)
+    step = coalesce.take(redis_client, "splio", 2, deadline=3.0, now=NOW)
+    assert step.batch == [] and step.reason == "holding" and step.wait == pytest.approx(0.5)
+    # Their bursts began 1.5, 2 and 2.5 s ago: a second later p1 and p2 have reached the 3 s deadline.
+    step = coalesce.take(redis_client, "splio", 2, deadline=3.0, now=NOW + 1.0)
+    assert sorted(step.batch) == ["p1@x.test", "p2@x.test"] and step.reason == "deadline"
+
+
+def test_splio_fills_a_part_full_create_with_new_contacts_already_quiet(redis_client: Any) -> None:
+    # "late" reached its deadline; "quiet" has not, but is due (quiet for its window) and new, so
+    # it rides in the same bulk create; "known" would cost a PATCH of its own and stays held.
+    dirty(redis_client, "splio", {"late@x.test": (NOW - 3.5, NOW - 0.1), "quiet@x.test": (NOW - 2.0, NOW - 0.2),
+                                  "known@x.test": (NOW - 2.0, NOW - 0.3)})
+    pushed(redis_client, "splio", "known@x.test", NOW - 1.0)
+    arriving(redis_client)
+    step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
+    assert sorted(step.batch) == ["late@x.test", "quiet@x.test"]
+
+
+def test_splio_updates_a_contact_at_most_once_a_deadline(redis_client: Any) -> None:
+    # Both were pushed before; "recent" 1 s ago, so its new change is held until 2 s from now.
+    dirty(redis_client, "splio", {"recent@x.test": (NOW - 20, NOW - 0.1), "old@x.test": (NOW - 20, NOW - 0.1)})
+    pushed(redis_client, "splio", "recent@x.test", NOW - 1.0)
+    pushed(redis_client, "splio", "old@x.test", NOW - 30.0)
+    arriving(redis_client)
+    step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
+    assert step.batch == ["old@x.test"]
+    redis_client.zrem(dirty_key("splio"), "old@x.test")
+    step = coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW)
+    assert step.batch == [] and step.wait == pytest.approx(1.0)      # it looks again within a second
+    assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW + 2.0).batch == ["recent@x.test"]
+
+
+def test_splio_sends_a_trickle_at_once(redis_client: Any) -> None:
+    # No burst under way (nothing dirty but not yet due): nothing to gather by waiting.
+    dirty(redis_client, "splio", {"new@x.test": (NOW - 1.6, NOW - 0.1)})
+    assert coalesce.take(redis_client, "splio", 10, deadline=3.0, now=NOW).batch == ["new@x.test"]
+
+
+def test_a_contact_pushed_during_its_burst_counts_from_that_push(redis_client: Any) -> None:
+    # Its burst began 10 s ago but it was pushed 0.5 s ago: its new change may still wait for others.
+    dirty(redis_client, "salesforce", {"a@x.test": (NOW - 10, NOW - 0.1), "b@x.test": (NOW - 0.2, NOW + 0.8)})
+    pushed(redis_client, "salesforce", "a@x.test", NOW - 0.5)
+    assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).reason == "filling"
+    # Never pushed, the same contact is late already and goes.
+    redis_client.hdel(PUSHED.format("salesforce"), "a@x.test")
+    assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
+
+
+def test_a_failed_try_is_not_a_push(redis_client: Any) -> None:
+    dirty(redis_client, "salesforce", {"a@x.test": (NOW - 10, NOW - 0.1), "b@x.test": (NOW - 0.2, NOW + 0.8)})
+    pushed(redis_client, "salesforce", "a@x.test", NOW - 20)
+    redis_client.hset(LAST.format("salesforce"), "a@x.test", json.dumps({"at": NOW - 0.5, "ok": False}))
+    # The last try failed, so its unsent change is still the one from 10 s ago: late, it goes.
+    assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
+
+
+def test_other_vendors_are_not_held(redis_client: Any) -> None:
+    dirty(redis_client, "ometria", {"a@x.test": (NOW - 0.5, NOW - 0.1)})
+    pushed(redis_client, "ometria", "a@x.test", NOW - 1.0)
+    assert coalesce.take(redis_client, "ometria", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
 class Client:
