@@ -28,7 +28,7 @@ from . import floor as floor_mod
 from . import freshness as freshness_mod
 from . import memory as memory_mod
 from .progress import Interrupted, Phases, Stopped, step_to
-from .workload import build
+from .workload import Workload, build
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1mb3ItcmVmZXJyYWwtc3luYy1odWI="
