@@ -18,13 +18,15 @@ def main() -> None:
     parser.add_argument("--no-single", action="store_true", help="skip the single-mode ingest phase")
     parser.add_argument("--no-freshness", action="store_true", help="skip the freshness phase")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with the processes' logs")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record the hub's workers with py-spy during the single-event phase (the profile extra)")
     parser.add_argument("--out", type=Path, default=report.REPORTS, help="where latest.json / latest.md go")
     parser.add_argument("--env", action="append", default=[], metavar="HUB_X=value",
                         help="extra environment for the hub and workers (repeatable)")
     args = parser.parse_args()
     options = Options(referrers=args.referrers, seed=args.seed, hub_workers=args.hub_workers,
                       hub_threads=args.hub_threads, drain_timeout=args.drain_timeout,
-                      single=not args.no_single, freshness=not args.no_freshness, keep=args.keep,
+                      single=not args.no_single, freshness=not args.no_freshness, keep=args.keep, profile=args.profile,
                       env=dict(item.split("=", 1) for item in args.env))
     result = run(options)
     json_path, md_path = report.write(result, args.out)

@@ -8,6 +8,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,6 +24,7 @@ from hub.core.processes import free_port
 
 from . import expected as expected_mod
 from . import floor as floor_mod
+from .profile import Profiler
 from .workload import Workload, build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,7 @@ SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1mb3ItcmVmZXJyYWwtc3luYy1odWI="
 VENDORS = ("klaviyo", "emarsys", "salesforce", "ometria", "splio")
 BATCH, BATCH_CLIENTS = 100, 4
 SINGLE_EVENTS, SINGLE_CLIENTS = 5_000, 8
+SINGLE_ROUNDS, SINGLE_RATIO = 10, 1.5   # hub and bare endpoint alternate by rounds; p99 hub / p99 bare target
 FRESH_RATE, FRESH_SECONDS, FRESH_PROBE_EVERY, FRESH_POLL = 200, 30.0, 50, 0.1
 # The counter a probe watches at each vendor (mapping target per source field).
 COUNTERS = ("invites_sent", "friends_registered", "friends_converted")
@@ -46,6 +49,7 @@ class Options:
     single: bool = True
     freshness: bool = True
     keep: bool = False
+    profile: Path | None = None         # py-spy the hub's workers during the single-event phase
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -246,14 +250,74 @@ def send_batches(sender: Sender, events: list[dict[str, Any]]) -> dict[str, Any]
             "p50_ms": round(pct(latencies, 50) * 1000, 1), "p99_ms": round(pct(latencies, 99) * 1000, 1)}
 
 
-def send_singles(sender: Sender, events: list[dict[str, Any]]) -> dict[str, Any]:
-    latencies: list[float] = []
-    started = time.perf_counter()
-    run_clients(SINGLE_CLIENTS, iter(events), lambda event: latencies.append(sender.post(event)))
-    seconds = time.perf_counter() - started
-    return {"events": len(events), "clients": SINGLE_CLIENTS, "seconds": round(seconds, 2),
-            "requests_per_s": round(len(events) / seconds),
+class Bare:
+    """The single-event baseline (benchmarks/bare.py): a route that reads the body and answers
+    202, under gunicorn with the hub's settings, as its own process group beside the stack."""
+
+    def __init__(self, stack: Stack, options: Options) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.stack = stack
+        with open(stack.logs / "bare.log", "ab") as out:
+            stack.procs["bare"] = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.bare", "--port", str(port), "--workers", str(options.hub_workers),
+                 "--threads", str(options.hub_threads)], env=stack.env, cwd=ROOT, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait(self, sender: Sender, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                sender.post({})
+                return
+            except (requests.RequestException, RuntimeError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the bare endpoint did not answer; logs in {self.stack.logs}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        processes.stop([self.stack.procs.pop("bare")])
+
+
+def latency_figures(latencies: list[float], seconds: float) -> dict[str, Any]:
+    return {"requests_per_s": round(len(latencies) / seconds), "seconds": round(seconds, 2),
             "p50_ms": round(pct(latencies, 50) * 1000, 1), "p99_ms": round(pct(latencies, 99) * 1000, 1)}
+
+
+def send_singles(stack: Stack, sender: Sender, events: list[dict[str, Any]], options: Options) -> dict[str, Any]:
+    """The same events, one a request from SINGLE_CLIENTS clients, to the bare endpoint and to the
+    hub's POST /v1/events: in SINGLE_ROUNDS rounds, each round's slice to both (which goes first
+    alternates), so a change in the machine's load lands on both alike."""
+    bare = Bare(stack, options)
+    try:
+        bare_sender = Sender(bare.url)
+        bare.wait(bare_sender)
+        # warm the bare server's workers as the batch phase warmed the hub's (first-request imports)
+        def warm(event: Any) -> None:
+            bare_sender.post(event)
+        run_clients(SINGLE_CLIENTS, iter(events[:SINGLE_CLIENTS * 20]), warm)
+        load_before = [round(x, 1) for x in os.getloadavg()]
+        profiler = Profiler(stack.procs["hub"].pid, options.profile) if options.profile else None
+        latencies: dict[str, list[float]] = {"hub": [], "bare": []}
+        seconds = {"hub": 0.0, "bare": 0.0}
+        size = -(-len(events) // SINGLE_ROUNDS)
+        for n, start in enumerate(range(0, len(events), size)):
+            chunk = events[start:start + size]
+            targets = [("bare", bare_sender), ("hub", sender)]
+            for name, target in targets[::-1] if n % 2 else targets:
+                def post(event: Any, target: Sender = target, into: list[float] = latencies[name]) -> None:
+                    into.append(target.post(event))
+                started = time.perf_counter()
+                run_clients(SINGLE_CLIENTS, iter(chunk), post)
+                seconds[name] += time.perf_counter() - started
+        profiled = profiler.stop() if profiler else None
+    finally:
+        bare.stop()
+    hub, base = latency_figures(latencies["hub"], seconds["hub"]), latency_figures(latencies["bare"], seconds["bare"])
+    return {"events": len(events), "clients": SINGLE_CLIENTS, "rounds": SINGLE_ROUNDS, **hub,
+            "bare": base, "p99_ratio": round(hub["p99_ms"] / base["p99_ms"], 2), "p99_ratio_target": SINGLE_RATIO,
+            "load_average_1_5_15": {"before": load_before, "after": [round(x, 1) for x in os.getloadavg()]},
+            **({"profile": profiled} if profiled else {})}
 
 
 # -- drain --------------------------------------------------------------------------------------
@@ -453,8 +517,11 @@ def run(options: Options) -> dict[str, Any]:
         if options.single:
             single = build(max(1, SINGLE_EVENTS // 9 + 60), options.seed, ns="s").stream[:SINGLE_EVENTS]
             log(f"single mode: {len(single)} events, one a request, {SINGLE_CLIENTS} clients")
-            result["ingest_single"] = send_singles(sender, single)
-            log(f"  {result['ingest_single']['requests_per_s']} requests/s, p99 {result['ingest_single']['p99_ms']} ms")
+            result["ingest_single"] = send_singles(stack, sender, single, options)
+            figures = result["ingest_single"]
+            log(f"  hub {figures['requests_per_s']} requests/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms; "
+                f"bare endpoint p50 {figures['bare']['p50_ms']} ms, p99 {figures['bare']['p99_ms']} ms: "
+                f"p99 ratio {figures['p99_ratio']} (target <= {SINGLE_RATIO})")
             wait_drained(stack, time.perf_counter(), timeout)
         if options.freshness:
             fresh = build(int(FRESH_RATE * FRESH_SECONDS / 9) + 20, options.seed, ns="f")
