@@ -300,6 +300,9 @@ def send_singles(stack: Stack, sender: Sender, events: list[dict[str, Any]], opt
         profiler = Profiler(stack.procs["hub"].pid, options.profile) if options.profile else None
         latencies: dict[str, list[float]] = {"hub": [], "bare": []}
         seconds = {"hub": 0.0, "bare": 0.0}
+        # CPU seconds of the server's process group (and of Redis) during its own rounds: less
+        # moved by the machine's load than latency is
+        cpu = {"hub": 0.0, "bare": 0.0, "redis": 0.0}
         size = -(-len(events) // SINGLE_ROUNDS)
         for n, start in enumerate(range(0, len(events), size)):
             chunk = events[start:start + size]
@@ -307,13 +310,20 @@ def send_singles(stack: Stack, sender: Sender, events: list[dict[str, Any]], opt
             for name, target in targets[::-1] if n % 2 else targets:
                 def post(event: Any, target: Sender = target, into: list[float] = latencies[name]) -> None:
                     into.append(target.post(event))
-                started = time.perf_counter()
+                used, started = stack.cpu_seconds(), time.perf_counter()
                 run_clients(SINGLE_CLIENTS, iter(chunk), post)
                 seconds[name] += time.perf_counter() - started
+                now = stack.cpu_seconds()
+                cpu[name] += now[name] - used[name]
+                if name == "hub":
+                    cpu["redis"] += now["redis"] - used["redis"]
         profiled = profiler.stop() if profiler else None
     finally:
         bare.stop()
     hub, base = latency_figures(latencies["hub"], seconds["hub"]), latency_figures(latencies["bare"], seconds["bare"])
+    hub["cpu_ms_per_request"] = {"hub": round(1000 * cpu["hub"] / len(events), 2),
+                                 "redis": round(1000 * cpu["redis"] / len(events), 2)}
+    base["cpu_ms_per_request"] = round(1000 * cpu["bare"] / len(events), 2)
     return {"events": len(events), "clients": SINGLE_CLIENTS, "rounds": SINGLE_ROUNDS, **hub,
             "bare": base, "p99_ratio": round(hub["p99_ms"] / base["p99_ms"], 2), "p99_ratio_target": SINGLE_RATIO,
             "load_average_1_5_15": {"before": load_before, "after": [round(x, 1) for x in os.getloadavg()]},
