@@ -13,7 +13,8 @@ def main() -> None:
     parser.add_argument("--referrers", type=int, default=10_000, help="R; 9R story events (default 10000)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--hub-workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--hub-threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)")
+    parser.add_argument("--hub-threads", type=int, default=4,
+                        help="threads per gunicorn worker (gthread when > 1; `hub serve`'s default)")
     parser.add_argument("--drain-timeout", type=float, default=0.0, help="seconds; 0 derives it from the floor")
     parser.add_argument("--no-single", action="store_true", help="skip the single-mode ingest phase")
     parser.add_argument("--no-freshness", action="store_true", help="skip the freshness phase")

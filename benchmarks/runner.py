@@ -32,7 +32,7 @@ SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1mb3ItcmVmZXJyYWwtc3luYy1odWI="
 VENDORS = ("klaviyo", "emarsys", "salesforce", "ometria", "splio")
 BATCH, BATCH_CLIENTS = 100, 4
 SINGLE_EVENTS, SINGLE_CLIENTS = 5_000, 8
-SINGLE_ROUNDS, SINGLE_RATIO = 10, 1.5   # hub and bare endpoint alternate by rounds; p99 hub / p99 bare target
+SINGLE_ROUNDS, SINGLE_RATIO = 50, 1.5   # hub and bare endpoint alternate by rounds; p99 hub / p99 bare target
 FRESH_RATE, FRESH_SECONDS, FRESH_PROBE_EVERY, FRESH_POLL = 200, 30.0, 50, 0.1
 # The counter a probe watches at each vendor (mapping target per source field).
 COUNTERS = ("invites_sent", "friends_registered", "friends_converted")
@@ -43,7 +43,7 @@ class Options:
     referrers: int = 10_000
     seed: int = 42
     hub_workers: int = 2
-    hub_threads: int = 1
+    hub_threads: int = 4                # gthread: `hub serve`'s default
     latency: float = 0.03
     drain_timeout: float = 0.0          # 0: derived from the floor
     single: bool = True
