@@ -22,8 +22,13 @@ def table(result: dict[str, Any]) -> str:
                  f"(p99 {fmt(batch.get('p99_ms'))} ms a request) | >= 5,000 events/s |")
     single = result.get("ingest_single")
     if single:
-        lines.append(f"| Ingest, single mode (8 clients, 1 event a request) | {fmt(single['requests_per_s'])} requests/s, "
+        lines.append(f"| Ingest, single mode ({single['clients']} clients, 1 event a request) | {fmt(single['requests_per_s'])} requests/s, "
                      f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms | p99 < 25 ms |")
+        bare = single.get("bare")
+        if bare:
+            lines.append(f"| Single mode against a bare endpoint (same server settings, clients and requests, "
+                         f"in alternating rounds): hub p99 / bare p99 | {single['p99_ratio']} (bare: "
+                         f"p50 {bare['p50_ms']} ms, p99 {bare['p99_ms']} ms) | <= {single['p99_ratio_target']} |")
     drain = result.get("drain") or {}
     lines.append(f"| Drain, at the vendors (first event sent -> last write before every vendor holds the final "
                  f"state) | {fmt(drain.get('seconds'), ' s')} (ingest took {fmt(drain.get('ingest_s'), ' s')}; the hub's "

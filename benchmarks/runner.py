@@ -9,6 +9,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,6 +29,7 @@ from . import floor as floor_mod
 from . import freshness as freshness_mod
 from . import memory as memory_mod
 from .progress import Interrupted, Phases, Stopped, step_to
+from .profile import Profiler
 from .workload import Workload, build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +39,7 @@ BATCH, BATCH_CLIENTS = 100, 4
 SINGLE_EVENTS, SINGLE_CLIENTS = 5_000, 8
 PHASES = ["workload and floor", "stack", "ingest (batch)", "drain", "confirm at the vendors", "redis memory",
           "single", "freshness"]
+SINGLE_ROUNDS, SINGLE_RATIO = 50, 1.5   # hub and bare endpoint alternate by rounds; p99 hub / p99 bare target
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Options:
     referrers: int = 10_000
     seed: int = 42
     hub_workers: int = 2
-    hub_threads: int = 1
+    hub_threads: int = 4                # gthread: `hub serve`'s default
     latency: float = 0.03
     drain_timeout: float = 0.0          # 0: derived from the floor
     single: bool = True
@@ -52,6 +55,7 @@ class Options:
     freshness_rates: tuple[int, ...] = freshness_mod.RATES
     freshness_seconds: float = freshness_mod.SECONDS     # per rate (at least freshness_mod.MIN_EVENTS events)
     keep: bool = False
+    profile: Path | None = None         # py-spy the hub's workers during the single-event phase
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -267,14 +271,84 @@ def send_batches(sender: Sender, events: list[dict[str, Any]], progress: Any = N
             "p50_ms": round(pct(latencies, 50) * 1000, 1), "p99_ms": round(pct(latencies, 99) * 1000, 1)}
 
 
-def send_singles(sender: Sender, events: list[dict[str, Any]]) -> dict[str, Any]:
-    latencies: list[float] = []
-    started = time.perf_counter()
-    run_clients(SINGLE_CLIENTS, iter(events), lambda event: latencies.append(sender.post(event)))
-    seconds = time.perf_counter() - started
-    return {"events": len(events), "clients": SINGLE_CLIENTS, "seconds": round(seconds, 2),
-            "requests_per_s": round(len(events) / seconds),
+class Bare:
+    """The single-event baseline (benchmarks/bare.py): a route that reads the body and answers
+    202, under gunicorn with the hub's settings, as its own process group beside the stack."""
+
+    def __init__(self, stack: Stack, options: Options) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.stack = stack
+        with open(stack.logs / "bare.log", "ab") as out:
+            stack.procs["bare"] = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.bare", "--port", str(port), "--workers", str(options.hub_workers),
+                 "--threads", str(options.hub_threads)], env=stack.env, cwd=ROOT, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait(self, sender: Sender, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                sender.post({})
+                return
+            except (requests.RequestException, RuntimeError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the bare endpoint did not answer; logs in {self.stack.logs}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        processes.stop([self.stack.procs.pop("bare")])
+
+
+def latency_figures(latencies: list[float], seconds: float) -> dict[str, Any]:
+    return {"requests_per_s": round(len(latencies) / seconds), "seconds": round(seconds, 2),
             "p50_ms": round(pct(latencies, 50) * 1000, 1), "p99_ms": round(pct(latencies, 99) * 1000, 1)}
+
+
+def send_singles(stack: Stack, sender: Sender, events: list[dict[str, Any]], options: Options) -> dict[str, Any]:
+    """The same events, one a request from SINGLE_CLIENTS clients, to the bare endpoint and to the
+    hub's POST /v1/events: in SINGLE_ROUNDS rounds, each round's slice to both (which goes first
+    alternates), so a change in the machine's load lands on both alike."""
+    bare = Bare(stack, options)
+    try:
+        bare_sender = Sender(bare.url)
+        bare.wait(bare_sender)
+        # warm the bare server's workers as the batch phase warmed the hub's (first-request imports)
+        def warm(event: Any) -> None:
+            bare_sender.post(event)
+        run_clients(SINGLE_CLIENTS, iter(events[:SINGLE_CLIENTS * 20]), warm)
+        load_before = [round(x, 1) for x in os.getloadavg()]
+        profiler = Profiler(stack.procs["hub"].pid, options.profile) if options.profile else None
+        latencies: dict[str, list[float]] = {"hub": [], "bare": []}
+        seconds = {"hub": 0.0, "bare": 0.0}
+        # CPU seconds of the server's process group (and of Redis) during its own rounds: less
+        # moved by the machine's load than latency is
+        cpu = {"hub": 0.0, "bare": 0.0, "redis": 0.0}
+        size = -(-len(events) // SINGLE_ROUNDS)
+        for n, start in enumerate(range(0, len(events), size)):
+            chunk = events[start:start + size]
+            targets = [("bare", bare_sender), ("hub", sender)]
+            for name, target in targets[::-1] if n % 2 else targets:
+                def post(event: Any, target: Sender = target, into: list[float] = latencies[name]) -> None:
+                    into.append(target.post(event))
+                used, started = stack.cpu_seconds(), time.perf_counter()
+                run_clients(SINGLE_CLIENTS, iter(chunk), post)
+                seconds[name] += time.perf_counter() - started
+                now = stack.cpu_seconds()
+                cpu[name] += now[name] - used[name]
+                if name == "hub":
+                    cpu["redis"] += now["redis"] - used["redis"]
+        profiled = profiler.stop() if profiler else None
+    finally:
+        bare.stop()
+    hub, base = latency_figures(latencies["hub"], seconds["hub"]), latency_figures(latencies["bare"], seconds["bare"])
+    hub["cpu_ms_per_request"] = {"hub": round(1000 * cpu["hub"] / len(events), 2),
+                                 "redis": round(1000 * cpu["redis"] / len(events), 2)}
+    base["cpu_ms_per_request"] = round(1000 * cpu["bare"] / len(events), 2)
+    return {"events": len(events), "clients": SINGLE_CLIENTS, "rounds": SINGLE_ROUNDS, **hub,
+            "bare": base, "p99_ratio": round(hub["p99_ms"] / base["p99_ms"], 2), "p99_ratio_target": SINGLE_RATIO,
+            "load_average_1_5_15": {"before": load_before, "after": [round(x, 1) for x in os.getloadavg()]},
+            **({"profile": profiled} if profiled else {})}
 
 
 # -- drain --------------------------------------------------------------------------------------
@@ -390,8 +464,11 @@ def run_phases(options: Options, phases: Phases) -> dict[str, Any]:
         if options.single:
             single = build(max(1, SINGLE_EVENTS // 9 + 60), options.seed, ns="s").stream[:SINGLE_EVENTS]
             log(f"single mode: {len(single)} events, one a request, {SINGLE_CLIENTS} clients")
-            result["ingest_single"] = send_singles(sender, single)
-            log(f"  {result['ingest_single']['requests_per_s']} requests/s, p99 {result['ingest_single']['p99_ms']} ms")
+            result["ingest_single"] = send_singles(stack, sender, single, options)
+            figures = result["ingest_single"]
+            log(f"  hub {figures['requests_per_s']} requests/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms; "
+                f"bare endpoint p50 {figures['bare']['p50_ms']} ms, p99 {figures['bare']['p99_ms']} ms: "
+                f"p99 ratio {figures['p99_ratio']} (target <= {SINGLE_RATIO})")
             wait_drained(stack, time.perf_counter(), timeout)
             phases.status["single"] = "finished"
         if options.freshness:

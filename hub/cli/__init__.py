@@ -109,7 +109,8 @@ def main() -> None:
 @port_option("HUB_PORT", 8000)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
-@click.option("--threads", default=1, show_default=True, help="threads per worker (gthread when > 1)")
+@click.option("--threads", default=4, show_default=True,
+              help="threads per worker (gthread, which keeps connections alive, when > 1; sync at 1)")
 def serve(port: int, host: str, workers: int, threads: int) -> None:
     """Serve the HTTP API with gunicorn."""
     from hub import create_app

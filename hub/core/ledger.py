@@ -8,10 +8,9 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any, Callable, Iterable
 
-from hub.core import keys, services
+from hub.core import keys, services, timeline
 from hub.core.erasure import Keyed, seen_id
 from hub.core.queue import FLAG_TTL
-from hub.core.timeline import events_applied  # the contact index and timelines (hub/core/timeline.py)
 
 PREFIX = keys.PREFIX
 SCALE = Decimal(10_000)          # money is stored as integer ten-thousandths: exact in Redis
@@ -20,6 +19,14 @@ PARTY_FIELDS = ("first_name", "last_name", "customer_id", "locale")
 MAX_DEFER = 60.0                 # a dirty contact is pushed at most this long after it became dirty
 SEP = keys.METRIC_SEP
 SOURCE = resources.files("hub.core").joinpath("ledger.lua").read_text()  # the one atomic step; its key prefix is ARGV[2]
+# What ingest runs: the ledger step, then the timelines of the events it applied, in one script
+# call (one round trip a request). The step runs as written in ledger.lua, as a function; the
+# timeline's entries come as an extra last argument, taken off before the step reads ARGV.
+STEP = (timeline.AFTER_LEDGER + "local tl = cjson.decode(table.remove(ARGV))\n"
+        "local function ledger_step()\n" + SOURCE + "\nend\n"
+        "local answer = ledger_step()\n"
+        "if #answer == 2 then record_applied(answer[1], tl) end\n"
+        "return answer\n")
 
 
 class LedgerRefused(Exception):
@@ -95,7 +102,8 @@ class Ledger:
         self.config = config
         self.erasure = erasure
         self.prefix = prefix
-        self.script = redis.register_script(SOURCE)
+        self.script = redis.register_script(SOURCE)      # the bare step (previews run it on a scratch prefix)
+        self.step = redis.register_script(STEP)
 
     def windows(self, connectors: list[str]) -> list[float]:
         """Seconds each connector lets a contact rest after its last touch before pushing it:
@@ -131,12 +139,13 @@ class Ledger:
         meta = json.dumps({"metrics": keys.METRIC_EVENTS, "flags": flags or [], "ttl": FLAG_TTL})
         if not ops:
             return [], []
-        answer = self.script(args=[json.dumps(ops, default=str), self.prefix, meta])
+        # the contact index and each applied event's timeline entries are written by the same call
+        entries = json.dumps(timeline.applied_entries(events, source), separators=(",", ":"))
+        answer = self.step(args=[json.dumps(ops, default=str), self.prefix, meta, entries])
         if len(answer) == 3:
             index, field, message = answer[2]
             raise LedgerRefused(int(index) - 1, field.decode(), message.decode())
         done, flagged = answer
-        events_applied(self.redis, events, [r == 1 for r in done], source)
         erased = sorted({e["contact"]["email"] for e in events if e["type"] == "contact.erased"})
         if erased and self.forget:  # duplicates too: a retried erasure finishes the job
             self.forget(erased)

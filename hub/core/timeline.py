@@ -63,20 +63,42 @@ def event_ref(event_id: str) -> str:
     return seen_id(event_id) or event_id
 
 
-def events_applied(redis: Any, events: list[dict[str, Any]], applied: list[bool], source: str) -> None:
-    """After the ledger step: each applied event lands in the timeline of each person it names."""
-    now = time.time()
-    entries = []
-    for event, done in zip(events, applied):
-        if not done or event["type"] == "contact.erased":
+# The ledger step's epilogue (hub.core.ledger.Ledger.apply_each runs it in the same script call,
+# so an event and its timeline entries land in one round trip and one atomic step). `tl` is the
+# decoded last argument: {now, keep, contact, timeline, index (the key prefixes and the index's
+# name), entries: [[op index (1-based), email, entry JSON], ...]};
+# `done` is the ledger's 1 (applied) / 0 (duplicate) per operation.
+AFTER_LEDGER = """
+local function record_applied(done, tl)
+  for _, e in ipairs(tl.entries) do
+    local email = e[2]
+    if done[e[1]] == 1 and redis.call('EXISTS', tl.contact .. email) == 1 then
+      local key = tl.timeline .. email
+      redis.call('RPUSH', key, e[3])
+      redis.call('LTRIM', key, -tl.keep, -1)
+      redis.call('ZADD', tl.index, tl.now, email)
+    end
+  end
+end
+"""
+
+
+def applied_entries(events: list[dict[str, Any]], source: str, now: float | None = None) -> dict[str, Any]:
+    """What AFTER_LEDGER records for each event the ledger applies: an entry in the timeline of
+    each person it names (an erasure records nothing: it removes the timeline)."""
+    now = now or time.time()
+    entries: list[list[Any]] = []
+    for index, event in enumerate(events, 1):
+        if event["type"] == "contact.erased":
             continue
         entry = {"at": now, "kind": "event", "event": event_ref(event["id"]), "type": event["type"],
                  "source": source, "occurred_at": str(event.get("occurred_at") or "")}
         for part in ("referrer", "friend", "contact"):
             email = (event.get(part) or {}).get("email")
             if email:
-                entries.append((email, {**entry, "as": part}, True))
-    _record(redis, entries, now)
+                entries.append([index, email, json.dumps({**entry, "as": part}, separators=(",", ":"), default=str)])
+    return {"now": repr(now), "keep": KEEP, "contact": CONTACT_PREFIX, "timeline": TIMELINE.format(""),
+            "index": INDEX, "entries": entries}
 
 
 def pushed(redis: Any, connector: str, updates: Iterable[Any], version: int | None) -> None:

@@ -99,3 +99,51 @@ def test_redis_down_is_503_so_the_sender_retries(make_app) -> None:
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").status_code == 200
+
+
+def test_one_event_is_one_redis_command_and_reaches_every_named_timeline(make_app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The ledger step, the event counts, the flush flags, the contact index and the timelines of
+    the people an event names are one script call: a request's only round trip once a flush is
+    queued and the memory reading is fresh."""
+    app = make_app(KLAVIYO_API_KEY="pk_x", KLAVIYO_BASE_URL="http://127.0.0.1:9/klaviyo",
+                   MEMORY_CHECK_INTERVAL=3600)
+    client = app.test_client()
+    first, second = story()[0], story()[5]          # Anna enrols; her friend Cleo registers
+    assert post(client, first).status_code == 202   # reads INFO memory, sets the flush flag, queues the flush
+    redis = app.extensions["services"].redis
+    sent: list[str] = []
+    real = redis.execute_command
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(redis, "execute_command", counted)
+    monkeypatch.setattr(redis, "pipeline", lambda *a, **k: (_ for _ in ()).throw(AssertionError("a pipeline")))
+    response = post(client, second)
+    assert response.status_code == 202 and response.json == {"accepted": 1, "duplicates": 0}
+    assert sent == ["EVALSHA"]
+    monkeypatch.undo()
+    with app.app_context():
+        from hub.core import timeline
+
+        anna, cleo = timeline.read(redis, "anna@example.com"), timeline.read(redis, "cleo@example.com")
+    assert [(e["event"], e["as"]) for e in anna] == [("evt_006", "referrer"), ("evt_001", "referrer")]
+    assert [(e["event"], e["as"], e["type"], e["source"]) for e in cleo] == [("evt_006", "friend", "friend.registered", "api")]
+    assert {e.decode() for e in redis.zrange(timeline.INDEX, 0, -1)} == {"anna@example.com", "cleo@example.com"}
+
+
+def test_a_duplicate_adds_nothing_to_a_timeline(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    client = app.test_client()
+    assert post(client, {"events": story()[:6]}).json == {"accepted": 6, "duplicates": 0}
+    again = post(client, {"events": story()[4:7]})      # two retries and one new event
+    assert again.json == {"accepted": 1, "duplicates": 2}
+    redis = app.extensions["services"].redis
+    with app.app_context():
+        from hub.core import timeline
+
+        ben = [e["event"] for e in timeline.read(redis, "ben@example.com")]
+        dan = [e["event"] for e in timeline.read(redis, "dan@example.com")]
+    assert ben == ["evt_005", "evt_002"]
+    assert dan == ["evt_007"]
