@@ -22,11 +22,16 @@ SOURCE = resources.files("hub.core").joinpath("ledger.lua").read_text()  # the o
 # What ingest runs: the ledger step, then the timelines of the events it applied, in one script
 # call (one round trip a request). The step runs as written in ledger.lua, as a function; the
 # timeline's entries come as an extra last argument, taken off before the step reads ARGV.
-STEP = (timeline.AFTER_LEDGER + "local tl = cjson.decode(table.remove(ARGV))\n"
-        "local function ledger_step()\n" + SOURCE + "\nend\n"
-        "local answer = ledger_step()\n"
-        "if #answer == 2 then record_applied(answer[1], tl) end\n"
-        "return answer\n")
+def with_timelines(source: str) -> str:
+    """The ledger step `source`, followed in the same script by the timelines of what it applied."""
+    return (timeline.AFTER_LEDGER + "local tl = cjson.decode(table.remove(ARGV))\n"
+            "local function ledger_step()\n" + source + "\nend\n"
+            "local answer = ledger_step()\n"
+            "if #answer == 2 then record_applied(answer[1], tl) end\n"
+            "return answer\n")
+
+
+STEP = with_timelines(SOURCE)
 
 
 class LedgerRefused(Exception):

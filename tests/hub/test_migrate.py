@@ -326,16 +326,18 @@ def everyone() -> list[str]:
 
 def written_by_layout_3(app: Any, redis_client: redis_lib.Redis) -> dict[str, Any]:
     """The linked story applied by the ledger step layout 3 ran; the states it reads as."""
-    from hub.core.ledger import SOURCE, get_ledger
+    from hub.core.ledger import SOURCE, STEP, get_ledger, with_timelines
 
     client = app.test_client()
     with app.app_context():
         ledger = get_ledger()
         ledger.script = redis_client.register_script(LAYOUT_3_LEDGER)
+        ledger.step = redis_client.register_script(with_timelines(LAYOUT_3_LEDGER))   # what ingest runs
         events = linked_story()
         assert post(client, events[:200], "first") == {"accepted": 200, "duplicates": 0}
         assert post(client, events[200:], "rest") == {"accepted": len(events) - 200, "duplicates": 0}
         ledger.script = redis_client.register_script(SOURCE)
+        ledger.step = redis_client.register_script(STEP)
         states = ledger.states(everyone())
     redis_client.set("hub:layout", 3)
     return states
