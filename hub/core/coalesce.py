@@ -117,20 +117,32 @@ def first_change(since: float | None, last_push: float | None, known: bool) -> f
     return last_push if known and last_push is not None else since
 
 
+def last_landed(pushed: bytes | None, last: bytes | None) -> float | None:
+    """When the contact's last push landed, unless a failed try came after it (a failed try sent
+    nothing, so the change it carried is still unsent). A landed push keeps its time with its
+    fingerprint (`hub:pushed:<connector>`); `hub:last:<connector>` keeps failures (and, in data
+    an older hub wrote, successes too)."""
+    landed = json.loads(pushed).get("at") if pushed else None
+    outcome = json.loads(last) if last else {}
+    at = outcome.get("at")
+    if isinstance(at, (int, float)) and (landed is None or at >= landed):
+        landed = at if outcome.get("ok") else None
+    return float(landed) if isinstance(landed, (int, float)) else None
+
+
 def starts(r: Any, connector: str, emails: list[str]) -> list[tuple[str, float | None]]:
     """(email, `first_change`) for each contact."""
     pipe = r.pipeline(transaction=False)
     for email in emails:
         pipe.hget(key(email), ":since")
         pipe.hget(LAST.format(connector), email)
-        pipe.hexists(PUSHED.format(connector), email)
+        pipe.hget(PUSHED.format(connector), email)
     answers = pipe.execute()
     out = []
     for i, email in enumerate(emails):
-        since, last, known = answers[3 * i:3 * i + 3]
-        outcome = json.loads(last) if last else {}
-        pushed_at = outcome.get("at") if outcome.get("ok") else None    # a failed try sent nothing
-        out.append((email, first_change(float(since) if since else None, pushed_at, bool(known))))
+        since, last, pushed = answers[3 * i:3 * i + 3]
+        out.append((email, first_change(float(since) if since else None, last_landed(pushed, last),
+                                        pushed is not None)))
     return out
 
 

@@ -83,9 +83,8 @@ def test_a_contact_erased_while_dirty_is_not_held_back(redis_client: Any) -> Non
 
 
 def pushed(r: Any, connector: str, email: str, at: float) -> None:
-    """What a landed push leaves: the contact's last outcome and what was written."""
-    r.hset(LAST.format(connector), email, json.dumps({"at": at, "ok": True}))
-    r.hset(PUSHED.format(connector), email, json.dumps({"fp": "x", "lists": {}, "consent": None}))
+    """What a landed push leaves (hub.core.sync settle): what was written, and when."""
+    r.hset(PUSHED.format(connector), email, json.dumps({"fp": "x", "lists": {}, "consent": None, "at": int(at)}))
 
 
 def arriving(r: Any) -> None:
@@ -172,3 +171,28 @@ def test_the_deadline_setting_per_connector_then_connector_then_hub_wide() -> No
     assert coalesce.deadline_for({"FLUSH_WINDOW": 0, "FRESHNESS_DEADLINE": "9"}, "splio", Client()) == 0.0
     with pytest.raises(ValueError, match="HUB_FRESHNESS_DEADLINE_SPLIO must be a number"):
         coalesce.deadline_for({**base, "FRESHNESS_DEADLINE_SPLIO": "soon"}, "splio", object())
+
+
+def test_a_push_the_sync_settles_is_the_push_a_contact_counts_from(make_app, redis_client: Any) -> None:  # type: ignore[no-untyped-def]
+    """What a real flush records when a push lands (hub.core.sync.settle) is what the coalescer
+    reads as the contact's last push, so its next change counts from that push."""
+    import time
+
+    from hub.core import sync
+    from hub.core.lease import Lease
+
+    app = make_app()
+    email = "a@x.test"
+    redis_client.hset(key(email), mapping={"email": email, ":since": NOW - 10})
+    with app.app_context():
+        lease = Lease(redis_client, "flush:salesforce", 30)
+        assert lease.acquire()
+        before = time.time()
+        assert sync.settle("salesforce", lease, {email: 0},
+                           {email: json.dumps({"fp": "x", "lists": {}, "consent": None})})
+        after = time.time()
+    [(who, counted_from)] = coalesce.starts(redis_client, "salesforce", [email])
+    assert who == email and counted_from is not None and int(before) <= counted_from <= after
+    # a failed try after it leaves the change unsent: the contact counts from its burst again
+    redis_client.hset(LAST.format("salesforce"), email, json.dumps({"at": after + 1, "ok": False}))
+    assert coalesce.starts(redis_client, "salesforce", [email]) == [(email, NOW - 10)]
