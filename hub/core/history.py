@@ -95,16 +95,18 @@ def dirty_since(redis: Any, connector: str, emails: list[str]) -> dict[str, floa
     pipe = redis.pipeline(transaction=False)
     for email in emails:
         pipe.hget(keys.contact(email), ":since")
-    pipe.hmget(keys.LAST.format(connector), emails)
-    *sinces, lasts = pipe.execute()
+    pipe.hmget(keys.LAST.format(connector), emails)      # a failed try (an older hub's successes too)
+    pipe.hmget(keys.PUSHED.format(connector), emails)    # a landed push, with its time
+    *sinces, lasts, landed = pipe.execute()
     out: dict[str, float] = {}
-    for email, since, last in zip(emails, sinces, lasts):
+    for email, since, last, pushed in zip(emails, sinces, lasts, landed):
         moments = [float(since)] if since else []
-        if last:
-            try:
-                moments.append(float(json.loads(last)["at"]))
-            except (ValueError, KeyError, TypeError):
-                pass
+        for outcome in (last, pushed):
+            if outcome:
+                try:
+                    moments.append(float(json.loads(outcome)["at"]))
+                except (ValueError, KeyError, TypeError):
+                    pass
         if moments:
             out[email] = max(moments)
     return out

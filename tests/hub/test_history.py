@@ -106,3 +106,18 @@ def test_a_real_push_records_its_freshness_and_the_sweep_samples_the_backlog(hub
         for name, value in r.hgetall(key).items():
             text = (name + b" " + value).decode()
             assert "@" not in text and not any(p.split("@")[0] in text for p in people), text
+
+
+def test_a_contact_pushed_before_counts_its_freshness_from_its_last_outcome(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """A contact dirty again after a push is fresh from that push (kept with its fingerprint), or
+    from a failed try after it, never from the start of a burst the push already covered."""
+    import json
+
+    redis_client.hset(keys.contact("a@x.test"), ":since", T0 - 10)
+    redis_client.hset(keys.contact("b@x.test"), ":since", T0 - 10)
+    assert history.dirty_since(redis_client, "klaviyo", ["a@x.test"]) == {"a@x.test": T0 - 10}
+    redis_client.hset(keys.PUSHED.format("klaviyo"), "a@x.test", json.dumps({"fp": "x", "lists": {}, "at": T0 - 4}))
+    redis_client.hset(keys.PUSHED.format("klaviyo"), "b@x.test", json.dumps({"fp": "x", "lists": {}, "at": T0 - 4}))
+    redis_client.hset(keys.LAST.format("klaviyo"), "b@x.test", json.dumps({"at": T0 - 2, "ok": False}))
+    assert history.dirty_since(redis_client, "klaviyo", ["a@x.test", "b@x.test", "c@x.test"]) == \
+        {"a@x.test": T0 - 4, "b@x.test": T0 - 2}
