@@ -151,11 +151,11 @@ def test_ctrl_c_tears_the_stack_down_and_says_which_phases_finished(tmp_path: Pa
 
 
 def test_charts_of_a_full_report_and_of_missing_figures(tmp_path: Path) -> None:
-    """The committed R = 10,000 report (freshness included) draws all three; a report without a
-    section skips its chart instead of failing."""
+    """The committed R = 10,000 report (freshness and memory included) draws all four; a report
+    without a section skips its chart instead of failing."""
     result = json.loads((report.REPORTS / "latest.json").read_text())
     written = charts.draw(result, tmp_path / "full")
-    assert [p.name for p in written] == ["backlog.png", "calls.png", "freshness.png"]
+    assert [p.name for p in written] == ["backlog.png", "calls.png", "freshness.png", "memory.png"]
     for path in written:
         sensible_chart(path)
     partial = {"referrers": 5, "drain": {"backlog_trace": "not a list"}, "calls": {"splio": {"total": 3}}}
