@@ -11,7 +11,8 @@ import re
 import time
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
+from urllib.parse import urlencode
 
 import jwt
 import requests
@@ -20,10 +21,15 @@ from .base import MARKETING, Connector, ContactUpdate, ContactView, PushResult, 
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 from .ratelimit import Budget
 
+T = TypeVar("T")
+
 LOGIN_URL = "https://login.salesforce.com"
 API_VERSION = "62.0"                 # sObject Collections upsert needs v46+
 EXTERNAL_ID = "Referral_Hub_Email__c"
 COLLECTION_MAX = 200                 # records (or ids) per sObject Collections call
+# The longest encoded query string of a SOQL GET: servers commonly refuse a request line over
+# 4 KB whole (414; gunicorn's cap is 4,094 bytes), and 200 ids or emails in an IN list pass it.
+QUERY_MAX = 3_800
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Contact.LastName is required on create. When the hub knows no last name it sends this, but only
 # where the Contact is being created: never over a name someone typed into Salesforce.
@@ -45,6 +51,18 @@ SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 def quote(values: Sequence[str]) -> str:
     """SOQL string literals, comma-separated: backslashes and quotes escaped."""
     return ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+
+
+def soql_batches(items: Sequence[T], soql: Callable[[Sequence[T]], str], most: int = COLLECTION_MAX) -> list[list[T]]:
+    """`items` in batches of at most `most` whose query, `soql(batch)`, keeps its encoded query
+    string under QUERY_MAX (a lone item that does not fit still goes alone)."""
+    batches: list[list[T]] = [[]]
+    for item in items:
+        if batches[-1] and (len(batches[-1]) >= most or
+                            len(urlencode({"q": soql([*batches[-1], item])})) > QUERY_MAX):
+            batches.append([])
+        batches[-1].append(item)
+    return [b for b in batches if b]
 
 
 def encode(value: Any) -> Any:
@@ -324,10 +342,12 @@ class SalesforceConnector(Connector):
         found: dict[tuple[str, str], str] = {}
         contacts = sorted({c for c, _ in pairs})
         campaigns = sorted({k for _, k in pairs})
-        for batch in chunks(contacts, COLLECTION_MAX):
-            soql = (f"SELECT Id, ContactId, CampaignId FROM CampaignMember WHERE ContactId IN ({quote(batch)}) "
+        def soql(batch: Sequence[str]) -> str:
+            return (f"SELECT Id, ContactId, CampaignId FROM CampaignMember WHERE ContactId IN ({quote(batch)}) "
                     f"AND CampaignId IN ({quote(campaigns)})")
-            for record in self.query(soql):
+
+        for batch in soql_batches(contacts, soql):
+            for record in self.query(soql(batch)):
                 found[(str(record["ContactId"]), str(record["CampaignId"]))] = str(record["Id"])
         return found
 
@@ -343,9 +363,12 @@ class SalesforceConnector(Connector):
 
     def delete_members(self, leaves: list[tuple[str, str]], result: PushResult) -> None:
         # https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-delete.html
-        for batch in chunks(leaves, COLLECTION_MAX):
+        def ids(batch: Sequence[tuple[str, str]]) -> str:
+            return ",".join(m for _, m in batch)
+
+        for batch in soql_batches(leaves, ids):      # the ids go in the query string too
             items = self.request("DELETE", f"{self.api}/composite/sobjects",
-                                 params={"ids": ",".join(m for _, m in batch), "allOrNone": "false"}).json()
+                                 params={"ids": ids(batch), "allOrNone": "false"}).json()
             for (email, _), item in zip(batch, items):
                 if not item.get("success"):
                     error = self.record_error(item)
@@ -356,7 +379,7 @@ class SalesforceConnector(Connector):
     def erase(self, emails: list[str]) -> PushResult:
         """Find the Contacts by the external id, then delete them (to the Recycle Bin) 200 at a time."""
         result = PushResult()
-        for batch in chunks(list(emails), COLLECTION_MAX):
+        for batch in soql_batches(list(emails), self.lookup_soql):
             found = self.lookup(batch)
             if not found:
                 continue
@@ -375,8 +398,10 @@ class SalesforceConnector(Connector):
         """Contact id -> email for the emails Salesforce holds under the external id field."""
         if not IDENTIFIER.match(self.external_id):
             raise FatalVendorError(f"bad external id field name {self.external_id!r}", code="bad_setting")
-        soql = f"SELECT Id, {self.external_id} FROM Contact WHERE {self.external_id} IN ({quote(emails)})"
-        return {record["Id"]: str(record[self.external_id]).lower() for record in self.query(soql)}
+        return {record["Id"]: str(record[self.external_id]).lower() for record in self.query(self.lookup_soql(emails))}
+
+    def lookup_soql(self, emails: Sequence[str]) -> str:
+        return f"SELECT Id, {self.external_id} FROM Contact WHERE {self.external_id} IN ({quote(emails)})"
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         """Every record a SOQL query answers, following nextRecordsUrl."""
@@ -443,26 +468,35 @@ class SalesforceConnector(Connector):
         for key_field, group in groups.items():
             if not IDENTIFIER.match(key_field):
                 raise FatalVendorError(f"bad external id field name {key_field!r}", code="bad_mapping")
-            for batch in chunks(group, COLLECTION_MAX):
-                ids.update(self.read_contacts(key_field, batch, views))
-        for batch in chunks(sorted(ids), COLLECTION_MAX):
-            quoted = quote([i for i in batch if SALESFORCE_ID.match(i)])
-            query = f"SELECT ContactId, CampaignId FROM CampaignMember WHERE ContactId IN ({quoted})"
-            for record in self.query(query) if quoted else []:
+            def contacts_of(batch: Sequence[ContactUpdate], field: str = key_field) -> str:
+                return self.contacts_soql(field, batch)
+
+            for chunk in soql_batches(group, contacts_of):
+                ids.update(self.read_contacts(key_field, chunk, views))
+        def members_of(batch: Sequence[str]) -> str:
+            return f"SELECT ContactId, CampaignId FROM CampaignMember WHERE ContactId IN ({quote(batch)})"
+
+        for found in soql_batches([i for i in sorted(ids) if SALESFORCE_ID.match(i)], members_of):
+            for record in self.query(members_of(found)):
                 view = views.get(ids.get(str(record.get("ContactId")), ""))
                 if view is not None and view.lists is not None:
                     view.lists.add(str(record["CampaignId"]))
         return views
+
+    def contacts_soql(self, key_field: str, batch: Sequence[ContactUpdate]) -> str:
+        """The audit's Contact query for one batch: the mapped fields and the opt-out, by key."""
+        keys = sorted({str(self.key_of(u)[1]).strip().lower() for u in batch})
+        names = sorted({n for u in batch for n in u.fields if IDENTIFIER.match(n)} - {key_field, "Id"})
+        columns = ", ".join(["Id", key_field, "HasOptedOutOfEmail", *[n for n in names if n != "HasOptedOutOfEmail"]])
+        return f"SELECT {columns} FROM Contact WHERE {key_field} IN ({quote(keys)})"
 
     def read_contacts(self, key_field: str, batch: Sequence[ContactUpdate],
                       views: dict[str, ContactView | None]) -> dict[str, str]:
         """Fill `views` for one batch; returns Contact id -> email for those found."""
         keys = {str(self.key_of(u)[1]).strip().lower(): u.email for u in batch}
         names = sorted({n for u in batch for n in u.fields if IDENTIFIER.match(n)} - {key_field, "Id"})
-        quoted = quote(list(keys))
-        columns = ", ".join(["Id", key_field, "HasOptedOutOfEmail", *[n for n in names if n != "HasOptedOutOfEmail"]])
         found: dict[str, str] = {}
-        for record in self.query(f"SELECT {columns} FROM Contact WHERE {key_field} IN ({quoted})"):
+        for record in self.query(self.contacts_soql(key_field, batch)):
             email = keys.get(str(record.get(key_field) or "").strip().lower())
             if email is None:
                 continue
