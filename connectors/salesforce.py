@@ -485,7 +485,7 @@ class SalesforceConnector(Connector):
 
     def contacts_soql(self, key_field: str, batch: Sequence[ContactUpdate]) -> str:
         """The audit's Contact query for one batch: the mapped fields and the opt-out, by key."""
-        keys = sorted({str(self.key_of(u)[1]).strip().lower() for u in batch})
+        keys = list(dict.fromkeys(str(self.key_of(u)[1]).strip().lower() for u in batch))
         names = sorted({n for u in batch for n in u.fields if IDENTIFIER.match(n)} - {key_field, "Id"})
         columns = ", ".join(["Id", key_field, "HasOptedOutOfEmail", *[n for n in names if n != "HasOptedOutOfEmail"]])
         return f"SELECT {columns} FROM Contact WHERE {key_field} IN ({quote(keys)})"
