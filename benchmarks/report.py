@@ -160,14 +160,18 @@ def floors_table(result: dict[str, Any]) -> list[str]:
     vendors = (result.get("floor") or {}).get("vendors") or {}
     if not calls:
         return []
-    lines = ["", "| Vendor | calls | plain floor | deadline floor (deadline) | judged against |", "|---|---|---|---|---|"]
+    lines = ["", "| Vendor | calls (writes) | plain floor | deadline floor (deadline) | judged against "
+             "| job polling, beside (floor's) |", "|---|---|---|---|---|---|"]
     for vendor, figures in calls.items():
+        polls = sum((figures.get("reads_beside") or {}).values())
+        polls_floor = sum((figures.get("reads_beside_floor") or {}).values())
         deadline = vendors.get(vendor, {}).get("deadline") or {}
         judged = deadline.get("total") if vendor == "splio" else figures["floor"]
         against = "deadline floor" if vendor == "splio" else "plain floor"
         lines.append(f"| {vendor} | {figures['total']:,} | {figures['floor']:,} | "
                      f"{fmt(deadline.get('total'))} ({fmt(deadline.get('deadline_s'), ' s')}) | "
-                     f"{against}: {figures['total'] / max(judged or 1, 1):.2f}x (<= 1.10x) |")
+                     f"{against}: {figures['total'] / max(judged or 1, 1):.2f}x (<= 1.10x) | "
+                     f"{f'{polls:,} ({polls_floor:,})' if polls or polls_floor else 'none'} |")
     return lines
 
 

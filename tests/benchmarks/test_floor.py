@@ -61,9 +61,11 @@ def test_bulk_vendors_pay_each_flush_the_deadline_forces() -> None:
     assert found["ometria"]["flushes"] == 2 and found["ometria"]["total"] == 2            # 1 + 1 push
     # token; one PUT each flush; marketing list at the first, transactional at the second
     assert found["emarsys"]["total"] == 1 + 2 + 2
-    # first flush: one import job (no customer) + its status read, A's suppression read and its
-    # subscription; second: A (now a customer) in a job of its own, the others in another, 2 reads
-    assert found["klaviyo"]["total"] == 4 + 4
+    # first flush: one import job (no customer), A's suppression read and its subscription;
+    # second: A (now a customer) in a job of its own, the others in another. The jobs' status
+    # reads are job polling: beside the floor, not in it.
+    assert found["klaviyo"]["total"] == 3 + 2
+    assert "GET bulk-import (job status)" not in found["klaviyo"]["calls"]
     assert found["salesforce"]["total"] == 1 + 2 + 2
 
 
@@ -83,3 +85,13 @@ def test_splio_updates_slip_when_its_budget_cannot_keep_the_deadline() -> None:
     found = [floor.Change(email, at) for email in ("x", "y") for at in (0.0, 0.02, 0.04)]
     assert floor.splio_calls(found, 0.01) == {"POST authenticate": 1, "POST contacts/bulk": 1, "PATCH contacts": 3,
                                               "POST contacts/lists/subscribe": 0}
+
+
+def test_job_polling_is_reported_beside_the_plain_floor_not_in_it() -> None:
+    # The final state: R and B in one import job, A (a customer) in another; A's consent needs a
+    # suppression read and a subscription. Each job's status read is polling, reported beside.
+    stream = [e for _, e in TIMELINE]
+    plain = floor.compute(expected.expected_for(stream, VENDORS), list_kinds())["vendors"]["klaviyo"]
+    assert plain["calls"] == {"POST bulk-import": 2, "GET profiles (suppressions)": 1, "POST subscribe": 1}
+    assert plain["total"] == 4
+    assert plain["reads_beside"] == {"GET bulk-import (job status)": 2}
