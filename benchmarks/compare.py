@@ -23,10 +23,16 @@ def dig(*path: str) -> Getter:
     return get
 
 
+def judged_floor(vendor: str, calls: dict[str, Any]) -> Any:
+    """The floor a vendor's calls are judged against: the plain floor, or for Splio, which has no
+    bulk update, the deadline floor (the updates its API forces under the freshness deadline)."""
+    return calls.get("deadline_floor") if vendor == "splio" else calls.get("floor")
+
+
 def calls_vs_floor(vendor: str) -> Getter:
     def get(result: dict[str, Any]) -> Any:
         calls = (result.get("calls") or {}).get(vendor) or {}
-        total, floor = calls.get("total"), calls.get("floor")
+        total, floor = calls.get("total"), judged_floor(vendor, calls)
         if isinstance(total, (int, float)) and isinstance(floor, (int, float)) and floor:
             return round(total / floor, 2)
         return None

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .compare import judged_floor
+
 REPORTS = Path(__file__).resolve().parent / "reports"
 
 
@@ -166,7 +168,7 @@ def floors_table(result: dict[str, Any]) -> list[str]:
         polls = sum((figures.get("reads_beside") or {}).values())
         polls_floor = sum((figures.get("reads_beside_floor") or {}).values())
         deadline = vendors.get(vendor, {}).get("deadline") or {}
-        judged = deadline.get("total") if vendor == "splio" else figures["floor"]
+        judged = judged_floor(vendor, figures)
         against = "deadline floor" if vendor == "splio" else "plain floor"
         lines.append(f"| {vendor} | {figures['total']:,} | {figures['floor']:,} | "
                      f"{fmt(deadline.get('total'))} ({fmt(deadline.get('deadline_s'), ' s')}) | "

@@ -146,3 +146,14 @@ def test_every_vendor_has_a_call_model() -> None:
     for vendor in VENDORS:
         calls = freshness.flush_calls(vendor, 500, 40, 40)
         assert calls and set(calls) <= set(CONNECTORS[vendor].rate_limits), vendor
+
+
+def test_splio_is_compared_against_its_deadline_floor() -> None:
+    # Splio has no bulk update: its calls are judged against the updates the deadline forces, as
+    # in the report's floor table, not against the plain floor of one create per 1,000 contacts.
+    new = report(4000, 1.5, {"splio": (1669, 301)})
+    new["calls"]["splio"]["deadline_floor"] = 208_025                          # type: ignore[index]
+    old = report(5000, 1.2, {"splio": (31, 31)})
+    old["calls"]["splio"]["deadline_floor"] = 31                               # type: ignore[index]
+    rows = compare.compare(new, old, "r10000.json")["figures"]
+    assert rows["Calls vs floor: splio"]["this"] == 0.01 and rows["Calls vs floor: splio"]["other"] == 1.0
