@@ -55,30 +55,12 @@ def run_one(queue: str, burst: bool = False) -> None:
         config = core.config
         # Syncing is asynchronous, answering a sender is not: under load the ingest API gets the
         # CPU first and the workers catch up (the dirty set keeps their work, nothing is lost).
-        os.nice(niceness(config, queue))   # RQ's own lines are JSON too (above), with the job id
+        os.nice(config["WORKER_NICE"])   # RQ's own lines are JSON too (above), with the job id
         target = Queue(queue, connection=r, serializer=JSONSerializer)
         worker = Worker([target], connection=r, serializer=JSONSerializer,
                         worker_ttl=config["WORKER_TTL"], maintenance_interval=config["MAINTENANCE_INTERVAL"],
                         job_monitoring_interval=10)
         worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))
-
-
-def niceness(config: dict[str, Any], queue: str) -> int:
-    """The worker's nice value: HUB_WORKER_NICE_<CONNECTOR>, else the connector's own
-    `worker_nice` (a connector whose vendor limit bounds its drain must not starve while the
-    ingest holds the CPU: it cannot catch up afterwards), else HUB_WORKER_NICE."""
-    from connectors import CONNECTORS
-
-    connector = queue.removeprefix("sync-") if queue.startswith("sync-") else ""
-    value = config.get(f"WORKER_NICE_{connector.upper()}") if connector else None
-    if value in (None, ""):
-        value = getattr(CONNECTORS.get(connector), "worker_nice", None)
-    if value in (None, ""):
-        return int(config["WORKER_NICE"])
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"HUB_WORKER_NICE_{connector.upper()} must be a whole number, not {value!r}") from None
 
 
 def children_of(pid: int) -> list[int]:
