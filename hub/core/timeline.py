@@ -7,14 +7,17 @@
   the first time it is needed on a database that predates it (`hub:contacts:built` marks it done).
 - `hub:tl:<email>`, a capped list of what happened to the contact, oldest first: each event the
   ledger applied (id, type, source), each push (connector, mapping version, fields, the lists it
-  joined and left, consent; a value naming another person is not kept) and each failure (connector, status, code). "Why is Anna in this
-  list" is answered by the push that joined it, the mapping version it rendered with, and the
-  events applied before it.
+  joined and left, consent; a value naming another person is not kept) and each failure
+  (connector, status, code). "Why is Anna in this list" is answered by the push that joined it,
+  the mapping version it rendered with, and the events applied before it. Entries are stored
+  compactly (see "the stored form" below): a push keeps its values, and its field names and
+  lists are kept once for every contact in `hub:tl:shapes`.
 
 Both are written only while the contact exists (one Lua step checks `hub:c:<email>`), so nothing
 is recreated for a person erased in between; `forget` removes both at erasure (hub.core.erasure).
 An event id that carries an address (Mention Me builds some from emails) is kept keyed-hashed,
-as the dedupe marker keeps it, so one person's timeline never names another.
+as the dedupe marker keeps it, so one person's timeline never names another. The shapes stay at
+erasure: they hold field names and list ids, never a person.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ KINDS = {EVENT: "event", PUSH: "push", FAILED: "failed"}
 PARTS = {"referrer": "r", "friend": "f", "contact": "c"}
 PART_OF = {code: part for part, code in PARTS.items()}
 LEDGER_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"     # hub.core.schemas.check_timestamp's form
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _json(value: Any) -> str:
@@ -95,8 +99,6 @@ def _occurred_text(value: int | str) -> str:
         return value
     return (EPOCH + timedelta(microseconds=value)).strftime(LEDGER_TIME)
 
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # KEYS: the contact index, the shapes. ARGV: now, keep, the contact key prefix, the timeline key
 # prefix, the number of shapes, then (shape id, shape JSON) pairs, then (email, entry JSON,
@@ -137,8 +139,8 @@ def _record(redis: Any, entries: list[tuple[str, list[Any], bool]], now: float |
         rows += [email, _json(entry), "1" if touch else "0"]
     if redis.eval(_RECORD, 2, INDEX, SHAPES, *head, *rows) == 0:
         # an id already names another shape: keep each shape inside its entries instead
-        inline = [(email, [shapes.get(m, m) if n in (4, 6) and isinstance(m, str) else m for n, m in enumerate(entry)],
-                   touch) for email, entry, touch in entries]
+        inline = [(email, [shapes.get(m, m) if entry[0] == PUSH and n in (4, 6) and isinstance(m, str) else m
+                           for n, m in enumerate(entry)], touch) for email, entry, touch in entries]
         _record(redis, inline, now)
 
 
