@@ -58,7 +58,6 @@ OTHER = "(another contact)"        # what a value naming another person is kept 
 # their id is the start of the SHA-1 of their JSON. `read` also takes entries in the earlier
 # form (a JSON object per entry with its members named in full).
 EVENT, PUSH, FAILED = 0, 1, 2
-KINDS = {EVENT: "event", PUSH: "push", FAILED: "failed"}
 PARTS = {"referrer": "r", "friend": "f", "contact": "c"}
 PART_OF = {code: part for part, code in PARTS.items()}
 LEDGER_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"     # hub.core.schemas.check_timestamp's form
@@ -263,8 +262,10 @@ def expand(email: str, stored: Any, shapes: dict[str, Any]) -> dict[str, Any]:
     if kind == FAILED:
         connector, status, code = (rest + [None] * 3)[:3]
         return {"at": at, "kind": "failed", "connector": connector, "status": status, "code": code}
+    if kind != PUSH:
+        return {"at": at, "kind": str(kind)}          # a kind this version does not know
     connector, version, shape_ref, values, lists_ref, joined, left, consent, changed = (rest + [None] * 9)[:9]
-    entry: dict[str, Any] = {"at": at, "kind": KINDS.get(kind, str(kind)), "connector": connector, "mapping_version": version}
+    entry: dict[str, Any] = {"at": at, "kind": "push", "connector": connector, "mapping_version": version}
     missing = []
     shape = shapes.get(shape_ref) if isinstance(shape_ref, str) else shape_ref
     if isinstance(shape, dict):

@@ -154,3 +154,7 @@ def test_the_contact_page_shows_a_push_in_either_form_and_labels_what_is_no_long
     assert "the fields sent are no longer known" in new and "the lists joined and left are no longer known" in new
     assert "Fields sent" not in new and "0 fields" not in new and "joined list" not in new
     assert "6 fields" in old and "no longer known" not in old
+
+
+def test_a_kind_this_version_does_not_know_is_shown_as_such_not_as_a_push() -> None:
+    assert timeline.expand(CLEO, [7, 1796014824254, "klaviyo", 1], {}) == {"at": 1796014824.254, "kind": "7"}
