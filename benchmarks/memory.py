@@ -31,6 +31,7 @@ LINEAR, BOUNDED, FIXED = "per person", "bounded by the event log's MAXLEN", "doe
 # longer prefixes come first. A key no family claims is counted as "other <prefix>".
 FAMILIES: list[tuple[str, str, bool, str]] = [
     ("contact index", keys.CONTACT_INDEX, False, LINEAR),          # hub:contacts (and :built)
+    ("timeline shapes", keys.TIMELINE_SHAPES, False, FIXED),      # field names and lists, shared
     ("timelines", keys.TIMELINE.format(""), False, LINEAR),
     ("failed-sync index", keys.PREFIX + "fx:", False, LINEAR),
     ("event log stream", keys.EVENTS, False, BOUNDED),         # exact key; see `family`

@@ -161,7 +161,10 @@ def describe(entry: dict[str, Any]) -> str:
         cause = entry.get("cause")
         if cause:
             text += f" after event {cause.get('type')}"
-        text += f"; joined: {lists_text(entry.get('joined')) or 'none'}; left: {lists_text(entry.get('left')) or 'none'}"
+        if "lists" in (entry.get("not_kept") or ()):
+            text += "; lists no longer known"
+        else:
+            text += f"; joined: {lists_text(entry.get('joined')) or 'none'}; left: {lists_text(entry.get('left')) or 'none'}"
         return text
     if kind == "failed":
         return f"push to {entry.get('connector')} failed at {at}: HTTP {entry.get('status') or '-'} {entry.get('code') or ''}".strip()

@@ -64,6 +64,7 @@ FAIL_INDEX_PERSON = PREFIX + "fx:p:{}"    # set per contact id: the failed syncs
 CONTACT_INDEX = PREFIX + "contacts"       # zset: email -> last activity, every contact the hub holds
 CONTACT_INDEX_BUILT = PREFIX + "contacts:built"  # string: set once the index was filled from the ledger
 TIMELINE = PREFIX + "tl:{}"               # list per email: what happened to the contact, oldest first
+TIMELINE_SHAPES = PREFIX + "tl:shapes"    # hash: shape id -> JSON, the field names and lists push entries share
 
 # -- ingest admission (hub/core/admission.py) ------------------------------------------------
 METRIC_REFUSED = PREFIX + "m:refused"     # hash: reason -> ingest requests answered 503

@@ -7,19 +7,24 @@
   the first time it is needed on a database that predates it (`hub:contacts:built` marks it done).
 - `hub:tl:<email>`, a capped list of what happened to the contact, oldest first: each event the
   ledger applied (id, type, source), each push (connector, mapping version, fields, the lists it
-  joined and left, consent; a value naming another person is not kept) and each failure (connector, status, code). "Why is Anna in this
-  list" is answered by the push that joined it, the mapping version it rendered with, and the
-  events applied before it.
+  joined and left, consent; a value naming another person is not kept) and each failure
+  (connector, status, code). "Why is Anna in this list" is answered by the push that joined it,
+  the mapping version it rendered with, and the events applied before it. Entries are stored
+  compactly (see "the stored form" below): a push keeps its values, and its field names and
+  lists are kept once for every contact in `hub:tl:shapes`.
 
 Both are written only while the contact exists (one Lua step checks `hub:c:<email>`), so nothing
 is recreated for a person erased in between; `forget` removes both at erasure (hub.core.erasure).
 An event id that carries an address (Mention Me builds some from emails) is kept keyed-hashed,
-as the dedupe marker keeps it, so one person's timeline never names another.
+as the dedupe marker keeps it, so one person's timeline never names another. The shapes stay at
+erasure: they hold field names and list ids, never a person.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
 from hub.core import keys
@@ -28,15 +33,85 @@ from hub.core.erasure import seen_id
 INDEX = keys.CONTACT_INDEX
 BUILT = keys.CONTACT_INDEX_BUILT
 TIMELINE = keys.TIMELINE
+SHAPES = keys.TIMELINE_SHAPES
 CONTACT_PREFIX = keys.CONTACT_PREFIX
 KEEP = 200                         # entries kept per contact
+OTHER = "(another contact)"        # what a value naming another person is kept as
 
-# KEYS: the contact index. ARGV: now, keep, the contact key prefix, the timeline key prefix, then
-# (email, entry JSON, touch 1/0) triples. An entry is added (and the index touched) only while the
-# contact's state exists.
+# -- the stored form ------------------------------------------------------------------------
+# An entry is stored as a JSON array, its first member the kind, times in milliseconds, and
+# trailing members left out when they hold their default:
+#   event   [0, at, event id, type, source, occurred_at, as]
+#           occurred_at: microseconds since the epoch when it is in the ledger's own form
+#           (YYYY-MM-DDTHH:MM:SS.ffffffZ), else the text; as: "r", "f" or "c" (referrer,
+#           friend, contact)
+#   push    [1, at, connector, mapping version, field shape, values, lists, joined, left,
+#            consent, consent changed (1)]
+#           field shape: the id of the field names in SHAPES (or the shape itself when the id is
+#           taken by another one), values in the shape's order; lists: 0 (none) or the id of
+#           the lists in SHAPES; joined: 0 (none), 1 (every list of the push) or the lists;
+#           left: 0 (none) or the lists
+#   failed  [2, at, connector, status, code]
+# A field shape is {"f": [names], "s": [positions of the contact's own address], "o":
+# [positions of a value naming another person]}: the values at those positions are not stored.
+# Shapes hold field names and list ids only, never a person, and are shared by every timeline;
+# their id is the start of the SHA-1 of their JSON. `read` also takes entries in the earlier
+# form (a JSON object per entry with its members named in full).
+EVENT, PUSH, FAILED = 0, 1, 2
+PARTS = {"referrer": "r", "friend": "f", "contact": "c"}
+PART_OF = {code: part for part, code in PARTS.items()}
+LEDGER_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"     # hub.core.schemas.check_timestamp's form
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _ms(moment: float) -> int:
+    return int(round(moment * 1000))
+
+
+def _trimmed(entry: list[Any], defaults: dict[int, Any]) -> list[Any]:
+    """The entry without its trailing members that hold their default."""
+    while len(entry) - 1 in defaults and entry[-1] == defaults[len(entry) - 1]:
+        entry.pop()
+    return entry
+
+
+def shape_id(shape: Any) -> str:
+    return hashlib.sha1(_json(shape).encode()).hexdigest()[:8]
+
+
+def _occurred(text: str) -> int | str:
+    """The event's time: microseconds since the epoch when that gives the same text back."""
+    try:
+        moment = datetime.strptime(text, LEDGER_TIME).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return text
+    micros = (moment - EPOCH) // timedelta(microseconds=1)
+    return micros if _occurred_text(micros) == text else text
+
+
+def _occurred_text(value: int | str) -> str:
+    if isinstance(value, str):
+        return value
+    return (EPOCH + timedelta(microseconds=value)).strftime(LEDGER_TIME)
+
+
+# KEYS: the contact index, the shapes. ARGV: now, keep, the contact key prefix, the timeline key
+# prefix, the number of shapes, then (shape id, shape JSON) pairs, then (email, entry JSON,
+# touch 1/0) triples. A shape is added when its id is free; an id held by another shape answers
+# 0 and writes nothing (the caller sends its entries again with the shapes inside them). An entry
+# is added (and the index touched) only while the contact's state exists.
 _RECORD = """
-local now, keep = ARGV[1], tonumber(ARGV[2])
-for i = 5, #ARGV, 3 do
+local now, keep, shapes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[5])
+for i = 6, 5 + 2 * shapes, 2 do
+  local held = redis.call('HGET', KEYS[2], ARGV[i])
+  if held and held ~= ARGV[i + 1] then return 0 end
+end
+for i = 6, 5 + 2 * shapes, 2 do redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 6 + 2 * shapes, #ARGV, 3 do
   local email = ARGV[i]
   if redis.call('EXISTS', ARGV[3] .. email) == 1 then
     local key = ARGV[4] .. email
@@ -49,13 +124,23 @@ return 1
 """
 
 
-def _record(redis: Any, entries: list[tuple[str, dict[str, Any], bool]], now: float | None = None) -> None:
+def _record(redis: Any, entries: list[tuple[str, list[Any], bool]], now: float | None = None,
+            shapes: dict[str, Any] | None = None) -> None:
+    """Append the entries; `shapes` (id -> shape) are the shapes they name by id."""
     if not entries:
         return
-    args: list[Any] = [now or time.time(), KEEP, CONTACT_PREFIX, TIMELINE.format("")]
+    shapes = shapes or {}
+    head: list[Any] = [now or time.time(), KEEP, CONTACT_PREFIX, TIMELINE.format(""), len(shapes)]
+    for ident, shape in shapes.items():
+        head += [ident, _json(shape)]
+    rows: list[Any] = []
     for email, entry, touch in entries:
-        args += [email, json.dumps(entry, separators=(",", ":"), default=str), "1" if touch else "0"]
-    redis.eval(_RECORD, 1, INDEX, *args)
+        rows += [email, _json(entry), "1" if touch else "0"]
+    if redis.eval(_RECORD, 2, INDEX, SHAPES, *head, *rows) == 0:
+        # an id already names another shape: keep each shape inside its entries instead
+        inline = [(email, [shapes.get(m, m) if entry[0] == PUSH and n in (4, 6) and isinstance(m, str) else m
+                           for n, m in enumerate(entry)], touch) for email, entry, touch in entries]
+        _record(redis, inline, now)
 
 
 def event_ref(event_id: str) -> str:
@@ -91,12 +176,12 @@ def applied_entries(events: list[dict[str, Any]], source: str, now: float | None
     for index, event in enumerate(events, 1):
         if event["type"] == "contact.erased":
             continue
-        entry = {"at": now, "kind": "event", "event": event_ref(event["id"]), "type": event["type"],
-                 "source": source, "occurred_at": str(event.get("occurred_at") or "")}
+        entry = [EVENT, _ms(now), event_ref(event["id"]), event["type"], source,
+                 _occurred(str(event.get("occurred_at") or ""))]
         for part in ("referrer", "friend", "contact"):
             email = (event.get(part) or {}).get("email")
             if email:
-                entries.append([index, email, json.dumps({**entry, "as": part}, separators=(",", ":"), default=str)])
+                entries.append([index, email, _json([*entry, PARTS[part]])])
     return {"now": repr(now), "keep": KEEP, "contact": CONTACT_PREFIX, "timeline": TIMELINE.format(""),
             "index": INDEX, "entries": entries}
 
@@ -104,36 +189,113 @@ def applied_entries(events: list[dict[str, Any]], source: str, now: float | None
 def pushed(redis: Any, connector: str, updates: Iterable[Any], version: int | None) -> None:
     """Contacts a push landed: what was sent, and which lists it joined and left."""
     now = time.time()
-    entries = []
+    entries: list[tuple[str, list[Any], bool]] = []
+    shapes: dict[str, Any] = {}
+
+    def shared(shape: Any) -> str:
+        ident = shape_id(shape)
+        shapes[ident] = shape
+        return ident
+
     for update in updates:
         before = update.previous_lists or {}
         joined = {i: k for i, k in update.lists.items() if i not in before}
         left = {i: k for i, k in before.items() if i not in update.lists}
-        entries.append((update.email, {"at": now, "kind": "push", "connector": connector, "mapping_version": version,
-                                       "fields": kept_fields(update.email, update.fields), "lists": update.lists, "joined": joined, "left": left,
-                                       "consent": update.marketing_consent,
-                                       "consent_changed": update.marketing_consent != update.previous_consent
-                                       and update.marketing_consent is not None}, False))
-    _record(redis, entries, now)
+        shape, values = field_shape(update.email, update.fields)
+        changed = update.marketing_consent != update.previous_consent and update.marketing_consent is not None
+        entry = [PUSH, _ms(now), connector, version, shared(shape), values,
+                 shared(update.lists) if update.lists else 0,
+                 (1 if joined == update.lists else joined) if joined else 0, left or 0,
+                 update.marketing_consent, 1 if changed else 0]
+        entries.append((update.email, _trimmed(entry, {6: 0, 7: 0, 8: 0, 9: None, 10: 0}), False))
+    _record(redis, entries, now, shapes)
 
 
 def kept_fields(email: str, fields: dict[str, Any]) -> dict[str, Any]:
     """The pushed fields as the timeline keeps them: a value naming another person (a friend's
     `referred_by`) is kept as "(another contact)", so erasing that person leaves nothing here."""
-    return {name: "(another contact)" if isinstance(value, str) and "@" in value and value.lower() != email else value
+    return {name: OTHER if isinstance(value, str) and "@" in value and value.lower() != email else value
             for name, value in fields.items()}
+
+
+def field_shape(email: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """The pushed fields split into their shape (names, and which of them held the contact's own
+    address or named another person) and the values stored in the entry."""
+    shape: dict[str, Any] = {"f": list(fields)}
+    own: list[int] = []
+    other: list[int] = []
+    values: list[Any] = []
+    for position, (name, value) in enumerate(kept_fields(email, fields).items()):
+        if value == OTHER and fields[name] != OTHER:
+            other.append(position)
+        elif isinstance(value, str) and value == email:
+            own.append(position)
+        else:
+            values.append(value)
+    if own:
+        shape["s"] = own
+    if other:
+        shape["o"] = other
+    return shape, values
 
 
 def failed(redis: Any, connector: str, emails: Iterable[str], status: Any, code: Any) -> None:
     now = time.time()
-    _record(redis, [(email, {"at": now, "kind": "failed", "connector": connector, "status": status, "code": code}, False)
-                    for email in emails], now)
+    entry = _trimmed([FAILED, _ms(now), connector, status, code], {3: None, 4: None})
+    _record(redis, [(email, entry, False) for email in emails], now)
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def expand(email: str, stored: Any, shapes: dict[str, Any]) -> dict[str, Any]:
+    """One stored entry in the form `read` gives (an entry in the earlier form is already in it).
+    A push whose field shape or lists are no longer known says so in `not_kept`."""
+    if isinstance(stored, dict):
+        return stored
+    kind, at, rest = stored[0], stored[1] / 1000, stored[2:]
+    if kind == EVENT:
+        event_id, type_, source, occurred, part = (rest + [None] * 5)[:5]
+        return {"at": at, "kind": "event", "event": event_id, "type": type_, "source": source,
+                "occurred_at": _occurred_text(occurred if occurred is not None else ""), "as": PART_OF.get(part, part)}
+    if kind == FAILED:
+        connector, status, code = (rest + [None] * 3)[:3]
+        return {"at": at, "kind": "failed", "connector": connector, "status": status, "code": code}
+    if kind != PUSH:
+        return {"at": at, "kind": str(kind)}          # a kind this version does not know
+    connector, version, shape_ref, values, lists_ref, joined, left, consent, changed = (rest + [None] * 9)[:9]
+    entry: dict[str, Any] = {"at": at, "kind": "push", "connector": connector, "mapping_version": version}
+    missing = []
+    shape = shapes.get(shape_ref) if isinstance(shape_ref, str) else shape_ref
+    if isinstance(shape, dict):
+        own, other, given = set(shape.get("s") or ()), set(shape.get("o") or ()), iter(values or ())
+        entry["fields"] = {name: email if n in own else OTHER if n in other else next(given, None)
+                           for n, name in enumerate(shape["f"])}
+    else:
+        entry["fields"], missing = {}, ["fields"]
+    lists = shapes.get(lists_ref) if isinstance(lists_ref, str) else lists_ref or {}
+    if not isinstance(lists, dict):
+        lists, missing = {}, [*missing, "lists"]
+    entry["lists"] = lists
+    entry["joined"] = dict(lists) if joined == 1 else joined or {}
+    entry["left"] = left or {}
+    entry["consent"] = consent
+    entry["consent_changed"] = changed == 1
+    if missing:
+        entry["not_kept"] = missing
+    return entry
 
 
 def read(redis: Any, email: str) -> list[dict[str, Any]]:
     """The contact's timeline, newest first; each push carries as `cause` the last event applied
     before it (the one that made the contact dirty, or the last of those coalesced into it)."""
-    entries = [json.loads(raw) for raw in redis.lrange(TIMELINE.format(email), 0, -1)]
+    stored = [json.loads(raw) for raw in redis.lrange(TIMELINE.format(email), 0, -1)]
+    named = sorted({ref for s in stored if isinstance(s, list) and s[0] == PUSH
+                    for ref in s[4:7:2] if isinstance(ref, str)})
+    shapes = {ident: json.loads(raw) for ident, raw in zip(named, redis.hmget(SHAPES, named) if named else [])
+              if raw is not None}
+    entries = [expand(email, s, shapes) for s in stored]
     last = None
     for entry in entries:
         if entry["kind"] == "event":

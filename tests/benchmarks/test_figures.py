@@ -91,6 +91,7 @@ def test_key_families_follow_the_hub_key_names() -> None:
     assert memory.family(keys.PUSHED.format("klaviyo"))[:2] == ("pushed fingerprints", True)
     assert memory.family(keys.EVENTS)[:2] == ("event log stream", False)
     assert memory.family(timeline.TIMELINE.format(email))[:2] == ("timelines", False)
+    assert memory.family(timeline.SHAPES) == ("timeline shapes", False, memory.FIXED)    # shared, not per person
     assert memory.family(timeline.INDEX)[:2] == ("contact index", False)
     assert memory.family("hub:somethingnew:1")[0] == "other hub:somethingnew:"
 

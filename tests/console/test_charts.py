@@ -161,3 +161,11 @@ def test_landed_failed_and_erased_marks_differ_in_shape_and_the_legend_names_eac
     assert shapes == {"landed": "circle", "failed": "g", "erased": "rect"}
     legend = [t.text for g in root.findall("s:g[@class='legend']", NS) for t in g.findall("s:text", NS)]
     assert legend == ["landed", "failed", "event received", "erased"]
+
+
+def test_a_push_whose_lists_are_no_longer_known_says_so_rather_than_none() -> None:
+    entry = {"at": 1796014824.254, "kind": "push", "connector": "splio", "mapping_version": 1, "fields": {},
+             "lists": {}, "joined": {}, "left": {}, "not_kept": ["fields", "lists"]}
+    text = charts.describe(entry)
+    assert text.endswith("; lists no longer known") and "joined" not in text
+    assert "joined: L1 (marketing); left: none" in charts.describe({**entry, "joined": {"L1": "marketing"}, "not_kept": []})
