@@ -132,7 +132,14 @@ class Console:
         assert "/console/sign-in" in self.driver.current_url
 
     def wait(self, check: Any, what: str, timeout: float = 60) -> Any:
-        return self.stack.wait_for(check, timeout=timeout, what=what)
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        def settled() -> Any:
+            try:
+                return check()
+            except StaleElementReferenceException:
+                return None         # a refresh replaced what the check was reading: look again
+        return self.stack.wait_for(settled, timeout=timeout, what=what)
 
     def text(self) -> str:
         return str(self.find("main").text)
