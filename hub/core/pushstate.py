@@ -34,8 +34,9 @@ SHORT = {MARKETING: "m", TRANSACTIONAL: "t"}
 LONG = {v: k for k, v in SHORT.items()}
 
 # Lua for the scripts that change an entry: its parts (fingerprint, landed at, consent, lists
-# JSON) and the entry built back from them.
+# JSON) and the entry built back from them; the lists' kinds by their letter.
 LUA = """
+local pushed_kinds = {""" + ", ".join(f"{v} = '{k}'" for k, v in SHORT.items()) + """}
 local function pushed_parts(raw)
   return string.match(raw, '^(%S*) (%S*) (%S*) (.*)$')
 end

@@ -51,9 +51,8 @@ log = logging.getLogger("hub")
 # current holder's, so each written contact is made due now, its version bumped (no flush that read
 # it earlier can clear the mark: one that reads it afterwards writes last) and marked suspect with
 # what it wrote (lists, consent), so that next push re-sends everything rather than a diff.
-_SETTLE = """
+_SETTLE = pushstate.LUA + """
 local held = redis.call('GET', KEYS[1]) == ARGV[1]
-local kinds = {m = 'marketing', t = 'transactional'}
 for i = 4, #ARGV, 3 do
   local email, version, pushed = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local contact = KEYS[5 + (i - 1) / 3]
@@ -81,7 +80,7 @@ for i = 4, #ARGV, 3 do
     local fp, consent, short = string.match(pushed, '^(%S*) (%S*) (.*)$')
     local merged = {}
     if short ~= '' then
-      for id, kind in pairs(cjson.decode(short)) do merged[id] = kinds[kind] or kind end
+      for id, kind in pairs(cjson.decode(short)) do merged[id] = pushed_kinds[kind] or kind end
     end
     local before = redis.call('HGET', KEYS[4], email)
     if before then
