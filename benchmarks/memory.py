@@ -42,7 +42,7 @@ FAMILIES: list[tuple[str, str, bool, str]] = [
     ("versions", keys.VERSIONS, True, LINEAR),
     ("dedupe markers", keys.SEEN.format(""), True, LINEAR),
     ("order markers", keys.PREFIX + "order:", True, LINEAR),
-    ("pushed fingerprints", keys.PUSHED.format(""), True, LINEAR),
+    ("pushed fingerprints", keys.PUSHED.format(""), True, LINEAR),   # a store before layout 6; since, in the contact hashes
     ("last push outcome", keys.LAST.format(""), True, LINEAR),
     ("superseded-flush marks", keys.SUSPECT.format(""), True, LINEAR),
     ("vendor jobs", keys.PREFIX + "vjob", True, FIXED),

@@ -26,14 +26,14 @@ from connectors.base import chunks
 from connectors.errors import RateLimited, VendorError
 from connectors.ratelimit import Limit, RateLimiter
 
-from hub.core import metrics
+from hub.core import metrics, pushstate, timeline
 from hub.core.config import connector_settings
 from hub.core.drift import Finding, compare
 from hub.core.ledger import dirty_key, get_ledger, key
 from hub.core.mappingstore import current_mapping, now_iso
 from hub.core.queue import enabled_connectors, get_queues
 from hub.core.repairs import HISTORY, OPEN, _REMEMBER, count
-from hub.core.sync import BACKOFF, PUSHED, paused, plan, scrub_secrets
+from hub.core.sync import BACKOFF, paused, plan, scrub_secrets
 from hub.core.vendorjobs import waiting_among
 from hub.core import keys
 from hub.core import jobnames, services
@@ -41,36 +41,40 @@ log = logging.getLogger("hub")
 
 LAST = keys.AUDIT_LAST               # the connector's last run, counts only
 MAX_READ_WAIT = 1.0                  # the longest the audit waits for a rate-limit slot
+SAMPLE_DRAW = 3                      # contacts drawn from the index per one sampled: some were never
+                                     # pushed to the connector, some wait for a push
 
 
-# KEYS: contact hash, pushed hash, dirty set, open counter. ARGV: email, connector, now, entry,
-# history size, repair ('' none, 'forget' the pushed record, or a JSON array of list ids the
-# vendor lost). Nothing is written for a contact the hub no longer holds (erased meanwhile).
-_RECORD = _REMEMBER + """
+# KEYS: contact hash, dirty set, open counter. ARGV: email, connector, now, entry, history size,
+# repair ('' none, 'forget' the pushed record, or a JSON array of list ids the vendor lost), the
+# connector's pushed field in the contact hash (hub/core/pushstate.py). Nothing is written for a
+# contact the hub no longer holds (erased meanwhile).
+_RECORD = _REMEMBER + pushstate.LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 remember(ARGV[4], ARGV[5])
 if ARGV[6] == '' then return 1 end
 if ARGV[6] == 'forget' then
-  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[1], ARGV[7])
 else
-  local raw = redis.call('HGET', KEYS[2], ARGV[1])
+  local raw = redis.call('HGET', KEYS[1], ARGV[7])
   if raw then
-    local pushed = cjson.decode(raw)
-    pushed['fp'] = 'audit'
-    if type(pushed['lists']) == 'table' then
-      for _, id in ipairs(cjson.decode(ARGV[6])) do pushed['lists'][id] = nil end
+    local _, at, consent, lists = pushed_parts(raw)
+    if lists ~= '' then
+      local kept = cjson.decode(lists)
+      for _, id in ipairs(cjson.decode(ARGV[6])) do kept[id] = nil end
+      lists = next(kept) == nil and '' or cjson.encode(kept)
     end
-    redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(pushed))
+    redis.call('HSET', KEYS[1], ARGV[7], pushed_entry('audit', at, consent, lists))
   end
 end
 local raw = redis.call('HGET', KEYS[1], 'audit:pending')
 local pending = {}
 if raw then pending = cjson.decode(raw) end
-if pending[ARGV[2]] == nil then redis.call('INCR', KEYS[4]) end
-redis.call('EXPIRE', KEYS[4], 86400)
+if pending[ARGV[2]] == nil then redis.call('INCR', KEYS[3]) end
+redis.call('EXPIRE', KEYS[3], 86400)
 pending[ARGV[2]] = ARGV[3]
 redis.call('HSET', KEYS[1], 'audit:pending', cjson.encode(pending))
-redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 return 2
 """
 class Stop(Exception):
@@ -144,9 +148,9 @@ def record(connector: str, finding: Finding) -> bool:
         repair = json.dumps(finding.lists_lost)
     entry = json.dumps({"at": now_iso(), "connector": connector, "event": "mismatch", **finding.as_dict()})
     script = redis().register_script(_RECORD)
-    done = script(keys=[key(finding.email), PUSHED.format(connector), dirty_key(connector), OPEN.format(connector)],
+    done = script(keys=[key(finding.email), dirty_key(connector), OPEN.format(connector)],
                   args=[finding.email, connector, repr(time.time()), entry,
-                        services.current().config["AUDIT_HISTORY"], repair])
+                        services.current().config["AUDIT_HISTORY"], repair, pushstate.field(connector)])
     return bool(done)
 
 
@@ -159,9 +163,12 @@ def history(r: Any, email: str) -> list[dict[str, Any]]:
 # -- the audit ------------------------------------------------------------------------------------
 def sample(connector: str, size: int) -> list[str]:
     """Up to `size` contacts the hub has pushed to the connector, at random, none of them
-    waiting for a push or on a vendor job (their vendor copy is expected to differ)."""
+    waiting for a push or on a vendor job (their vendor copy is expected to differ). Drawn from
+    the contact index (keys.CONTACT_INDEX), keeping those with a pushed entry for the connector."""
     r = redis()
-    picked = [e.decode() for e in r.hrandfield(PUSHED.format(connector), size * 2) or []]
+    timeline.ensure(r)
+    drawn = [e.decode() for e in r.zrandmember(keys.CONTACT_INDEX, size * SAMPLE_DRAW) or []]
+    picked = [e for e, entry in zip(drawn, pushstate.read(r, connector, drawn)) if entry is not None]
     return [e for e, score in zip(picked, pending(connector, picked)) if score is None][:size]
 
 

@@ -30,7 +30,8 @@ from typing import Any
 
 from connectors import CONNECTORS
 
-from hub.core.keys import LAST, PUSHED
+from hub.core.keys import LAST
+from hub.core import pushstate
 from hub.core.ledger import dirty_key, key
 
 DEFAULT_DEADLINE = 3.0      # seconds from a contact's first touch until it is sent, at the latest
@@ -120,9 +121,9 @@ def first_change(since: float | None, last_push: float | None, known: bool) -> f
 def last_landed(pushed: bytes | None, last: bytes | None) -> float | None:
     """When the contact's last push landed, unless a failed try came after it (a failed try sent
     nothing, so the change it carried is still unsent). A landed push keeps its time with its
-    fingerprint (`hub:pushed:<connector>`); `hub:last:<connector>` keeps failures (and, in data
-    an older hub wrote, successes too)."""
-    landed = json.loads(pushed).get("at") if pushed else None
+    fingerprint (the contact's pushed entry, hub/core/pushstate.py); `hub:last:<connector>` keeps
+    failures (and, in data an older hub wrote, successes too)."""
+    landed: float | None = pushstate.landed_at(pushed)
     outcome = json.loads(last) if last else {}
     at = outcome.get("at")
     if isinstance(at, (int, float)) and (landed is None or at >= landed):
@@ -133,14 +134,14 @@ def last_landed(pushed: bytes | None, last: bytes | None) -> float | None:
 def starts(r: Any, connector: str, emails: list[str]) -> list[tuple[str, float | None]]:
     """(email, `first_change`) for each contact."""
     pipe = r.pipeline(transaction=False)
+    field = pushstate.field(connector)
     for email in emails:
-        pipe.hget(key(email), ":since")
+        pipe.hmget(key(email), ":since", field)
         pipe.hget(LAST.format(connector), email)
-        pipe.hget(PUSHED.format(connector), email)
     answers = pipe.execute()
     out = []
     for i, email in enumerate(emails):
-        since, last, pushed = answers[3 * i:3 * i + 3]
+        (since, pushed), last = answers[2 * i:2 * i + 2]
         out.append((email, first_change(float(since) if since else None, last_landed(pushed, last),
                                         pushed is not None)))
     return out
@@ -168,7 +169,7 @@ def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: floa
         return Take(due[:max_batch], reason="trickle")      # no burst under way: nothing to wait for
     ready: list[str] = []
     quiet_new: list[str] = []           # never pushed, quiet for their window, deadline still ahead
-    known = {e for e, k in zip(due, r.hmget(PUSHED.format(connector), due)) if k}
+    known = {e for e, k in zip(due, pushstate.read(r, connector, due)) if k}
     soonest = now + 1.0
     for email, start in starts(r, connector, due):
         at = now if start is None else start + deadline

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 
-from hub.core import audit, failed, sync, vendorjobs
+from hub.core import audit, failed, pushstate, sync, vendorjobs
 from hub.core.errors import APIError
 from hub.core.ledger import contact_id, dirty_key, erase_key, get_ledger
 from hub.core.mappingstore import contacts_page, count_contacts
@@ -44,12 +44,13 @@ def plain(value: Any) -> Any:
 
 def last_push(redis: Any, connector: str, email: str) -> dict[str, Any] | None:
     """The connector's last outcome for the contact: a failure noted in `hub:last:<connector>`, or
-    the time its last push landed, kept with its fingerprint in `hub:pushed:<connector>`;
-    the later of the two (a store from before layout 5 may still hold a success in `last`)."""
-    last, pushed = redis.hget(sync.LAST.format(connector), email), redis.hget(sync.PUSHED.format(connector), email)
+    the time its last push landed, kept with its fingerprint in the contact's hash
+    (hub/core/pushstate.py); the later of the two (a store from before layout 5 may still hold a
+    success in `last`)."""
+    last = redis.hget(sync.LAST.format(connector), email)
     noted = json.loads(last) if last else None
-    landed = json.loads(pushed) if pushed else None
-    if landed and "at" in landed and (noted is None or landed["at"] >= noted["at"]):
+    landed = pushstate.unpack(redis.hget(keys.contact(email), pushstate.field(connector)))
+    if landed and landed["at"] is not None and (noted is None or landed["at"] >= noted["at"]):
         return {"at": landed["at"], "ok": True}
     return noted
 
@@ -89,7 +90,7 @@ def resync(email: str, connectors: list[str] | None = None) -> list[str]:
     for name in names:
         if name not in queues.connectors:
             raise APIError(404, "unknown_connector", f"no enabled connector named {name!r}")
-    redis.register_script(_RESYNC)(keys=resync_keys(names), args=[email, time.time()])
+    redis.register_script(_RESYNC)(keys=resync_keys(names, email), args=resync_args(names, email, time.time()))
     queues.kick(names)
     return names
 
@@ -98,23 +99,30 @@ def resync(email: str, connectors: list[str] | None = None) -> list[str]:
 # not its fingerprint, so the next flush sends the contact even if nothing changed; bump the
 # contact's version once, so a flush that read it before cannot clear the dirty mark or record
 # its fingerprint as current (hub/core/sync.py _SETTLE); mark it dirty, keeping an older due time.
-# KEYS: hub:ver, then per connector its pushed hash and its dirty set. ARGV: email, now.
-_RESYNC = """
-for i = 2, #KEYS, 2 do
-  local before = redis.call('HGET', KEYS[i], ARGV[1])
+# KEYS: hub:ver, the contact hash, then each connector's dirty set. ARGV: email, now, then each
+# connector's field in the contact hash (hub/core/pushstate.py), in the order of KEYS.
+_RESYNC = pushstate.LUA + """
+for i = 3, #KEYS do
+  local name = ARGV[i]
+  local before = redis.call('HGET', KEYS[2], name)
   if before then
-    local pushed = cjson.decode(before)
-    pushed.fp = 'resync'
-    redis.call('HSET', KEYS[i], ARGV[1], cjson.encode(pushed))
+    local _, at, consent, lists = pushed_parts(before)
+    redis.call('HSET', KEYS[2], name, pushed_entry('resync', at, consent, lists))
   end
-  redis.call('ZADD', KEYS[i + 1], 'NX', ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[i], 'NX', ARGV[2], ARGV[1])
 end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 """
 
 
-def resync_keys(names: list[str]) -> list[str]:
-    return [keys.VERSIONS] + [key for name in names for key in (sync.PUSHED.format(name), dirty_key(name))]
+def resync_keys(names: list[str], email: str) -> list[str]:
+    return [keys.VERSIONS, keys.contact(email)] + [dirty_key(name) for name in names]
+
+
+def resync_args(names: list[str], email: str, now: float) -> list[Any]:
+    return [email, now] + [pushstate.field(name) for name in names]
+
+
 RESYNC_KEEP = 7 * 86400              # seconds a stopped run can be continued
 
 
@@ -131,10 +139,10 @@ def mark_for_resync(redis: Any, names: list[str], emails: list[str]) -> None:
     """What `resync` does for one contact, for a page of them, each contact in one atomic step."""
     if not emails:
         return
-    mark, touched, now = redis.register_script(_RESYNC), resync_keys(names), time.time()
+    mark, now = redis.register_script(_RESYNC), time.time()
     pipe = redis.pipeline(transaction=False)
     for email in emails:
-        mark(keys=touched, args=[email, now], client=pipe)
+        mark(keys=resync_keys(names, email), args=resync_args(names, email, now), client=pipe)
     pipe.execute()
 
 

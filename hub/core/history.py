@@ -25,7 +25,7 @@ import math
 import time
 from typing import Any, Iterable
 
-from hub.core import keys, recent
+from hub.core import keys, pushstate, recent
 
 KEEP = 2 * 3600
 MINUTES = 60
@@ -92,21 +92,22 @@ def dirty_since(redis: Any, connector: str, emails: list[str]) -> dict[str, floa
     the push, since the push's own outcome replaces that last one. A contact with neither is left out."""
     if not emails:
         return {}
-    pipe = redis.pipeline(transaction=False)
+    pipe, field = redis.pipeline(transaction=False), pushstate.field(connector)
     for email in emails:
-        pipe.hget(keys.contact(email), ":since")
+        pipe.hmget(keys.contact(email), ":since", field)    # the burst's start; a landed push, with its time
     pipe.hmget(keys.LAST.format(connector), emails)      # a failed try (an older hub's successes too)
-    pipe.hmget(keys.PUSHED.format(connector), emails)    # a landed push, with its time
-    *sinces, lasts, landed = pipe.execute()
+    *answers, lasts = pipe.execute()
     out: dict[str, float] = {}
-    for email, since, last, pushed in zip(emails, sinces, lasts, landed):
+    for email, (since, pushed), last in zip(emails, answers, lasts):
         moments = [float(since)] if since else []
-        for outcome in (last, pushed):
-            if outcome:
-                try:
-                    moments.append(float(json.loads(outcome)["at"]))
-                except (ValueError, KeyError, TypeError):
-                    pass
+        landed = pushstate.landed_at(pushed)
+        if landed is not None:
+            moments.append(landed)
+        if last:
+            try:
+                moments.append(float(json.loads(last)["at"]))
+            except (ValueError, KeyError, TypeError):
+                pass
         if moments:
             out[email] = max(moments)
     return out

@@ -3,7 +3,7 @@
 A name with `{}` is a template: `.format()` it with the connector, feed, endpoint or person it
 belongs to. The ledger's Lua step (hub/core/ledger.lua) receives PREFIX as an argument and builds the
 same names inside the script: `c:<email>`, `c:<email>:n`, `c:<email>:orders`, `c:<email>:log`, `dirty:<connector>`, `erase:<connector>`, `ver`,
-`seen:<id>`, `order:<id>`, `erased:<tag>`, `events`, `last:`, `pushed:`, `suspect:` below.
+`seen:<id>`, `order:<id>`, `erased:<tag>`, `events`, `last:`, `suspect:` below.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ PREFIX = "hub:"
 # -- the ledger: contacts and their state ---------------------------------------------------
 CONTACT = PREFIX + "c:{}"                 # hash: one contact's state (fields, `field@` timestamps)
 CONTACT_PREFIX = PREFIX + "c:"
+PUSHED_FIELD = "p:{}"                     # field of hub:c:<email> per connector: what was last pushed (hub/core/pushstate.py)
 CONTACT_LINKS = PREFIX + "c:{}:n"         # hash: `f:<friend>`, `r:<referrer>`, `g:`/`v:<friend's SHA-1>`, `o:<order id>` credited
 DIRTY = PREFIX + "dirty:{}"               # zset per connector: email -> when it is due for a push
 ERASE = PREFIX + "erase:{}"               # zset per connector: emails to delete at the vendor
@@ -23,7 +24,7 @@ LAYOUT = PREFIX + "layout"                # string: the data layout version (hub
 LAYOUT_LOCK = PREFIX + "layout:lock"      # lock held while a migration runs
 
 # -- sync: pushes, back-off, pause ----------------------------------------------------------
-PUSHED = PREFIX + "pushed:{}"
+PUSHED = PREFIX + "pushed:{}"             # hash per connector up to layout 5 (email -> pushed JSON); layout 6 moves it to PUSHED_FIELD
 PAUSED = PREFIX + "paused:{}"
 BACKOFF = PREFIX + "backoff:{}"
 ATTEMPTS = PREFIX + "attempts:{}"

@@ -150,7 +150,6 @@ local function erase(e)
   for _, c in ipairs(op.conns) do
     redis.call('ZREM', P .. 'dirty:' .. c, e)
     redis.call('HDEL', P .. 'last:' .. c, e)
-    redis.call('HDEL', P .. 'pushed:' .. c, e)
     redis.call('HDEL', P .. 'suspect:' .. c, e)
     redis.call('ZADD', P .. 'erase:' .. c, 'NX', now[1], e)
   end

@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from hub.core import keys
+from hub.core import keys, pushstate
 from hub.core.erasure import Keyed, load_key
 from hub.core.store import connect
 
@@ -380,11 +380,72 @@ def compact_links_and_outcomes(redis: Any, mac: Keyed, lock: Any) -> dict[str, i
     return {**links_in_one_hash(redis, mac, lock), **successes_with_fingerprints(redis, mac, lock)}
 
 
+# Layout 6: what was last pushed to a connector moves from one big hash per connector,
+# `hub:pushed:<connector>` (email -> JSON), into a field of each contact's own hash
+# (hub/core/pushstate.py), in its short form. A page of entries at a time, each page in one step:
+# an entry is written only while its contact's hash exists (an erased contact keeps nothing) and
+# deleted from the old hash in the same step, so a run cut short leaves every entry in one place
+# or the other and the next run moves the rest. KEYS: the old hash, then each contact's hash in
+# ARGV's order. ARGV: the contact hash field, then (email, entry) pairs.
+_PUSHED = """
+local moved = 0
+for i = 2, #ARGV, 2 do
+  local contact = KEYS[1 + i / 2]
+  if redis.call('EXISTS', contact) == 1 then
+    redis.call('HSET', contact, ARGV[1], ARGV[i + 1])
+    moved = moved + 1
+  end
+  redis.call('HDEL', KEYS[1], ARGV[i])
+end
+return moved
+"""
+HEX = re.compile(r"[0-9a-f]+")
+
+
+def short_entry(raw: bytes) -> str:
+    """A layout 5 pushed entry (JSON: fp, lists, consent, at) in its layout 6 form. A fingerprint
+    an older hub kept whole (40 hex digits) keeps the digits the sync compares."""
+    old = json.loads(raw)
+    fp = str(old.get("fp") or "")
+    if len(fp) > pushstate.FP_CHARS and HEX.fullmatch(fp):
+        fp = fp[:pushstate.FP_CHARS]
+    at = old.get("at")
+    consent = old.get("consent")
+    return pushstate.entry(fp, at if isinstance(at, (int, float)) else None, old.get("lists") or {},
+                           consent if isinstance(consent, bool) else None)
+
+
+def pushed_into_contacts(redis: Any, mac: Keyed, lock: Any) -> dict[str, int]:
+    """Layout 6: each contact's pushed entries, per connector, in the contact's own hash."""
+    move = redis.register_script(_PUSHED)
+    changed = {"pushed entries moved into contacts": 0, "pushed entries of gone contacts dropped": 0}
+    prefix = len(keys.PUSHED.format(""))
+    for names in pages(redis, keys.PUSHED.format("*"), lock):
+        for name in names:
+            field = pushstate.field(name[prefix:].decode())
+            cursor = 0
+            while True:
+                cursor, entries = redis.hscan(name, cursor, count=PAGE)
+                if entries:
+                    emails = list(entries)
+                    args: list[Any] = [field]
+                    for email in emails:
+                        args += [email, short_entry(entries[email])]
+                    moved = int(move(keys=[name, *(keys.contact(e.decode()) for e in emails)], args=args))
+                    changed["pushed entries moved into contacts"] += moved
+                    changed["pushed entries of gone contacts dropped"] += len(emails) - moved
+                lock.reacquire()
+                if cursor == 0:
+                    break
+    return changed
+
+
 # Step n brings layout n - 1 to layout n.
 STEPS: dict[int, Callable[[Any, Keyed, Any], dict[str, int]]] = {2: no_address_in_key_names,
                                                                 3: job_functions_moved,
                                                                 4: jobs_through_entry_points,
-                                                                5: compact_links_and_outcomes}
+                                                                5: compact_links_and_outcomes,
+                                                                6: pushed_into_contacts}
 CURRENT = max(STEPS)
 
 

@@ -26,7 +26,7 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
-from hub.core import coalesce, history, metrics, timeline, vendorjobs
+from hub.core import coalesce, history, metrics, pushstate, timeline, vendorjobs
 from hub.core.config import connector_settings, retry_schedule
 from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
@@ -34,55 +34,61 @@ from hub.core.mappingstore import current, current_mapping
 from hub.core.repairs import close_repairs
 from hub.core.queue import FLAG, get_queues, queue_name
 
-from hub.core.keys import ATTEMPTS, BACKOFF, LAST, LAST_OK, PAUSED, PUSHED, RETRY, SUSPECT  # noqa: F401 - names used by callers
+from hub.core.keys import ATTEMPTS, BACKOFF, LAST, LAST_OK, PAUSED, RETRY, SUSPECT  # noqa: F401 - names used by callers
 from hub.core import jobnames, keys
 from hub.core import services
 log = logging.getLogger("hub")
 
 # What a push leaves behind, settled in one step with the lease check, so a flush that lost its
-# lease can never record a write as current. KEYS: lease, dirty, pushed, last, suspect, hub:ver.
-# ARGV: token, now (whole seconds), (unused), the contact key prefix, then (email, version read,
-# pushed JSON or '') triples.
-# Holder: record what landed and when (one entry per contact: a success needs no `last` entry), and clear each contact's dirty mark (and suspect mark) unless the
-# contact was touched since its state was read. Superseded: its writes may have landed after the
+# lease can never record a write as current. KEYS: lease, dirty, last, suspect, hub:ver, then the
+# contact hash of each contact in ARGV's order. ARGV: token, now (whole seconds), the connector's
+# field in the contact hash (hub/core/pushstate.py), then (email, version read, what was written:
+# `<fingerprint> <consent> <lists>`, or '' when nothing landed) triples.
+# Holder: record what landed and when in the contact's own hash (one entry per contact and
+# connector: a success needs no `last` entry), and clear each contact's dirty mark (and suspect
+# mark) unless the contact was touched since its state was read. A contact erased meanwhile gets
+# nothing: its hash is not created again. Superseded: its writes may have landed after the
 # current holder's, so each written contact is made due now, its version bumped (no flush that read
 # it earlier can clear the mark: one that reads it afterwards writes last) and marked suspect with
 # what it wrote (lists, consent), so that next push re-sends everything rather than a diff.
-_SETTLE = """
+_SETTLE = pushstate.LUA + """
 local held = redis.call('GET', KEYS[1]) == ARGV[1]
-for i = 5, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local email, version, pushed = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local contact = KEYS[5 + (i - 1) / 3]
   -- erased while the vendor answered: note nothing (the erase queue deletes them there)
-  if redis.call('EXISTS', ARGV[4] .. email) == 0 then pushed = '' end
+  if redis.call('EXISTS', contact) == 0 then pushed = '' end
   if held then
-    local current = (redis.call('HGET', KEYS[6], email) or '0') == version
+    local current = (redis.call('HGET', KEYS[5], email) or '0') == version
     if pushed ~= '' then
-      if not current then
-        -- touched (or a resync asked for) since it was read: record what landed (lists,
-        -- consent) but no fingerprint, so the next flush never takes it as the current state
-        local landed = cjson.decode(pushed)
-        landed.fp = ''
-        pushed = cjson.encode(landed)
-      end
+      local fp, rest = string.match(pushed, '^(%S*) (.*)$')
+      -- touched (or a resync asked for) since it was read: record what landed (lists, consent)
+      -- but no fingerprint, so the next flush never takes it as the current state
+      if not current then fp = '' end
       -- when it landed goes with it (the contact view's last push); `last` keeps only a failure
       -- noted since, so a success clears it
-      redis.call('HSET', KEYS[3], email, string.sub(pushed, 1, -2) .. ',"at":' .. ARGV[2] .. '}')
-      redis.call('HDEL', KEYS[4], email)
+      redis.call('HSET', contact, ARGV[3], fp .. ' ' .. ARGV[2] .. ' ' .. rest)
+      redis.call('HDEL', KEYS[3], email)
     end
     if current then
       redis.call('ZREM', KEYS[2], email)
-      redis.call('HDEL', KEYS[5], email)
+      redis.call('HDEL', KEYS[4], email)
     end
   elseif pushed ~= '' then
-    redis.call('HINCRBY', KEYS[6], email, 1)
+    redis.call('HINCRBY', KEYS[5], email, 1)
     redis.call('ZADD', KEYS[2], 'LT', ARGV[2], email)
-    local before = redis.call('HGET', KEYS[5], email)
-    if before then
-      local merged, older = cjson.decode(pushed), cjson.decode(before)
-      for id, kind in pairs(older.lists) do merged.lists[id] = merged.lists[id] or kind end
-      pushed = cjson.encode(merged)
+    local fp, consent, short = string.match(pushed, '^(%S*) (%S*) (.*)$')
+    local merged = {}
+    if short ~= '' then
+      for id, kind in pairs(cjson.decode(short)) do merged[id] = pushed_kinds[kind] or kind end
     end
-    redis.call('HSET', KEYS[5], email, pushed)
+    local before = redis.call('HGET', KEYS[4], email)
+    if before then
+      for id, kind in pairs(cjson.decode(before).lists) do merged[id] = merged[id] or kind end
+    end
+    local wrote = {fp = fp, lists = merged, consent = cjson.null}
+    if consent == '1' then wrote.consent = true elseif consent == '0' then wrote.consent = false end
+    redis.call('HSET', KEYS[4], email, cjson.encode(wrote))
   end
 end
 if held then return 1 end
@@ -171,12 +177,12 @@ def last_success(connector: str) -> str | None:
     return datetime.fromtimestamp(float(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-FP_CHARS = 16   # 64 bits of SHA-1: two different renderings of one contact share one with odds of 2^-64
+FP_CHARS = pushstate.FP_CHARS
 
 
 def fingerprint(rendered: dict[str, Any]) -> str:
-    """What was rendered, short: one is kept per contact and connector (`hub:pushed:<connector>`).
-    A store written before layout 5 holds all 40 hex digits: plan() compares their first FP_CHARS."""
+    """What was rendered, short: one is kept per contact and connector (hub/core/pushstate.py).
+    A store written before layout 5 held all 40 hex digits: plan() compares the first FP_CHARS."""
     text = json.dumps({k: rendered[k] for k in ("identity", "fields", "lists", "marketing_consent")},
                       sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:FP_CHARS]
@@ -186,12 +192,12 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
     if not versions:
         return True
-    # now in whole seconds (the contact view shows no finer); ARGV[3] is unused
-    args: list[Any] = [lease.token or "", int(time.time()), "", keys.CONTACT_PREFIX]
+    # now in whole seconds (the contact view shows no finer)
+    args: list[Any] = [lease.token or "", int(time.time()), pushstate.field(connector)]
     for email, version in versions.items():
         args += [email, str(version), pushed.get(email, "")]
-    names = [lease.key, dirty_key(connector), PUSHED.format(connector), LAST.format(connector),
-            SUSPECT.format(connector), keys.VERSIONS]
+    names = [lease.key, dirty_key(connector), LAST.format(connector), SUSPECT.format(connector),
+             keys.VERSIONS, *(keys.contact(email) for email in versions)]
     held = bool(redis().eval(_SETTLE, len(names), *names, *args))
     if held and pushed:
         redis().set(LAST_OK.format(connector), args[1])
@@ -247,7 +253,7 @@ def plan(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, An
     "unchanged" (the vendor already holds it), "unknown" (no state: erased or never seen) or
     "mapping_error". The sync and the admin preview both read it, so they cannot drift apart."""
     emails = list(states)
-    previous = redis().hmget(PUSHED.format(connector), emails) if emails else []
+    previous = pushstate.read(redis(), connector, emails)
     suspect = redis().hmget(SUSPECT.format(connector), emails) if emails else []
     out: list[dict[str, Any]] = []
     for email, before, doubt in zip(emails, previous, suspect):
@@ -261,7 +267,7 @@ def plan(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, An
             out.append(entry | {"status": "mapping_error"})
             continue
         print_ = fingerprint(rendered)
-        last = json.loads(before) if before else None
+        last = pushstate.unpack(before)
         if last and last["fp"][:FP_CHARS] == print_ and not force and not doubt:
             out.append(entry | {"status": "unchanged"})
             continue
@@ -302,7 +308,7 @@ def mapping_version(connector: str) -> int | None:
 
 def written(update: ContactUpdate, print_: str) -> str:
     """What the hub remembers of a push: the fingerprint, and the lists and consent it sent."""
-    return json.dumps({"fp": print_, "lists": update.lists, "consent": update.marketing_consent}, separators=(",", ":"))
+    return pushstate.written(print_, update.lists, update.marketing_consent)
 
 
 def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> dict[str, VendorError]:
@@ -350,7 +356,7 @@ def erase_pending(connector: str, client: Connector) -> int:
         record_failure(connector, [email], error, func=jobnames.ERASE_CONTACTS)
     pipe = redis().pipeline(transaction=False)
     pipe.zrem(erase_key(connector), *emails)
-    pipe.hdel(PUSHED.format(connector), *emails)
+    pushstate.forget(pipe, connector, emails)   # the erasure took the contact hash; a vendor delete may not
     pipe.hdel(SUSPECT.format(connector), *emails)
     pipe.hdel(LAST.format(connector), *emails)  # a push that raced the erasure may have noted one
     pipe.execute()
@@ -627,8 +633,10 @@ def erase_contacts(connector: str, emails: list[str]) -> dict[str, Any]:
     if result.failed:
         first = next(iter(result.failed.values()))
         raise SyncFailed(f"erasure failed at {connector}: {first.code or first.status} {scrub_secrets(first.message)}")
-    redis().hdel(PUSHED.format(connector), *emails)
-    redis().hdel(LAST.format(connector), *emails)
+    pipe = redis().pipeline(transaction=False)
+    pushstate.forget(pipe, connector, emails)
+    pipe.hdel(LAST.format(connector), *emails)
+    pipe.execute()
     return {"erased": len(emails)}
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from connectors.ratelimit import RateLimiter
 from connectors.splio import SplioConnector
-from hub.core import audit, repairs, sync, vendorchecks, vendorjobs
+from hub.core import audit, keys, pushstate, repairs, sync, vendorchecks, vendorjobs
 from hub.cli import main
 from hub.core.ledger import dirty_key
 from hub.core.queue import get_queues
@@ -152,6 +152,17 @@ def test_contacts_waiting_for_a_push_are_not_audited(app, sandbox_server) -> Non
         assert "anna@example.com" not in audit.sample("splio", 50)
         report = audit.audit("splio", size=50)
     assert report["checked"] == 4 and report["out_of_step"] == 0
+
+
+def test_the_sample_is_drawn_from_the_contacts_pushed_to_the_connector(app) -> None:  # type: ignore[no-untyped-def]
+    r = app.extensions["redis"]
+    with app.app_context():
+        sampled = audit.sample("splio", 50)
+        assert set(sampled) == set(PEOPLE)
+        r.hdel(keys.contact("anna@example.com"), pushstate.field("splio"))   # as if never pushed there
+        r.zadd(keys.CONTACT_INDEX, {"ghost@example.com": 1.0})               # in the index, no state
+        assert set(audit.sample("splio", 50)) == set(PEOPLE) - {"anna@example.com"}
+        assert len(audit.sample("splio", 2)) == 2
 
 
 def test_a_repair_in_a_klaviyo_import_job_still_running_is_left_to_the_job(app, sandbox_server) -> None:  # type: ignore[no-untyped-def]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from hub.core import coalesce
-from hub.core.keys import LAST, PUSHED
+from hub.core import coalesce, pushstate
+from hub.core.keys import LAST
 from hub.core.ledger import dirty_key, key
 
 NOW = 1_800_000_000.0
@@ -84,7 +84,7 @@ def test_a_contact_erased_while_dirty_is_not_held_back(redis_client: Any) -> Non
 
 def pushed(r: Any, connector: str, email: str, at: float) -> None:
     """What a landed push leaves (hub.core.sync settle): what was written, and when."""
-    r.hset(PUSHED.format(connector), email, json.dumps({"fp": "x", "lists": {}, "consent": None, "at": int(at)}))
+    r.hset(key(email), pushstate.field(connector), pushstate.entry("x", int(at), {}, None))
 
 
 def arriving(r: Any) -> None:
@@ -140,7 +140,7 @@ def test_a_contact_pushed_during_its_burst_counts_from_that_push(redis_client: A
     pushed(redis_client, "salesforce", "a@x.test", NOW - 0.5)
     assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).reason == "filling"
     # Never pushed, the same contact is late already and goes.
-    redis_client.hdel(PUSHED.format("salesforce"), "a@x.test")
+    redis_client.hdel(key("a@x.test"), pushstate.field("salesforce"))
     assert coalesce.take(redis_client, "salesforce", 100, deadline=3.0, now=NOW).batch == ["a@x.test"]
 
 
@@ -189,7 +189,7 @@ def test_a_push_the_sync_settles_is_the_push_a_contact_counts_from(make_app, red
         assert lease.acquire()
         before = time.time()
         assert sync.settle("salesforce", lease, {email: 0},
-                           {email: json.dumps({"fp": "x", "lists": {}, "consent": None})})
+                           {email: pushstate.written("x", {}, None)})
         after = time.time()
     [(who, counted_from)] = coalesce.starts(redis_client, "salesforce", [email])
     assert who == email and counted_from is not None and int(before) <= counted_from <= after

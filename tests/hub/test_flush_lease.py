@@ -145,3 +145,43 @@ def test_a_flush_that_finds_the_lease_taken_schedules_one_for_when_it_ends(hub_a
         queue = Queue("sync-klaviyo", connection=redis_client, serializer=JSONSerializer)
         assert ScheduledJobRegistry(queue=queue).count == 1
     assert dirty(redis_client)                   # untouched: the holder or that flush takes them
+
+
+def test_settle_keeps_the_push_in_the_contact_hash_and_never_makes_an_erased_one_again(hub_app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """What a push leaves (sync.settle): its entry in the contact's own hash, with when it landed;
+    a contact erased while the vendor answered gets nothing (its hash is not created again); a
+    contact touched since it was read keeps what landed without a fingerprint; a superseded
+    flush's write is marked suspect with the lists it sent, merged with an earlier mark."""
+    import json
+    import time
+
+    from hub.core import keys, pushstate
+
+    lists = {"RfMkt1": "marketing", "RfTxn1": "transactional"}
+    redis_client.hset(keys.contact("a@x.test"), "email", "a@x.test")
+    redis_client.hset(keys.VERSIONS, "a@x.test", 3)
+    with hub_app.app_context():
+        lease = sync.flush_lease("klaviyo")
+        assert lease.acquire()
+        before = int(time.time())
+        assert sync.settle("klaviyo", lease, {"a@x.test": 3, "gone@x.test": 1},
+                           {"a@x.test": pushstate.written("0123456789abcdef", lists, True),
+                            "gone@x.test": pushstate.written("fedcba9876543210", {}, None)})
+        entry = pushstate.unpack(redis_client.hget(keys.contact("a@x.test"), "p:klaviyo"))
+        assert entry is not None and before <= entry["at"] <= time.time()
+        assert entry == {"fp": "0123456789abcdef", "at": entry["at"], "consent": True, "lists": lists}
+        assert not redis_client.exists(keys.contact("gone@x.test"))
+
+        redis_client.hincrby(keys.VERSIONS, "a@x.test", 1)      # touched since the flush read it
+        assert sync.settle("klaviyo", lease, {"a@x.test": 3}, {"a@x.test": pushstate.written("1" * 16, {}, False)})
+        entry = pushstate.unpack(redis_client.hget(keys.contact("a@x.test"), "p:klaviyo"))
+        assert entry is not None and (entry["fp"], entry["consent"], entry["lists"]) == ("", False, {})
+
+        lease.release()                                          # superseded
+        redis_client.hset(keys.SUSPECT.format("klaviyo"), "a@x.test",
+                          json.dumps({"fp": "superseded", "lists": {"Old1": "marketing"}, "consent": None}))
+        assert not sync.settle("klaviyo", lease, {"a@x.test": 4},
+                               {"a@x.test": pushstate.written("superseded", {"RfTxn1": "transactional"}, True)})
+    assert json.loads(redis_client.hget(keys.SUSPECT.format("klaviyo"), "a@x.test")) == \
+        {"fp": "superseded", "lists": {"RfTxn1": "transactional", "Old1": "marketing"}, "consent": True}
+    assert "a@x.test" in dirty(redis_client) and redis_client.hget(keys.VERSIONS, "a@x.test") == b"5"

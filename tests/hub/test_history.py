@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 
-from hub.core import history, keys, recent, sync
+from hub.core import history, keys, pushstate, recent, sync
 from hub.core.ledger import dirty_key, erase_key
 from tests.story import story
 
@@ -116,8 +116,8 @@ def test_a_contact_pushed_before_counts_its_freshness_from_its_last_outcome(redi
     redis_client.hset(keys.contact("a@x.test"), ":since", T0 - 10)
     redis_client.hset(keys.contact("b@x.test"), ":since", T0 - 10)
     assert history.dirty_since(redis_client, "klaviyo", ["a@x.test"]) == {"a@x.test": T0 - 10}
-    redis_client.hset(keys.PUSHED.format("klaviyo"), "a@x.test", json.dumps({"fp": "x", "lists": {}, "at": T0 - 4}))
-    redis_client.hset(keys.PUSHED.format("klaviyo"), "b@x.test", json.dumps({"fp": "x", "lists": {}, "at": T0 - 4}))
+    for email in ("a@x.test", "b@x.test"):
+        redis_client.hset(keys.contact(email), pushstate.field("klaviyo"), pushstate.entry("x", T0 - 4, {}, None))
     redis_client.hset(keys.LAST.format("klaviyo"), "b@x.test", json.dumps({"at": T0 - 2, "ok": False}))
     assert history.dirty_since(redis_client, "klaviyo", ["a@x.test", "b@x.test", "c@x.test"]) == \
         {"a@x.test": T0 - 4, "b@x.test": T0 - 2}

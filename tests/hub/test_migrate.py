@@ -66,8 +66,9 @@ def as_an_older_hub_left_it(redis_client: redis_lib.Redis) -> None:
     assert not redis_client.exists("hub:layout")
 
 
-FROM_LAYOUT_1 = ("layout 1 -> 5: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed, "
-                 "0 jobs pointed at entry points, 0 contacts' link sets merged, 0 push outcomes moved")
+FROM_LAYOUT_1 = ("layout 1 -> 6: 1 erasure markers keyed, 2 dedupe markers keyed, 0 queued jobs renamed, "
+                 "0 jobs pointed at entry points, 0 contacts' link sets merged, 0 push outcomes moved, "
+                 "0 pushed entries moved into contacts, 0 pushed entries of gone contacts dropped")
 
 
 def migrate_env(redis_url: str) -> dict[str, str]:
@@ -89,7 +90,7 @@ def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == FROM_LAYOUT_1
-    assert redis_client.get("hub:layout") == b"5"
+    assert redis_client.get("hub:layout") == b"6"
 
     client = app.test_client()
     assert views(client) == before
@@ -106,7 +107,7 @@ def test_a_store_left_by_an_older_hub_reads_the_same_after_hub_migrate(
     assert anna["friends_registered"] == before["anna@example.com"][1]["state"]["friends_registered"] == 2
 
     again = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
-    assert again.returncode == 0 and again.stdout.strip() == "layout 5 (current): nothing to migrate"
+    assert again.returncode == 0 and again.stdout.strip() == "layout 6 (current): nothing to migrate"
 
 
 def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_lib.Redis, redis_url: str,
@@ -120,7 +121,7 @@ def test_processes_starting_at_once_migrate_once(make_app, redis_client: redis_l
     assert [p.returncode for p in procs] == [0] * 4, answers
     outputs = sorted(out.strip() for out, _ in answers)
     assert outputs == [FROM_LAYOUT_1] + \
-        ["layout 5 (current): nothing to migrate"] * 3
+        ["layout 6 (current): nothing to migrate"] * 3
     assert views(app.test_client()) == before
     assert not redis_client.exists("hub:layout:lock")
 
@@ -142,7 +143,7 @@ def test_serve_and_worker_migrate_at_start(make_app, redis_client: redis_lib.Red
     as_an_older_hub_left_it(redis_client)
     stack = Stack(redis_url, tmp_path, env={"HUB_ERASURE_KEY": ERASURE_KEY})
     try:
-        assert redis_client.get("hub:layout") == b"5"      # the hub answers only once it has migrated
+        assert redis_client.get("hub:layout") == b"6"      # the hub answers only once it has migrated
         answer = stack.api("GET", f"/v1/contacts/{ERASED}")
         assert answer.status_code == 200 and (answer.json()["erased"], answer.json()["state"]) == (True, None)
         answer = stack.api("GET", "/v1/contacts/anna@example.com")
@@ -185,8 +186,9 @@ def test_jobs_an_older_hub_queued_call_the_moved_functions_after_hub_migrate(
 
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == ("layout 2 -> 5: 4 queued jobs renamed, 5 jobs pointed at entry points, "
-                                   "0 contacts' link sets merged, 0 push outcomes moved")
+    assert done.stdout.strip() == ("layout 2 -> 6: 4 queued jobs renamed, 5 jobs pointed at entry points, "
+                                   "0 contacts' link sets merged, 0 push outcomes moved, "
+                                   "0 pushed entries moved into contacts, 0 pushed entries of gone contacts dropped")
     expected = {queued.id: "hub.jobs.entry.flush", later.id: "hub.jobs.entry.flush",
                 failed.id: "hub.jobs.entry.sweep_vendor_jobs", work.id: "hub.jobs.entry.run_task",
                 current.id: "hub.jobs.entry.flush"}
@@ -259,9 +261,10 @@ def test_jobs_queued_by_core_functions_run_through_the_entry_points_after_hub_mi
 
     done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (f"layout 3 -> 5: {len(stored)} jobs pointed at entry points, "
-                                   "0 contacts' link sets merged, 0 push outcomes moved")
-    assert redis_client.get("hub:layout") == b"5"
+    assert done.stdout.strip() == (f"layout 3 -> 6: {len(stored)} jobs pointed at entry points, "
+                                   "0 contacts' link sets merged, 0 push outcomes moved, "
+                                   "0 pushed entries moved into contacts, 0 pushed entries of gone contacts dropped")
+    assert redis_client.get("hub:layout") == b"6"
     for job_id, (old, new) in stored.items():
         job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
         assert job.func_name == new, f"{job_id} was {old}"
@@ -385,7 +388,7 @@ def test_link_sets_become_one_hash_and_every_count_reads_the_same(
         migrate.links_in_one_hash(redis_client, Keyed(ERASURE_KEY.encode()), Dies())
     assert redis_client.get("hub:layout") == b"3"
     report = migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode()))
-    assert (report.before, report.after) == (3, 5)
+    assert (report.before, report.after) == (3, 6)
     assert 0 < report.changed["contacts' link sets merged"] <= len(expected)
 
     # No old set is left; each contact's hash holds exactly what its sets held, compact when small.
@@ -417,14 +420,14 @@ def test_link_sets_become_one_hash_and_every_count_reads_the_same(
         # Erasure found the links the step moved: the friend left no trace, the referrer kept counts.
         assert ledger.state(CROWD[0]) is None and not redis_client.hexists(f"hub:c:{BIG}:n", f"f:{CROWD[0]}")
     assert not scan(redis_client, CROWD[0])
-    assert migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode())).summary() == "layout 5 (current): nothing to migrate"
+    assert migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode())).summary() == "layout 6 (current): nothing to migrate"
 
 
 def test_push_successes_move_beside_their_fingerprints_and_read_the_same(redis_client: redis_lib.Redis) -> None:
     """`hub:last:<connector>` as layout 3 wrote it (a success per contact pushed, or the failure
     noted since) reads the same in the contact view before and after the step, and keeps only
     the failures."""
-    from hub.core import migrate
+    from hub.core import migrate, pushstate
     from hub.core.contacts import last_push
     from hub.core.erasure import Keyed
 
@@ -432,6 +435,8 @@ def test_push_successes_move_beside_their_fingerprints_and_read_the_same(redis_c
         return json.dumps({"fp": f"{n:040x}", "lists": {"RfMkt1": "marketing"}, "consent": True})
 
     ok = {f"p{i}@example.com": 1796000000.25 + i for i in range(700)}          # more than one HSCAN page
+    for email in [*ok, "f@example.com", "gone@example.com"]:
+        redis_client.hset(f"hub:c:{email}", "email", email)
     for email, at in ok.items():
         redis_client.hset("hub:pushed:klaviyo", email, fingerprint(int(at)))
         redis_client.hset("hub:last:klaviyo", email, json.dumps({"at": at, "ok": True}))
@@ -450,8 +455,10 @@ def test_push_successes_move_beside_their_fingerprints_and_read_the_same(redis_c
     assert {p: last_push(redis_client, *p) for p in people} == before
     assert set(redis_client.hkeys("hub:last:splio")) == {b"f@example.com", b"gone@example.com"}
     assert not redis_client.exists("hub:last:klaviyo")
-    landed = json.loads(redis_client.hget("hub:pushed:klaviyo", "p3@example.com"))   # the fingerprint is intact
-    assert landed == {**json.loads(fingerprint(int(ok["p3@example.com"]))), "at": 1796000003.25}
+    # layout 6 then moves it into the contact's hash, the fingerprint's first 16 digits intact
+    landed = pushstate.unpack(redis_client.hget("hub:c:p3@example.com", "p:klaviyo"))
+    assert landed == {**json.loads(fingerprint(int(ok["p3@example.com"]))), "at": 1796000003.25,
+                      "fp": f"{int(ok['p3@example.com']):040x}"[:16]}
 
 
 def test_a_fingerprint_an_older_hub_kept_in_full_still_means_unchanged(make_app, redis_client: redis_lib.Redis) -> None:  # type: ignore[no-untyped-def]
@@ -459,7 +466,8 @@ def test_a_fingerprint_an_older_hub_kept_in_full_still_means_unchanged(make_app,
     older hub pushed is not pushed again after the upgrade unless its rendering changed."""
     import hashlib
 
-    from hub.core import sync
+    from hub.core import migrate, sync
+    from hub.core.erasure import Keyed
     from hub.core.ledger import get_ledger
     from hub.core.mappingstore import current_mapping
 
@@ -475,7 +483,73 @@ def test_a_fingerprint_an_older_hub_kept_in_full_still_means_unchanged(make_app,
             full = hashlib.sha1(text.encode()).hexdigest()
             if email == "cleo@example.com":
                 full = hashlib.sha1(text.encode() + b" changed").hexdigest()    # a rendering since changed
-            redis_client.hset(sync.PUSHED.format("klaviyo"), email,
-                              json.dumps({"fp": full, "lists": {}, "consent": None}))
+            redis_client.hset("hub:pushed:klaviyo", email, json.dumps({"fp": full, "lists": {}, "consent": None}))
+        redis_client.set("hub:layout", 3)
+        migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode()))
         planned = {e["email"]: e["status"] for e in sync.plan("klaviyo", mapping, states)}
     assert planned == {"anna@example.com": "unchanged", "cleo@example.com": "would_push"}
+
+
+# -- layout 6: what was pushed, in the contact's own hash -----------------------------------------
+def test_pushed_entries_move_into_the_contact_hashes_and_read_the_same(
+        make_app, redis_client: redis_lib.Redis, redis_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A layout 5 store: `hub:pushed:<connector>` hashes of JSON entries (with and without a time,
+    consent given, refused or not sent, both kinds of list, a fingerprint an older hub kept
+    whole, a resync's mark) and an entry left for a person erased since. Step 6 moves each into
+    its contact's hash; the contact view, the coalescer's and the history's reads and the sync's
+    plan read the same as they did before; the erased person gets nothing back; a run cut short
+    is finished by the next."""
+    from hub.core import coalesce, history, migrate, pushstate, sync
+    from hub.core.contacts import last_push
+    from hub.core.erasure import Keyed
+    from hub.core.ledger import get_ledger
+    from hub.core.mappingstore import current_mapping
+
+    app = make_app(ERASURE_KEY=ERASURE_KEY)
+    written_by_today(app)
+    assert not redis_client.exists(f"hub:c:{ERASED}")
+    lists = {"RfMkt1": "marketing", "RfTxn1": "transactional"}
+    old = {("klaviyo", "anna@example.com"): {"fp": "0123456789abcdef", "lists": lists, "consent": True, "at": 2000000000},
+           ("klaviyo", "ben@example.com"): {"fp": "f" * 40, "lists": {}, "consent": False, "at": 2000000001.5},
+           ("klaviyo", "cleo@example.com"): {"fp": "resync", "lists": {"RfTxn1": "transactional"}, "consent": None},
+           ("splio", "anna@example.com"): {"fp": "", "lists": {"25": "marketing"}, "consent": True, "at": 2000000002},
+           ("splio", ERASED): {"fp": "abcdefabcdefabcd", "lists": {}, "consent": None, "at": 2000000003}}
+    for (connector, email), entry in old.items():
+        redis_client.hset(f"hub:pushed:{connector}", email, json.dumps(entry))
+    redis_client.set("hub:layout", 5)
+
+    done = hub("migrate", cwd=tmp_path, env=migrate_env(redis_url))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "layout 5 -> 6: 4 pushed entries moved into contacts, " \
+                                  "1 pushed entries of gone contacts dropped"
+    assert redis_client.get("hub:layout") == b"6"
+    assert not redis_client.keys("hub:pushed:*")
+    assert not redis_client.exists(f"hub:c:{ERASED}"), "an erased person's hash is not made again"
+    assert not scan(redis_client, ERASED)
+    raw = {(c, e): redis_client.hget(f"hub:c:{e}", f"p:{c}") for c, e in old if e != ERASED}
+    assert raw[("klaviyo", "anna@example.com")] == b'0123456789abcdef 2000000000 1 {"RfMkt1":"m","RfTxn1":"t"}'
+    assert raw[("klaviyo", "ben@example.com")] == b"ffffffffffffffff 2000000001.5 0 "
+    assert raw[("klaviyo", "cleo@example.com")] == b'resync   {"RfTxn1":"t"}'
+    assert raw[("splio", "anna@example.com")] == b' 2000000002 1 {"25":"m"}'
+    for (connector, email), entry in old.items():
+        if email != ERASED:
+            assert pushstate.unpack(raw[(connector, email)]) == \
+                {"at": None, **entry, "fp": entry["fp"][:16]}, (connector, email)
+    with app.app_context():
+        assert last_push(redis_client, "klaviyo", "ben@example.com") == {"at": 2000000001.5, "ok": True}
+        assert last_push(redis_client, "klaviyo", "cleo@example.com") is None     # no time was kept
+        assert history.dirty_since(redis_client, "klaviyo", ["anna@example.com"]) == {"anna@example.com": 2000000000}
+        assert coalesce.last_landed(raw[("splio", "anna@example.com")], None) == 2000000002
+        mapping = current_mapping(redis_client, "klaviyo")
+        plan = sync.plan("klaviyo", mapping, get_ledger().states(["anna@example.com", "cleo@example.com"]))
+        update = {e["email"]: e["update"] for e in plan}["anna@example.com"]
+        assert (update.previous_lists, update.previous_consent) == (lists, True)    # the diff is against what was sent
+
+    # Cut short: a run that moved some entries and not others, and died before the version.
+    redis_client.hset("hub:pushed:emarsys", "eve@example.com", json.dumps({"fp": "1" * 16, "lists": {}, "consent": None, "at": 7}))
+    redis_client.set("hub:layout", 5)
+    again = migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode()))
+    assert again.changed == {"pushed entries moved into contacts": 1, "pushed entries of gone contacts dropped": 0}
+    assert redis_client.hget("hub:c:eve@example.com", "p:emarsys") == b"1111111111111111 7  "
+    assert redis_client.hget("hub:c:anna@example.com", "p:klaviyo") == raw[("klaviyo", "anna@example.com")]
+    assert migrate.migrate(redis_client, Keyed(ERASURE_KEY.encode())).summary() == "layout 6 (current): nothing to migrate"

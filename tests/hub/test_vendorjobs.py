@@ -9,7 +9,7 @@ import pytest
 import requests
 from rq.registry import ScheduledJobRegistry
 
-from hub.core import failed, sync, vendorchecks, vendorjobs
+from hub.core import failed, keys, pushstate, sync, vendorchecks, vendorjobs
 from hub.core.ledger import dirty_key, erase_key
 from hub.core.queue import get_queues
 from hub.jobs.scheduler import Periodic, periodic_jobs
@@ -64,7 +64,7 @@ def test_contacts_wait_while_the_job_runs_and_land_when_it_completes(app, sandbo
         assert len(refs) == 2, "two import jobs (one joins the customers list), both still processing"
         assert scheduled_checks(app) == [["klaviyo", ref] for ref in refs]
         assert r.zcard(dirty_key("klaviyo")) == 0, "no flush pushes them again meanwhile"
-        assert r.hlen(sync.PUSHED.format("klaviyo")) == 0, "nothing is called landed"
+        assert not any(r.hexists(keys.contact(e), pushstate.field("klaviyo")) for e in KLAVIYO), "nothing is called landed"
         assert answer["failed"] == 0
     view = app.test_client().get("/v1/contacts/cleo@example.com", headers=OPS).json["connectors"]["klaviyo"]
     assert view["pending"] is True and view["last_push"] is None
@@ -116,8 +116,8 @@ def test_a_contact_that_changed_while_its_job_ran_is_pushed_again_not_called_lan
         for ref in refs:
             vendorchecks.check("klaviyo", ref)
         assert r.zscore(dirty_key("klaviyo"), "anna@example.com") is not None
-        assert r.hget(sync.PUSHED.format("klaviyo"), "anna@example.com") is None
-        assert r.hget(sync.PUSHED.format("klaviyo"), "ben@example.com") is not None
+        assert r.hget(keys.contact("anna@example.com"), pushstate.field("klaviyo")) is None
+        assert r.hget(keys.contact("ben@example.com"), pushstate.field("klaviyo")) is not None
         assert sync.flush("klaviyo")["pushed"] == 1
     assert holds(sandbox_server, "klaviyo", "anna@example.com")["fields"]["referral_friends_invited"] == 3
 
@@ -142,7 +142,7 @@ def test_a_person_erased_while_the_job_ran_is_deleted_after_it(app, sandbox_serv
         assert not any(b"dan@example.com" in held for held in vendor_job_contents(r)), \
             "no vendor-job store remembers the erased person"
     assert holds(sandbox_server, "klaviyo", "dan@example.com")["deleted"] is True
-    assert r.hget(sync.PUSHED.format("klaviyo"), "dan@example.com") is None
+    assert not r.exists(keys.contact("dan@example.com")), "the erased person keeps nothing, no pushed entry either"
     assert landed(sandbox_server, [e for e in KLAVIYO if e != "dan@example.com"])
 
 
