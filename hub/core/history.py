@@ -97,10 +97,16 @@ def dirty_since(redis: Any, connector: str, emails: list[str]) -> dict[str, floa
         pipe.hmget(keys.contact(email), ":since", field)    # the burst's start; a landed push, with its time
     pipe.hmget(keys.LAST.format(connector), emails)      # a failed try (an older hub's successes too)
     *answers, lasts = pipe.execute()
+    return since_of(emails, [since for since, _ in answers], [pushed for _, pushed in answers], lasts)
+
+
+def since_of(emails: list[str], sinces: list[Any], pushed: list[Any], lasts: list[Any]) -> dict[str, float]:
+    """`dirty_since` from what was read: per contact its `:since`, its pushed entry and its
+    connector's last failed try (each None when absent)."""
     out: dict[str, float] = {}
-    for email, (since, pushed), last in zip(emails, answers, lasts):
+    for email, since, entry, last in zip(emails, sinces, pushed, lasts):
         moments = [float(since)] if since else []
-        landed = pushstate.landed_at(pushed)
+        landed = pushstate.landed_at(entry)
         if landed is not None:
             moments.append(landed)
         if last:

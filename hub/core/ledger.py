@@ -170,8 +170,12 @@ class Ledger:
 
     def states(self, emails: list[str]) -> dict[str, dict[str, Any] | None]:
         """email -> state (the dict mappings read), None for unknown or erased contacts."""
+        return self.states_of(emails, self.raw(emails))
+
+    def states_of(self, emails: list[str], rows: list[dict[str, str]]) -> dict[str, dict[str, Any] | None]:
+        """`states` from the contact hashes as read (decoded), e.g. in a caller's pipeline."""
         return {email: (state_of(email, row, self.config["CURRENCY"]) if row else None)
-                for email, row in zip(emails, self.raw(emails))}
+                for email, row in zip(emails, rows)}
 
     def state(self, email: str) -> dict[str, Any] | None:
         return self.states([email])[email]

@@ -81,7 +81,16 @@ def current(redis: Any, connector: str) -> dict[str, Any]:
 
 def current_mapping(redis: Any, connector: str) -> dict[str, Any]:
     """The mapping a sync renders with (validated and loaded), the admin's or the default."""
-    stored = redis.get(CURRENT.format(connector))
+    return mapping_of(connector, redis.get(CURRENT.format(connector)))
+
+
+def version_of(connector: str, stored: bytes | str | None) -> int | None:
+    """The version of the current record as stored (`CURRENT`; 0: the default)."""
+    return (load(stored) if stored else default_record(connector)).get("version")
+
+
+def mapping_of(connector: str, stored: bytes | str | None) -> dict[str, Any]:
+    """`current_mapping` from the current record as stored (read in a caller's pipeline)."""
     if not stored:
         return default_mapping(connector)
     key = stored.decode() if isinstance(stored, bytes) else stored

@@ -30,6 +30,7 @@ from hub.core import coalesce, history, metrics, pushstate, timeline, vendorjobs
 from hub.core.config import connector_settings, retry_schedule
 from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
+from hub.core import mappingstore
 from hub.core.mappingstore import current, current_mapping
 from hub.core.repairs import close_repairs
 from hub.core.queue import FLAG, get_queues, queue_name
@@ -188,8 +189,10 @@ def fingerprint(rendered: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:FP_CHARS]
 
 
-def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[str, str]) -> bool:
-    """Record a push under the lease check (see _SETTLE); False when the flush was superseded."""
+def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[str, str],
+           mark_ok: bool = True) -> bool:
+    """Record a push under the lease check (see _SETTLE); False when the flush was superseded.
+    `mark_ok`: note the connector's last success here (a push notes it with its other writes)."""
     if not versions:
         return True
     # now in whole seconds (the contact view shows no finer)
@@ -199,7 +202,7 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     names = [lease.key, dirty_key(connector), LAST.format(connector), SUSPECT.format(connector),
              keys.VERSIONS, *(keys.contact(email) for email in versions)]
     held = bool(redis().eval(_SETTLE, len(names), *names, *args))
-    if held and pushed:
+    if held and pushed and mark_ok:
         redis().set(LAST_OK.format(connector), args[1])
     if not held:
         log.warning("superseded flush: its writes re-marked for the current holder",
@@ -247,14 +250,18 @@ def record_failures(connector: str, failures: dict[str, VendorError]) -> list[st
 
 
 def plan(connector: str, mapping: dict[str, Any], states: dict[str, dict[str, Any] | None],
-         force: bool = False) -> list[dict[str, Any]]:
+         force: bool = False, read: PushRead | None = None) -> list[dict[str, Any]]:
     """What a sync would do for each contact, against what the hub last pushed: a list of
     {"email", "status", "rendered", "fingerprint", "update"} where status is "would_push",
     "unchanged" (the vendor already holds it), "unknown" (no state: erased or never seen) or
-    "mapping_error". The sync and the admin preview both read it, so they cannot drift apart."""
+    "mapping_error". The sync and the admin preview both read it, so they cannot drift apart.
+    `read`: what a push already read of these contacts (their pushed entries, suspect marks)."""
     emails = list(states)
-    previous = pushstate.read(redis(), connector, emails)
-    suspect = redis().hmget(SUSPECT.format(connector), emails) if emails else []
+    if read is not None:
+        previous, suspect = read.pushed, read.suspect
+    else:
+        previous = pushstate.read(redis(), connector, emails)
+        suspect = redis().hmget(SUSPECT.format(connector), emails) if emails else []
     out: list[dict[str, Any]] = []
     for email, before, doubt in zip(emails, previous, suspect):
         state = states[email]
@@ -291,9 +298,53 @@ def doubted(rendered: dict[str, Any], last: dict[str, Any] | None,
     return lists, (None if consent is True else True if consent is False else (last or {}).get("consent"))
 
 
-def updates_for(connector: str, emails: list[str]) -> tuple[list[ContactUpdate], dict[str, str], list[str], dict[str, VendorError]]:
+class PushRead:
+    """Everything a push reads of its contacts before the vendor call, in one round trip (under
+    load, when the ingest keeps Redis busy, each round trip waits behind the ledger's scripts):
+    their versions first (so a change after this read leaves them dirty at settle), the
+    connector's mapping, their contact hashes (state, `:since`, what was last pushed), their
+    suspect marks and their last failed tries."""
+
+    def __init__(self, connector: str, emails: list[str]) -> None:
+        self.emails = emails
+        pipe, n = redis().pipeline(transaction=False), len(emails)
+        pipe.hmget(keys.VERSIONS, emails)
+        pipe.get(keys.MAPPING_CURRENT.format(connector))
+        for email in emails:
+            pipe.hgetall(keys.contact(email))
+        pipe.hmget(SUSPECT.format(connector), emails)
+        pipe.hmget(LAST.format(connector), emails)
+        if emails:
+            answers = pipe.execute()
+            versions, stored, rows = answers[0], answers[1], answers[2:2 + n]
+            self.suspect, lasts = answers[2 + n], answers[3 + n]
+        else:
+            versions, stored, rows, self.suspect, lasts = [], redis().get(keys.MAPPING_CURRENT.format(connector)), [], [], []
+        self.versions = {e: int(v or 0) for e, v in zip(emails, versions)}
+        self.mapping = mappingstore.mapping_of(connector, stored)
+        self.mapping_version = mappingstore.version_of(connector, stored)
+        decoded = [{k.decode(): v.decode() for k, v in row.items()} for row in rows]
+        self.states = get_ledger().states_of(emails, decoded)
+        field = pushstate.field(connector)
+        self.pushed = [row.get(field) for row in decoded]
+        self.sinces = [row.get(":since") for row in decoded]
+        self.lasts = lasts
+
+    def since(self, emails: list[str]) -> dict[str, float]:
+        """history.dirty_since for these contacts, from what was read."""
+        at = {e: i for i, e in enumerate(self.emails)}
+        picked = [at[e] for e in emails]
+        return history.since_of(emails, [self.sinces[i] for i in picked], [self.pushed[i] for i in picked],
+                                [self.lasts[i] for i in picked])
+
+
+def updates_for(connector: str, emails: list[str], read: PushRead | None = None
+                ) -> tuple[list[ContactUpdate], dict[str, str], list[str], dict[str, VendorError]]:
     """Render each contact; returns (updates, fingerprints, unchanged-or-gone, render failures)."""
-    entries = plan(connector, current_mapping(redis(), connector), get_ledger().states(emails))
+    if read is not None:
+        entries = plan(connector, read.mapping, read.states, read=read)
+    else:
+        entries = plan(connector, current_mapping(redis(), connector), get_ledger().states(emails))
     pushing = [e for e in entries if e["status"] == "would_push"]
     return ([e["update"] for e in pushing], {e["email"]: e["fingerprint"] for e in pushing},
             [e["email"] for e in entries if e["status"] in ("unchanged", "unknown")],
@@ -315,10 +366,11 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     """Push the contacts' current state; record what landed; return the per-contact failures.
     Raises Superseded when the lease was lost: before a vendor call, or after the push (then its
     writes are re-marked for the current holder)."""
-    versions = dict(zip(emails, get_ledger().versions(emails)))
-    updates, prints, skip, failed = updates_for(connector, emails)
+    read = PushRead(connector, emails)
+    versions = read.versions
+    updates, prints, skip, failed = updates_for(connector, emails, read)
     held: set[str] = set()
-    since = history.dirty_since(redis(), connector, [u.email for u in updates])  # for the freshness chart
+    since = read.since([u.email for u in updates])  # for the freshness chart
     if updates:
         started = time.perf_counter()
         try:
@@ -334,14 +386,19 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
         # Contacts in a vendor job still running: not landed; they leave the dirty set and wait there.
         held = vendorjobs.hold(connector, result.pending, versions, prints)
     landed = {u.email: written(u, prints[u.email]) for u in updates if u.email not in failed and u.email not in held}
-    if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed):
+    if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed, mark_ok=False):
         raise Superseded(f"flush of {connector} lost its lease during a push")
     if landed:
-        timeline.pushed(redis(), connector, [u for u in updates if u.email in landed],
-                        mapping_version(connector))
-        history.landed(redis(), connector, since, landed)
-    if landed:
-        close_repairs(redis(), connector, list(landed))   # repairs the anti-entropy audit queued have landed
+        # One round trip for what follows a landed push: the connector's last success, the
+        # freshness figures, and whether audit repairs are waiting to be closed.
+        pipe = redis().pipeline(transaction=False)
+        pipe.set(LAST_OK.format(connector), int(time.time()))
+        history.landed(pipe, connector, since, landed)
+        pipe.get(keys.AUDIT_OPEN.format(connector))
+        repairs_open = pipe.execute()[-1]
+        timeline.pushed(redis(), connector, [u for u in updates if u.email in landed], read.mapping_version)
+        if int(repairs_open or 0) > 0:
+            close_repairs(redis(), connector, list(landed))   # repairs the anti-entropy audit queued have landed
     return failed
 
 
