@@ -32,6 +32,7 @@ from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
 from hub.core.mappingstore import current, current_mapping
 from hub.core.repairs import close_repairs
+from hub.core.tokens import RedisTokenStore
 from hub.core.queue import FLAG, get_queues, queue_name
 
 from hub.core.keys import ATTEMPTS, BACKOFF, LAST, LAST_OK, PAUSED, PUSHED, RETRY, SUSPECT  # noqa: F401 - names used by callers
@@ -124,7 +125,7 @@ def redis() -> Any:
 def build_connector(name: str, lease: Lease | None = None) -> Connector:
     settings = connector_settings(services.current().config, name)
     return CONNECTORS[name](settings, limiter=RateLimiter(redis(), keys.RATE_LIMIT),
-                            session=FencedSession(redis(), name, lease))
+                            session=FencedSession(redis(), name, lease), tokens=RedisTokenStore(redis()))
 
 
 def flush_lease(connector: str) -> Lease:
