@@ -2,8 +2,9 @@
 
 A connector turns rendered contacts (`ContactUpdate`) into its vendor's real API calls. It knows
 nothing of Flask, Redis keys or the hub: the hub hands it settings, an optional shared
-`RateLimiter`, an optional shared `TokenStore` (connectors/tokens.py), and batches no larger than `flush_batch` (`max_batch` unless the connector splits
-a flush's contacts into calls of `max_batch` itself).
+`RateLimiter`, an optional shared `TokenStore` (connectors/tokens.py), and batches no larger than
+`flush_batch` (`max_batch` unless the connector splits a flush's contacts into calls of
+`max_batch` itself).
 """
 from __future__ import annotations
 

@@ -122,10 +122,13 @@ def redis() -> Any:
     return services.current().redis
 
 
-def build_connector(name: str, lease: Lease | None = None) -> Connector:
+def build_connector(name: str, lease: Lease | None = None, shared_token: bool = True) -> Connector:
+    """The connector a job calls the vendor with: the shared rate limiter, a session fenced by the
+    flush lease, and the access token every job shares (`shared_token=False`: its own login)."""
     settings = connector_settings(services.current().config, name)
     return CONNECTORS[name](settings, limiter=RateLimiter(redis(), keys.RATE_LIMIT),
-                            session=FencedSession(redis(), name, lease), tokens=RedisTokenStore(redis()))
+                            session=FencedSession(redis(), name, lease),
+                            tokens=RedisTokenStore(redis()) if shared_token else None)
 
 
 def flush_lease(connector: str) -> Lease:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -197,3 +198,20 @@ def test_the_hub_builds_every_flush_connector_on_the_shared_store(make_app) -> N
         sync.build_connector("splio").fields()
         sync.build_connector("splio").fields()
     assert issued.call_count == 1
+
+
+@responses.activate
+def test_a_connector_check_logs_in_itself_rather_than_reuse_the_shared_token(make_app) -> None:  # type: ignore[no-untyped-def]
+    from hub.core import admin, sync
+
+    vendor = VENDORS[1]
+    issued = tokens_issued(vendor, "tok-1", "tok-2")
+    responses.get(re.compile(re.escape(SF_INSTANCE) + "/.*"), json={})
+    app = make_app(SALESFORCE_CLIENT_ID="cid", SALESFORCE_CLIENT_SECRET="sf-client-secret",
+                   SALESFORCE_REFRESH_TOKEN="sf-refresh")
+    with app.app_context():
+        sync.build_connector("salesforce").fields()
+        answer = admin.connector_check("salesforce")
+    assert "error" not in answer
+    assert issued.call_count == 2
+    assert bearers(SF_INSTANCE)[-1] == "Bearer tok-2"
