@@ -2,8 +2,9 @@
 
 A connector turns rendered contacts (`ContactUpdate`) into its vendor's real API calls. It knows
 nothing of Flask, Redis keys or the hub: the hub hands it settings, an optional shared
-`RateLimiter`, and batches no larger than `flush_batch` (`max_batch` unless the connector splits
-a flush's contacts into calls of `max_batch` itself).
+`RateLimiter`, an optional shared `TokenStore` (connectors/tokens.py), and batches no larger than
+`flush_batch` (`max_batch` unless the connector splits a flush's contacts into calls of
+`max_batch` itself).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import requests
 
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 from .ratelimit import Budget, Limit, RateLimiter
+from .tokens import TokenCache, TokenStore
 
 MARKETING = "marketing"
 TRANSACTIONAL = "transactional"
@@ -174,13 +176,20 @@ class Connector:
     rate_limits: ClassVar[dict[str, Budget]] = {}
 
     def __init__(self, settings: dict[str, Any], *, session: requests.Session | None = None,
-                 limiter: RateLimiter | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 limiter: RateLimiter | None = None, sleep: Callable[[float], None] = time.sleep,
+                 tokens: TokenStore | None = None) -> None:
         self.settings = dict(settings)
         self.base_url = (self.settings.get("base_url") or self.default_base_url).rstrip("/")
         self.session = session or requests.Session()
         self.limiter = limiter
         self.sleep = sleep
         self.calls = 0
+        self.clock: Callable[[], float] = time.time
+        # Connectors that log in for an access token keep it here; with a store, the token is
+        # shared by every connector built with the same credentials (later jobs, other hosts).
+        credentials = self.token_credentials()
+        secret = any(credentials.get(name) for name in self.secret_settings)
+        self.token_cache = TokenCache(self.name, credentials, tokens if secret else None, lambda: self.clock())
 
     @classmethod
     def configured(cls, settings: dict[str, Any]) -> bool:
@@ -195,6 +204,12 @@ class Connector:
     # -- what subclasses provide -------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
         return {}
+
+    def token_credentials(self) -> dict[str, Any]:
+        """Everything an access token depends on (the secrets and where they are sent): the shared
+        token's cipher is derived from it, so any change misses the cache."""
+        names = (*self.secret_settings, *self.required_settings, "base_url")
+        return {name: self.settings.get(name) for name in names}
 
     def bucket_for(self, method: str, path: str) -> str:
         """The rate-limit bucket (a key of `rate_limits`) one call counts against."""

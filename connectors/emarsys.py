@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import secrets
-import time
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Collection, Sequence
 
@@ -95,7 +94,6 @@ class EmarsysConnector(Connector):
 
     def __init__(self, settings: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        self.clock: Callable[[], float] = time.time
         self.oauth = self.oauth_configured(self.settings)
         # v3 keeps v2's resource paths: Emarsys states most endpoints and payloads are unchanged
         # between the two (dev.emarsys.com changelog, via api-evangelist/emarsys), and an
@@ -103,8 +101,6 @@ class EmarsysConnector(Connector):
         self.api = "/api/v3" if self.oauth else "/api/v2"
         self.wsse = WsseAuth(self.settings.get("username") or "", self.settings.get("secret") or "",
                              lambda: self.clock())
-        self._token: str | None = None
-        self._token_expires = 0.0
 
     @staticmethod
     def oauth_configured(settings: dict[str, Any]) -> bool:
@@ -146,9 +142,16 @@ class EmarsysConnector(Connector):
             headers["Authorization"] = f"Bearer {self.access_token()}"
         return headers
 
+    def token_credentials(self) -> dict[str, Any]:
+        return {"client_id": self.settings.get("client_id"), "client_secret": self.settings.get("client_secret"),
+                "token_url": self.token_url}
+
     def access_token(self) -> str:
-        if self._token and self.clock() < self._token_expires - 60:
-            return self._token
+        """The cached token (this instance's, or the one other jobs share) until shortly before the
+        `expires_in` its answer stated; else a new one from the token endpoint."""
+        cached = self.token_cache.get()
+        if cached is not None:
+            return cached.value
         try:
             self.calls += 1
             response = self.session.post(self.token_url, data={"grant_type": "client_credentials"},
@@ -159,9 +162,8 @@ class EmarsysConnector(Connector):
         if not response.ok:
             raise self.token_error(response)
         body = response.json()
-        token = str(body["access_token"])
-        self._token, self._token_expires = token, self.clock() + float(body.get("expires_in") or 3600)
-        return token
+        # Emarsys states the lifetime (about an hour); 3600 s where an answer leaves it out.
+        return self.token_cache.put(str(body["access_token"]), float(body.get("expires_in") or 3600)).value
 
     def token_error(self, response: requests.Response) -> VendorError:
         try:
@@ -181,7 +183,7 @@ class EmarsysConnector(Connector):
         except AuthError as exc:
             if exc.status != 401:
                 raise
-            self._token = None      # expired or revoked: fetch a new token and retry once
+            self.token_cache.drop()     # expired or revoked: fetch a new token and retry once
             return super().request(method, path, ok=ok, **kwargs)
 
     def send(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:

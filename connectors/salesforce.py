@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Sequence, TypeVar
@@ -20,11 +19,17 @@ import requests
 from .base import MARKETING, Connector, ContactUpdate, ContactView, PushResult, chunks, permission_report
 from .errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
 from .ratelimit import Budget
+from .tokens import Token
 
 T = TypeVar("T")
 
 LOGIN_URL = "https://login.salesforce.com"
 API_VERSION = "62.0"                 # sObject Collections upsert needs v46+
+# The token answer states no lifetime: the session ends after the org's session timeout, two hours
+# by default (https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_error_handling_session_exp.htm).
+# An org set shorter names its timeout in HUB_SALESFORCE_SESSION_TIMEOUT; one that ends a session
+# early anyway costs one INVALID_SESSION_ID, which drops the token and logs in again.
+SESSION_TIMEOUT = 2 * 3600
 EXTERNAL_ID = "Referral_Hub_Email__c"
 COLLECTION_MAX = 200                 # records (or ids) per sObject Collections call
 # The longest encoded query string of a SOQL GET: servers commonly refuse a request line over
@@ -89,12 +94,10 @@ class SalesforceConnector(Connector):
 
     def __init__(self, settings: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        self.clock: Callable[[], float] = time.time
         self.login_url = (self.settings.get("login_url") or self.base_url).rstrip("/")
         version = str(self.settings.get("api_version") or API_VERSION).lstrip("vV")
         self.api = f"/services/data/v{version}"
         self.external_id = str(self.settings.get("external_id_field") or EXTERNAL_ID)
-        self._token: str | None = None
         self.scopes: set[str] | None = None
         self.instance_url = ""
         self.usage: tuple[int, int] | None = None
@@ -103,11 +106,32 @@ class SalesforceConnector(Connector):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token()}", "Accept": "application/json"}
 
+    def token_credentials(self) -> dict[str, Any]:
+        names = ("grant", "client_id", "client_secret", "refresh_token", "username", "private_key")
+        return {**{name: self.settings.get(name) for name in names},
+                "login_url": self.settings.get("login_url") or self.base_url}
+
     def access_token(self) -> str:
-        if self._token is None:
-            self.login()
-        assert self._token is not None
-        return self._token
+        """The cached session (this instance's, or the one other jobs share), else a new login."""
+        cached = self.token_cache.get()
+        if cached is None:
+            cached = self.login()
+        self.instance_url = str(cached.extra["instance_url"])
+        scopes = cached.extra.get("scope")
+        self.scopes = set(scopes.split()) if isinstance(scopes, str) else None
+        return cached.value
+
+    def session_timeout(self) -> float:
+        value = self.settings.get("session_timeout")
+        if not value:
+            return SESSION_TIMEOUT
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = 0.0
+        if seconds <= 0:
+            raise FatalVendorError(f"session_timeout: {value!r} is not a number of seconds above 0", code="bad_setting")
+        return seconds
 
     def token_request(self) -> tuple[dict[str, str], tuple[str, str] | None]:
         """The form body (and Basic auth) of the configured grant."""
@@ -137,7 +161,8 @@ class SalesforceConnector(Connector):
         except (ValueError, TypeError, jwt.PyJWTError):
             raise AuthError("the Salesforce private_key is not a usable RSA PEM key", code="bad_private_key") from None
 
-    def login(self) -> None:
+    def login(self) -> Token:
+        timeout = self.session_timeout()
         data, basic = self.token_request()
         try:
             self.calls += 1
@@ -148,9 +173,9 @@ class SalesforceConnector(Connector):
         if not response.ok:
             raise self.token_error(response)
         body = response.json()
-        self._token, self.instance_url = body["access_token"], body["instance_url"].rstrip("/")
-        if isinstance(body.get("scope"), str):
-            self.scopes = set(body["scope"].split())
+        scope = body.get("scope") if isinstance(body.get("scope"), str) else None
+        return self.token_cache.put(str(body["access_token"]), timeout,
+                                    instance_url=str(body["instance_url"]).rstrip("/"), scope=scope)
 
     def token_error(self, response: requests.Response) -> VendorError:
         """Token errors are OAuth-shaped: {"error": "invalid_grant", "error_description": "..."}."""
@@ -174,7 +199,7 @@ class SalesforceConnector(Connector):
         except AuthError as exc:
             if exc.code != "INVALID_SESSION_ID":
                 raise
-            self._token = None       # the session expired: log in again and retry once
+            self.token_cache.drop()     # the session expired: log in again and retry once
             response = super().request(method, path, ok=ok, **kwargs)
         self.track(response)
         return response

@@ -6,11 +6,11 @@ from POST /authenticate, valid 24 h; there is no upsert, so create and update ar
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 from typing import Any, Sequence
 from urllib.parse import quote
 
+import jwt
 import requests
 
 from .base import (MARKETING, TRANSACTIONAL, Connector, ContactUpdate, ContactView, Probe, PushResult, chunks,
@@ -19,7 +19,7 @@ from .errors import AuthError, FatalVendorError, RetriableVendorError, VendorErr
 from .ratelimit import Budget
 
 BULK_MAX = 1_000                    # contacts per bulk create / bulk delete
-TOKEN_TTL = 24 * 3600 - 300         # the JWT lives 24 h; renew five minutes early
+TOKEN_LIFETIME = 24 * 3600          # the JWT lives 24 h (the token cache renews it a little early)
 # Standard contact keys; every other mapped field is a custom field, by name (or id if numeric).
 STANDARD = {"email", "cellphone", "firstname", "lastname", "language", "creation_date"}
 # Limits are per client IP (https://dev-scp.splio.com/reference/rate-limiting): data/contacts
@@ -60,8 +60,7 @@ class SplioConnector(Connector):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._token: str | None = None
-        self._token_expires = 0.0
+        self._token: str | None = None      # the JWT the next call sends
 
     # -- auth --------------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -70,22 +69,39 @@ class SplioConnector(Connector):
             headers["Authorization"] = f"Bearer {self._token}"
         return headers
 
+    def token_credentials(self) -> dict[str, Any]:
+        return {"api_key": self.settings.get("api_key"), "base_url": self.base_url}
+
     def authenticate(self) -> None:
         """POST /authenticate {"api_key"} -> {"token": JWT} (https://dev-scp.splio.com/reference/authentication)."""
         self._token = None
         response = super().request("POST", "/authenticate", data=self.dumps({"api_key": self.settings["api_key"]}))
-        self._token = response.json()["token"]
-        self._token_expires = time.monotonic() + TOKEN_TTL
+        token = str(response.json()["token"])
+        self._token = self.token_cache.put(token, self.lifetime(token)).value
+
+    def lifetime(self, token: str) -> float:
+        """Seconds the JWT lives: its own `exp` where it has one within the documented 24 h, else 24 h."""
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            left = float(claims["exp"]) - self.clock()
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+            return TOKEN_LIFETIME
+        return left if 0 < left <= TOKEN_LIFETIME else TOKEN_LIFETIME
 
     def request(self, method: str, path: str, *, ok: Sequence[int] = (), **kwargs: Any) -> requests.Response:
-        """Every data call carries the cached JWT; a 401 re-authenticates once and retries."""
-        if not self._token or time.monotonic() >= self._token_expires:
+        """Every data call carries the cached JWT (this instance's, or the one other jobs share);
+        a 401 drops it, re-authenticates once and retries."""
+        cached = self.token_cache.get()
+        if cached is None:
             self.authenticate()
+        else:
+            self._token = cached.value
         try:
             return super().request(method, path, ok=ok, **kwargs)
         except AuthError as exc:
             if exc.status != 401:
                 raise
+        self.token_cache.drop()
         self.authenticate()
         return super().request(method, path, ok=ok, **kwargs)
 

@@ -439,7 +439,8 @@ def require_enabled(connector: str) -> None:
 def connector_check(connector: str) -> dict[str, Any]:
     require_enabled(connector)
     try:
-        return {"connector": connector, **build(connector).check()}
+        # A check proves the credentials: it logs in itself rather than reuse the shared token.
+        return {"connector": connector, **build_connector(connector, shared_token=False).check()}
     except VendorError as exc:
         return {"connector": connector, "ok": False, "error": {"status": exc.status, "code": exc.code,
                                                               "message": exc.message, "retriable": exc.retriable}}

@@ -34,6 +34,7 @@ from hub.core.mappingstore import current_mapping, now_iso
 from hub.core.queue import enabled_connectors, get_queues
 from hub.core.repairs import HISTORY, OPEN, _REMEMBER, count
 from hub.core.sync import BACKOFF, paused, plan, scrub_secrets
+from hub.core.tokens import RedisTokenStore
 from hub.core.vendorjobs import waiting_among
 from hub.core import keys
 from hub.core import jobnames, services
@@ -133,7 +134,7 @@ def client_for(connector: str, deadline: float) -> Any:
     config = services.current().config
     limiter = ReadLimiter(redis(), keys.RATE_LIMIT, float(config["AUDIT_SHARE"]), deadline)
     return CONNECTORS[connector](connector_settings(config, connector), limiter=limiter,
-                                 session=metrics.CountingSession(redis(), connector))
+                                 session=metrics.CountingSession(redis(), connector), tokens=RedisTokenStore(redis()))
 
 
 # -- recording ------------------------------------------------------------------------------------

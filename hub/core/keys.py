@@ -38,6 +38,8 @@ LEASE = PREFIX + "lease:{}"               # a named lease (hub/core/lease.py)
 FENCE = PREFIX + "fence:{}"               # its fencing token counter
 CRON = PREFIX + "cron:{}:{}"              # periodic job name, slot: taken once per slot
 RESYNC_RUN = PREFIX + "resync:run:{}"     # hash per connector list: where a re-sync of every contact got to (SCAN cursor, done)
+TOKEN = PREFIX + "token:{}"               # string per connector: its vendor access token, Fernet-encrypted with a key
+                                          # derived from the connector's credentials; expires before the token does
 
 # -- vendor bulk jobs ----------------------------------------------------------------------
 VENDOR_JOBS = PREFIX + "vjobs:{}"         # zset: job reference -> when its next check is due

@@ -33,6 +33,7 @@ from hub.core.lease import Lease
 from hub.core import mappingstore
 from hub.core.mappingstore import current, current_mapping
 from hub.core.repairs import close_repairs
+from hub.core.tokens import RedisTokenStore
 from hub.core.queue import FLAG, get_queues, queue_name
 
 from hub.core.keys import ATTEMPTS, BACKOFF, LAST, LAST_OK, PAUSED, RETRY, SUSPECT  # noqa: F401 - names used by callers
@@ -128,10 +129,13 @@ def redis() -> Any:
     return services.current().redis
 
 
-def build_connector(name: str, lease: Lease | None = None) -> Connector:
+def build_connector(name: str, lease: Lease | None = None, shared_token: bool = True) -> Connector:
+    """The connector a job calls the vendor with: the shared rate limiter, a session fenced by the
+    flush lease, and the access token every job shares (`shared_token=False`: its own login)."""
     settings = connector_settings(services.current().config, name)
     return CONNECTORS[name](settings, limiter=RateLimiter(redis(), keys.RATE_LIMIT),
-                            session=FencedSession(redis(), name, lease))
+                            session=FencedSession(redis(), name, lease),
+                            tokens=RedisTokenStore(redis()) if shared_token else None)
 
 
 def flush_lease(connector: str) -> Lease:
