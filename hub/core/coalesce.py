@@ -133,6 +133,11 @@ def last_landed(pushed: bytes | None, last: bytes | None) -> float | None:
 
 def starts(r: Any, connector: str, emails: list[str]) -> list[tuple[str, float | None]]:
     """(email, `first_change`) for each contact."""
+    return [(email, at) for email, at, _ in read_starts(r, connector, emails)]
+
+
+def read_starts(r: Any, connector: str, emails: list[str]) -> list[tuple[str, float | None, bool]]:
+    """`starts`, and for each contact whether the vendor holds it (it has a pushed entry)."""
     pipe = r.pipeline(transaction=False)
     field = pushstate.field(connector)
     for email in emails:
@@ -143,7 +148,7 @@ def starts(r: Any, connector: str, emails: list[str]) -> list[tuple[str, float |
     for i, email in enumerate(emails):
         (since, pushed), last = answers[2 * i:2 * i + 2]
         out.append((email, first_change(float(since) if since else None, last_landed(pushed, last),
-                                        pushed is not None)))
+                                        pushed is not None), pushed is not None))
     return out
 
 
@@ -169,9 +174,11 @@ def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: floa
         return Take(due[:max_batch], reason="trickle")      # no burst under way: nothing to wait for
     ready: list[str] = []
     quiet_new: list[str] = []           # never pushed, quiet for their window, deadline still ahead
-    known = {e for e, k in zip(due, pushstate.read(r, connector, due)) if k}
+    known: set[str] = set()             # the vendor holds them: a push after this one is an update
     soonest = now + 1.0
-    for email, start in starts(r, connector, due):
+    for email, start, held_there in read_starts(r, connector, due):
+        if held_there:
+            known.add(email)
         at = now if start is None else start + deadline
         if at <= now:
             ready.append(email)

@@ -75,18 +75,17 @@ def load(raw: bytes | str) -> dict[str, Any]:
 
 def current(redis: Any, connector: str) -> dict[str, Any]:
     """The current record: the latest saved version, else the default as version 0."""
-    stored = redis.get(CURRENT.format(connector))
+    return record_of(connector, redis.get(CURRENT.format(connector)))
+
+
+def record_of(connector: str, stored: bytes | str | None) -> dict[str, Any]:
+    """`current` from the record as stored (`CURRENT`), e.g. read in a caller's pipeline."""
     return load(stored) if stored else default_record(connector)
 
 
 def current_mapping(redis: Any, connector: str) -> dict[str, Any]:
     """The mapping a sync renders with (validated and loaded), the admin's or the default."""
     return mapping_of(connector, redis.get(CURRENT.format(connector)))
-
-
-def version_of(connector: str, stored: bytes | str | None) -> int | None:
-    """The version of the current record as stored (`CURRENT`; 0: the default)."""
-    return (load(stored) if stored else default_record(connector)).get("version")
 
 
 def mapping_of(connector: str, stored: bytes | str | None) -> dict[str, Any]:

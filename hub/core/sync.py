@@ -31,7 +31,7 @@ from hub.core.config import connector_settings, retry_schedule
 from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
 from hub.core import mappingstore
-from hub.core.mappingstore import current, current_mapping
+from hub.core.mappingstore import current_mapping
 from hub.core.repairs import close_repairs
 from hub.core.tokens import RedisTokenStore
 from hub.core.queue import FLAG, get_queues, queue_name
@@ -326,7 +326,7 @@ class PushRead:
             versions, stored, rows, self.suspect, lasts = [], redis().get(keys.MAPPING_CURRENT.format(connector)), [], [], []
         self.versions = {e: int(v or 0) for e, v in zip(emails, versions)}
         self.mapping = mappingstore.mapping_of(connector, stored)
-        self.mapping_version = mappingstore.version_of(connector, stored)
+        self.mapping_version = mappingstore.record_of(connector, stored).get("version")
         decoded = [{k.decode(): v.decode() for k, v in row.items()} for row in rows]
         self.states = get_ledger().states_of(emails, decoded)
         field = pushstate.field(connector)
@@ -354,11 +354,6 @@ def updates_for(connector: str, emails: list[str], read: PushRead | None = None
             [e["email"] for e in entries if e["status"] in ("unchanged", "unknown")],
             {e["email"]: FatalVendorError("; ".join(e["rendered"]["errors"]), code="mapping_error")
              for e in entries if e["status"] == "mapping_error"})
-
-
-def mapping_version(connector: str) -> int | None:
-    """The version of the connector's mapping the push rendered with (0: the default)."""
-    return current(redis(), connector).get("version")
 
 
 def written(update: ContactUpdate, print_: str) -> str:
