@@ -77,16 +77,31 @@ def held(connector: str) -> bool:
     return bool(getattr(CONNECTORS.get(connector), "updates_one_by_one", False))
 
 
-def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | None = None) -> Take:
-    """The next batch to push, or how long to wait for a fuller one (see the module's rules)."""
-    now = time.time() if now is None else now
-    if deadline > 0 and held(connector):
-        return take_held(r, connector, max_batch, deadline, now)
+def queue_reads(pipe: Any, connector: str, max_batch: int, deadline: float, now: float) -> None:
+    """Queue on `pipe` the two reads `take` starts with (the due contacts, the next one not
+    due); give their answers to `take` as `reads`, with the same `now`."""
     dirty = dirty_key(connector)
-    due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=max_batch)]
+    scan = HELD_SCAN * max_batch if deadline > 0 and held(connector) else max_batch
+    pipe.zrangebyscore(dirty, "-inf", now, start=0, num=scan)
+    pipe.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
+
+
+def take(r: Any, connector: str, max_batch: int, deadline: float, now: float | None = None,
+         reads: tuple[list[bytes], list[tuple[bytes, float]]] | None = None) -> Take:
+    """The next batch to push, or how long to wait for a fuller one (see the module's rules).
+    `reads`: `queue_reads`' answers, when the caller sent them with its own."""
+    now = time.time() if now is None else now
+    if reads is None:
+        pipe = r.pipeline(transaction=False)
+        queue_reads(pipe, connector, max_batch, deadline, now)
+        reads = pipe.execute()
+    if deadline > 0 and held(connector):
+        return take_held(r, connector, max_batch, deadline, now, reads)
+    dirty = dirty_key(connector)
+    due = [e.decode() for e in reads[0]]
+    later = reads[1]
     if len(due) >= max_batch:
         return Take(due, reason="full")
-    later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
     if not due:
         if not later:
             return Take([])
@@ -159,15 +174,15 @@ def oldest_change(r: Any, connector: str, emails: list[str], now: float, deadlin
     return min((now - deadline if at is None else at for _, at in starts(r, connector, emails)), default=now)
 
 
-def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: float) -> Take:
+def take_held(r: Any, connector: str, max_batch: int, deadline: float, now: float,
+              reads: tuple[list[bytes], list[tuple[bytes, float]]]) -> Take:
     """For vendors that update one contact a call, while a burst is under way (some contacts are
     dirty but not due): a due contact is sent only when its deadline comes (`first_change` +
     deadline), never earlier because a batch is full, so the events of a burst longer
     than the coalescing window reach the vendor in as few pushes as the deadline allows: a
     contact is created once with all it gathered by then, and updated at most once a deadline."""
-    dirty = dirty_key(connector)
-    due = [e.decode() for e in r.zrangebyscore(dirty, "-inf", now, start=0, num=HELD_SCAN * max_batch)]
-    later = r.zrangebyscore(dirty, f"({now}", "+inf", start=0, num=1, withscores=True)
+    due = [e.decode() for e in reads[0]]
+    later = reads[1]
     if not due:
         return Take([], wait=min(max(later[0][1] - now, 0.01), 1.0), reason="none due") if later else Take([])
     if not later:

@@ -40,11 +40,7 @@ def _write(redis: Any, ops: Iterable[tuple[str, str, float]]) -> None:
     """Counting must never break the work it counts: Redis errors are logged and dropped."""
     try:
         pipe = redis.pipeline(transaction=False)
-        for key, name, amount in ops:
-            if isinstance(amount, int):
-                pipe.hincrby(key, name, amount)
-            else:
-                pipe.hincrbyfloat(key, name, amount)
+        queue(pipe, ops)
         pipe.execute()
     except RedisError as exc:
         log.warning("metrics not recorded: %s", type(exc).__name__)
@@ -64,20 +60,39 @@ def count_rejected(redis: Any, source: str, count: int, outcome: str = "invalid"
 def count_call(redis: Any, connector: str, status: str) -> None:
     try:
         pipe = redis.pipeline(transaction=False)
-        pipe.hincrby(CALLS, field(connector, status), 1)
-        add_call(pipe, connector, status)       # the console's last hour (hub.core.recent)
+        queue_call(pipe, connector, status)
         pipe.execute()
     except RedisError as exc:
         log.warning("metrics not recorded: %s", type(exc).__name__)
 
 
-def observe_push(redis: Any, connector: str, seconds: float, landed: int, failed: int) -> None:
+def queue_call(pipe: Any, connector: str, status: str, at: float | None = None) -> None:
+    """Count one vendor call answered with `status` (made at `at`, default now) on a pipeline the
+    caller sends with other work."""
+    pipe.hincrby(CALLS, field(connector, status), 1)
+    add_call(pipe, connector, status, at)       # the console's last hour (hub.core.recent)
+
+
+def push_ops(connector: str, seconds: float, landed: int, failed: int) -> list[tuple[str, str, float]]:
     """One connector.push: its latency, and how many contacts landed or failed."""
     ops: list[tuple[str, str, float]] = [(LATENCY, field(connector, "sum"), float(seconds)),
                                         (LATENCY, field(connector, "count"), 1)]
     ops += [(LATENCY, field(connector, le), 1) for le in BUCKETS if seconds <= le]
     ops += [(CONTACTS, field(connector, outcome), n) for outcome, n in (("landed", landed), ("failed", failed)) if n]
-    _write(redis, ops)
+    return ops
+
+
+def observe_push(redis: Any, connector: str, seconds: float, landed: int, failed: int) -> None:
+    _write(redis, push_ops(connector, seconds, landed, failed))
+
+
+def queue(pipe: Any, ops: Iterable[tuple[str, str, float]]) -> None:
+    """Counters added on a pipeline the caller sends with other work."""
+    for key, name, amount in ops:
+        if isinstance(amount, int):
+            pipe.hincrby(key, name, amount)
+        else:
+            pipe.hincrbyfloat(key, name, amount)
 
 
 def count_backoff(redis: Any, connector: str, reason: str) -> None:
@@ -101,10 +116,13 @@ class CountingSession(requests.Session):
         try:
             response = super().request(method, url, *args, **kwargs)
         except requests.RequestException:
-            count_call(self.redis, self.connector, "error")
+            self.count("error")
             raise
-        count_call(self.redis, self.connector, str(response.status_code))
+        self.count(str(response.status_code))
         return response
+
+    def count(self, status: str) -> None:
+        count_call(self.redis, self.connector, status)
 
 
 def _hash(redis: Any, key: str) -> dict[tuple[str, ...], float]:

@@ -20,6 +20,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
+from redis.exceptions import RedisError
 
 from connectors import CONNECTORS, Connector, ContactUpdate
 from connectors.errors import AuthError, FatalVendorError, RateLimited, RetriableVendorError, VendorError
@@ -109,16 +110,47 @@ class Superseded(Exception):
 
 class FencedSession(metrics.CountingSession):
     """The session a flush gives its connector: before every vendor call, the flush's lease is
-    checked and renewed in one Redis step, and a holder that lost it makes no call at all."""
+    checked (hub/core/lease.py `Lease.check`), and a holder that lost it makes no call at all.
+
+    A flush sets `defer`: each call is then counted on the next round trip the flush makes to
+    Redis anyway (`queue_counts`), not on one of its own, and the flush counts what is left when
+    it ends."""
 
     def __init__(self, redis: Any, connector: str, lease: Lease | None) -> None:
         super().__init__(redis, connector)
         self.lease = lease
+        self.defer = False
+        self.pending: list[tuple[str, float]] = []      # (status, when) of calls not yet counted
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if self.lease is not None and not self.lease.renew():
+        if self.lease is not None and not self.lease.check():
             raise Superseded(f"flush of {self.connector} lost its lease before {method} {url.split('?')[0]}")
         return super().request(method, url, *args, **kwargs)
+
+    def count(self, status: str) -> None:
+        if self.defer:
+            self.pending.append((status, time.time()))
+        else:
+            super().count(status)
+
+    def queue_counts(self, pipe: Any) -> None:
+        """Queue the calls not yet counted on `pipe`."""
+        for status, at in self.pending:
+            metrics.queue_call(pipe, self.connector, status, at)
+        self.pending = []
+
+    def count_pending(self) -> None:
+        """Count the calls not yet counted, in a round trip of their own (a metrics failure is
+        logged and dropped, as every count is)."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for status, at in pending:
+                    metrics.queue_call(pipe, self.connector, status, at)
+                pipe.execute()
+            except RedisError as exc:
+                log.warning("metrics not recorded: %s", type(exc).__name__)
 
 
 def now_iso() -> str:
@@ -199,18 +231,30 @@ def settle(connector: str, lease: Lease, versions: dict[str, int], pushed: dict[
     `mark_ok`: note the connector's last success here (a push notes it with its other writes)."""
     if not versions:
         return True
+    pipe = redis().pipeline(transaction=False)
+    queue_settle(pipe, connector, lease, versions, pushed)
+    held = settled(connector, bool(pipe.execute()[0]), pushed)
+    if held and pushed and mark_ok:
+        redis().set(LAST_OK.format(connector), int(time.time()))
+    return held
+
+
+def queue_settle(pipe: Any, connector: str, lease: Lease, versions: dict[str, int], pushed: dict[str, str]) -> None:
+    """Queue _SETTLE on `pipe`; its answer is 1 when the lease held (see `settled`)."""
     # now in whole seconds (the contact view shows no finer)
     args: list[Any] = [lease.token or "", int(time.time()), pushstate.field(connector)]
     for email, version in versions.items():
         args += [email, str(version), pushed.get(email, "")]
     names = [lease.key, dirty_key(connector), LAST.format(connector), SUSPECT.format(connector),
              keys.VERSIONS, *(keys.contact(email) for email in versions)]
-    held = bool(redis().eval(_SETTLE, len(names), *names, *args))
-    if held and pushed and mark_ok:
-        redis().set(LAST_OK.format(connector), args[1])
+    pipe.eval(_SETTLE, len(names), *names, *args)
+
+
+def settled(connector: str, held: bool, pushed: dict[str, str]) -> bool:
+    """_SETTLE's answer: whether the lease held."""
     if not held:
         log.warning("superseded flush: its writes re-marked for the current holder",
-                                   extra={"connector": connector, "contacts": len(pushed)})
+                    extra={"connector": connector, "contacts": len(pushed)})
     return held
 
 
@@ -370,6 +414,12 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
     updates, prints, skip, failed = updates_for(connector, emails, read)
     held: set[str] = set()
     since = read.since([u.email for u in updates])  # for the freshness chart
+    # One round trip for everything after the vendor call (under load each one waits behind the
+    # ingest's scripts): the settle step, the push's metrics and its calls' counts, and for a
+    # landed push the connector's last success, the freshness figures, the timeline entries and
+    # whether audit repairs are waiting to be closed. What follows a landed push is true even
+    # when the lease turns out lost: the vendor holds what was sent.
+    pipe = redis().pipeline(transaction=False)
     if updates:
         started = time.perf_counter()
         try:
@@ -381,29 +431,42 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
             raise
         seconds = time.perf_counter() - started
         failed.update(result.failed)
-        metrics.observe_push(redis(), connector, seconds, len(updates) - len(result.failed), len(result.failed))
+        metrics.queue(pipe, metrics.push_ops(connector, seconds, len(updates) - len(result.failed), len(result.failed)))
         # Contacts in a vendor job still running: not landed; they leave the dirty set and wait there.
         held = vendorjobs.hold(connector, result.pending, versions, prints)
     landed = {u.email: written(u, prints[u.email]) for u in updates if u.email not in failed and u.email not in held}
-    if not settle(connector, lease, {e: v for e, v in versions.items() if e not in failed}, landed, mark_ok=False):
-        raise Superseded(f"flush of {connector} lost its lease during a push")
+    settling = {e: v for e, v in versions.items() if e not in failed}
+    at: dict[str, int] = {}     # where each answer read below is in the pipeline's answers
+    if settling:
+        at["settle"] = len(pipe)
+        queue_settle(pipe, connector, lease, settling, landed)
+    if isinstance(client.session, FencedSession):
+        client.session.queue_counts(pipe)
+    entries = timeline.Pushed(connector, [u for u in updates if u.email in landed], read.mapping_version)
     if landed:
-        # One round trip for what follows a landed push: the connector's last success, the
-        # freshness figures, and whether audit repairs are waiting to be closed.
-        pipe = redis().pipeline(transaction=False)
         pipe.set(LAST_OK.format(connector), int(time.time()))
         history.landed(pipe, connector, since, landed)
+        at["repairs"] = len(pipe)
         pipe.get(keys.AUDIT_OPEN.format(connector))
-        repairs_open = pipe.execute()[-1]
-        timeline.pushed(redis(), connector, [u for u in updates if u.email in landed], read.mapping_version)
-        if int(repairs_open or 0) > 0:
+        at["timeline"] = len(pipe)
+        entries.queue(pipe)
+    answers = pipe.execute() if len(pipe) else []
+    held_lease = settled(connector, bool(answers[at["settle"]]), landed) if settling else True
+    if landed:
+        entries.done(redis(), answers[at["timeline"]] if entries.entries else None)
+        if held_lease and int(answers[at["repairs"]] or 0) > 0:
             close_repairs(redis(), connector, list(landed))   # repairs the anti-entropy audit queued have landed
+    if not held_lease:
+        raise Superseded(f"flush of {connector} lost its lease during a push")
     return failed
 
 
-def erase_pending(connector: str, client: Connector) -> int:
-    """Delete erased people at the vendor; forget what the hub pushed for them."""
-    emails = [e.decode() for e in redis().zrange(erase_key(connector), 0, client.max_batch - 1)]
+def erase_pending(connector: str, client: Connector, queued: list[bytes] | None = None) -> int:
+    """Delete erased people at the vendor; forget what the hub pushed for them. `queued`: the
+    head of the erase queue, when the caller read it already."""
+    if queued is None:
+        queued = redis().zrange(erase_key(connector), 0, client.max_batch - 1)
+    emails = [e.decode() for e in queued]
     emails = [e for e in emails if e not in vendorjobs.waiting_among(connector, emails)]  # after their job
     if not emails:
         return 0
@@ -527,16 +590,34 @@ def run_flush(connector: str, lease: Lease) -> dict[str, Any]:
     freshness = coalesce.deadline_for(config, connector, client)
     batch: list[str] = []
     pushed = failed = 0
+    session = client.session if isinstance(client.session, FencedSession) else None
+    if session is not None:
+        session.defer = True     # calls are counted on the flush's own round trips
+    size = coalesce.batch_size(client)
     try:
-        while not paused(connector):
+        while True:
             if time.monotonic() > deadline:
                 break                   # follow_up queues the next flush
-            if not lease.renew():
+            # One round trip for what each turn reads (under load each waits behind the
+            # ingest's scripts): the pause, the erase queue's head and what the coalescing step
+            # needs; the calls made since the last one are counted on it.
+            now = time.time()
+            pipe = r.pipeline(transaction=False)
+            pipe.get(PAUSED.format(connector))
+            pipe.zrange(erase_key(connector), 0, client.max_batch - 1)
+            coalesce.queue_reads(pipe, connector, size, freshness, now)
+            if session is not None:
+                session.queue_counts(pipe)
+            stopped, erasing, *reads = pipe.execute()[:4]
+            if stopped:
+                break
+            if not lease.check():
                 raise Superseded(f"flush of {connector} lost its lease")
-            erased = erase_pending(connector, client)
+            erased = erase_pending(connector, client, erasing)
             # Only contacts that are due, in full batches while a burst lasts (hub/core/coalesce.py);
-            # when it says wait, wait instead of ending the job.
-            step = coalesce.take(r, connector, coalesce.batch_size(client), freshness)
+            # when it says wait, wait instead of ending the job. An erasure took time: read again.
+            step = coalesce.take(r, connector, size, freshness) if erased else \
+                coalesce.take(r, connector, size, freshness, now=now, reads=(reads[0], reads[1]))
             batch = step.batch
             if not batch and not erased:
                 if not step.wait:
@@ -570,6 +651,9 @@ def run_flush(connector: str, lease: Lease) -> dict[str, Any]:
         log.exception("flush failed", extra={"connector": connector})
         back_off(connector, RetriableVendorError(f"{type(exc).__name__} in the hub", code="worker_error"), batch)
         raise
+    finally:
+        if session is not None:
+            session.count_pending()
     r.delete(ATTEMPTS.format(connector), f"{ATTEMPTS.format(connector)}:first")
     return {"pushed": pushed, "failed": failed, "calls": client.calls}
 

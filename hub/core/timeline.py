@@ -124,11 +124,20 @@ return 1
 """
 
 
-def _record(redis: Any, entries: list[tuple[str, list[Any], bool]], now: float | None = None,
-            shapes: dict[str, Any] | None = None) -> None:
+Entries = list[tuple[str, list[Any], bool]]
+
+
+def _record(redis: Any, entries: Entries, now: float | None = None, shapes: dict[str, Any] | None = None) -> None:
     """Append the entries; `shapes` (id -> shape) are the shapes they name by id."""
     if not entries:
         return
+    pipe = redis.pipeline(transaction=False)
+    _queue(pipe, entries, now, shapes)
+    recorded(redis, pipe.execute()[0], entries, now, shapes)
+
+
+def _queue(pipe: Any, entries: Entries, now: float | None, shapes: dict[str, Any] | None) -> None:
+    """Queue _RECORD for the entries on `pipe`; `recorded` reads its answer."""
     shapes = shapes or {}
     head: list[Any] = [now or time.time(), KEEP, CONTACT_PREFIX, TIMELINE.format(""), len(shapes)]
     for ident, shape in shapes.items():
@@ -136,8 +145,14 @@ def _record(redis: Any, entries: list[tuple[str, list[Any], bool]], now: float |
     rows: list[Any] = []
     for email, entry, touch in entries:
         rows += [email, _json(entry), "1" if touch else "0"]
-    if redis.eval(_RECORD, 2, INDEX, SHAPES, *head, *rows) == 0:
-        # an id already names another shape: keep each shape inside its entries instead
+    pipe.eval(_RECORD, 2, INDEX, SHAPES, *head, *rows)
+
+
+def recorded(redis: Any, answer: Any, entries: Entries, now: float | None, shapes: dict[str, Any] | None) -> None:
+    """After _RECORD answered: 0 means an id already names another shape and nothing was
+    written, so the entries are recorded again with each shape inside them."""
+    if answer == 0 and entries:
+        shapes = shapes or {}
         inline = [(email, [shapes.get(m, m) if entry[0] == PUSH and n in (4, 6) and isinstance(m, str) else m
                            for n, m in enumerate(entry)], touch) for email, entry, touch in entries]
         _record(redis, inline, now)
@@ -188,6 +203,28 @@ def applied_entries(events: list[dict[str, Any]], source: str, now: float | None
 
 def pushed(redis: Any, connector: str, updates: Iterable[Any], version: int | None) -> None:
     """Contacts a push landed: what was sent, and which lists it joined and left."""
+    _record(redis, *pushed_entries(connector, updates, version))
+
+
+class Pushed:
+    """`pushed` sent with other work: `queue` it on a pipeline, then give `done` its answer."""
+
+    def __init__(self, connector: str, updates: Iterable[Any], version: int | None) -> None:
+        self.entries, self.now, self.shapes = pushed_entries(connector, updates, version)
+
+    def queue(self, pipe: Any) -> bool:
+        """Queue the entries on `pipe`; False (nothing queued) when there are none."""
+        if self.entries:
+            _queue(pipe, self.entries, self.now, self.shapes)
+        return bool(self.entries)
+
+    def done(self, redis: Any, answer: Any) -> None:
+        recorded(redis, answer, self.entries, self.now, self.shapes)
+
+
+def pushed_entries(connector: str, updates: Iterable[Any], version: int | None
+                   ) -> tuple[Entries, float, dict[str, Any]]:
+    """The timeline entries of a landed push, their time, and the shapes they name."""
     now = time.time()
     entries: list[tuple[str, list[Any], bool]] = []
     shapes: dict[str, Any] = {}
@@ -208,7 +245,7 @@ def pushed(redis: Any, connector: str, updates: Iterable[Any], version: int | No
                  (1 if joined == update.lists else joined) if joined else 0, left or 0,
                  update.marketing_consent, 1 if changed else 0]
         entries.append((update.email, _trimmed(entry, {6: 0, 7: 0, 8: 0, 9: None, 10: 0}), False))
-    _record(redis, entries, now, shapes)
+    return entries, now, shapes
 
 
 def kept_fields(email: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def test_a_resync_during_a_flush_is_never_lost(app, sandbox_server, monkeypatch:
     else:                       # the flush finds Cleo as the vendor holds her and sends nothing
         with app.app_context():
             sync.redirty("klaviyo", ["cleo@example.com"])
-    settle, asked = sync.settle, []
+    settle, asked = sync.queue_settle, []    # the settle step is queued, then sent with the push's other writes
 
     def resync_then_settle(*args, **kwargs):  # type: ignore[no-untyped-def]
         if not asked:
@@ -135,7 +135,7 @@ def test_a_resync_during_a_flush_is_never_lost(app, sandbox_server, monkeypatch:
             asked.append(calls(sandbox_server, "klaviyo"))
         return settle(*args, **kwargs)
 
-    monkeypatch.setattr(sync, "settle", resync_then_settle)
+    monkeypatch.setattr(sync, "queue_settle", resync_then_settle)
     before = calls(sandbox_server, "klaviyo")
     with app.app_context():
         sync.flush("klaviyo")

@@ -35,19 +35,52 @@ def dirty(redis_client) -> set[str]:  # type: ignore[no-untyped-def]
     return {e.decode() for e in redis_client.zrange("hub:dirty:klaviyo", 0, -1)}
 
 
+class Clock:
+    """A monotonic clock the test moves (a lease trusts its own clock between renewals)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_flush_that_lost_its_lease_makes_no_vendor_call(hub_app, sandbox_server, redis_client) -> None:  # type: ignore[no-untyped-def]
     post(hub_app.test_client(), story())
     waiting = dirty(redis_client)
     with hub_app.app_context():
         old = sync.flush_lease("klaviyo")
+        old.clock = clock = Clock()
         assert old.acquire()
-        redis_client.delete(old.key)            # it stalled past its lease ...
+        clock.now += 31                         # it stalled past its lease ...
+        redis_client.delete(old.key)            # ... which expired
         new = sync.flush_lease("klaviyo")
         assert new.acquire() and new.fence() > old.fence()   # ... and a later flush took over
         with pytest.raises(sync.Superseded):
             sync.push("klaviyo", sync.build_connector("klaviyo", old), sorted(waiting), old)
     assert vendor_calls(sandbox_server) == 0
     assert dirty(redis_client) == waiting       # nothing recorded as pushed
+
+
+def test_a_holder_asks_redis_only_once_a_quarter_of_its_lease_has_passed(hub_app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """Within a quarter of the TTL after a renewal was sent, the lease cannot have expired, so the
+    check makes no round trip (the key's TTL is left as it was); after that it renews in Redis,
+    and a lease found lost is not trusted again."""
+    with hub_app.app_context():
+        lease = sync.flush_lease("klaviyo")      # 30 s (FLUSH_LEASE)
+        lease.clock = clock = Clock()
+        assert lease.acquire()
+        redis_client.pexpire(lease.key, 20_000)
+        clock.now += 7
+        assert lease.check()
+        assert redis_client.pttl(lease.key) <= 20_000       # not renewed: no round trip
+        clock.now += 1                                      # 8 s: past a quarter of 30 s
+        assert lease.check()
+        assert redis_client.pttl(lease.key) > 20_000        # renewed in Redis
+        redis_client.delete(lease.key)
+        clock.now += 8
+        assert not lease.check()
+        assert not lease.check()                            # still lost: asked again, not trusted
 
 
 def test_a_push_completed_by_a_superseded_flush_is_written_again(hub_app, sandbox_server, redis_client) -> None:  # type: ignore[no-untyped-def]
@@ -65,7 +98,7 @@ def test_a_push_completed_by_a_superseded_flush_is_written_again(hub_app, sandbo
         def __init__(self, lease: Any) -> None:
             self.lease, self.calls = lease, 0
 
-        def renew(self) -> bool:
+        def check(self) -> bool:
             held = self.lease.renew()
             self.calls += 1
             if self.calls == 1:
@@ -121,7 +154,7 @@ def test_a_fatal_answer_leaves_a_job_for_contacts_not_yet_due(hub_app, sandbox_s
 def test_a_fault_of_the_hub_backs_off_and_schedules_the_next_flush(hub_app, redis_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     post(hub_app.test_client(), story())
 
-    def broken(connector: str, client: Any) -> int:
+    def broken(connector: str, client: Any, queued: Any = None) -> int:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(sync, "erase_pending", broken)
