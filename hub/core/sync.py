@@ -56,6 +56,9 @@ log = logging.getLogger("hub")
 # what it wrote (lists, consent), so that next push re-sends everything rather than a diff.
 _SETTLE = pushstate.LUA + """
 local held = redis.call('GET', KEYS[1]) == ARGV[1]
+-- failures and suspect marks are rare: when their hash is absent, nothing to clear per contact
+local any_last = redis.call('EXISTS', KEYS[3]) == 1
+local any_suspect = redis.call('EXISTS', KEYS[4]) == 1
 for i = 4, #ARGV, 3 do
   local email, version, pushed = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local contact = KEYS[5 + (i - 1) / 3]
@@ -71,11 +74,11 @@ for i = 4, #ARGV, 3 do
       -- when it landed goes with it (the contact view's last push); `last` keeps only a failure
       -- noted since, so a success clears it
       redis.call('HSET', contact, ARGV[3], fp .. ' ' .. ARGV[2] .. ' ' .. rest)
-      redis.call('HDEL', KEYS[3], email)
+      if any_last then redis.call('HDEL', KEYS[3], email) end
     end
     if current then
       redis.call('ZREM', KEYS[2], email)
-      redis.call('HDEL', KEYS[4], email)
+      if any_suspect then redis.call('HDEL', KEYS[4], email) end
     end
   elseif pushed ~= '' then
     redis.call('HINCRBY', KEYS[5], email, 1)
