@@ -115,8 +115,7 @@ for i = 6 + 2 * shapes, #ARGV, 3 do
   local email = ARGV[i]
   if redis.call('EXISTS', ARGV[3] .. email) == 1 then
     local key = ARGV[4] .. email
-    redis.call('RPUSH', key, ARGV[i + 1])
-    redis.call('LTRIM', key, -keep, -1)
+    if redis.call('RPUSH', key, ARGV[i + 1]) > keep then redis.call('LTRIM', key, -keep, -1) end
     if ARGV[i + 2] == '1' then redis.call('ZADD', KEYS[1], now, email) end
   end
 end
@@ -174,8 +173,7 @@ local function record_applied(done, tl)
     local email = e[2]
     if done[e[1]] == 1 and redis.call('EXISTS', tl.contact .. email) == 1 then
       local key = tl.timeline .. email
-      redis.call('RPUSH', key, e[3])
-      redis.call('LTRIM', key, -tl.keep, -1)
+      if redis.call('RPUSH', key, e[3]) > tl.keep then redis.call('LTRIM', key, -tl.keep, -1) end
       redis.call('ZADD', tl.index, tl.now, email)
     end
   end

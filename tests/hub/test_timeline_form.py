@@ -158,3 +158,14 @@ def test_the_contact_page_shows_a_push_in_either_form_and_labels_what_is_no_long
 
 def test_a_kind_this_version_does_not_know_is_shown_as_such_not_as_a_push() -> None:
     assert timeline.expand(CLEO, [7, 1796014824254, "klaviyo", 1], {}) == {"at": 1796014824.254, "kind": "7"}
+
+
+def test_a_timeline_keeps_its_latest_entries_only(contacts, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past the bound the oldest entries leave first; the latest stay (read newest first)."""
+    monkeypatch.setattr(timeline, "KEEP", 3)
+    for count in range(5):
+        update = ContactUpdate(email=CLEO, fields={"count": count}, lists={}, marketing_consent=None,
+                               previous_lists={}, previous_consent=None)
+        timeline.pushed(contacts, "klaviyo", [update], 1)
+    assert [entry["fields"]["count"] for entry in timeline.read(contacts, CLEO)] == [4, 3, 2]
+    assert contacts.llen(timeline.TIMELINE.format(CLEO)) == 3
