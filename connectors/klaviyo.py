@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -386,11 +386,18 @@ class KlaviyoConnector(Connector):
     def lookup_batches(self, emails: list[str], subscriptions: bool) -> list[list[str]]:
         """Up to 100 emails a lookup (the page size), and no more than keep the encoded query
         under QUERY_MAX: a request line longer than a server's cap is refused whole (414)."""
+        # The query's length is counted as it grows, not encoded again for each address: URL
+        # encoding goes character by character, so the encoded filter is the encoded parts
+        # (its frame, each quoted address, a comma between them) end to end.
+        empty, comma = len(urlencode(self.lookup_params([], subscriptions))), len(quote_plus(","))
         batches: list[list[str]] = [[]]
+        size = empty
         for email in emails:
-            if batches[-1] and (len(batches[-1]) >= 100 or len(urlencode(
-                    self.lookup_params(batches[-1] + [email], subscriptions))) > QUERY_MAX):
+            quoted = len(quote_plus(json.dumps(email)))
+            if batches[-1] and (len(batches[-1]) >= 100 or size + comma + quoted > QUERY_MAX):
                 batches.append([])
+                size = empty
+            size += quoted + (comma if batches[-1] else 0)
             batches[-1].append(email)
         return [b for b in batches if b]
 
