@@ -183,13 +183,16 @@ def last_success(connector: str) -> str | None:
 
 
 FP_CHARS = pushstate.FP_CHARS
+# json.dumps(..., sort_keys=True, default=str) builds an encoder each call; one built once
+# writes the same text (the fingerprints stored before stay valid).
+_FP_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
 
 
 def fingerprint(rendered: dict[str, Any]) -> str:
     """What was rendered, short: one is kept per contact and connector (hub/core/pushstate.py).
     A store written before layout 5 held all 40 hex digits: plan() compares the first FP_CHARS."""
-    text = json.dumps({k: rendered[k] for k in ("identity", "fields", "lists", "marketing_consent")},
-                      sort_keys=True, default=str)
+    text = _FP_JSON({"fields": rendered["fields"], "identity": rendered["identity"], "lists": rendered["lists"],
+                     "marketing_consent": rendered["marketing_consent"]})
     return hashlib.sha1(text.encode()).hexdigest()[:FP_CHARS]
 
 
