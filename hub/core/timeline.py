@@ -243,13 +243,17 @@ def field_shape(email: str, fields: dict[str, Any]) -> tuple[dict[str, Any], lis
     own: list[int] = []
     other: list[int] = []
     values: list[Any] = []
-    for position, (name, value) in enumerate(kept_fields(email, fields).items()):
-        if value == OTHER and fields[name] != OTHER:
-            other.append(position)
-        elif isinstance(value, str) and value == email:
-            own.append(position)
-        else:
-            values.append(value)
+    # kept_fields in the same pass: a value naming another person (never OTHER itself, which
+    # holds no "@") is left out as one; the contact's own address is left out as its own.
+    for position, value in enumerate(fields.values()):
+        if isinstance(value, str):
+            if "@" in value and value.lower() != email:
+                other.append(position)
+                continue
+            if value == email:
+                own.append(position)
+                continue
+        values.append(value)
     if own:
         shape["s"] = own
     if other:
