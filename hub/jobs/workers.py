@@ -13,6 +13,7 @@ on a stop. (A pool that is itself SIGKILLed cannot do this; the flush lease cove
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -64,6 +65,10 @@ def run_one(queue: str, burst: bool = False) -> None:
         worker = Worker([target], connection=r, serializer=JSONSerializer,
                         worker_ttl=config["WORKER_TTL"], maintenance_interval=config["MAINTENANCE_INTERVAL"],
                         job_monitoring_interval=10)
+        # What is loaded by now (modules, services) lives as long as the worker: kept out of the
+        # garbage collector's sweeps, so a work horse's collections walk only its own objects.
+        gc.collect()
+        gc.freeze()
         worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))
 
 
