@@ -27,12 +27,12 @@ from typing import Any
 
 from connectors.base import MARKETING, TRANSACTIONAL
 
-from hub.core import keys
+from hub.core import jsontext, keys
 
 FP_CHARS = 16   # 64 bits of SHA-1: two different renderings of one contact share one with odds of 2^-64
 SHORT = {MARKETING: "m", TRANSACTIONAL: "t"}
 LONG = {v: k for k, v in SHORT.items()}
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode   # built once, not at every call
+_COMPACT_JSON = jsontext.writer(separators=(",", ":"))   # json.dumps' text, by a writer built once
 
 # Lua for the scripts that change an entry: its parts (fingerprint, landed at, consent, lists
 # JSON) and the entry built back from them; the lists' kinds by their letter.

@@ -26,7 +26,7 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
-from hub.core import coalesce, history, metrics, pushstate, timeline, vendorjobs
+from hub.core import coalesce, history, jsontext, metrics, pushstate, timeline, vendorjobs
 from hub.core.config import connector_settings, retry_schedule
 from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
@@ -183,9 +183,9 @@ def last_success(connector: str) -> str | None:
 
 
 FP_CHARS = pushstate.FP_CHARS
-# json.dumps(..., sort_keys=True, default=str) builds an encoder each call; one built once
-# writes the same text (the fingerprints stored before stay valid).
-_FP_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
+# json.dumps(..., sort_keys=True, default=str)'s text, by a writer built once (hub/core/jsontext.py):
+# the fingerprints stored before stay valid.
+_FP_JSON = jsontext.writer(sort_keys=True, default=str)
 
 
 def fingerprint(rendered: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
-from hub.core import keys
+from hub.core import jsontext, keys
 from hub.core.erasure import seen_id
 
 INDEX = keys.CONTACT_INDEX
@@ -64,8 +64,8 @@ LEDGER_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"     # hub.core.schemas.check_timestamp's f
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-# json.dumps with options builds an encoder each call; this one is built once (same text).
-_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# json.dumps(value, separators=(",", ":"), default=str)'s text, by a writer built once.
+_json = jsontext.writer(separators=(",", ":"), default=str)
 
 
 def _ms(moment: float) -> int:
