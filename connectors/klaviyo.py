@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -53,6 +53,8 @@ LIST_MAX = 1_000             # profile ids per list add/remove
 # The longest encoded query of a profile lookup: request lines are commonly capped at 4 KB (e.g.
 # gunicorn's 4,094 bytes; Klaviyo publishes no figure), and 100 long addresses would pass it.
 QUERY_MAX = 3_800
+# A profile's size as json.dumps(profile, default=str) writes it, by an encoder built once.
+_PROFILE_JSON = json.JSONEncoder(default=str).encode
 ERRORS_PAGE = 100            # import errors per page (20 by default, 100 at most)
 # Global suppressions: a subscription would lift UNSUBSCRIBE, SPAM_COMPLAINT and USER_SUPPRESSED
 # (bulk_subscribe_profiles), and HARD_BOUNCE / INVALID_EMAIL mean no marketing email can reach
@@ -229,8 +231,8 @@ class KlaviyoConnector(Connector):
         for list_ids, group in groups.items():
             for batch in self.size_batches(group):
                 job_id = self.post("/api/profile-bulk-import-jobs",
-                                   self.bulk_import_body([self.profile(u) for u in batch], list_ids)).json()["data"]["id"]
-                emails = [u.email for u in batch]
+                                   self.bulk_import_body([p for _, p in batch], list_ids)).json()["data"]["id"]
+                emails = [u.email for u, _ in batch]
                 check = self.check_job(f"import:{job_id}", emails)
                 if check.done:
                     for email, error in check.failed.items():
@@ -238,15 +240,18 @@ class KlaviyoConnector(Connector):
                 else:
                     result.pending[f"import:{job_id}"] = emails
 
-    def size_batches(self, updates: list[ContactUpdate]) -> list[list[ContactUpdate]]:
-        batches: list[list[ContactUpdate]] = [[]]
+    def size_batches(self, updates: list[ContactUpdate]) -> list[list[tuple[ContactUpdate, dict[str, Any]]]]:
+        """Each update with its profile (built once), in batches of at most BULK_MAX profiles
+        and about BULK_BYTES of JSON."""
+        batches: list[list[tuple[ContactUpdate, dict[str, Any]]]] = [[]]
         size = 0
         for update in updates:
-            n = len(json.dumps(self.profile(update), default=str))
+            profile = self.profile(update)
+            n = len(_PROFILE_JSON(profile))
             if batches[-1] and (len(batches[-1]) >= BULK_MAX or size + n > BULK_BYTES):
                 batches.append([])
                 size = 0
-            batches[-1].append(update)
+            batches[-1].append((update, profile))
             size += n
         return batches
 
@@ -386,11 +391,18 @@ class KlaviyoConnector(Connector):
     def lookup_batches(self, emails: list[str], subscriptions: bool) -> list[list[str]]:
         """Up to 100 emails a lookup (the page size), and no more than keep the encoded query
         under QUERY_MAX: a request line longer than a server's cap is refused whole (414)."""
+        # The query's length is counted as it grows, not encoded again for each address: URL
+        # encoding goes character by character, so the encoded filter is the encoded parts
+        # (its frame, each quoted address, a comma between them) end to end.
+        empty, comma = len(urlencode(self.lookup_params([], subscriptions))), len(quote_plus(","))
         batches: list[list[str]] = [[]]
+        size = empty
         for email in emails:
-            if batches[-1] and (len(batches[-1]) >= 100 or len(urlencode(
-                    self.lookup_params(batches[-1] + [email], subscriptions))) > QUERY_MAX):
+            quoted = len(quote_plus(json.dumps(email)))
+            if batches[-1] and (len(batches[-1]) >= 100 or size + comma + quoted > QUERY_MAX):
                 batches.append([])
+                size = empty
+            size += quoted + (comma if batches[-1] else 0)
             batches[-1].append(email)
         return [b for b in batches if b]
 

@@ -15,6 +15,17 @@ CONDITIONS = {
 }
 
 
+def transformed(rule: dict[str, Any], value: Any) -> Any:
+    """The value through the rule's transform, if it names one."""
+    name = rule.get("transform")
+    if not name:
+        return value
+    # The transforms read their options from the rule itself; only a rule with `as` (loaded as
+    # `as_`, a Python keyword) needs a copy under the name they read.
+    return TRANSFORMS[name](value, rule if "as_" not in rule else (
+        {k: v for k, v in rule.items() if k != "as_"} | {"as": rule["as_"]}))
+
+
 def apply(rule: dict[str, Any], state: dict[str, Any]) -> tuple[bool, Any]:
     """(present, value) for one field rule; absent sources without a default are left out."""
     value = state.get(rule["source"])
@@ -27,11 +38,7 @@ def apply(rule: dict[str, Any], state: dict[str, Any]) -> tuple[bool, Any]:
         value = rule["default"]
         if value is None:
             return True, None
-    name = rule.get("transform")
-    if name:
-        value = TRANSFORMS[name](value, {k: v for k, v in rule.items() if k not in ("as_",)} | (
-            {"as": rule["as_"]} if "as_" in rule else {}))
-    return True, value
+    return True, transformed(rule, value)
 
 
 def render(mapping: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +54,9 @@ def render(mapping: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         if present:
             fields[rule["target"]] = value
     identity_rule = mapping["identity"]
-    _, key = apply({**identity_rule, "default": None}, state)
+    # The identity has no default: an empty source renders None.
+    key = state.get(identity_rule["source"])
+    key = None if key is None or key == "" else transformed(identity_rule, key)
     lists = {rule["id"]: rule["kind"] for rule in mapping.get("lists", []) if CONDITIONS[rule["when"]](state)}
     consent = state.get("marketing_opt_in") if mapping.get("consent", True) else None
     return {"identity": {identity_rule["field"]: key}, "fields": fields, "lists": lists,

@@ -27,11 +27,12 @@ from typing import Any
 
 from connectors.base import MARKETING, TRANSACTIONAL
 
-from hub.core import keys
+from hub.core import jsontext, keys
 
 FP_CHARS = 16   # 64 bits of SHA-1: two different renderings of one contact share one with odds of 2^-64
 SHORT = {MARKETING: "m", TRANSACTIONAL: "t"}
 LONG = {v: k for k, v in SHORT.items()}
+_COMPACT_JSON = jsontext.writer(separators=(",", ":"))   # json.dumps' text, by a writer built once
 
 # Lua for the scripts that change an entry: its parts (fingerprint, landed at, consent, lists
 # JSON) and the entry built back from them; the lists' kinds by their letter.
@@ -53,7 +54,7 @@ def field(connector: str) -> str:
 
 def tail(lists: dict[str, str] | None, consent: bool | None) -> str:
     """The consent and lists parts of an entry."""
-    short = json.dumps({i: SHORT.get(k, k) for i, k in lists.items()}, separators=(",", ":")) if lists else ""
+    short = _COMPACT_JSON({i: SHORT.get(k, k) for i, k in lists.items()}) if lists else ""
     return ("1" if consent is True else "0" if consent is False else "") + " " + short
 
 

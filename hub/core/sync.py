@@ -27,7 +27,7 @@ from connectors.errors import AuthError, FatalVendorError, RateLimited, Retriabl
 from connectors.ratelimit import RateLimiter
 from mappings import render
 
-from hub.core import coalesce, history, metrics, pushstate, timeline, vendorjobs
+from hub.core import coalesce, history, jsontext, metrics, pushstate, timeline, vendorjobs
 from hub.core.config import connector_settings, retry_schedule
 from hub.core.ledger import dirty_key, erase_key, get_ledger
 from hub.core.lease import Lease
@@ -218,13 +218,16 @@ def last_success(connector: str) -> str | None:
 
 
 FP_CHARS = pushstate.FP_CHARS
+# json.dumps(..., sort_keys=True, default=str)'s text, by a writer built once (hub/core/jsontext.py):
+# the fingerprints stored before stay valid.
+_FP_JSON = jsontext.writer(sort_keys=True, default=str)
 
 
 def fingerprint(rendered: dict[str, Any]) -> str:
     """What was rendered, short: one is kept per contact and connector (hub/core/pushstate.py).
     A store written before layout 5 held all 40 hex digits: plan() compares the first FP_CHARS."""
-    text = json.dumps({k: rendered[k] for k in ("identity", "fields", "lists", "marketing_consent")},
-                      sort_keys=True, default=str)
+    text = _FP_JSON({"fields": rendered["fields"], "identity": rendered["identity"], "lists": rendered["lists"],
+                     "marketing_consent": rendered["marketing_consent"]})
     return hashlib.sha1(text.encode()).hexdigest()[:FP_CHARS]
 
 

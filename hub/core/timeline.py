@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
-from hub.core import keys
+from hub.core import jsontext, keys
 from hub.core.erasure import seen_id
 
 INDEX = keys.CONTACT_INDEX
@@ -64,8 +64,8 @@ LEDGER_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"     # hub.core.schemas.check_timestamp's f
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+# json.dumps(value, separators=(",", ":"), default=str)'s text, by a writer built once.
+_json = jsontext.writer(separators=(",", ":"), default=str)
 
 
 def _ms(moment: float) -> int:
@@ -81,6 +81,20 @@ def _trimmed(entry: list[Any], defaults: dict[int, Any]) -> list[Any]:
 
 def shape_id(shape: Any) -> str:
     return hashlib.sha1(_json(shape).encode()).hexdigest()[:8]
+
+
+# A push names the same few shapes for every contact: their ids, by the shape as a tuple (its
+# members in order, so two shapes with one JSON text have one key), kept once worked out.
+_SHAPE_IDS: dict[tuple[Any, ...], str] = {}
+
+
+def _known_shape_id(key: tuple[Any, ...], shape: Any) -> str:
+    ident = _SHAPE_IDS.get(key)
+    if ident is None:
+        if len(_SHAPE_IDS) >= 4096:
+            _SHAPE_IDS.clear()
+        ident = _SHAPE_IDS[key] = shape_id(shape)
+    return ident
 
 
 def _occurred(text: str) -> int | str:
@@ -199,6 +213,9 @@ def applied_entries(events: list[dict[str, Any]], source: str, now: float | None
             "index": INDEX, "entries": entries}
 
 
+PUSH_DEFAULTS = {6: 0, 7: 0, 8: 0, 9: None, 10: 0}   # a push entry's trailing members left out
+
+
 def pushed(redis: Any, connector: str, updates: Iterable[Any], version: int | None) -> None:
     """Contacts a push landed: what was sent, and which lists it joined and left."""
     _record(redis, *pushed_entries(connector, updates, version))
@@ -227,8 +244,8 @@ def pushed_entries(connector: str, updates: Iterable[Any], version: int | None
     entries: list[tuple[str, list[Any], bool]] = []
     shapes: dict[str, Any] = {}
 
-    def shared(shape: Any) -> str:
-        ident = shape_id(shape)
+    def shared(key: tuple[Any, ...], shape: Any) -> str:
+        ident = _known_shape_id(key, shape)
         shapes[ident] = shape
         return ident
 
@@ -238,11 +255,12 @@ def pushed_entries(connector: str, updates: Iterable[Any], version: int | None
         left = {i: k for i, k in before.items() if i not in update.lists}
         shape, values = field_shape(update.email, update.fields)
         changed = update.marketing_consent != update.previous_consent and update.marketing_consent is not None
-        entry = [PUSH, _ms(now), connector, version, shared(shape), values,
-                 shared(update.lists) if update.lists else 0,
+        fields_key = ("f", tuple(shape["f"]), tuple(shape.get("s", ())), tuple(shape.get("o", ())))
+        entry = [PUSH, _ms(now), connector, version, shared(fields_key, shape), values,
+                 shared(("l", *update.lists.items()), update.lists) if update.lists else 0,
                  (1 if joined == update.lists else joined) if joined else 0, left or 0,
                  update.marketing_consent, 1 if changed else 0]
-        entries.append((update.email, _trimmed(entry, {6: 0, 7: 0, 8: 0, 9: None, 10: 0}), False))
+        entries.append((update.email, _trimmed(entry, PUSH_DEFAULTS), False))
     return entries, now, shapes
 
 
@@ -260,13 +278,17 @@ def field_shape(email: str, fields: dict[str, Any]) -> tuple[dict[str, Any], lis
     own: list[int] = []
     other: list[int] = []
     values: list[Any] = []
-    for position, (name, value) in enumerate(kept_fields(email, fields).items()):
-        if value == OTHER and fields[name] != OTHER:
-            other.append(position)
-        elif isinstance(value, str) and value == email:
-            own.append(position)
-        else:
-            values.append(value)
+    # kept_fields in the same pass: a value naming another person (never OTHER itself, which
+    # holds no "@") is left out as one; the contact's own address is left out as its own.
+    for position, value in enumerate(fields.values()):
+        if isinstance(value, str):
+            if "@" in value and value.lower() != email:
+                other.append(position)
+                continue
+            if value == email:
+                own.append(position)
+                continue
+        values.append(value)
     if own:
         shape["s"] = own
     if other:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import json
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import responses
@@ -469,3 +469,19 @@ def test_a_lookup_of_long_addresses_is_split_so_no_request_line_is_too_long() ->
     assert lookup.call_count == len(asked) > 1
     assert all(len(urlsplit(call.request.url).query) <= 3_800 for call in responses.calls)
     assert sorted(e for f in asked for e in json.loads(f[len("any(email,"):-1])) == sorted(emails)
+
+
+@responses.activate
+def test_a_split_lookup_fills_each_call_as_far_as_the_request_line_allows() -> None:
+    # Addresses of varied lengths, some with characters URL encoding spells long (+ ' é): each
+    # call's query stays under the cap, and the next address would not have fitted in it.
+    emails = [f"{'é' * (i % 7)}o'n+{'y' * (i * 37 % 90)}{i:03d}@example.com" for i in range(150)]
+    lookup = responses.get(f"{BASE}/api/profiles", json={"data": []})
+    connector().find_profiles(emails, subscriptions=True)
+    asked = [json.loads(parse_qs(urlsplit(call.request.url).query)["filter"][0][len("any(email,"):-1])
+             for call in responses.calls]
+    assert lookup.call_count > 1 and [e for batch in asked for e in batch] == emails
+    assert all(len(urlsplit(call.request.url).query) <= 3_800 for call in responses.calls)
+    for batch, following in zip(asked, asked[1:]):
+        longer = KlaviyoConnector.lookup_params([*batch, following[0]], True)
+        assert len(batch) == 100 or len(urlencode(longer)) > 3_800

@@ -1,12 +1,13 @@
 """The closed set of transforms: what each turns a value into, and what it refuses."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
 
 from mappings.engine import apply
-from mappings.transforms import TRANSFORMS, TransformError
+from mappings.transforms import DATE_FORMATS, TRANSFORMS, TransformError
 
 
 @pytest.mark.parametrize("name, value, spec, expected", [
@@ -41,3 +42,13 @@ def test_default_fills_a_missing_source_and_absent_sources_are_left_out() -> Non
     assert apply({"target": "x", "source": "last_name", "default": "[none]"}, {}) == (True, "[none]")
     assert apply({"target": "x", "source": "last_name"}, {"last_name": ""}) == (False, None)
     assert apply({"target": "x", "source": "invites_sent", "transform": "integer", "default": 0}, {}) == (True, 0)
+
+
+@pytest.mark.parametrize("text", ["2024-01-02T03:04:05Z", "2024-01-02T03:04:05.123456Z", "2024-12-31T23:30:00-02:00",
+                                  "2024-03-01T00:15:00+01:00", "2024-02-29", "2024-02-29T10:00:00", "0999-06-01T05:06:07Z",
+                                  "0045-01-01T00:00:00"])
+def test_each_date_format_writes_the_instant_in_utc_as_strftime_would(text: str) -> None:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    for style, pattern in DATE_FORMATS.items():
+        assert TRANSFORMS["date"](text, {"format": style}) == moment.strftime(pattern)
