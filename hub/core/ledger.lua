@@ -4,6 +4,10 @@
 -- script whole, so each event's step is atomic (and the batch with it).
 -- ARGV[1]: a JSON array of operations built by hub/core/ledger.py, each with the event as logged.
 -- ARGV[2]: the key prefix (hub.core.keys.PREFIX; a preview passes a scratch prefix of its own).
+-- ARGV[3] (optional): the batch's settings, see the end; its `op` holds what every operation
+-- shares (conns, wins, cap, ttl, maxlen), so the JSON carries it once rather than once an event.
+-- ARGV[4] (optional): the events as logged, one JSON text a line, in the operations' order (an
+-- operation's `log` then need not be JSON inside JSON). An operation's own fields win.
 -- Returns {one 1 (applied) or 0 (a duplicate event id) per operation, flags set (see the end)},
 -- or, when a bound would break (see check), {{}, {}, {event index, field, reason}} having
 -- written nothing.
@@ -398,6 +402,21 @@ local function check(ops)
 end
 
 local ops = cjson.decode(ARGV[1])
+local meta = ARGV[3] and cjson.decode(ARGV[3]) or {}
+local shared, logs = meta.op or {}, {}
+local SHARED = {'conns', 'wins', 'cap', 'ttl', 'maxlen'}
+if ARGV[4] then
+  for line in string.gmatch(ARGV[4], '[^\n]+') do logs[#logs + 1] = line end
+end
+for i, o in ipairs(ops) do
+  if type(o) == 'table' then
+    for _, f in ipairs(SHARED) do
+      if o[f] == nil then o[f] = shared[f] end
+    end
+    if o.log == nil then o.log = logs[i] end
+    if o.metric == nil and meta.source then o.metric = tostring(o.type) .. meta.source end
+  end
+end
 local refused = check(ops)
 if refused then return {{}, {}, refused} end
 
@@ -491,12 +510,12 @@ if #emails > 0 then
     end
   end
 end
--- ARGV[3] (optional): where to count events for /metrics, and each connector's flush flag.
--- Setting a flag here saves the request a round trip; the caller queues a flush job for every
--- flag this call set (the flag was absent: no flush is queued or running for that connector).
+-- ARGV[3] (optional): where to count events for /metrics (`source`: the labels after the type),
+-- and each connector's flush flag. Setting a flag here saves the request a round trip; the
+-- caller queues a flush job for every flag this call set (the flag was absent: no flush is
+-- queued or running for that connector).
 local fresh = {}
 if ARGV[3] then
-  local meta = cjson.decode(ARGV[3])
   for f, n in pairs(counts) do redis.call('HINCRBY', meta.metrics, f, n) end
   if any then
     for i, flag in ipairs(meta.flags) do

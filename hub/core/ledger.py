@@ -71,17 +71,25 @@ def _values(part: dict[str, Any] | None, names: Iterable[str]) -> dict[str, str]
 def operation(event: dict[str, Any], connectors: list[str], config: dict[str, Any],
               mac: Keyed | None = None) -> dict[str, Any]:
     """The JSON the Lua step reads: emails, the scalar fields to set, money as scaled ints."""
+    return {**shared(connectors, config), **own(event, mac or services.current().erasure)}
+
+
+def shared(connectors: list[str], config: dict[str, Any]) -> dict[str, Any]:
+    """What every operation of a batch shares (the step takes it once, in its ARGV[3] `op`)."""
+    return {"conns": connectors, "ttl": config["DEDUPE_DAYS"] * 86400, "maxlen": config["EVENT_LOG_MAXLEN"]}
+
+
+def own(event: dict[str, Any], mac: Keyed) -> dict[str, Any]:
+    """What is the event's own in its operation: everything but `shared`."""
     referrer, friend, contact = event.get("referrer"), event.get("friend"), event.get("contact")
     op: dict[str, Any] = {
-        "id": event["id"], "type": event["type"], "ts": event["occurred_at"], "conns": connectors,
-        "ttl": config["DEDUPE_DAYS"] * 86400, "maxlen": config["EVENT_LOG_MAXLEN"],
+        "id": event["id"], "type": event["type"], "ts": event["occurred_at"],
         "referrer": (referrer or {}).get("email"), "friend": (friend or {}).get("email"),
         "contact": (contact or {}).get("email"),
         "referrer_set": _values(referrer, PARTY_FIELDS + ("referrer_id", "share_url")) or {"_": None},
         "friend_set": _values(friend, PARTY_FIELDS + ("marketing_opt_in", "promo_code")) or {"_": None},
         "contact_set": _values(contact, PARTY_FIELDS + ("marketing_opt_in",)) or {"_": None},
     }
-    mac = mac or services.current().erasure
     people = {p for p in (op["referrer"], op["friend"], op["contact"]) if p}
     if people:  # the keyed hash the ledger looks erasure up by (hub/core/erasure.py)
         op["tags"] = {p: mac(p) for p in people}
@@ -134,19 +142,18 @@ class Ledger:
         `source` and outcome in the same call. One script call takes the whole batch (at most
         HUB_MAX_EVENTS), so the step's bound checks cover every event before anything is written;
         LedgerRefused names the event and field when a running total would overflow."""
-        wins, cap = self.windows(connectors), float(self.config.get("FLUSH_MAX_DEFER") or MAX_DEFER)
-        ops = []
-        for event in events:
-            op = operation(event, connectors, self.config, self.erasure)
-            op["wins"], op["cap"], op["metric"] = wins, cap, f"{event['type']}{SEP}{source}{SEP}"
-            op["log"] = json.dumps(event, default=str, separators=(",", ":"))
-            ops.append(op)
-        meta = json.dumps({"metrics": keys.METRIC_EVENTS, "flags": flags or [], "ttl": FLAG_TTL})
-        if not ops:
+        if not events:
             return [], []
+        common = {**shared(connectors, self.config), "wins": self.windows(connectors),
+                  "cap": float(self.config.get("FLUSH_MAX_DEFER") or MAX_DEFER)}
+        ops = [own(event, self.erasure) for event in events]
+        # each event as logged, one a line: JSON escapes every line break inside a text
+        logs = "\n".join(json.dumps(event, default=str, separators=(",", ":")) for event in events)
+        meta = json.dumps({"metrics": keys.METRIC_EVENTS, "flags": flags or [], "ttl": FLAG_TTL,
+                           "source": f"{SEP}{source}{SEP}", "op": common})
         # the contact index and each applied event's timeline entries are written by the same call
         entries = json.dumps(timeline.applied_entries(events, source), separators=(",", ":"))
-        answer = self.step(args=[json.dumps(ops, default=str), self.prefix, meta, entries])
+        answer = self.step(args=[json.dumps(ops, default=str), self.prefix, meta, logs, entries])
         if len(answer) == 3:
             index, field, message = answer[2]
             raise LedgerRefused(int(index) - 1, field.decode(), message.decode())
