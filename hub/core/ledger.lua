@@ -222,17 +222,17 @@ if t == 'contact.erased' then
 elseif t == 'contact.updated' then
   if touch(op.contact) then
     redis.call('HSETNX', key(op.contact), 'email', op.contact)
-    lww(op.contact, op.contact_set)
+    lww(op.contact, op.contact_set or {})
   end
 else
   local r, f = op.referrer, op.friend
   if present(r) and touch(r) then
     as_referrer(r)
-    lww(r, op.referrer_set)
+    lww(r, op.referrer_set or {})
   end
   if present(f) and touch(f) then
     befriend(f, r)
-    lww(f, op.friend_set)
+    lww(f, op.friend_set or {})
     if not present(r) then r = redis.call('HGET', key(f), 'referred_by') end
   end
   if t == 'referrer.enrolled' and present(r) and not erased(r) then
