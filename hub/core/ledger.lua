@@ -16,6 +16,17 @@ local null = cjson.null
 local op, ts
 
 local function present(v) return (type(v) == 'string' and v ~= '') or type(v) == 'number' end
+local ROLES = {'referrer', 'friend', 'contact'}
+-- A number as redis.call sends one (%.17g), formatted once for all the calls that send it.
+local texts = {}
+local function number(v)
+  local out = texts[v]
+  if not out then
+    out = string.format('%.17g', v)
+    texts[v] = out
+  end
+  return out
+end
 local function key(email) return P .. 'c:' .. email end
 -- An erased person is known only by the keyed hash hub/core/ledger.py sends for each party
 -- (op.tags); a stored referred_by never names an erased person (erasure clears it). Every tag of
@@ -101,17 +112,17 @@ local function credit(r, f)
   local member = redis.sha1hex(f)
   local k = key(r)
   local n = k .. ':n'
-  if redis.call('HSETNX', n, 'g:' .. member, 1) == 1 then
-    redis.call('HINCRBY', k, 'friends_registered', 1)
+  if redis.call('HSETNX', n, 'g:' .. member, '1') == 1 then
+    redis.call('HINCRBY', k, 'friends_registered', '1')
   end
   if redis.call('HEXISTS', key(f), 'converted_at') == 1 then
-    if redis.call('HSETNX', n, 'v:' .. member, 1) == 1 then
-      redis.call('HINCRBY', k, 'friends_converted', 1)
+    if redis.call('HSETNX', n, 'v:' .. member, '1') == 1 then
+      redis.call('HINCRBY', k, 'friends_converted', '1')
     end
   end
   local orders = redis.call('HGETALL', key(f) .. ':orders')
   for i = 1, #orders, 2 do
-    if redis.call('HSETNX', n, 'o:' .. orders[i], 1) == 1 then
+    if redis.call('HSETNX', n, 'o:' .. orders[i], '1') == 1 then
       local amount, currency = string.match(orders[i + 1], '^(%d+)|(%u+)$')
       redis.call('HINCRBY', k, 'turnover:' .. currency, amount)
     end
@@ -121,8 +132,8 @@ end
 -- Who points at whom, so an erasure finds every contact that names the person: `f:<friend>` in
 -- the referrer's links hash, `r:<referrer>` in the friend's.
 local function link(r, f)
-  if redis.call('HSETNX', key(r) .. ':n', 'f:' .. f, 1) == 1 then
-    redis.call('HSETNX', key(f) .. ':n', 'r:' .. r, 1)
+  if redis.call('HSETNX', key(r) .. ':n', 'f:' .. f, '1') == 1 then
+    redis.call('HSETNX', key(f) .. ':n', 'r:' .. r, '1')
   end
 end
 
@@ -180,7 +191,7 @@ end
 -- may carry the address), so no later event brings an erased address back into the log.
 local function logged()
   local left = {}
-  for _, role in ipairs({'referrer', 'friend', 'contact'}) do
+  for _, role in ipairs(ROLES) do
     if present(op[role]) and erased(op[role]) then left[#left + 1] = role end
   end
   if #left == 0 then return op.id, op.log end
@@ -195,12 +206,13 @@ end
 -- the hot path pays one ZADD), keeping the index about as bounded as the stream.
 local oldest
 local function index_entry(id)
-  local ms = tonumber(string.match(id, '^(%d+)'))
-  for _, role in ipairs({'referrer', 'friend', 'contact'}) do
+  local at = string.match(id, '^(%d+)')
+  local ms = tonumber(at)
+  for _, role in ipairs(ROLES) do
     local e = op[role]
     if present(e) and not erased(e) then
       local k = key(e) .. ':log'
-      redis.call('ZADD', k, ms, id)
+      redis.call('ZADD', k, at, id)
       if ms % 16 == 0 and redis.call('ZCARD', k) > 64 then
         if not oldest then
           local first = redis.call('XRANGE', P .. 'events', '-', '+', 'COUNT', 1)[1]
@@ -213,7 +225,7 @@ local function index_entry(id)
 end
 
 local function apply_one()
-if not redis.call('SET', P .. 'seen:' .. (op.seen or op.id), '1', 'NX', 'EX', op.ttl) then
+if not redis.call('SET', P .. 'seen:' .. (op.seen or op.id), '1', 'NX', 'EX', number(op.ttl)) then
   return 0
 end
 local t = op.type
@@ -238,7 +250,7 @@ else
   if t == 'referrer.enrolled' and present(r) and not erased(r) then
     keep_min(r, 'enrolled_at', ts)
   elseif t == 'referral.invited' and present(r) and not erased(r) then
-    redis.call('HINCRBY', key(r), 'invites_sent', 1)
+    redis.call('HINCRBY', key(r), 'invites_sent', '1')
   elseif t == 'friend.registered' and present(f) and not erased(f) then
     keep_min(f, 'registered_at', ts)
     credit(r, f)
@@ -259,7 +271,7 @@ else
     local w = op.reward
     local holder = (w.recipient == 'referrer') and r or f
     if present(holder) and not erased(holder) then
-      redis.call('HINCRBY', key(holder), 'rewards_earned', 1)
+      redis.call('HINCRBY', key(holder), 'rewards_earned', '1')
       if present(w.value) then redis.call('HINCRBY', key(holder), 'reward_value:' .. w.currency, w.value) end
       if present(w.code) then lww(holder, {reward_code = w.code}) end
     end
@@ -267,7 +279,7 @@ else
 end
 
 local log_id, log = logged()
-index_entry(redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id', log_id, 'type', t, 'event', log))
+index_entry(redis.call('XADD', P .. 'events', 'MAXLEN', '~', number(op.maxlen), '*', 'id', log_id, 'type', t, 'event', log))
 return 1
 end
 
@@ -485,7 +497,7 @@ if #emails > 0 then
     if (not since) or now - since > cap then
       since = now
       set[#set + 1] = ':since'
-      set[#set + 1] = now
+      set[#set + 1] = number(now)
     end
     if #set > 0 then redis.call('HSET', k, unpack(set)) end
     for j, c in ipairs(o.conns) do
@@ -497,7 +509,7 @@ if #emails > 0 then
         order[#order + 1] = {c, mode, name}
       end
       local args = dirty[name]
-      args[#args + 1] = win <= 0 and now or math.min(now + win, since + cap)
+      args[#args + 1] = number(win <= 0 and now or math.min(now + win, since + cap))
       args[#args + 1] = e
     end
   end
