@@ -36,6 +36,24 @@ def with_timelines(source: str) -> str:
 
 
 STEP = with_timelines(SOURCE)
+# A step written before the shared settings and the logged events travelled apart (ARGV[3]
+# `op`, ARGV[4]) and empty field sets were left out read every operation whole. Prefixed to such
+# a step (layout 3's, which tests/hub/test_migrate.py runs, or one handed to
+# `python -m benchmarks.redis_cost --growth --ledger-script`), this puts each operation back
+# together; an operation's own fields win.
+WHOLE_OPERATIONS = """
+local meta, ops, logs = cjson.decode(ARGV[3]), cjson.decode(ARGV[1]), {}
+for line in string.gmatch(ARGV[4], '[^\\n]+') do logs[#logs + 1] = line end
+for i, o in ipairs(ops) do
+  for f, v in pairs(meta.op) do
+    if o[f] == nil then o[f] = v end
+  end
+  o.log, o.metric = o.log or logs[i], o.metric or (o.type .. meta.source)
+  for _, role in ipairs({'referrer', 'friend', 'contact'}) do o[role .. '_set'] = o[role .. '_set'] or {} end
+end
+ARGV[1] = cjson.encode(ops)
+table.remove(ARGV, 4)
+"""
 
 
 class LedgerRefused(Exception):

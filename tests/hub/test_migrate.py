@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
+from hub.core.ledger import WHOLE_OPERATIONS
 from tests.conftest import signed_headers
 from tests.e2e.stack import Stack
 from tests.faults.test_erasure_scan import ERASURE_KEY, keyed, scan
@@ -297,20 +298,7 @@ def test_every_job_the_core_queues_names_an_entry_point_that_exists() -> None:
 
 
 # -- layout 5: a contact's five link sets become one hash ----------------------------------------
-# Layout 3's step read every operation whole; today's caller sends what the operations share,
-# and the events as logged, apart (ARGV[3] `op`, ARGV[4]), and leaves out a party's empty set of
-# fields. This prelude puts them back into each operation, so the old step runs as it ran then.
-WHOLE_OPERATIONS = """
-local meta, ops, logs = cjson.decode(ARGV[3]), cjson.decode(ARGV[1]), {}
-for line in string.gmatch(ARGV[4], '[^\\n]+') do logs[#logs + 1] = line end
-for i, o in ipairs(ops) do
-  for f, v in pairs(meta.op) do o[f] = v end
-  o.log, o.metric = logs[i], o.type .. meta.source
-  for _, role in ipairs({'referrer', 'friend', 'contact'}) do o[role .. '_set'] = o[role .. '_set'] or {} end
-end
-ARGV[1] = cjson.encode(ops)
-table.remove(ARGV, 4)
-"""
+# Layout 3's step, handed whole operations as it was then (hub.core.ledger.WHOLE_OPERATIONS).
 LAYOUT_3_LEDGER = WHOLE_OPERATIONS + (Path(__file__).parent / "fixtures" / "ledger_layout3.lua").read_text()
 BIG = "bea@example.com"                     # a referrer with more friends than a compact hash holds
 CROWD = [f"friend{i:03d}@example.com" for i in range(300)]
