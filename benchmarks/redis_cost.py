@@ -132,7 +132,7 @@ def growth(referrers: int, steps: int = 5, ledger_script: str | None = None, bat
     from sandbox import DEMO_SETTINGS
 
     from hub import create_app
-    from hub.core.ledger import get_ledger, with_timelines
+    from hub.core.ledger import WHOLE_OPERATIONS, get_ledger, with_timelines
     from hub.core.schemas import load_events
     from hub.core import store
 
@@ -157,7 +157,7 @@ def growth(referrers: int, steps: int = 5, ledger_script: str | None = None, bat
         with app.app_context():
             ledger = get_ledger()
             if ledger_script:
-                other = Path(ledger_script).read_text()
+                other = WHOLE_OPERATIONS + Path(ledger_script).read_text()   # a step of any age
                 ledger.script = server.client.register_script(other)
                 ledger.step = server.client.register_script(with_timelines(other))   # what ingest runs
             connectors = sorted(DEMO_SETTINGS)

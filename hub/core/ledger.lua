@@ -4,39 +4,65 @@
 -- script whole, so each event's step is atomic (and the batch with it).
 -- ARGV[1]: a JSON array of operations built by hub/core/ledger.py, each with the event as logged.
 -- ARGV[2]: the key prefix (hub.core.keys.PREFIX; a preview passes a scratch prefix of its own).
+-- ARGV[3] (optional): the batch's settings, see the end; its `op` holds what every operation
+-- shares (conns, wins, cap, ttl, maxlen), so the JSON carries it once rather than once an event.
+-- ARGV[4] (optional): the events as logged, one JSON text a line, in the operations' order (an
+-- operation's `log` then need not be JSON inside JSON). An operation's own fields win.
 -- Returns {one 1 (applied) or 0 (a duplicate event id) per operation, flags set (see the end)},
 -- or, when a bound would break (see check), {{}, {}, {event index, field, reason}} having
 -- written nothing.
 local P = ARGV[2]
 local null = cjson.null
-local op, ts, touched
+local op, ts
 
 local function present(v) return (type(v) == 'string' and v ~= '') or type(v) == 'number' end
+local ROLES = {'referrer', 'friend', 'contact'}
+-- A number as redis.call sends one (%.17g), formatted once for all the calls that send it.
+local texts = {}
+local function number(v)
+  local out = texts[v]
+  if not out then
+    out = string.format('%.17g', v)
+    texts[v] = out
+  end
+  return out
+end
 local function key(email) return P .. 'c:' .. email end
 -- An erased person is known only by the keyed hash hub/core/ledger.py sends for each party
--- (op.tags); a stored referred_by never names an erased person (erasure clears it).
--- Looked up once per event and person (`gone` is reset for each event).
-local gone
+-- (op.tags); a stored referred_by never names an erased person (erasure clears it). Every tag of
+-- the batch is looked up in one MGET before the first event (`erased_tags`, see the end), and an
+-- erasure in the batch adds its tag, so each event sees every erasure before it.
+local erased_tags = {}
 local function erased(email)
-  if gone[email] == nil then
-    local t = op.tags and op.tags[email]
-    gone[email] = t ~= nil and redis.call('EXISTS', P .. 'erased:' .. t) == 1
-  end
-  return gone[email]
+  local t = op.tags and op.tags[email]
+  return t ~= nil and erased_tags[t] == true
 end
 
--- last writer wins by occurred_at; ties broken by value so arrival order never matters
+-- last writer wins by occurred_at; ties broken by value so arrival order never matters. Every
+-- field's value and timestamp are read in one HMGET, and the winners written in one HSET.
 local function lww(email, values)
-  local k = key(email)
+  local names, ask = {}, {}
   for f, v in pairs(values) do
     if present(v) then
-      v = tostring(v)
-      local cur = redis.call('HGET', k, f .. '@')
-      if (not cur) or ts > cur or (ts == cur and v > (redis.call('HGET', k, f) or '')) then
-        redis.call('HSET', k, f, v, f .. '@', ts)
-      end
+      names[#names + 1] = f
+      ask[#ask + 1] = f .. '@'
+      ask[#ask + 1] = f
     end
   end
+  if #names == 0 then return end
+  local k = key(email)
+  local cur = redis.call('HMGET', k, unpack(ask))
+  local set = {}
+  for i, f in ipairs(names) do
+    local v, at = tostring(values[f]), cur[2 * i - 1]
+    if (not at) or ts > at or (ts == at and v > (cur[2 * i] or '')) then
+      set[#set + 1] = f
+      set[#set + 1] = v
+      set[#set + 1] = f .. '@'
+      set[#set + 1] = ts
+    end
+  end
+  if #set > 0 then redis.call('HSET', k, unpack(set)) end
 end
 
 -- the earliest (or latest) timestamp wins, whatever the arrival order
@@ -44,15 +70,20 @@ local function keep_min(email, field, value)
   local cur = redis.call('HGET', key(email), field)
   if (not cur) or value < cur then redis.call('HSET', key(email), field, value) end
 end
-local function keep_max(email, field, value)
-  local cur = redis.call('HGET', key(email), field)
-  if (not cur) or value > cur then redis.call('HSET', key(email), field, value) end
-end
+
+-- What the batch's events touched, settled once per contact after the last event (see the end):
+-- `marks` (email -> the op that last marked it) are made dirty for every connector and have
+-- their version bumped; `latest` (email -> the latest occurred_at of an event that touched it)
+-- is the contact's last_activity_at when later than the stored one. Nothing reads either within
+-- the batch, and Redis runs the script whole, so no reader can tell the difference from one
+-- write per event. An erasure drops the person from both.
+local marks, latest = {}, {}
+local function mark(email) marks[email] = op end
 
 local function touch(email)
   if present(email) and not erased(email) then
-    touched[email] = true
-    keep_max(email, 'last_activity_at', ts)
+    mark(email)
+    if not latest[email] or ts > latest[email] then latest[email] = ts end
     return true
   end
   return false
@@ -81,17 +112,17 @@ local function credit(r, f)
   local member = redis.sha1hex(f)
   local k = key(r)
   local n = k .. ':n'
-  if redis.call('HSETNX', n, 'g:' .. member, 1) == 1 then
-    redis.call('HINCRBY', k, 'friends_registered', 1)
+  if redis.call('HSETNX', n, 'g:' .. member, '1') == 1 then
+    redis.call('HINCRBY', k, 'friends_registered', '1')
   end
   if redis.call('HEXISTS', key(f), 'converted_at') == 1 then
-    if redis.call('HSETNX', n, 'v:' .. member, 1) == 1 then
-      redis.call('HINCRBY', k, 'friends_converted', 1)
+    if redis.call('HSETNX', n, 'v:' .. member, '1') == 1 then
+      redis.call('HINCRBY', k, 'friends_converted', '1')
     end
   end
   local orders = redis.call('HGETALL', key(f) .. ':orders')
   for i = 1, #orders, 2 do
-    if redis.call('HSETNX', n, 'o:' .. orders[i], 1) == 1 then
+    if redis.call('HSETNX', n, 'o:' .. orders[i], '1') == 1 then
       local amount, currency = string.match(orders[i + 1], '^(%d+)|(%u+)$')
       redis.call('HINCRBY', k, 'turnover:' .. currency, amount)
     end
@@ -101,8 +132,8 @@ end
 -- Who points at whom, so an erasure finds every contact that names the person: `f:<friend>` in
 -- the referrer's links hash, `r:<referrer>` in the friend's.
 local function link(r, f)
-  if redis.call('HSETNX', key(r) .. ':n', 'f:' .. f, 1) == 1 then
-    redis.call('HSETNX', key(f) .. ':n', 'r:' .. r, 1)
+  if redis.call('HSETNX', key(r) .. ':n', 'f:' .. f, '1') == 1 then
+    redis.call('HSETNX', key(f) .. ':n', 'r:' .. r, '1')
   end
 end
 
@@ -132,7 +163,7 @@ local function erase(e)
       redis.call('HDEL', key(other) .. ':n', 'r:' .. e)
       if redis.call('HGET', key(other), 'referred_by') == e then
         redis.call('HSET', key(other), 'referred_by', '')
-        touched[other] = true
+        mark(other)
       end
     elseif kind == 'r:' then
       redis.call('HDEL', key(other) .. ':n', 'f:' .. e, 'g:' .. member, 'v:' .. member)
@@ -144,7 +175,8 @@ local function erase(e)
   end
   redis.call('DEL', k, k .. ':n', k .. ':orders', k .. ':log')
   redis.call('SET', P .. 'erased:' .. op.tags[e], ts)
-  gone[e] = true
+  erased_tags[op.tags[e]] = true
+  marks[e], latest[e] = nil, nil
   redis.call('HDEL', P .. 'ver', e)
   local now = redis.call('TIME')
   for _, c in ipairs(op.conns) do
@@ -159,7 +191,7 @@ end
 -- may carry the address), so no later event brings an erased address back into the log.
 local function logged()
   local left = {}
-  for _, role in ipairs({'referrer', 'friend', 'contact'}) do
+  for _, role in ipairs(ROLES) do
     if present(op[role]) and erased(op[role]) then left[#left + 1] = role end
   end
   if #left == 0 then return op.id, op.log end
@@ -174,12 +206,13 @@ end
 -- the hot path pays one ZADD), keeping the index about as bounded as the stream.
 local oldest
 local function index_entry(id)
-  local ms = tonumber(string.match(id, '^(%d+)'))
-  for _, role in ipairs({'referrer', 'friend', 'contact'}) do
+  local at = string.match(id, '^(%d+)')
+  local ms = tonumber(at)
+  for _, role in ipairs(ROLES) do
     local e = op[role]
     if present(e) and not erased(e) then
       local k = key(e) .. ':log'
-      redis.call('ZADD', k, ms, id)
+      redis.call('ZADD', k, at, id)
       if ms % 16 == 0 and redis.call('ZCARD', k) > 64 then
         if not oldest then
           local first = redis.call('XRANGE', P .. 'events', '-', '+', 'COUNT', 1)[1]
@@ -192,33 +225,32 @@ local function index_entry(id)
 end
 
 local function apply_one()
-if not redis.call('SET', P .. 'seen:' .. (op.seen or op.id), '1', 'NX', 'EX', op.ttl) then
+if not redis.call('SET', P .. 'seen:' .. (op.seen or op.id), '1', 'NX', 'EX', number(op.ttl)) then
   return 0
 end
-touched, gone = {}, {}
 local t = op.type
 if t == 'contact.erased' then
   erase(op.contact)
 elseif t == 'contact.updated' then
   if touch(op.contact) then
     redis.call('HSETNX', key(op.contact), 'email', op.contact)
-    lww(op.contact, op.contact_set)
+    lww(op.contact, op.contact_set or {})
   end
 else
   local r, f = op.referrer, op.friend
   if present(r) and touch(r) then
     as_referrer(r)
-    lww(r, op.referrer_set)
+    lww(r, op.referrer_set or {})
   end
   if present(f) and touch(f) then
     befriend(f, r)
-    lww(f, op.friend_set)
+    lww(f, op.friend_set or {})
     if not present(r) then r = redis.call('HGET', key(f), 'referred_by') end
   end
   if t == 'referrer.enrolled' and present(r) and not erased(r) then
     keep_min(r, 'enrolled_at', ts)
   elseif t == 'referral.invited' and present(r) and not erased(r) then
-    redis.call('HINCRBY', key(r), 'invites_sent', 1)
+    redis.call('HINCRBY', key(r), 'invites_sent', '1')
   elseif t == 'friend.registered' and present(f) and not erased(f) then
     keep_min(f, 'registered_at', ts)
     credit(r, f)
@@ -239,38 +271,15 @@ else
     local w = op.reward
     local holder = (w.recipient == 'referrer') and r or f
     if present(holder) and not erased(holder) then
-      redis.call('HINCRBY', key(holder), 'rewards_earned', 1)
+      redis.call('HINCRBY', key(holder), 'rewards_earned', '1')
       if present(w.value) then redis.call('HINCRBY', key(holder), 'reward_value:' .. w.currency, w.value) end
       if present(w.code) then lww(holder, {reward_code = w.code}) end
     end
   end
 end
 
--- Mark touched contacts dirty. The score is when the contact is due: `win` seconds after its
--- LAST touch (so a burst of events for one person becomes one vendor write), but never later
--- than `cap` seconds after its burst began (so a busy contact is never deferred forever).
--- ZADD GT only ever moves a due time later, and adds a contact that is not dirty yet.
-local clock = redis.call('TIME')
-local now = clock[1] + clock[2] / 1000000
-for e, _ in pairs(touched) do
-  redis.call('HINCRBY', P .. 'ver', e, 1)
-  local k = key(e)
-  local since = tonumber(redis.call('HGET', k, ':since'))
-  if (not since) or now - since > (op.cap or 0) then
-    since = now
-    redis.call('HSET', k, ':since', now)
-  end
-  for i, c in ipairs(op.conns) do
-    local win = (op.wins and op.wins[i]) or 0
-    if win <= 0 then
-      redis.call('ZADD', P .. 'dirty:' .. c, 'NX', now, e)
-    else
-      redis.call('ZADD', P .. 'dirty:' .. c, 'GT', math.min(now + win, since + (op.cap or 0)), e)
-    end
-  end
-end
 local log_id, log = logged()
-index_entry(redis.call('XADD', P .. 'events', 'MAXLEN', '~', op.maxlen, '*', 'id', log_id, 'type', t, 'event', log))
+index_entry(redis.call('XADD', P .. 'events', 'MAXLEN', '~', number(op.maxlen), '*', 'id', log_id, 'type', t, 'event', log))
 return 1
 end
 
@@ -405,8 +414,47 @@ local function check(ops)
 end
 
 local ops = cjson.decode(ARGV[1])
+local meta = ARGV[3] and cjson.decode(ARGV[3]) or {}
+local shared, logs = meta.op or {}, {}
+local SHARED = {'conns', 'wins', 'cap', 'ttl', 'maxlen'}
+if ARGV[4] then
+  for line in string.gmatch(ARGV[4], '[^\n]+') do logs[#logs + 1] = line end
+end
+for i, o in ipairs(ops) do
+  if type(o) == 'table' then
+    for _, f in ipairs(SHARED) do
+      if o[f] == nil then o[f] = shared[f] end
+    end
+    if o.log == nil then o.log = logs[i] end
+    if o.metric == nil and meta.source then o.metric = tostring(o.type) .. meta.source end
+  end
+end
 local refused = check(ops)
 if refused then return {{}, {}, refused} end
+
+-- Call `cmd` on `key` with `args` (a list), at most 1000 of them a call.
+local function in_chunks(cmd, k, args, step)
+  for i = 1, #args, step do
+    redis.call(cmd, k, unpack(args, i, math.min(i + step - 1, #args)))
+  end
+end
+
+-- Which parties of the batch are erased: every tag in one MGET (see erased).
+local tags, seen_tag = {}, {}
+for _, o in ipairs(ops) do
+  for _, t in pairs(o.tags or {}) do
+    if not seen_tag[t] then
+      seen_tag[t] = true
+      tags[#tags + 1] = P .. 'erased:' .. t
+    end
+  end
+end
+for i = 1, #tags, 1000 do
+  local found = redis.call('MGET', unpack(tags, i, math.min(i + 999, #tags)))
+  for j, v in ipairs(found) do
+    if v then erased_tags[string.sub(tags[i + j - 1], #P + 8)] = true end
+  end
+end
 
 local results = {}
 local counts = {}
@@ -420,12 +468,66 @@ for i, next_op in ipairs(ops) do
     counts[f] = (counts[f] or 0) + 1
   end
 end
--- ARGV[3] (optional): where to count events for /metrics, and each connector's flush flag.
--- Setting a flag here saves the request a round trip; the caller queues a flush job for every
--- flag this call set (the flag was absent: no flush is queued or running for that connector).
+
+-- Settle what the events touched, once per contact: last_activity_at (the latest occurred_at
+-- wins, whatever the arrival order), the version (bumped, so no flush that read the contact
+-- earlier can clear its mark) and the dirty marks. A mark's score is when the contact is due:
+-- `win` seconds after its LAST touch (so a burst of events for one person becomes one vendor
+-- write), but never later than `cap` seconds after its burst began (`:since`, so a busy contact
+-- is never deferred forever). ZADD GT only ever moves a due time later, and adds a contact that
+-- is not dirty yet. One ZADD per connector takes every contact of the batch.
+local emails = {}
+for e, _ in pairs(marks) do emails[#emails + 1] = e end
+if #emails > 0 then
+  local clock = redis.call('TIME')
+  local now = clock[1] + clock[2] / 1000000
+  local versions = redis.call('HMGET', P .. 'ver', unpack(emails))
+  local bumped, dirty, order = {}, {}, {}
+  for i, e in ipairs(emails) do
+    bumped[#bumped + 1] = e
+    bumped[#bumped + 1] = (tonumber(versions[i]) or 0) + 1
+    local o, k = marks[e], key(e)
+    local cur = redis.call('HMGET', k, 'last_activity_at', ':since')
+    local set = {}
+    if latest[e] and ((not cur[1]) or latest[e] > cur[1]) then
+      set[#set + 1] = 'last_activity_at'
+      set[#set + 1] = latest[e]
+    end
+    local since, cap = tonumber(cur[2]), o.cap or 0
+    if (not since) or now - since > cap then
+      since = now
+      set[#set + 1] = ':since'
+      set[#set + 1] = number(now)
+    end
+    if #set > 0 then redis.call('HSET', k, unpack(set)) end
+    for j, c in ipairs(o.conns) do
+      local win = (o.wins and o.wins[j]) or 0
+      local mode = win <= 0 and 'NX' or 'GT'
+      local name = c .. ' ' .. mode
+      if not dirty[name] then
+        dirty[name] = {}
+        order[#order + 1] = {c, mode, name}
+      end
+      local args = dirty[name]
+      args[#args + 1] = number(win <= 0 and now or math.min(now + win, since + cap))
+      args[#args + 1] = e
+    end
+  end
+  in_chunks('HSET', P .. 'ver', bumped, 1000)
+  for _, each in ipairs(order) do
+    local c, mode, name = each[1], each[2], each[3]
+    local args = dirty[name]
+    for i = 1, #args, 1000 do
+      redis.call('ZADD', P .. 'dirty:' .. c, mode, unpack(args, i, math.min(i + 999, #args)))
+    end
+  end
+end
+-- ARGV[3] (optional): where to count events for /metrics (`source`: the labels after the type),
+-- and each connector's flush flag. Setting a flag here saves the request a round trip; the
+-- caller queues a flush job for every flag this call set (the flag was absent: no flush is
+-- queued or running for that connector).
 local fresh = {}
 if ARGV[3] then
-  local meta = cjson.decode(ARGV[3])
   for f, n in pairs(counts) do redis.call('HINCRBY', meta.metrics, f, n) end
   if any then
     for i, flag in ipairs(meta.flags) do

@@ -2,6 +2,7 @@
 the field path and the reason) and hub.http.openapi embeds the JSON Schema they emit."""
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -112,6 +113,13 @@ def dotted_domain(value: str) -> None:
 def check_email(value: Any) -> Email:
     if type(value) is not str:
         raise TypeError(NOT_TEXT)
+    return _checked_email(value)
+
+
+# A sender names the same people again and again (a referrer's invites, a friend's conversion):
+# the checked address is kept for the most recent ones (a refusal is not kept: it raises again).
+@functools.lru_cache(maxsize=16384)
+def _checked_email(value: str) -> Email:
     value = value.strip().lower()
     try:
         _EMAIL(value)
@@ -154,7 +162,8 @@ def check_timestamp(value: Any) -> Timestamp:
         raise ValueError(RANGE) from None
     if moment.year < EARLIEST_YEAR:
         raise ValueError(RANGE)
-    return Timestamp(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    # the year is at least EARLIEST_YEAR, so isoformat's text is strftime's %Y-%m-%dT%H:%M:%S.%f
+    return Timestamp(moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z")
 
 
 def check_url(value: Any) -> Url:
@@ -376,13 +385,18 @@ def load_event(item: Any) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]
     return (None, found) if found else (as_dict(event), [])
 
 
-def load_events(items: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(events, errors) where each error is {"index", "field", "message"}."""
+def load_events(items: list[Any], checked: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(events, errors) where each error is {"index", "field", "message"}. `checked`: the items
+    come from errors.checked_json, which has refused a lone surrogate anywhere in them (and an
+    event nests no deeper than its parts), so they are not scanned again."""
     events, errors = [], []
     for index, item in enumerate(items):
         loaded, found = load_event(item)
         if loaded is None:
             errors += [{"index": index, "field": path, "message": message} for path, message in found]
+            continue
+        if checked:
+            events.append(loaded)
             continue
         # what reaches Redis and Lua is text: callers that parsed no JSON (feeds, the CLI) meet it here
         problem = json_problem(loaded)

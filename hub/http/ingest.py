@@ -54,7 +54,7 @@ def accept(items: list[Any]) -> tuple[int, int]:
     config = services.current().config
     if len(items) > config["MAX_EVENTS"]:
         raise APIError(413, "too_many_events", f"at most {config['MAX_EVENTS']} events per request, got {len(items)}")
-    events, errors = load_events(items)
+    events, errors = load_events(items, checked=True)    # the body went through checked_json (decode)
     if errors:
         metrics.count_rejected(services.current().redis, "api", len(items))
         raise APIError(422, "invalid_events", f"{len({e['index'] for e in errors})} of {len(items)} events are invalid; nothing was accepted", errors)

@@ -139,6 +139,34 @@ def test_friends_lose_referred_by_everywhere_and_later_friends_never_get_it(app,
     assert all(field not in render(default_mapping(v), gail)["fields"] for v, field in REFERRED_BY.items())
 
 
+def test_an_erasure_in_the_batch_that_touched_the_person_leaves_nothing_of_them_to_push(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """The ledger settles what a batch touched once, after its last event: a person erased in the
+    same batch as their earlier events is not left dirty, versioned or re-created by it."""
+    batch = [
+        ev(1, "referrer.enrolled", referrer={"email": ANNA}),
+        ev(2, "friend.registered", referrer={"email": ANNA}, friend={"email": CLEO}),
+        ev(3, "friend.registered", referrer={"email": ANNA}, friend={"email": DAN}),
+        ev(50, "contact.erased", contact={"email": CLEO}),
+        ev(4, "referral.invited", referrer={"email": ANNA}),
+        ev(5, "friend.converted", referrer={"email": ANNA}, friend={"email": CLEO},
+           order={"id": "o-9", "total": "10.00", "currency": "GBP"}),
+    ]
+    apply(app, batch)
+    dirty = {m.decode() for m in redis_client.zrange(dirty_key("klaviyo"), 0, -1)}
+    assert dirty == {ANNA, DAN}
+    assert redis_client.hget("hub:ver", CLEO) is None and not redis_client.exists(f"hub:c:{CLEO}")
+    with app.app_context():
+        anna = get_ledger().state(ANNA)
+    # Cleo's registration counted before she was erased; the conversion after it names no one.
+    assert anna is not None and (anna["friends_registered"], anna["invites_sent"], anna["friends_converted"]) == (2, 1, 0)
+    assert anna["turnover"] == {} and anna["last_activity_at"] == "2026-11-20T10:00:05.000000Z"
+    # The same batch again is six duplicates and changes nothing.
+    versions = redis_client.hgetall("hub:ver")
+    apply(app, batch)
+    assert redis_client.hgetall("hub:ver") == versions
+    assert {m.decode() for m in redis_client.zrange(dirty_key("klaviyo"), 0, -1)} == dirty
+
+
 def test_referrers_forget_an_erased_friend_but_keep_their_counts(app, redis_client) -> None:  # type: ignore[no-untyped-def]
     story(app)
     member = hashlib.sha1(CLEO.encode()).hexdigest().encode()

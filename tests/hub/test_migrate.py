@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
+from hub.core.ledger import WHOLE_OPERATIONS
 from tests.conftest import signed_headers
 from tests.e2e.stack import Stack
 from tests.faults.test_erasure_scan import ERASURE_KEY, keyed, scan
@@ -297,7 +298,8 @@ def test_every_job_the_core_queues_names_an_entry_point_that_exists() -> None:
 
 
 # -- layout 5: a contact's five link sets become one hash ----------------------------------------
-LAYOUT_3_LEDGER = (Path(__file__).parent / "fixtures" / "ledger_layout3.lua").read_text()
+# Layout 3's step, handed whole operations as it was then (hub.core.ledger.WHOLE_OPERATIONS).
+LAYOUT_3_LEDGER = WHOLE_OPERATIONS + (Path(__file__).parent / "fixtures" / "ledger_layout3.lua").read_text()
 BIG = "bea@example.com"                     # a referrer with more friends than a compact hash holds
 CROWD = [f"friend{i:03d}@example.com" for i in range(300)]
 OLD_SETS = {":friends": "f:", ":referrers": "r:", ":reg": "g:", ":conv": "v:", ":credited": "o:"}
