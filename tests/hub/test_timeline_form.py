@@ -169,3 +169,19 @@ def test_a_timeline_keeps_its_latest_entries_only(contacts, monkeypatch) -> None
         timeline.pushed(contacts, "klaviyo", [update], 1)
     assert [entry["fields"]["count"] for entry in timeline.read(contacts, CLEO)] == [4, 3, 2]
     assert contacts.llen(timeline.TIMELINE.format(CLEO)) == 3
+
+
+@pytest.mark.parametrize("text", ["2026-11-21T16:27:46.307000Z", "2026-11-21T16:27:46.000000Z", "1999-12-31T23:59:59.999999Z",
+                                  "2026-11-21T16:27:46.3Z", "2026-11-21T16:27:46Z", "2026-11-21T16:27:46.307000+00:00",
+                                  "2026-02-30T00:00:00.000000Z", "0999-01-01T00:00:00.000000Z", "not a time", ""])
+def test_an_event_time_is_kept_as_micros_only_when_it_reads_back_the_same(text: str) -> None:
+    """Checked against strptime/strftime with the ledger's format, written out here."""
+    try:
+        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        micros = round((moment - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1e6)
+        expected: Any = micros if moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") == text else text
+    except ValueError:
+        expected = text
+    kept = timeline._occurred(text)
+    assert kept == expected
+    assert timeline._occurred_text(kept) == text
