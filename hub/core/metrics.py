@@ -82,10 +82,6 @@ def push_ops(connector: str, seconds: float, landed: int, failed: int) -> list[t
     return ops
 
 
-def observe_push(redis: Any, connector: str, seconds: float, landed: int, failed: int) -> None:
-    _write(redis, push_ops(connector, seconds, landed, failed))
-
-
 def queue(pipe: Any, ops: Iterable[tuple[str, str, float]]) -> None:
     """Counters added on a pipeline the caller sends with other work."""
     for key, name, amount in ops:

@@ -146,11 +146,9 @@ class FencedSession(metrics.CountingSession):
         """Count the calls not yet counted, in a round trip of their own (a metrics failure is
         logged and dropped, as every count is)."""
         if self.pending:
-            pending, self.pending = self.pending, []
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                for status, at in pending:
-                    metrics.queue_call(pipe, self.connector, status, at)
+                self.queue_counts(pipe)
                 pipe.execute()
             except RedisError as exc:
                 log.warning("metrics not recorded: %s", type(exc).__name__)
@@ -454,12 +452,14 @@ def push(connector: str, client: Connector, emails: list[str], lease: Lease) -> 
         history.landed(pipe, connector, since, landed)
         at["repairs"] = len(pipe)
         pipe.get(keys.AUDIT_OPEN.format(connector))
-        at["timeline"] = len(pipe)
-        entries.queue(pipe)
+        if entries.entries:
+            at["timeline"] = len(pipe)
+            entries.queue(pipe)
     answers = pipe.execute() if len(pipe) else []
     held_lease = settled(connector, bool(answers[at["settle"]]), landed) if settling else True
     if landed:
-        entries.done(redis(), answers[at["timeline"]] if entries.entries else None)
+        if entries.entries:
+            entries.done(redis(), answers[at["timeline"]])
         if held_lease and int(answers[at["repairs"]] or 0) > 0:
             close_repairs(redis(), connector, list(landed))   # repairs the anti-entropy audit queued have landed
     if not held_lease:

@@ -243,11 +243,9 @@ class Pushed:
     def __init__(self, connector: str, updates: Iterable[Any], version: int | None) -> None:
         self.entries, self.now, self.shapes = pushed_entries(connector, updates, version)
 
-    def queue(self, pipe: Any) -> bool:
-        """Queue the entries on `pipe`; False (nothing queued) when there are none."""
-        if self.entries:
-            _queue(pipe, self.entries, self.now, self.shapes)
-        return bool(self.entries)
+    def queue(self, pipe: Any) -> None:
+        """Queue the entries on `pipe` (the caller queues only when there are entries)."""
+        _queue(pipe, self.entries, self.now, self.shapes)
 
     def done(self, redis: Any, answer: Any) -> None:
         recorded(redis, answer, self.entries, self.now, self.shapes)
@@ -280,13 +278,6 @@ def pushed_entries(connector: str, updates: Iterable[Any], version: int | None
     return entries, now, shapes
 
 
-def kept_fields(email: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """The pushed fields as the timeline keeps them: a value naming another person (a friend's
-    `referred_by`) is kept as "(another contact)", so erasing that person leaves nothing here."""
-    return {name: OTHER if isinstance(value, str) and "@" in value and value.lower() != email else value
-            for name, value in fields.items()}
-
-
 def field_shape(email: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     """The pushed fields split into their shape (names, and which of them held the contact's own
     address or named another person) and the values stored in the entry."""
@@ -294,8 +285,9 @@ def field_shape(email: str, fields: dict[str, Any]) -> tuple[dict[str, Any], lis
     own: list[int] = []
     other: list[int] = []
     values: list[Any] = []
-    # kept_fields in the same pass: a value naming another person (never OTHER itself, which
-    # holds no "@") is left out as one; the contact's own address is left out as its own.
+    # A value naming another person (a friend's `referred_by`) is never stored: the shape marks
+    # it, and it reads back as OTHER, so erasing that person leaves nothing here. The contact's
+    # own address is marked likewise.
     for position, value in enumerate(fields.values()):
         if isinstance(value, str):
             if "@" in value and value.lower() != email:
